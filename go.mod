@@ -1,0 +1,3 @@
+module github.com/xdna-whisper/xdna-whisper
+
+go 1.26

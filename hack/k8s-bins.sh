@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Builds Kubernetes and etcd binaries from the Go module proxy (no other downloads)
+# and caches them outside the clone, keyed by version.
+#
+#   hack/k8s-bins.sh [kube-apiserver|kubelet|kube-controller-manager|kube-scheduler|kubectl|etcd ...]
+#
+# With no arguments it builds what envtest needs (kube-apiserver, etcd). It prints
+# the directory holding the binaries on stdout; progress goes to stderr.
+#
+# How: a throwaway wrapper module requires k8s.io/kubernetes and replaces every
+# k8s.io staging repository (read from k8s.io/kubernetes's own go.mod) with the
+# published v0.<minor>.<patch> tag; etcd comes from a two-line main that calls
+# go.etcd.io/etcd/server/v3/etcdmain.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.37.2}
+ETCD_VERSION=${ETCD_VERSION:-v3.7.0}
+CACHE=${XDNA_CACHE:-/var/cache/xdna-whisper}
+STAGING_VERSION="v0.${K8S_VERSION#v1.}"
+BIN="$CACHE/k8s/$K8S_VERSION/bin"
+WRAP="$CACHE/k8s/$K8S_VERSION/wrapper"
+ETCDWRAP="$CACHE/etcd/$ETCD_VERSION/wrapper"
+
+bins=("$@")
+[ ${#bins[@]} -gt 0 ] || bins=(kube-apiserver etcd)
+
+log() { echo "k8s-bins: $*" >&2; }
+
+mkdir -p "$BIN"
+
+# wrapper_module writes (idempotently) the module that builds k8s.io/kubernetes commands.
+wrapper_module() {
+  [ -f "$WRAP/go.sum" ] && [ -f "$WRAP/.complete" ] && return 0
+  rm -rf "$WRAP" && mkdir -p "$WRAP"
+  local gomod
+  gomod=$(cd "$WRAP" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  {
+    echo "module xdna-whisper.local/k8s-wrapper"
+    echo
+    echo "go 1.26"
+    echo
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo
+    grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' |
+      grep -vE '^k8s\.io/(sample-cli-plugin|sample-controller)$' |
+      while read -r repo; do echo "replace $repo => $repo $STAGING_VERSION"; done
+  } > "$WRAP/go.mod"
+  cat > "$WRAP/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubectl/pkg/cmd"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  (cd "$WRAP" && GOFLAGS=-mod=mod go mod tidy >&2)
+  touch "$WRAP/.complete"
+}
+
+etcd_module() {
+  [ -f "$ETCDWRAP/.complete" ] && return 0
+  rm -rf "$ETCDWRAP" && mkdir -p "$ETCDWRAP"
+  cat > "$ETCDWRAP/go.mod" <<GOMOD
+module xdna-whisper.local/etcd-wrapper
+
+go 1.26
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+GOMOD
+  cat > "$ETCDWRAP/main.go" <<'GO'
+// Command etcd runs etcd's own main, built from the Go module proxy.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  (cd "$ETCDWRAP" && GOFLAGS=-mod=mod go mod tidy >&2)
+  touch "$ETCDWRAP/.complete"
+}
+
+for b in "${bins[@]}"; do
+  if [ -x "$BIN/$b" ]; then continue; fi
+  start=$(date +%s)
+  case "$b" in
+    etcd)
+      etcd_module
+      (cd "$ETCDWRAP" && CGO_ENABLED=0 go build -trimpath -o "$BIN/.etcd.tmp" . ) ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kubectl)
+      wrapper_module
+      (cd "$WRAP" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/.$b.tmp" "k8s.io/kubernetes/cmd/$b") ;;
+    *) echo "k8s-bins: unknown binary $b (want kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl or etcd)" >&2; exit 2 ;;
+  esac
+  mv -f "$BIN/.$b.tmp" "$BIN/$b"
+  log "built $b in $(( $(date +%s) - start ))s"
+done
+echo "$BIN"
