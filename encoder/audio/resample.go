@@ -1,0 +1,140 @@
+package audio
+
+import (
+	"fmt"
+	"math"
+	"sync"
+)
+
+// Resampler design. The kernel is a Kaiser-windowed sinc whose cutoff sits at
+// cutoff × the lower Nyquist frequency, reaching zeroCrossings zeros of the
+// sinc on each side. Its taps are tabulated at phases fractions of an input
+// sample apart and linearly interpolated between them, so any pair of rates
+// is handled by one code path (for 48 kHz → 16 kHz every phase falls exactly
+// on the table).
+const (
+	cutoff        = 0.92
+	zeroCrossings = 32
+	kaiserBeta    = 8.6
+	phases        = 512
+)
+
+// kernel is the tabulated filter for one (in, out) rate pair.
+type kernel struct {
+	taps  int         // taps per output sample, 2*half
+	half  int         // taps on each side of the output instant
+	table [][]float32 // [phases+1][taps]; row p is the kernel at fractional offset p/phases
+}
+
+var kernels sync.Map // [2]int{in, out} → *kernel
+
+// Resample converts mono samples from rate in to rate out (both in Hz) with a
+// band-limited windowed-sinc filter: everything above cutoff × min(in, out)/2
+// is removed before it can alias. The output has ceil(len(x)·out/in) samples;
+// the signal is taken as zero outside x.
+func Resample(x []float32, in, out int) ([]float32, error) {
+	if in <= 0 || out <= 0 {
+		return nil, fmt.Errorf("resample: rates %d Hz → %d Hz, want positive rates", in, out)
+	}
+	if in == out {
+		return append([]float32(nil), x...), nil
+	}
+	k := kernelFor(in, out)
+	n := int((int64(len(x))*int64(out) + int64(in) - 1) / int64(in))
+	y := make([]float32, n)
+	row := make([]float32, k.taps)
+	for i := range y {
+		num := int64(i) * int64(in)
+		k0 := int(num / int64(out))          // input sample at or before the output instant
+		scaled := (num % int64(out)) * phases // fractional offset × phases × out
+		p := int(scaled / int64(out))
+		a := float32(scaled%int64(out)) / float32(out)
+		taps := k.table[p]
+		if a != 0 {
+			next := k.table[p+1]
+			for j := range row {
+				row[j] = taps[j] + a*(next[j]-taps[j])
+			}
+			taps = row
+		}
+		y[i] = dot(x, k0-k.half+1, taps)
+	}
+	return y, nil
+}
+
+// dot is Σ_j x[start+j]·taps[j], with x zero outside its bounds.
+func dot(x []float32, start int, taps []float32) float32 {
+	lo, hi := 0, len(taps)
+	if start < 0 {
+		lo = -start
+	}
+	if start+hi > len(x) {
+		hi = len(x) - start
+	}
+	var s float32
+	for j := lo; j < hi; j++ {
+		s += x[start+j] * taps[j]
+	}
+	return s
+}
+
+// kernelFor returns the (cached) kernel for a rate pair.
+func kernelFor(in, out int) *kernel {
+	key := [2]int{in, out}
+	if k, ok := kernels.Load(key); ok {
+		return k.(*kernel)
+	}
+	k, _ := kernels.LoadOrStore(key, newKernel(in, out))
+	return k.(*kernel)
+}
+
+// newKernel tabulates h(τ) = 2fc·sinc(2fc·τ)·kaiser(τ/W) in input-sample
+// units, fc = cutoff·min(in, out)/(2·in) cycles per input sample and W the
+// half-width holding zeroCrossings zeros. Each phase is normalised to unit DC
+// gain.
+func newKernel(in, out int) *kernel {
+	fc := cutoff * 0.5 * math.Min(1, float64(out)/float64(in))
+	width := zeroCrossings / (2 * fc)
+	half := int(math.Ceil(width))
+	k := &kernel{taps: 2 * half, half: half, table: make([][]float32, phases+1)}
+	norm := besselI0(kaiserBeta)
+	for p := range k.table {
+		frac := float64(p) / phases
+		row := make([]float64, k.taps)
+		var sum float64
+		for j := range row {
+			tau := frac + float64(half-1-j) // output instant minus input sample time
+			if math.Abs(tau) >= width {
+				continue
+			}
+			r := tau / width
+			row[j] = 2 * fc * sinc(2*fc*tau) * besselI0(kaiserBeta*math.Sqrt(1-r*r)) / norm
+			sum += row[j]
+		}
+		k.table[p] = make([]float32, k.taps)
+		for j, v := range row {
+			k.table[p][j] = float32(v / sum)
+		}
+	}
+	return k
+}
+
+// sinc is sin(πx)/(πx).
+func sinc(x float64) float64 {
+	if x == 0 {
+		return 1
+	}
+	return math.Sin(math.Pi*x) / (math.Pi * x)
+}
+
+// besselI0 is the modified Bessel function of the first kind, order 0, by its
+// power series (converges quickly for the arguments a Kaiser window uses).
+func besselI0(x float64) float64 {
+	sum, term := 1.0, 1.0
+	for k := 1; term > 1e-17*sum; k++ {
+		q := x / (2 * float64(k))
+		term *= q * q
+		sum += term
+	}
+	return sum
+}

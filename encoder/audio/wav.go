@@ -1,0 +1,174 @@
+package audio
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// WAVE format tags (the fmt chunk's wFormatTag).
+const (
+	wavePCM        = 0x0001
+	waveFloat      = 0x0003
+	waveExtensible = 0xFFFE
+)
+
+// maxChannels bounds the channel count accepted from a header.
+const maxChannels = 32
+
+// waveFmt is the part of a WAVE fmt chunk the decoder needs.
+type waveFmt struct {
+	tag, channels, blockAlign, bits int
+	rate                            int
+}
+
+// DecodeWAV decodes a RIFF/WAVE file holding integer PCM (16, 24 or 32 bit)
+// or IEEE float32 samples, plain or WAVE_FORMAT_EXTENSIBLE. A header that
+// claims more bytes than the file holds is an error, not a short read.
+func DecodeWAV(data []byte) (Clip, error) {
+	if len(data) < 12 || string(data[:4]) != "RIFF" || string(data[8:12]) != "WAVE" {
+		return Clip{}, fmt.Errorf("wav: not a RIFF/WAVE file (first bytes %q)", head(data))
+	}
+	riffEnd := 8 + int64(binary.LittleEndian.Uint32(data[4:8]))
+	if riffEnd > int64(len(data)) {
+		return Clip{}, fmt.Errorf("wav: RIFF header claims %d bytes, file has %d (truncated, or the header lies about its length)", riffEnd, len(data))
+	}
+	var (
+		f      *waveFmt
+		pcm    []byte
+		offset = 12
+	)
+	for offset+8 <= int(riffEnd) && pcm == nil {
+		id := string(data[offset : offset+4])
+		size := int64(binary.LittleEndian.Uint32(data[offset+4 : offset+8]))
+		body := int64(offset + 8)
+		if body+size > riffEnd {
+			return Clip{}, fmt.Errorf("wav: chunk %q at byte %d claims %d bytes, only %d remain (truncated, or the header lies about its length)", id, offset, size, riffEnd-body)
+		}
+		chunk := data[body : body+size]
+		switch id {
+		case "fmt ":
+			parsed, err := parseWaveFmt(chunk)
+			if err != nil {
+				return Clip{}, err
+			}
+			f = &parsed
+		case "data":
+			if f == nil {
+				return Clip{}, fmt.Errorf("wav: data chunk at byte %d comes before any fmt chunk", offset)
+			}
+			pcm = chunk
+		}
+		offset = int(body + size + size&1) // chunks are padded to even sizes
+	}
+	if f == nil {
+		return Clip{}, fmt.Errorf("wav: no fmt chunk")
+	}
+	if pcm == nil {
+		return Clip{}, fmt.Errorf("wav: no data chunk")
+	}
+	if len(pcm)%f.blockAlign != 0 {
+		return Clip{}, fmt.Errorf("wav: data chunk holds %d bytes, not a multiple of the %d-byte sample frame", len(pcm), f.blockAlign)
+	}
+	return Clip{Rate: f.rate, Channels: f.channels, Samples: wavSamples(pcm, f)}, nil
+}
+
+// parseWaveFmt reads and checks a fmt chunk body.
+func parseWaveFmt(b []byte) (waveFmt, error) {
+	if len(b) < 16 {
+		return waveFmt{}, fmt.Errorf("wav: fmt chunk is %d bytes, want at least 16", len(b))
+	}
+	f := waveFmt{
+		tag:        int(binary.LittleEndian.Uint16(b[0:2])),
+		channels:   int(binary.LittleEndian.Uint16(b[2:4])),
+		rate:       int(binary.LittleEndian.Uint32(b[4:8])),
+		blockAlign: int(binary.LittleEndian.Uint16(b[12:14])),
+		bits:       int(binary.LittleEndian.Uint16(b[14:16])),
+	}
+	if f.tag == waveExtensible {
+		if len(b) < 40 {
+			return waveFmt{}, fmt.Errorf("wav: WAVE_FORMAT_EXTENSIBLE fmt chunk is %d bytes, want 40", len(b))
+		}
+		f.tag = int(binary.LittleEndian.Uint16(b[24:26])) // first two bytes of the sub-format GUID
+	}
+	switch {
+	case f.channels < 1 || f.channels > maxChannels:
+		return waveFmt{}, fmt.Errorf("wav: %d channels, want 1 to %d", f.channels, maxChannels)
+	case f.rate < 1000 || f.rate > 768000:
+		return waveFmt{}, fmt.Errorf("wav: sample rate %d Hz, want 1000 to 768000", f.rate)
+	case f.tag == wavePCM && f.bits != 16 && f.bits != 24 && f.bits != 32:
+		return waveFmt{}, fmt.Errorf("wav: integer PCM with %d bits per sample, want 16, 24 or 32", f.bits)
+	case f.tag == waveFloat && f.bits != 32:
+		return waveFmt{}, fmt.Errorf("wav: float PCM with %d bits per sample, want 32", f.bits)
+	case f.tag != wavePCM && f.tag != waveFloat:
+		return waveFmt{}, fmt.Errorf("wav: format tag 0x%04x, want PCM (1) or IEEE float (3)", f.tag)
+	case f.blockAlign != f.channels*f.bits/8:
+		return waveFmt{}, fmt.Errorf("wav: block align %d, want %d for %d channels of %d bits", f.blockAlign, f.channels*f.bits/8, f.channels, f.bits)
+	}
+	return f, nil
+}
+
+// wavSamples converts little-endian PCM to float32 in [-1, 1).
+func wavSamples(pcm []byte, f *waveFmt) []float32 {
+	width := f.bits / 8
+	out := make([]float32, len(pcm)/width)
+	switch {
+	case f.tag == waveFloat:
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(pcm[4*i:]))
+		}
+	case width == 2:
+		for i := range out {
+			out[i] = float32(int16(binary.LittleEndian.Uint16(pcm[2*i:]))) / (1 << 15)
+		}
+	case width == 3:
+		for i := range out {
+			b := pcm[3*i:]
+			v := int32(uint32(b[0])<<8|uint32(b[1])<<16|uint32(b[2])<<24) >> 8
+			out[i] = float32(v) / (1 << 23)
+		}
+	case width == 4:
+		for i := range out {
+			out[i] = float32(float64(int32(binary.LittleEndian.Uint32(pcm[4*i:]))) / (1 << 31))
+		}
+	}
+	return out
+}
+
+// DecodePCM16 decodes headerless little-endian signed 16-bit mono samples at
+// the given rate.
+func DecodePCM16(data []byte, rate int) (Clip, error) {
+	if rate < 1000 || rate > 768000 {
+		return Clip{}, fmt.Errorf("pcm16: sample rate %d Hz, want 1000 to 768000 (raw PCM must declare its rate)", rate)
+	}
+	if len(data)%2 != 0 {
+		return Clip{}, fmt.Errorf("pcm16: %d bytes, not a whole number of 16-bit samples", len(data))
+	}
+	f := waveFmt{tag: wavePCM, channels: 1, rate: rate, blockAlign: 2, bits: 16}
+	return Clip{Rate: rate, Channels: 1, Samples: wavSamples(data, &f)}, nil
+}
+
+// EncodeWAV16 writes mono or interleaved samples as a PCM16 WAV file,
+// clipping to [-1, 1). It exists for tests, fixtures and the load generator.
+func EncodeWAV16(c Clip) []byte {
+	n := len(c.Samples) * 2
+	b := make([]byte, 44+n)
+	copy(b[0:], "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+n))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], wavePCM)
+	binary.LittleEndian.PutUint16(b[22:], uint16(c.Channels))
+	binary.LittleEndian.PutUint32(b[24:], uint32(c.Rate))
+	binary.LittleEndian.PutUint32(b[28:], uint32(c.Rate*c.Channels*2))
+	binary.LittleEndian.PutUint16(b[32:], uint16(c.Channels*2))
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(n))
+	for i, v := range c.Samples {
+		s := math.Round(float64(v) * (1 << 15))
+		s = math.Max(-(1 << 15), math.Min(1<<15-1, s))
+		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(int16(s)))
+	}
+	return b
+}
