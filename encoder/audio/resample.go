@@ -45,7 +45,7 @@ func Resample(x []float32, in, out int) ([]float32, error) {
 	row := make([]float32, k.taps)
 	for i := range y {
 		num := int64(i) * int64(in)
-		k0 := int(num / int64(out))          // input sample at or before the output instant
+		k0 := int(num / int64(out))           // input sample at or before the output instant
 		scaled := (num % int64(out)) * phases // fractional offset × phases × out
 		p := int(scaled / int64(out))
 		a := float32(scaled%int64(out)) / float32(out)
