@@ -1,0 +1,161 @@
+package bf16
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// nearest is an independent oracle: of the two bfloat16 values around f, the
+// nearer one (compared in float64), ties to the even mantissa.
+func nearest(f float32) uint16 {
+	b := math.Float32bits(f)
+	lo := b &^ 0xffff
+	hi := lo + 0x10000
+	dlo := math.Abs(float64(f) - float64(math.Float32frombits(lo)))
+	var dhi float64
+	if hi&0x7f800000 == 0x7f800000 { // rounding up reaches Inf: the "next" value is 2^128
+		dhi = math.Abs(math.Abs(float64(f)) - math.Ldexp(1, 128))
+	} else {
+		dhi = math.Abs(float64(f) - float64(math.Float32frombits(hi)))
+	}
+	switch {
+	case dlo < dhi:
+		return uint16(lo >> 16)
+	case dhi < dlo:
+		return uint16(hi >> 16)
+	case (lo>>16)&1 == 0:
+		return uint16(lo >> 16)
+	default:
+		return uint16(hi >> 16)
+	}
+}
+
+func TestFromFloat32Table(t *testing.T) {
+	tests := []struct {
+		name string
+		in   uint32
+		want uint16
+	}{
+		{"zero", 0x00000000, 0x0000},
+		{"negative zero", 0x80000000, 0x8000},
+		{"one", 0x3f800000, 0x3f80},
+		{"tie rounds down to even", 0x3f808000, 0x3f80},
+		{"tie rounds up to even", 0x3f818000, 0x3f82},
+		{"above tie rounds up", 0x3f808001, 0x3f81},
+		{"below tie rounds down", 0x3f807fff, 0x3f80},
+		{"+Inf", 0x7f800000, 0x7f80},
+		{"-Inf", 0xff800000, 0xff80},
+		{"max float32 overflows to Inf", 0x7f7fffff, 0x7f80},
+		{"largest bf16 stays", 0x7f7f0000, 0x7f7f},
+		{"smallest subnormal rounds to zero", 0x00000001, 0x0000},
+		{"subnormal tie to even up", 0x00018000, 0x0002},
+		{"quiet NaN", 0x7fc00000, 0x7fc0},
+		{"negative NaN keeps sign", 0xffc00001, 0xffc0},
+		{"signalling NaN with low payload stays NaN", 0x7f800001, 0x7fc0},
+		{"NaN with payload just below the cut stays NaN", 0x7fbfffff, 0x7fff},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := FromFloat32(math.Float32frombits(tt.in))
+			if got != tt.want {
+				t.Errorf("FromFloat32(%#08x) = %#04x, want %#04x", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRoundTripEveryBF16(t *testing.T) {
+	for h := 0; h <= 0xffff; h++ {
+		f := ToFloat32(uint16(h))
+		got := FromFloat32(f)
+		if math.IsNaN(float64(f)) {
+			if !math.IsNaN(float64(ToFloat32(got))) {
+				t.Fatalf("NaN %#04x converted to non-NaN %#04x", h, got)
+			}
+			continue
+		}
+		if got != uint16(h) {
+			t.Fatalf("round trip %#04x → %g → %#04x", h, f, got)
+		}
+	}
+}
+
+func TestFromFloat32MatchesNearest(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 2_000_000; i++ {
+		b := r.Uint32()
+		f := math.Float32frombits(b)
+		if math.IsNaN(float64(f)) {
+			continue
+		}
+		if got, want := FromFloat32(f), nearest(f); got != want {
+			t.Fatalf("FromFloat32(%#08x) = %#04x, oracle %#04x", b, got, want)
+		}
+	}
+}
+
+func TestSliceHelpers(t *testing.T) {
+	src := []float32{1, -2.5, 3.14159, float32(math.Inf(-1)), 1e-40}
+	h := make([]uint16, len(src))
+	FromFloat32s(h, src)
+	back := make([]float32, len(src))
+	ToFloat32s(back, h)
+	for i := range src {
+		if h[i] != FromFloat32(src[i]) || back[i] != ToFloat32(h[i]) {
+			t.Errorf("element %d: %g → %#04x → %g", i, src[i], h[i], back[i])
+		}
+	}
+}
+
+func TestConvertStats(t *testing.T) {
+	nan := float32(math.NaN())
+	inf := float32(math.Inf(1))
+	tests := []struct {
+		name                 string
+		src                  []float32
+		count, nonFin, ovf   int64
+		maxAbs, relRMS, tolR float64
+	}{
+		{"exact values", []float32{1, 2, -0.5, 0}, 4, 0, 0, 0, 0, 0},
+		{"all zero", []float32{0, 0}, 2, 0, 0, 0, 0, 0},
+		// 1+2^-8 is a tie between 1 and 1+2^-7: rounds to even (1).
+		{"one tie", []float32{1 + 1.0/256}, 1, 0, 0, 1.0 / 256, (1.0 / 256) / (1 + 1.0/256), 1e-12},
+		{"non-finite excluded", []float32{nan, inf, 1}, 1, 2, 0, 0, 0, 0},
+		{"overflow excluded", []float32{math.MaxFloat32, 2}, 1, 0, 1, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dst := make([]uint16, len(tt.src))
+			s := Convert(dst, tt.src)
+			if s.Count != tt.count || s.NonFinite != tt.nonFin || s.Overflow != tt.ovf {
+				t.Errorf("counts = %d/%d/%d, want %d/%d/%d", s.Count, s.NonFinite, s.Overflow, tt.count, tt.nonFin, tt.ovf)
+			}
+			if s.MaxAbs != tt.maxAbs || math.Abs(s.RelRMS-tt.relRMS) > tt.tolR {
+				t.Errorf("maxAbs %g relRMS %g, want %g %g", s.MaxAbs, s.RelRMS, tt.maxAbs, tt.relRMS)
+			}
+			var inc ErrorStats
+			for i, x := range tt.src {
+				inc.Add(x, dst[i])
+			}
+			var merged ErrorStats
+			merged.Merge(inc)
+			if merged.Count != s.Count || merged.MaxAbs != s.MaxAbs || math.Abs(merged.RelRMS-s.RelRMS) > 1e-15 {
+				t.Errorf("Add/Merge stats %+v differ from Convert %+v", merged, s)
+			}
+		})
+	}
+}
+
+func BenchmarkConvert(b *testing.B) {
+	src := make([]float32, 1<<20)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range src {
+		src[i] = float32(r.NormFloat64())
+	}
+	dst := make([]uint16, len(src))
+	b.SetBytes(int64(4 * len(src)))
+	for b.Loop() {
+		Convert(dst, src)
+	}
+}
