@@ -1,0 +1,218 @@
+package kernels
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// tileFn computes one register tile; see gemm_amd64.go for the contract.
+// a and b point at the first A row and the B panel position of the k block.
+type tileFn func(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr)
+
+// micro describes a micro-kernel and how the driver feeds it.
+type micro struct {
+	tile  tileFn
+	mr    int // rows per tile
+	nr    int // columns per tile: 32 (a whole panel) or 16 (half a panel)
+	aSize int // bytes per A element
+	kUnit int // k values per panel row: 2 for BF16Pairs, 1 for F32
+}
+
+// Cache blocking: a k block is kcUnits panel rows (128 bytes each), and a
+// column block npBlock panels, so the B block a row tile sweeps stays in L2
+// (256·128·16 = 512 KiB) while the A tile stays in L1.
+const (
+	kcUnits = 256
+	npBlock = 16
+	maxMR   = 14
+)
+
+// Scratch is per-goroutine working memory for the GEMM driver: a padded A
+// tile for partial row tiles and a C tile for partial column tiles. The zero
+// value is ready to use; it grows on first use and is then reused.
+type Scratch struct {
+	a    []byte
+	c    [maxMR * PanelCols]float32
+	bias [PanelCols]float32
+}
+
+func (s *Scratch) aTile(bytes int) []byte {
+	if cap(s.a) < bytes {
+		s.a = make([]byte, bytes)
+	}
+	return s.a[:bytes]
+}
+
+// MatMulBF16 computes C[m][N] = A·Bᵀ + bias (+ C when accum) with bf16
+// activations: A is [m][KP] bf16 with row stride lda, and when B.K is odd its
+// column K must be zero. b must be BF16Pairs. bias is nil or has N values.
+// It needs AVX512BF16 or Portable.
+func (i ISA) MatMulBF16(c []float32, ldc int, a []uint16, lda, m int, b *Packed, bias []float32, accum bool, s *Scratch) error {
+	if err := checkGemm(c, ldc, len(a), lda, m, b, bias, b.KP); err != nil {
+		return err
+	}
+	if b.Format != BF16Pairs {
+		return fmt.Errorf("kernels: MatMulBF16 needs a BF16Pairs B, have format %d", b.Format)
+	}
+	var mk micro
+	switch {
+	case i >= AVX512BF16:
+		mk = micro{tile: bf16AVX512, mr: 14, nr: 32, aSize: 2, kUnit: 2}
+	case i == Portable:
+		mk = micro{tile: bf16Portable, mr: 14, nr: 32, aSize: 2, kUnit: 2}
+	default:
+		return fmt.Errorf("kernels: bf16 activations need %s or %s, not %s", AVX512BF16, Portable, i)
+	}
+	if m == 0 || b.N == 0 {
+		return nil
+	}
+	drive(mk, c, ldc, unsafe.Pointer(&a[0]), lda, m, b, unsafe.Pointer(&b.BF16[0]), bias, accum, s)
+	return nil
+}
+
+// MatMulF32 computes C[m][N] = A·Bᵀ + bias (+ C when accum) with float32
+// activations A [m][K] (row stride lda; when B is BF16Pairs with odd K, A
+// needs a zero column K). b may be BF16Pairs (widened to fp32) or Float32.
+func (i ISA) MatMulF32(c []float32, ldc int, a []float32, lda, m int, b *Packed, bias []float32, accum bool, s *Scratch) error {
+	kNeed := b.K
+	if b.Format == BF16Pairs {
+		kNeed = b.KP
+	}
+	if err := checkGemm(c, ldc, len(a), lda, m, b, bias, kNeed); err != nil {
+		return err
+	}
+	var mk micro
+	var bp unsafe.Pointer
+	if m == 0 || b.N == 0 {
+		return nil
+	}
+	if b.Format == BF16Pairs {
+		bp = unsafe.Pointer(&b.BF16[0])
+		switch {
+		case i >= AVX512:
+			mk = micro{tile: f32bf16AVX512, mr: 14, nr: 32, aSize: 4, kUnit: 2}
+		case i == AVX2:
+			mk = micro{tile: f32bf16AVX2, mr: 6, nr: 16, aSize: 4, kUnit: 2}
+		default:
+			mk = micro{tile: f32bf16Portable, mr: 14, nr: 32, aSize: 4, kUnit: 2}
+		}
+	} else {
+		bp = unsafe.Pointer(&b.F32[0])
+		switch {
+		case i >= AVX512:
+			mk = micro{tile: f32f32AVX512, mr: 14, nr: 32, aSize: 4, kUnit: 1}
+		case i == AVX2:
+			mk = micro{tile: f32f32AVX2, mr: 6, nr: 16, aSize: 4, kUnit: 1}
+		default:
+			mk = micro{tile: f32f32Portable, mr: 14, nr: 32, aSize: 4, kUnit: 1}
+		}
+	}
+	drive(mk, c, ldc, unsafe.Pointer(&a[0]), lda, m, b, bp, bias, accum, s)
+	return nil
+}
+
+// checkGemm validates the operand extents so that the unchecked kernels
+// stay inside their slices.
+func checkGemm(c []float32, ldc, alen, lda, m int, b *Packed, bias []float32, k int) error {
+	switch {
+	case m < 0:
+		return fmt.Errorf("kernels: gemm rows %d < 0", m)
+	case m == 0 || b.N == 0:
+		return nil
+	case lda < k:
+		return fmt.Errorf("kernels: gemm A row stride %d < K %d", lda, k)
+	case alen < (m-1)*lda+k:
+		return fmt.Errorf("kernels: gemm A holds %d values, [%d %d] with stride %d needs %d", alen, m, k, lda, (m-1)*lda+k)
+	case ldc < b.N:
+		return fmt.Errorf("kernels: gemm C row stride %d < N %d", ldc, b.N)
+	case len(c) < (m-1)*ldc+b.N:
+		return fmt.Errorf("kernels: gemm C holds %d values, [%d %d] with stride %d needs %d", len(c), m, b.N, ldc, (m-1)*ldc+b.N)
+	case bias != nil && len(bias) < b.N:
+		return fmt.Errorf("kernels: gemm bias has %d values, want %d", len(bias), b.N)
+	}
+	return nil
+}
+
+// drive runs the blocked loop nest: column blocks of npBlock panels, k blocks
+// of kcUnits, row tiles of mk.mr, then the panels (or half panels) of the
+// block. Partial row tiles read A from a zero-padded copy; partial column
+// tiles go through a C tile in s.
+func drive(mk micro, c []float32, ldc int, a unsafe.Pointer, lda, m int, b *Packed, bp unsafe.Pointer, bias []float32, accum bool, s *Scratch) {
+	kUnits := b.K
+	if mk.kUnit == 2 {
+		kUnits = b.KP / 2
+	}
+	panelBytes := kUnits * 128
+	ldaB, ldcB := uintptr(lda*mk.aSize), uintptr(ldc*4)
+	panels := b.Panels()
+	for p0 := 0; p0 < panels; p0 += npBlock {
+		p1 := min(panels, p0+npBlock)
+		for u0 := 0; u0 < kUnits; u0 += kcUnits {
+			nu := min(kcUnits, kUnits-u0)
+			first := u0 == 0
+			acc := uintptr(0)
+			if accum || !first {
+				acc = 1
+			}
+			kOff := u0 * mk.kUnit // first k of the block
+			for r0 := 0; r0 < m; r0 += mk.mr {
+				rows := min(mk.mr, m-r0)
+				ap, ald := unsafe.Add(a, (r0*lda+kOff)*mk.aSize), ldaB
+				if rows < mk.mr {
+					ap, ald = s.padA(mk, ap, ldaB, rows, nu*mk.kUnit)
+				}
+				for p := p0; p < p1; p++ {
+					for h := 0; h < PanelCols; h += mk.nr {
+						col := p*PanelCols + h
+						if col >= b.N {
+							break
+						}
+						cols := min(mk.nr, b.N-col)
+						bt := unsafe.Add(bp, p*panelBytes+u0*128+h*4) // 4 bytes per column entry
+						var bb *float32
+						if first && bias != nil {
+							if cols == mk.nr {
+								bb = &bias[col]
+							} else {
+								clear(s.bias[:])
+								copy(s.bias[:], bias[col:col+cols])
+								bb = &s.bias[0]
+							}
+						}
+						if rows == mk.mr && cols == mk.nr {
+							mk.tile(ap, ald, bt, &c[r0*ldc+col], ldcB, nu, bb, acc)
+							continue
+						}
+						s.partialC(mk, ap, ald, bt, c, ldc, r0, col, rows, cols, nu, bb, acc)
+					}
+				}
+			}
+		}
+	}
+}
+
+// padA copies a partial row tile of the k block into a zero-padded A tile.
+func (s *Scratch) padA(mk micro, ap unsafe.Pointer, ldaB uintptr, rows, k int) (unsafe.Pointer, uintptr) {
+	rowBytes := k * mk.aSize
+	t := s.aTile(mk.mr * rowBytes)
+	clear(t[rows*rowBytes:])
+	for r := 0; r < rows; r++ {
+		copy(t[r*rowBytes:(r+1)*rowBytes], unsafe.Slice((*byte)(unsafe.Add(ap, uintptr(r)*ldaB)), rowBytes))
+	}
+	return unsafe.Pointer(&t[0]), uintptr(rowBytes)
+}
+
+// partialC runs one tile whose rows or columns overhang C through s.c.
+func (s *Scratch) partialC(mk micro, ap unsafe.Pointer, ald uintptr, bt unsafe.Pointer, c []float32, ldc, r0, col, rows, cols, nu int, bb *float32, acc uintptr) {
+	t := s.c[:mk.mr*mk.nr]
+	clear(t)
+	if acc != 0 {
+		for r := 0; r < rows; r++ {
+			copy(t[r*mk.nr:r*mk.nr+cols], c[(r0+r)*ldc+col:])
+		}
+	}
+	mk.tile(ap, ald, bt, &t[0], uintptr(mk.nr*4), nu, bb, acc)
+	for r := 0; r < rows; r++ {
+		copy(c[(r0+r)*ldc+col:(r0+r)*ldc+col+cols], t[r*mk.nr:])
+	}
+}

@@ -1,0 +1,155 @@
+package kernels
+
+import "fmt"
+
+// PanelCols is the number of B rows (output columns) in one packed panel.
+const PanelCols = 32
+
+// Format is the element type of a packed B matrix.
+type Format uint8
+
+const (
+	// BF16Pairs stores bf16 values with consecutive k interleaved in pairs,
+	// the operand layout of VDPBF16PS (and of the widening fp32 kernels).
+	BF16Pairs Format = iota
+	// Float32 stores float32 values, one k per panel row.
+	Float32
+)
+
+// Packed is a B matrix of logical shape [N][K] (a Linear weight [out][in])
+// laid out for the GEMM micro-kernels as ceil(N/32) panels of 32 columns:
+//
+//	BF16Pairs: B[32p+c][2q+j] at BF16[p·KP·32 + q·64 + 2c + j]
+//	Float32:   B[32p+c][k]    at F32[p·K·32 + k·32 + c]
+//
+// Entries for columns ≥ N and for k ≥ K (the odd-K pad) are zero.
+type Packed struct {
+	Format Format
+	N, K   int
+	KP     int // K rounded up to even: the k extent of a BF16Pairs panel
+	BF16   []uint16
+	F32    []float32
+}
+
+// Panels is the number of 32-column panels.
+func (p *Packed) Panels() int { return (p.N + PanelCols - 1) / PanelCols }
+
+// Bytes is the memory the packed data holds.
+func (p *Packed) Bytes() int { return 2*len(p.BF16) + 4*len(p.F32) }
+
+// resize shapes p for an [n][k] matrix of format f, reusing its buffers
+// when large enough, and zeroes the data.
+func (p *Packed) resize(f Format, n, k int) {
+	p.Format, p.N, p.K, p.KP = f, n, k, (k+1)&^1
+	size := p.Panels() * PanelCols
+	switch f {
+	case BF16Pairs:
+		size *= p.KP
+		if cap(p.BF16) < size {
+			p.BF16 = make([]uint16, size)
+		}
+		p.BF16 = p.BF16[:size]
+		clear(p.BF16)
+		p.F32 = p.F32[:0]
+	default:
+		size *= k
+		if cap(p.F32) < size {
+			p.F32 = make([]float32, size)
+		}
+		p.F32 = p.F32[:size]
+		clear(p.F32)
+		p.BF16 = p.BF16[:0]
+	}
+}
+
+// bf16Index is the position of B[n][k] in a BF16Pairs panel set.
+func (p *Packed) bf16Index(n, k int) int {
+	return (n/PanelCols)*p.KP*PanelCols + (k/2)*2*PanelCols + (n%PanelCols)*2 + k%2
+}
+
+func checkSrc(what string, have, n, k, ld int) error {
+	if n < 0 || k < 0 || ld < 0 {
+		return fmt.Errorf("kernels: pack %s: negative shape [%d %d] stride %d", what, n, k, ld)
+	}
+	if n > 0 && k > 0 && have < (n-1)*ld+k {
+		return fmt.Errorf("kernels: pack %s: source holds %d values, [%d %d] with stride %d needs %d", what, have, n, k, ld, (n-1)*ld+k)
+	}
+	return nil
+}
+
+// PackBF16 packs the bf16 matrix src [n][k] (row stride ld) into dst as BF16Pairs.
+func PackBF16(dst *Packed, src []uint16, n, k, ld int) error {
+	if err := checkSrc("bf16 [n][k]", len(src), n, k, ld); err != nil {
+		return err
+	}
+	dst.resize(BF16Pairs, n, k)
+	for i := 0; i < n; i++ {
+		row := src[i*ld : i*ld+k]
+		for j, v := range row {
+			dst.BF16[dst.bf16Index(i, j)] = v
+		}
+	}
+	return nil
+}
+
+// PackBF16FromF32 rounds the float32 matrix src [n][k] (row stride ld) to bf16
+// and packs it into dst as BF16Pairs.
+func PackBF16FromF32(dst *Packed, src []float32, n, k, ld int) error {
+	if err := checkSrc("f32 [n][k]", len(src), n, k, ld); err != nil {
+		return err
+	}
+	dst.resize(BF16Pairs, n, k)
+	for i := 0; i < n; i++ {
+		row := src[i*ld : i*ld+k]
+		for j, v := range row {
+			dst.BF16[dst.bf16Index(i, j)] = BF16(v)
+		}
+	}
+	return nil
+}
+
+// PackBF16FromF32T rounds the float32 matrix src [k][n] (row stride ld), the
+// transpose of B, to bf16 and packs B = srcᵀ [n][k] into dst as BF16Pairs.
+func PackBF16FromF32T(dst *Packed, src []float32, n, k, ld int) error {
+	if err := checkSrc("f32 [k][n]", len(src), k, n, ld); err != nil {
+		return err
+	}
+	dst.resize(BF16Pairs, n, k)
+	for j := 0; j < k; j++ {
+		row := src[j*ld : j*ld+n]
+		for i, v := range row {
+			dst.BF16[dst.bf16Index(i, j)] = BF16(v)
+		}
+	}
+	return nil
+}
+
+// PackF32 packs the float32 matrix src [n][k] (row stride ld) into dst as Float32.
+func PackF32(dst *Packed, src []float32, n, k, ld int) error {
+	if err := checkSrc("f32 [n][k]", len(src), n, k, ld); err != nil {
+		return err
+	}
+	dst.resize(Float32, n, k)
+	for i := 0; i < n; i++ {
+		base := (i/PanelCols)*k*PanelCols + i%PanelCols
+		for j, v := range src[i*ld : i*ld+k] {
+			dst.F32[base+j*PanelCols] = v
+		}
+	}
+	return nil
+}
+
+// PackF32T packs B = srcᵀ, where src is [k][n] with row stride ld, as Float32.
+func PackF32T(dst *Packed, src []float32, n, k, ld int) error {
+	if err := checkSrc("f32 [k][n]", len(src), k, n, ld); err != nil {
+		return err
+	}
+	dst.resize(Float32, n, k)
+	for j := 0; j < k; j++ {
+		row := src[j*ld : j*ld+n]
+		for p := 0; p*PanelCols < n; p++ {
+			copy(dst.F32[p*k*PanelCols+j*PanelCols:][:PanelCols], row[p*PanelCols:min(n, (p+1)*PanelCols)])
+		}
+	}
+	return nil
+}
