@@ -180,13 +180,21 @@ func TestMatMulErrors(t *testing.T) {
 		run  func() error
 		want string
 	}{
-		{"short A", func() error { return Portable.MatMulBF16(make([]float32, 8), 4, make([]uint16, 11), 6, 2, &pk, nil, false, &s) }, "A holds 11"},
-		{"small lda", func() error { return Portable.MatMulBF16(make([]float32, 8), 4, make([]uint16, 12), 5, 2, &pk, nil, false, &s) }, "row stride 5 < K 6"},
-		{"short C", func() error { return Portable.MatMulBF16(make([]float32, 7), 4, make([]uint16, 12), 6, 2, &pk, nil, false, &s) }, "C holds 7"},
+		{"short A", func() error {
+			return Portable.MatMulBF16(make([]float32, 8), 4, make([]uint16, 11), 6, 2, &pk, nil, false, &s)
+		}, "A holds 11"},
+		{"small lda", func() error {
+			return Portable.MatMulBF16(make([]float32, 8), 4, make([]uint16, 12), 5, 2, &pk, nil, false, &s)
+		}, "row stride 5 < K 6"},
+		{"short C", func() error {
+			return Portable.MatMulBF16(make([]float32, 7), 4, make([]uint16, 12), 6, 2, &pk, nil, false, &s)
+		}, "C holds 7"},
 		{"short bias", func() error {
 			return Portable.MatMulBF16(make([]float32, 8), 4, make([]uint16, 12), 6, 2, &pk, make([]float32, 3), false, &s)
 		}, "bias has 3"},
-		{"bf16 on avx2", func() error { return AVX2.MatMulBF16(make([]float32, 8), 4, make([]uint16, 12), 6, 2, &pk, nil, false, &s) }, "bf16 activations need"},
+		{"bf16 on avx2", func() error {
+			return AVX2.MatMulBF16(make([]float32, 8), 4, make([]uint16, 12), 6, 2, &pk, nil, false, &s)
+		}, "bf16 activations need"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -75,9 +75,9 @@ type kernel struct {
 	name  string
 	doc   string
 	rows  int
-	zmm   bool   // AVX-512 (Z registers, 16 lanes) or AVX2 (Y registers, 8 lanes)
-	aBF16 bool   // A holds bf16 pairs (VDPBF16PS) rather than float32
-	bBF16 bool   // B holds bf16 k-pairs (widened to fp32 unless aBF16)
+	zmm   bool // AVX-512 (Z registers, 16 lanes) or AVX2 (Y registers, 8 lanes)
+	aBF16 bool // A holds bf16 pairs (VDPBF16PS) rather than float32
+	bBF16 bool // B holds bf16 k-pairs (widened to fp32 unless aBF16)
 	loop  func(g *gen, k kernel)
 }
 
