@@ -11,7 +11,7 @@ LDFLAGS     := -s -w -X github.com/xdna-whisper/xdna-whisper/internal/version.Ve
                -X github.com/xdna-whisper/xdna-whisper/internal/version.Commit=$(COMMIT)
 BINARIES    := whisper-encoder
 
-.PHONY: all build test test-unit lint demo bench fixtures clean
+.PHONY: all build test test-unit lint demo bench fixtures clean generate-proto check-proto
 
 all: build
 
@@ -21,7 +21,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
 
 ## test: every test the project has (what .ci/run runs)
-test: lint test-unit
+test: lint test-unit check-proto
 
 ## lint: gofmt and go vet
 lint:
@@ -31,6 +31,14 @@ lint:
 ## test-unit: go test of the main module
 test-unit:
 	$(GO) test ./...
+
+## generate-proto: regenerate api/encoder/v1 Go code (protoc + pinned protoc-gen-go/-grpc)
+generate-proto:
+	bash hack/proto.sh generate
+
+## check-proto: fail if the committed generated proto code is stale
+check-proto:
+	bash hack/proto.sh check
 
 ## demo: the main job on the bundled default
 demo:
