@@ -2,10 +2,12 @@
 # Builds Kubernetes and etcd binaries from the Go module proxy (no other downloads)
 # and caches them outside the clone, keyed by version.
 #
-#   hack/k8s-bins.sh [kube-apiserver|kubelet|kube-controller-manager|kube-scheduler|kubectl|etcd ...]
+#   hack/k8s-bins.sh [kube-apiserver|kubelet|kube-controller-manager|kube-scheduler|kube-proxy|kubectl|etcd ...]
 #
 # With no arguments it builds what envtest needs (kube-apiserver, etcd). It prints
 # the directory holding the binaries on stdout; progress goes to stderr.
+# Concurrent invocations are serialized by a lock in the cache directory, so two
+# callers never build the same binary twice (and never compete for the CPU).
 #
 # How: a throwaway wrapper module requires k8s.io/kubernetes and replaces every
 # k8s.io staging repository (read from k8s.io/kubernetes's own go.mod) with the
@@ -20,6 +22,9 @@ STAGING_VERSION="v0.${K8S_VERSION#v1.}"
 BIN="$CACHE/k8s/$K8S_VERSION/bin"
 WRAP="$CACHE/k8s/$K8S_VERSION/wrapper"
 ETCDWRAP="$CACHE/etcd/$ETCD_VERSION/wrapper"
+# The commands the wrapper module can build; its .complete marker records this
+# list, so adding a command here regenerates the module once.
+K8S_CMDS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
 
 bins=("$@")
 [ ${#bins[@]} -gt 0 ] || bins=(kube-apiserver etcd)
@@ -27,10 +32,15 @@ bins=("$@")
 log() { echo "k8s-bins: $*" >&2; }
 
 mkdir -p "$BIN"
+exec 9>"$CACHE/k8s/$K8S_VERSION/.lock"
+if ! flock -n 9; then
+  log "another k8s-bins.sh holds $CACHE/k8s/$K8S_VERSION/.lock; waiting"
+  flock 9
+fi
 
 # wrapper_module writes (idempotently) the module that builds k8s.io/kubernetes commands.
 wrapper_module() {
-  [ -f "$WRAP/go.sum" ] && [ -f "$WRAP/.complete" ] && return 0
+  [ -f "$WRAP/go.sum" ] && [ "$(cat "$WRAP/.complete" 2>/dev/null)" = "$K8S_CMDS" ] && return 0
   rm -rf "$WRAP" && mkdir -p "$WRAP"
   local gomod
   gomod=$(cd "$WRAP" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
@@ -45,22 +55,13 @@ wrapper_module() {
       grep -vE '^k8s\.io/(sample-cli-plugin|sample-controller)$' |
       while read -r repo; do echo "replace $repo => $repo $STAGING_VERSION"; done
   } > "$WRAP/go.mod"
-  cat > "$WRAP/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubelet"
-	_ "k8s.io/kubectl/pkg/cmd"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for c in $K8S_CMDS; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
+    printf '\t_ "k8s.io/kubectl/pkg/cmd"\n)\n'
+  } > "$WRAP/tools.go"
   (cd "$WRAP" && GOFLAGS=-mod=mod go mod tidy >&2)
-  touch "$WRAP/.complete"
+  echo "$K8S_CMDS" > "$WRAP/.complete"
 }
 
 etcd_module() {
@@ -96,10 +97,10 @@ for b in "${bins[@]}"; do
     etcd)
       etcd_module
       (cd "$ETCDWRAP" && CGO_ENABLED=0 go build -trimpath -o "$BIN/.etcd.tmp" . ) ;;
-    kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kubectl)
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|kubectl)
       wrapper_module
       (cd "$WRAP" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/.$b.tmp" "k8s.io/kubernetes/cmd/$b") ;;
-    *) echo "k8s-bins: unknown binary $b (want kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl or etcd)" >&2; exit 2 ;;
+    *) echo "k8s-bins: unknown binary $b (want kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl or etcd)" >&2; exit 2 ;;
   esac
   mv -f "$BIN/.$b.tmp" "$BIN/$b"
   log "built $b in $(( $(date +%s) - start ))s"
