@@ -1,0 +1,258 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+)
+
+// KubeletSocketName is the kubelet's registration socket in the plugin directory.
+const KubeletSocketName = "kubelet.sock"
+
+// registerTimeout bounds one Register call (the kubelet dials back within it).
+const registerTimeout = 10 * time.Second
+
+// Triggers of a re-serve/re-register cycle, as logged and counted.
+const (
+	triggerKubeletRestart = "kubelet-restart" // kubelet.sock created anew
+	triggerSocketRemoved  = "socket-removed"  // our socket file is gone
+	triggerStreamEnded    = "stream-ended"    // the kubelet hung up ListAndWatch
+	triggerDirRemoved     = "plugin-dir-removed"
+	triggerRetry          = "retry" // the previous attempt failed
+)
+
+// registration is what the plugin knows of its current registration.
+type registration struct {
+	done    bool   // registered with the kubelet listening at kubelet
+	kubelet fileID // kubelet.sock as it was when Register succeeded
+}
+
+// fileID identifies one incarnation of a file: a re-created kubelet.sock differs
+// in inode or change time even when the inode number is reused.
+type fileID struct {
+	dev, ino uint64
+	ctime    unix.Timespec
+}
+
+// statID returns the identity of path, ok false when it does not exist.
+func statID(path string) (fileID, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileID{}, false
+	}
+	return fileID{dev: st.Dev, ino: st.Ino, ctime: st.Ctim}, true
+}
+
+// server is one serving generation: a gRPC server on its own socket.
+type server struct {
+	gen  uint64
+	sock string
+	grpc *grpc.Server
+}
+
+// stop ends the server's streams and removes its socket.
+func (s *server) stop() {
+	if s == nil {
+		return
+	}
+	s.grpc.Stop()
+	_ = os.Remove(s.sock)
+}
+
+// Run serves the plugin and keeps it registered until ctx is done, then stops
+// serving and removes its socket. Each cycle listens on a fresh socket
+// "<prefix>-<generation>.sock" (so the kubelet never confuses the new endpoint
+// with the one it is still tearing down) and registers it. A new cycle starts
+// when kubelet.sock is created anew (kubelet restart), when the plugin's socket
+// is removed (kubelet start-up wipes the directory), when the ListAndWatch stream
+// ends, or after a backoff when registering failed. Run never gives up while the
+// kubelet is away; it returns an error only when it cannot watch the directory.
+func (p *Plugin) Run(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("%s: watch plugin directory %s: %w", p.opts.ResourceName, p.opts.PluginDir, err)
+	}
+	defer w.Close()
+	ended := make(chan uint64, 64)
+	streamEnded := func(gen uint64) {
+		select {
+		case ended <- gen:
+		default: // the loop is behind; a newer trigger is already queued
+		}
+	}
+	p.removeStaleSockets()
+
+	var cur *server
+	defer func() {
+		cur.stop()
+		p.setRegistration(registration{})
+	}()
+	backoff := p.opts.MinBackoff
+	var gen uint64
+	for trigger := "start"; ; {
+		if trigger != "start" {
+			p.opts.Metrics.Reregistering(p.opts.ResourceName, trigger)
+		}
+		p.setRegistration(registration{})
+		cur.stop()
+		gen++
+		var retry <-chan time.Time
+		cur, err = p.serve(w, gen, streamEnded)
+		if err == nil {
+			err = p.register(ctx, cur)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			wait := jitter(backoff)
+			p.log.Warn("not registered with the kubelet; will retry", "in", wait.Round(time.Millisecond), "trigger", trigger, "err", err)
+			retry = time.After(wait)
+			backoff = min(2*backoff, p.opts.MaxBackoff)
+		} else {
+			backoff = p.opts.MinBackoff
+			p.log.Info("registered with the kubelet", "socket", cur.sock, "trigger", trigger)
+		}
+		if trigger = p.nextTrigger(ctx, w, ended, retry, cur); trigger == "" {
+			return nil
+		}
+		p.log.Info("re-serving and re-registering", "trigger", trigger)
+	}
+}
+
+// serve listens on generation gen's socket and starts serving it.
+func (p *Plugin) serve(w *fsnotify.Watcher, gen uint64, streamEnded func(uint64)) (*server, error) {
+	dir := p.opts.PluginDir
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create plugin directory: %w", err)
+	}
+	if err := w.Add(dir); err != nil {
+		return nil, fmt.Errorf("watch plugin directory %s: %w", dir, err)
+	}
+	sock := filepath.Join(dir, fmt.Sprintf("%s-%d.sock", p.SocketPrefix(), gen))
+	_ = os.Remove(sock)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", sock, err)
+	}
+	s := &server{gen: gen, sock: sock, grpc: grpc.NewServer()}
+	pluginapi.RegisterDevicePluginServer(s.grpc, &service{p: p, gen: gen, streamEnded: streamEnded})
+	go func() { _ = s.grpc.Serve(ln) }()
+	return s, nil
+}
+
+// register asks the kubelet to connect to s.
+func (p *Plugin) register(ctx context.Context, s *server) error {
+	kubeletSock := filepath.Join(p.opts.PluginDir, KubeletSocketName)
+	id, ok := statID(kubeletSock)
+	if !ok {
+		return fmt.Errorf("%s does not exist (is the kubelet running?)", kubeletSock)
+	}
+	conn, err := grpc.NewClient("unix://"+kubeletSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", kubeletSock, err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
+	defer cancel()
+	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{
+		Version:      pluginapi.Version,
+		Endpoint:     filepath.Base(s.sock),
+		ResourceName: p.opts.ResourceName,
+		Options: &pluginapi.DevicePluginOptions{
+			GetPreferredAllocationAvailable: p.opts.ContextsPerNPU > 1,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("register %s at %s: %w", s.sock, kubeletSock, err)
+	}
+	p.setRegistration(registration{done: true, kubelet: id})
+	p.opts.Metrics.RegisteredWithKubelet(p.opts.ResourceName)
+	return nil
+}
+
+// nextTrigger waits for a reason to start a new cycle and returns it, or "" when
+// ctx is done. Events that do not concern the current generation are dropped:
+// kubelet.sock created when we are registered with that very socket, removal of
+// a socket that still exists or is not ours, streams of replaced servers.
+func (p *Plugin) nextTrigger(ctx context.Context, w *fsnotify.Watcher, ended <-chan uint64, retry <-chan time.Time, cur *server) string {
+	kubeletSock := filepath.Join(p.opts.PluginDir, KubeletSocketName)
+	for {
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-retry:
+			return triggerRetry
+		case gen := <-ended:
+			if cur != nil && gen == cur.gen {
+				return triggerStreamEnded
+			}
+		case err := <-w.Errors:
+			p.log.Warn("plugin directory watch error; re-registering to be safe", "err", err)
+			return triggerDirRemoved
+		case ev := <-w.Events:
+			switch {
+			case ev.Name == kubeletSock && ev.Has(fsnotify.Create):
+				reg := p.registration()
+				if id, ok := statID(kubeletSock); ok && reg.done && id == reg.kubelet {
+					continue // the kubelet we registered with
+				}
+				return triggerKubeletRestart
+			case cur != nil && ev.Name == cur.sock && ev.Has(fsnotify.Remove|fsnotify.Rename):
+				if _, ok := statID(cur.sock); !ok {
+					return triggerSocketRemoved
+				}
+			case filepath.Clean(ev.Name) == filepath.Clean(p.opts.PluginDir) && ev.Has(fsnotify.Remove|fsnotify.Rename):
+				return triggerDirRemoved
+			}
+		}
+	}
+}
+
+// removeStaleSockets deletes sockets a previous run of this plugin left behind.
+func (p *Plugin) removeStaleSockets() {
+	entries, err := os.ReadDir(p.opts.PluginDir)
+	if err != nil {
+		return
+	}
+	prefix := p.SocketPrefix() + "-"
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) && strings.HasSuffix(e.Name(), ".sock") && e.Type()&os.ModeSocket != 0 {
+			if err := os.Remove(filepath.Join(p.opts.PluginDir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				p.log.Warn("cannot remove stale socket", "err", err)
+			}
+		}
+	}
+}
+
+func (p *Plugin) setRegistration(r registration) {
+	p.mu.Lock()
+	p.reg = r
+	p.mu.Unlock()
+	if !r.done && p.opts.Metrics != nil {
+		p.opts.Metrics.Registered.WithLabelValues(p.opts.ResourceName).Set(0)
+	}
+}
+
+func (p *Plugin) registration() registration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reg
+}
+
+// jitter spreads d by ±20% so that plugins on many nodes do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
