@@ -5,13 +5,14 @@
 //
 // Go's assembler has no mnemonics for the AVX512_BF16 instructions, so
 // VDPBF16PS and VCVTNE2PS2BF16 are emitted as raw EVEX bytes by evexRR below;
-// TestBF16EncodingObjdump disassembles the built test binary with GNU objdump
-// and checks that every one of them decodes to the intended instruction.
+// TestRawEncodingObjdump disassembles those bytes with GNU objdump
+// and checks that every one of them decodes to the instruction its comment names.
 package main
 
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 )
@@ -37,6 +38,11 @@ func vdpbf16ps(dst, src1, src2 int) string {
 // the low 16 words of dst come from lo, the high 16 from hi.
 func vcvtne2ps2bf16(dst, hi, lo int) string {
 	return rawLine(evexRR(3, 0x72, dst, hi, lo), fmt.Sprintf("VCVTNE2PS2BF16 Z%d, Z%d, Z%d (Intel order)", dst, hi, lo))
+}
+
+// vcvtneps2bf16 returns the raw-byte line for VCVTNEPS2BF16 ymm(dst), zmm(src).
+func vcvtneps2bf16(dst, src int) string {
+	return rawLine(evexRR(2, 0x72, dst, 0, src), fmt.Sprintf("VCVTNEPS2BF16 Y%d, Z%d (Intel order)", dst, src))
 }
 
 func rawLine(b []byte, comment string) string {
@@ -316,8 +322,345 @@ func main() {
 		doc: "// func gemmF32F32AVX2" + sig + "\n// 6×16 tile (half a panel), A float32 rows, B float32 panel, n = k.\n",
 	})
 	g.cvtBF16()
-	if err := os.WriteFile("gemm_amd64.s", g.b.Bytes(), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"gemm_amd64.s", g.b.Bytes()}, {"vec_amd64.s", genVec()}} {
+		if err := os.WriteFile(f.name, f.data, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
+}
+
+// ---- Row operations (vec_amd64.s) ----
+
+// consts are the float32 constants of the row operations, by DATA name.
+var consts = []struct {
+	name string
+	val  string // hex bits or a float literal the assembler accepts as $(...)
+}{
+	{"negInf", "0xff800000"}, {"expLo", "$-100.0"}, {"log2e", "$1.4426950408889634"},
+	{"negLn2Hi", "$-0.693359375"}, {"negLn2Lo", "$2.12194440e-4"},
+	{"c6", "$1.3888888888888889e-3"}, {"c5", "$8.3333333333333333e-3"}, {"c4", "$4.1666666666666667e-2"},
+	{"c3", "$1.6666666666666667e-1"}, {"c2", "$0.5"}, {"one", "$1.0"}, {"half", "$0.5"},
+	{"absMask", "0x7fffffff"}, {"rsqrt2", "$0.70710678118654752"},
+	// Numerical Recipes erfc: erfc(z) = t·exp(−z² + P(t)), t = 1/(1+z/2).
+	{"nr0", "$-1.26551223"}, {"nr1", "$1.00002368"}, {"nr2", "$0.37409196"}, {"nr3", "$0.09678418"},
+	{"nr4", "$-0.18628806"}, {"nr5", "$0.27886807"}, {"nr6", "$-1.13520398"}, {"nr7", "$1.48851587"},
+	{"nr8", "$-0.82215223"}, {"nr9", "$0.17087277"},
+}
+
+func (g *gen) constData() {
+	for _, c := range consts {
+		v := c.val
+		if v[0] != '$' {
+			v = "$" + v
+		} else {
+			v = "$(" + v[1:] + ")"
+		}
+		if c.val[0] == '$' {
+			g.raw(fmt.Sprintf("DATA %s<>+0(SB)/4, $%s", c.name, floatBits(c.val[1:])))
+		} else {
+			g.raw(fmt.Sprintf("DATA %s<>+0(SB)/4, %s", c.name, v))
+		}
+		g.raw(fmt.Sprintf("GLOBL %s<>(SB), RODATA|NOPTR, $4", c.name))
+	}
+}
+
+// floatBits renders a decimal float32 as hex bits (the assembler's float
+// DATA form needs 8 bytes, so the constants are stored as integers).
+func floatBits(s string) string {
+	var f float64
+	if _, err := fmt.Sscan(s, &f); err != nil {
+		panic(err)
+	}
+	return fmt.Sprintf("0x%08x", math.Float32bits(float32(f)))
+}
+
+// Register plan of the row operations: exp uses Z16..Z24 for constants.
+func (g *gen) expConsts() {
+	for i, n := range []string{"log2e", "negLn2Hi", "negLn2Lo", "c6", "c5", "c4", "c3", "c2", "one", "expLo"} {
+		g.f("VBROADCASTSS %s<>(SB), Z%d", n, 16+i)
+	}
+}
+
+// exp replaces Zx by exp(Zx) (inputs below −100 are clamped: the result is
+// then < 4e−44), using Zt and Zn as temporaries: n = round(x·log2e),
+// r = x − n·ln2 (Cody–Waite), exp(r) by its degree-6 Taylor polynomial
+// (|r| ≤ ln2/2: relative error < 1.3e−7), scaled by 2ⁿ with VSCALEFPS.
+func (g *gen) exp(x, t, n int) {
+	g.f("VMAXPS Z25, Z%d, Z%d", x, x)
+	g.f("VMULPS Z16, Z%d, Z%d", x, n)
+	g.f("VRNDSCALEPS $0, Z%d, Z%d", n, n)
+	g.f("VFMADD231PS Z17, Z%d, Z%d", n, x)
+	g.f("VFMADD231PS Z18, Z%d, Z%d", n, x)
+	g.f("VMOVAPS Z19, Z%d", t)
+	for c := 20; c <= 24; c++ {
+		g.f("VFMADD213PS Z%d, Z%d, Z%d", c, x, t)
+	}
+	g.f("VFMADD213PS Z24, Z%d, Z%d", x, t)
+	g.f("VSCALEFPS Z%d, Z%d, Z%d", n, t, x)
+}
+
+// hreduce folds the 16 lanes of Zz with op (VADDPS or VMAXPS) into lane 0
+// of Xz, using Zt.
+func (g *gen) hreduce(op string, z, t int) {
+	g.f("VEXTRACTF32X8 $1, Z%d, Y%d", z, t)
+	g.f("%s Y%d, Y%d, Y%d", op, t, z, z)
+	g.f("VEXTRACTF128 $1, Y%d, X%d", z, t)
+	g.f("%s X%d, X%d, X%d", op, t, z, z)
+	g.f("VPERMILPS $0x4e, X%d, X%d", z, t)
+	g.f("%s X%d, X%d, X%d", op, t, z, z)
+	g.f("VPERMILPS $0xb1, X%d, X%d", z, t)
+	g.f("%s X%d, X%d, X%d", op, t, z, z)
+}
+
+// blocks splits n (in CX) into DX blocks of 16 and a tail mask K1 of CX&15 lanes.
+func (g *gen) blocks() {
+	g.f("MOVQ CX, DX")
+	g.f("SHRQ $4, DX")
+	g.f("ANDQ $15, CX")
+	g.f("MOVQ $1, AX")
+	g.f("SHLQ CX, AX")
+	g.f("DECQ AX")
+	g.f("KMOVW AX, K1")
+}
+
+// rowLoop emits the 16-lane loop over DX blocks and the masked tail, with
+// body(tail) producing one block; pointers listed advance by their step.
+func (g *gen) rowLoop(name string, steps map[string]int, body func(tail bool)) {
+	g.f("TESTQ DX, DX")
+	g.f("JZ %stail", name)
+	g.label(name + "loop")
+	body(false)
+	for _, r := range []string{"SI", "DI"} {
+		if s, ok := steps[r]; ok {
+			g.f("ADDQ $%d, %s", s, r)
+		}
+	}
+	g.f("DECQ DX")
+	g.f("JNZ %sloop", name)
+	g.label(name + "tail")
+	g.f("TESTQ CX, CX")
+	g.f("JZ %sdone", name)
+	body(true)
+	g.label(name + "done")
+}
+
+// load16 loads 16 floats (or the K1 lanes, the others set from fill) into Zz.
+func (g *gen) load16(z int, addr string, tail bool, fill string) {
+	if !tail {
+		g.f("VMOVUPS %s, Z%d", addr, z)
+		return
+	}
+	if fill == "" {
+		g.f("VMOVUPS.Z %s, K1, Z%d", addr, z)
+		return
+	}
+	g.f("VBROADCASTSS %s<>(SB), Z%d", fill, z)
+	g.f("VMOVUPS %s, K1, Z%d", addr, z)
+}
+
+// storeOut writes Zz to (DI) as float32 or, when bf16, as bf16 through Yw;
+// it returns after leaving the rounded values widened back in Zw when bf16.
+func (g *gen) storeOut(z, w int, bf16, tail bool) {
+	if !bf16 {
+		if tail {
+			g.f("VMOVUPS Z%d, K1, (DI)", z)
+		} else {
+			g.f("VMOVUPS Z%d, (DI)", z)
+		}
+		return
+	}
+	g.raw("\t" + vcvtneps2bf16(w, z))
+	if tail {
+		g.f("VMOVDQU16 Y%d, K1, (DI)", w)
+	} else {
+		g.f("VMOVDQU Y%d, (DI)", w)
+	}
+}
+
+func (g *gen) softmax(bf16 bool) {
+	name, dst := "softmaxF32AVX512", "*float32"
+	out := 4
+	if bf16 {
+		name, dst, out = "softmaxBF16AVX512", "*uint16", 2
+	}
+	g.raw(fmt.Sprintf(`
+// func %s(dst %s, src *float32, n int) (sum float32)
+// dst[i] = exp(src[i] − max(src)); returns Σ dst[i] (of the rounded values).
+TEXT ·%s(SB), NOSPLIT, $0-28`, name, dst, name))
+	g.f("MOVQ dst+0(FP), DI")
+	g.f("MOVQ src+8(FP), SI")
+	g.f("MOVQ n+16(FP), CX")
+	g.blocks()
+	g.f("MOVQ SI, R8")
+	g.f("MOVQ DX, R9")
+	g.f("VBROADCASTSS negInf<>(SB), Z0")
+	g.f("TESTQ R9, R9")
+	g.f("JZ maxtail")
+	g.label("maxloop")
+	g.f("VMAXPS (R8), Z0, Z0")
+	g.f("ADDQ $64, R8")
+	g.f("DECQ R9")
+	g.f("JNZ maxloop")
+	g.label("maxtail")
+	g.load16(2, "(R8)", true, "negInf")
+	g.f("VMAXPS Z2, Z0, Z0")
+	g.hreduce("VMAXPS", 0, 3)
+	g.f("VBROADCASTSS X0, Z1")
+	g.expConsts()
+	g.f("VPXORD Z7, Z7, Z7")
+	g.rowLoop("exp", map[string]int{"SI": 64, "DI": 16 * out}, func(tail bool) {
+		g.load16(2, "(SI)", tail, "negInf")
+		g.f("VSUBPS Z1, Z2, Z2")
+		g.exp(2, 3, 4)
+		g.storeOut(2, 5, bf16, tail)
+		sum := 2
+		if bf16 {
+			g.f("VPMOVZXWD Y5, Z6")
+			g.f("VPSLLD $16, Z6, Z6")
+			sum = 6
+		}
+		if tail {
+			g.f("VADDPS Z%d, Z7, K1, Z7", sum)
+		} else {
+			g.f("VADDPS Z%d, Z7, Z7", sum)
+		}
+	})
+	g.hreduce("VADDPS", 7, 3)
+	g.f("VMOVSS X7, sum+24(FP)")
+	g.f("VZEROUPPER")
+	g.f("RET")
+}
+
+func (g *gen) gelu(bf16 bool) {
+	name, dst := "geluF32AVX512", "*float32"
+	out := 4
+	if bf16 {
+		name, dst, out = "geluBF16AVX512", "*uint16", 2
+	}
+	g.raw(fmt.Sprintf(`
+// func %s(dst %s, src *float32, n int)
+// dst[i] = x·Φ(x), x = src[i], with Φ(x) = erfc(−x/√2)/2 from the Numerical
+// Recipes erfc (relative error < 1.2e−7). dst may alias src (float32 form).
+TEXT ·%s(SB), NOSPLIT, $0-24`, name, dst, name))
+	g.f("MOVQ dst+0(FP), DI")
+	g.f("MOVQ src+8(FP), SI")
+	g.f("MOVQ n+16(FP), CX")
+	g.blocks()
+	g.expConsts()
+	g.f("VPXORD Z29, Z29, Z29")
+	g.rowLoop("gelu", map[string]int{"SI": 64, "DI": 16 * out}, func(tail bool) {
+		g.load16(0, "(SI)", tail, "")
+		g.f("VPANDD.BCST absMask<>(SB), Z0, Z1")  // |x|
+		g.f("VMULPS.BCST rsqrt2<>(SB), Z1, Z1")   // z = |x|/√2
+		g.f("VMOVAPS Z24, Z2")                    // 1
+		g.f("VFMADD231PS.BCST half<>(SB), Z1, Z2") // 1 + z/2
+		g.f("VDIVPS Z2, Z24, Z2")                 // t
+		g.f("VBROADCASTSS nr9<>(SB), Z3")
+		for c := 8; c >= 0; c-- {
+			g.f("VFMADD213PS.BCST nr%d<>(SB), Z2, Z3", c)
+		}
+		g.f("VFNMADD231PS Z1, Z1, Z3") // P(t) − z²
+		g.exp(3, 4, 5)
+		g.f("VMULPS Z2, Z3, Z3")                   // erfc(z)
+		g.f("VMULPS.BCST half<>(SB), Z3, Z3")      // h = erfc(z)/2 = Φ(−|x|)
+		g.f("VCMPPS $0x1e, Z29, Z0, K2")           // x > 0
+		g.f("VSUBPS Z3, Z24, K2, Z3")              // Φ(x) = 1 − h where x > 0
+		g.f("VMULPS Z3, Z0, Z0")
+		g.storeOut(0, 5, bf16, tail)
+	})
+	g.f("VZEROUPPER")
+	g.f("RET")
+}
+
+func (g *gen) scale(bf16 bool) {
+	name, dst := "scaleF32AVX512", "*float32"
+	out := 4
+	if bf16 {
+		name, dst, out = "scaleBF16AVX512", "*uint16", 2
+	}
+	g.raw(fmt.Sprintf(`
+// func %s(dst %s, src *float32, n int, s float32)
+// dst[i] = src[i]·s.
+TEXT ·%s(SB), NOSPLIT, $0-28`, name, dst, name))
+	g.f("MOVQ dst+0(FP), DI")
+	g.f("MOVQ src+8(FP), SI")
+	g.f("MOVQ n+16(FP), CX")
+	g.f("VBROADCASTSS s+24(FP), Z1")
+	g.blocks()
+	g.rowLoop("scale", map[string]int{"SI": 64, "DI": 16 * out}, func(tail bool) {
+		g.load16(0, "(SI)", tail, "")
+		g.f("VMULPS Z1, Z0, Z0")
+		g.storeOut(0, 5, bf16, tail)
+	})
+	g.f("VZEROUPPER")
+	g.f("RET")
+}
+
+func (g *gen) layerNorm() {
+	g.raw(`
+// func layerNormAVX512(dst, src *float32, n int, gamma, beta *float32, invN, eps float32)
+// One row: mean, variance of (x − mean), then (x − mean)/√(var + eps)·gamma + beta.
+// n must be a positive multiple of 16; dst may alias src.
+TEXT ·layerNormAVX512(SB), NOSPLIT, $0-48`)
+	g.f("MOVQ dst+0(FP), DI")
+	g.f("MOVQ src+8(FP), SI")
+	g.f("MOVQ n+16(FP), CX")
+	g.f("MOVQ gamma+24(FP), R8")
+	g.f("MOVQ beta+32(FP), R9")
+	g.f("SHRQ $4, CX")
+	pass := func(name string, body func()) {
+		g.f("XORQ BX, BX")
+		g.f("MOVQ CX, DX")
+		g.label(name)
+		body()
+		g.f("ADDQ $64, BX")
+		g.f("DECQ DX")
+		g.f("JNZ %s", name)
+	}
+	g.f("VPXORD Z0, Z0, Z0")
+	pass("sum", func() { g.f("VADDPS (SI)(BX*1), Z0, Z0") })
+	g.hreduce("VADDPS", 0, 3)
+	g.f("VMULSS invN+40(FP), X0, X0")
+	g.f("VBROADCASTSS X0, Z1") // mean
+	g.f("VPXORD Z2, Z2, Z2")
+	pass("var", func() {
+		g.f("VMOVUPS (SI)(BX*1), Z3")
+		g.f("VSUBPS Z1, Z3, Z3")
+		g.f("VFMADD231PS Z3, Z3, Z2")
+	})
+	g.hreduce("VADDPS", 2, 3)
+	g.f("VMULSS invN+40(FP), X2, X2")
+	g.f("VADDSS eps+44(FP), X2, X2")
+	g.f("VSQRTSS X2, X2, X2")
+	g.f("VMOVSS one<>(SB), X4")
+	g.f("VDIVSS X2, X4, X4")
+	g.f("VBROADCASTSS X4, Z4") // 1/σ
+	pass("norm", func() {
+		g.f("VMOVUPS (SI)(BX*1), Z3")
+		g.f("VSUBPS Z1, Z3, Z3")
+		g.f("VMULPS Z4, Z3, Z3")
+		g.f("VMULPS (R8)(BX*1), Z3, Z3")
+		g.f("VADDPS (R9)(BX*1), Z3, Z3")
+		g.f("VMOVUPS Z3, (DI)(BX*1)")
+	})
+	g.f("VZEROUPPER")
+	g.f("RET")
+}
+
+func genVec() []byte {
+	g := &gen{}
+	g.raw("// Code generated by gen_amd64.go; DO NOT EDIT.\n\n//go:build !purego\n\n#include \"textflag.h\"\n")
+	g.constData()
+	g.softmax(true)
+	g.softmax(false)
+	g.gelu(true)
+	g.gelu(false)
+	g.scale(true)
+	g.scale(false)
+	g.layerNorm()
+	return g.b.Bytes()
 }
