@@ -554,21 +554,21 @@ TEXT ·%s(SB), NOSPLIT, $0-24`, name, dst, name))
 	g.f("VPXORD Z29, Z29, Z29")
 	g.rowLoop("gelu", map[string]int{"SI": 64, "DI": 16 * out}, func(tail bool) {
 		g.load16(0, "(SI)", tail, "")
-		g.f("VPANDD.BCST absMask<>(SB), Z0, Z1")  // |x|
-		g.f("VMULPS.BCST rsqrt2<>(SB), Z1, Z1")   // z = |x|/√2
-		g.f("VMOVAPS Z24, Z2")                    // 1
+		g.f("VPANDD.BCST absMask<>(SB), Z0, Z1")   // |x|
+		g.f("VMULPS.BCST rsqrt2<>(SB), Z1, Z1")    // z = |x|/√2
+		g.f("VMOVAPS Z24, Z2")                     // 1
 		g.f("VFMADD231PS.BCST half<>(SB), Z1, Z2") // 1 + z/2
-		g.f("VDIVPS Z2, Z24, Z2")                 // t
+		g.f("VDIVPS Z2, Z24, Z2")                  // t
 		g.f("VBROADCASTSS nr9<>(SB), Z3")
 		for c := 8; c >= 0; c-- {
 			g.f("VFMADD213PS.BCST nr%d<>(SB), Z2, Z3", c)
 		}
 		g.f("VFNMADD231PS Z1, Z1, Z3") // P(t) − z²
 		g.exp(3, 4, 5)
-		g.f("VMULPS Z2, Z3, Z3")                   // erfc(z)
-		g.f("VMULPS.BCST half<>(SB), Z3, Z3")      // h = erfc(z)/2 = Φ(−|x|)
-		g.f("VCMPPS $0x1e, Z29, Z0, K2")           // x > 0
-		g.f("VSUBPS Z3, Z24, K2, Z3")              // Φ(x) = 1 − h where x > 0
+		g.f("VMULPS Z2, Z3, Z3")              // erfc(z)
+		g.f("VMULPS.BCST half<>(SB), Z3, Z3") // h = erfc(z)/2 = Φ(−|x|)
+		g.f("VCMPPS $0x1e, Z29, Z0, K2")      // x > 0
+		g.f("VSUBPS Z3, Z24, K2, Z3")         // Φ(x) = 1 − h where x > 0
 		g.f("VMULPS Z3, Z0, Z0")
 		g.storeOut(0, 5, bf16, tail)
 	})

@@ -2,8 +2,8 @@
 
 package kernels
 
-func softmaxBF16AVX512(dst *uint16, src *float32, n int) float32 { panic("kernels: no assembly") }
-func softmaxF32AVX512(dst *float32, src *float32, n int) float32 { panic("kernels: no assembly") }
+func softmaxBF16AVX512(dst *uint16, src *float32, n int) float32  { panic("kernels: no assembly") }
+func softmaxF32AVX512(dst *float32, src *float32, n int) float32  { panic("kernels: no assembly") }
 func geluBF16AVX512(dst *uint16, src *float32, n int)             { panic("kernels: no assembly") }
 func geluF32AVX512(dst *float32, src *float32, n int)             { panic("kernels: no assembly") }
 func scaleBF16AVX512(dst *uint16, src *float32, n int, s float32) { panic("kernels: no assembly") }
