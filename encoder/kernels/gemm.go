@@ -44,8 +44,8 @@ func (s *Scratch) aTile(bytes int) []byte {
 }
 
 // MatMulBF16 computes C[m][N] = A·Bᵀ + bias (+ C when accum) with bf16
-// activations: A is [m][KP] bf16 with row stride lda, and when B.K is odd its
-// column K must be zero. b must be BF16Pairs. bias is nil or has N values.
+// activations: A is [m][KP] bf16 with row stride lda (rows may overlap), and
+// when B.K is odd its column K must be zero. b must be BF16Pairs. bias is nil or has N values.
 // It needs AVX512BF16 or Portable.
 func (i ISA) MatMulBF16(c []float32, ldc int, a []uint16, lda, m int, b *Packed, bias []float32, accum bool, s *Scratch) error {
 	if err := checkGemm(c, ldc, len(a), lda, m, b, bias, b.KP); err != nil {
@@ -119,8 +119,8 @@ func checkGemm(c []float32, ldc, alen, lda, m int, b *Packed, bias []float32, k 
 		return fmt.Errorf("kernels: gemm rows %d < 0", m)
 	case m == 0 || b.N == 0:
 		return nil
-	case lda < k:
-		return fmt.Errorf("kernels: gemm A row stride %d < K %d", lda, k)
+	case lda < 0:
+		return fmt.Errorf("kernels: gemm A row stride %d < 0", lda)
 	case alen < (m-1)*lda+k:
 		return fmt.Errorf("kernels: gemm A holds %d values, [%d %d] with stride %d needs %d", alen, m, k, lda, (m-1)*lda+k)
 	case ldc < b.N:

@@ -183,9 +183,9 @@ func TestMatMulErrors(t *testing.T) {
 		{"short A", func() error {
 			return Portable.MatMulBF16(make([]float32, 8), 4, make([]uint16, 11), 6, 2, &pk, nil, false, &s)
 		}, "A holds 11"},
-		{"small lda", func() error {
-			return Portable.MatMulBF16(make([]float32, 8), 4, make([]uint16, 12), 5, 2, &pk, nil, false, &s)
-		}, "row stride 5 < K 6"},
+		{"negative lda", func() error {
+			return Portable.MatMulBF16(make([]float32, 8), 4, make([]uint16, 12), -1, 2, &pk, nil, false, &s)
+		}, "row stride -1"},
 		{"short C", func() error {
 			return Portable.MatMulBF16(make([]float32, 7), 4, make([]uint16, 12), 6, 2, &pk, nil, false, &s)
 		}, "C holds 7"},

@@ -1,0 +1,254 @@
+package backend
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
+)
+
+// Precision is the element type of the activations fed to the weight GEMMs
+// and attention products (accumulation is always float32).
+type Precision uint8
+
+const (
+	// BF16 rounds activations to bfloat16 before each GEMM (VDPBF16PS).
+	BF16 Precision = iota
+	// FP32 keeps activations in float32 (BF16 weights widened to fp32).
+	FP32
+)
+
+func (p Precision) String() string {
+	if p == BF16 {
+		return "bf16"
+	}
+	return "fp32"
+}
+
+// Row-block sizes of the parallel loops: multiples of the 14-row tile.
+const (
+	linearRows = 112 // rows per Linear task
+	mlpRows    = 112 // rows per MLP task (bounds its [rows][ffn] scratch)
+	attnRows   = 14  // query rows per attention task
+)
+
+// CPU is the CPU backend: kernels from encoder/kernels at one ISA, a fixed
+// worker pool, and per-worker scratch reused across calls.
+type CPU struct {
+	isa     kernels.ISA
+	act     Precision
+	pool    *Pool
+	scratch []cpuScratch // per worker
+	mu      sync.Mutex   // guards free
+	free    []*attnPacks // attention workspaces not in use
+}
+
+// cpuScratch is one worker's working memory; it grows to the largest shape
+// seen and is then reused.
+type cpuScratch struct {
+	gemm kernels.Scratch
+	a16  []uint16  // bf16 A rows
+	a32  []float32 // fp32 A rows
+	c    []float32 // GEMM output block (MLP hidden, attention scores)
+	h16  []uint16  // bf16 GELU output / attention probabilities
+	o    []float32 // attention output tile
+	sums [attnRows]float32
+}
+
+// attnPacks holds the per-head packed K and V of one Attention call.
+type attnPacks struct{ k, v []kernels.Packed }
+
+// NewCPU returns a CPU backend running the kernels at isa with activations
+// of precision act on threads workers (GOMAXPROCS when ≤ 0). bf16
+// activations need kernels.AVX512BF16 or kernels.Portable.
+func NewCPU(isa kernels.ISA, act Precision, threads int) (*CPU, error) {
+	if err := isa.Check(); err != nil {
+		return nil, err
+	}
+	if act == BF16 && isa != kernels.AVX512BF16 && isa != kernels.Portable {
+		return nil, fmt.Errorf("backend: bf16 activations need the %s or %s kernels, not %s", kernels.AVX512BF16, kernels.Portable, isa)
+	}
+	p := NewPool(threads)
+	return &CPU{isa: isa, act: act, pool: p, scratch: make([]cpuScratch, p.Workers())}, nil
+}
+
+// Name is "cpu/<isa>/<activation precision>".
+func (c *CPU) Name() string { return fmt.Sprintf("cpu/%s/%s", c.isa, c.act) }
+
+// Pool is the backend's worker pool, for the encoder's own row loops.
+func (c *CPU) Pool() *Pool { return c.pool }
+
+// ISA is the kernel level the backend runs at.
+func (c *CPU) ISA() kernels.ISA { return c.isa }
+
+// Close stops the workers.
+func (c *CPU) Close() { c.pool.Close() }
+
+// cpuWeight is a weight packed as bf16 k-pair panels (kernels.Packed).
+type cpuWeight struct{ p kernels.Packed }
+
+func (w *cpuWeight) Shape() (int, int) { return w.p.N, w.p.K }
+func (w *cpuWeight) Bytes() int        { return w.p.Bytes() }
+
+// Pack packs w [out][in] into 32-column bf16 k-pair panels.
+func (c *CPU) Pack(w []uint16, out, in int) (Weight, error) {
+	if len(w) != out*in {
+		return nil, fmt.Errorf("backend: pack weight [%d %d]: have %d values", out, in, len(w))
+	}
+	cw := &cpuWeight{}
+	if err := kernels.PackBF16(&cw.p, w, out, in, in); err != nil {
+		return nil, err
+	}
+	return cw, nil
+}
+
+func (c *CPU) weight(w Weight) (*kernels.Packed, error) {
+	cw, ok := w.(*cpuWeight)
+	if !ok {
+		return nil, fmt.Errorf("backend: weight %T was not packed by the CPU backend", w)
+	}
+	return &cw.p, nil
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// stage copies rows [r0, r1) of src into the worker's A buffer in the
+// activation precision, with rows padded to an even length (zero pad), and
+// returns the row stride.
+func (c *CPU) stage(s *cpuScratch, src Mat, r0, r1 int) int {
+	kp := (src.Cols + 1) &^ 1
+	n := (r1 - r0) * kp
+	if c.act == BF16 {
+		s.a16 = grow(s.a16, n)
+		for r := r0; r < r1; r++ {
+			row := s.a16[(r-r0)*kp : (r-r0+1)*kp]
+			c.isa.ToBF16(row, src.Row(r))
+			if kp != src.Cols {
+				row[kp-1] = 0
+			}
+		}
+		return kp
+	}
+	s.a32 = grow(s.a32, n)
+	for r := r0; r < r1; r++ {
+		row := s.a32[(r-r0)*kp : (r-r0+1)*kp]
+		copy(row, src.Row(r))
+		if kp != src.Cols {
+			row[kp-1] = 0
+		}
+	}
+	return kp
+}
+
+// matmul runs C = A·Bᵀ (+bias)(+C) on the staged A of worker s.
+func (c *CPU) matmul(s *cpuScratch, dst []float32, ldc int, lda, m int, b *kernels.Packed, bias []float32, accum bool) error {
+	if c.act == BF16 {
+		return c.isa.MatMulBF16(dst, ldc, s.a16, lda, m, b, bias, accum, &s.gemm)
+	}
+	return c.isa.MatMulF32(dst, ldc, s.a32, lda, m, b, bias, accum, &s.gemm)
+}
+
+// forRows runs f over blocks of rows rows in parallel and returns the first error.
+func (c *CPU) forRows(n, rows int, f func(s *cpuScratch, r0, r1 int) error) error {
+	blocks := (n + rows - 1) / rows
+	errs := make([]error, blocks)
+	c.pool.For(blocks, func(w, i int) {
+		r0 := i * rows
+		errs[i] = f(&c.scratch[w], r0, min(n, r0+rows))
+	})
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkLinear(what string, dst, src Mat, out, in int, bias []float32) error {
+	if err := src.Check(what + " input"); err != nil {
+		return err
+	}
+	if err := dst.Check(what + " output"); err != nil {
+		return err
+	}
+	switch {
+	case src.Cols != in:
+		return fmt.Errorf("%s: input has %d columns, weight wants %d", what, src.Cols, in)
+	case dst.Cols != out || dst.Rows != src.Rows:
+		return fmt.Errorf("%s: output is [%d %d], want [%d %d]", what, dst.Rows, dst.Cols, src.Rows, out)
+	case bias != nil && len(bias) != out:
+		return fmt.Errorf("%s: bias has %d values, want %d", what, len(bias), out)
+	}
+	return nil
+}
+
+// Linear computes dst (+)= src·Wᵀ + bias in parallel over row blocks.
+func (c *CPU) Linear(dst, src Mat, w Weight, bias []float32, accumulate bool) error {
+	b, err := c.weight(w)
+	if err != nil {
+		return err
+	}
+	if err := checkLinear("linear", dst, src, b.N, b.K, bias); err != nil {
+		return err
+	}
+	return c.forRows(src.Rows, linearRows, func(s *cpuScratch, r0, r1 int) error {
+		lda := c.stage(s, src, r0, r1)
+		return c.matmul(s, dst.Data[r0*dst.Stride:], dst.Stride, lda, r1-r0, b, bias, accumulate)
+	})
+}
+
+// MLP computes dst += GELU(src·W1ᵀ + b1)·W2ᵀ + b2, one row block per task:
+// the [rows][ffn] hidden block never leaves the worker's scratch.
+func (c *CPU) MLP(dst, src Mat, w1 Weight, b1 []float32, w2 Weight, b2 []float32) error {
+	p1, err := c.weight(w1)
+	if err != nil {
+		return err
+	}
+	p2, err := c.weight(w2)
+	if err != nil {
+		return err
+	}
+	if p2.K != p1.N {
+		return fmt.Errorf("mlp: fc1 gives %d features, fc2 takes %d", p1.N, p2.K)
+	}
+	if b1 != nil && len(b1) != p1.N {
+		return fmt.Errorf("mlp: fc1 bias has %d values, want %d", len(b1), p1.N)
+	}
+	if err := checkLinear("mlp", dst, src, p2.N, p1.K, b2); err != nil {
+		return err
+	}
+	ffn, ffnP := p1.N, (p1.N+1)&^1
+	return c.forRows(src.Rows, mlpRows, func(s *cpuScratch, r0, r1 int) error {
+		m := r1 - r0
+		lda := c.stage(s, src, r0, r1)
+		s.c = grow(s.c, m*ffnP)
+		if err := c.matmul(s, s.c, ffnP, lda, m, p1, b1, false); err != nil {
+			return err
+		}
+		if c.act == BF16 {
+			s.a16 = grow(s.a16, m*ffnP)
+			for r := range m {
+				row := s.a16[r*ffnP : (r+1)*ffnP]
+				c.isa.GELUBF16(row, s.c[r*ffnP:r*ffnP+ffn])
+				if ffnP != ffn {
+					row[ffn] = 0
+				}
+			}
+		} else {
+			s.a32 = grow(s.a32, m*ffnP)
+			for r := range m {
+				row := s.a32[r*ffnP : (r+1)*ffnP]
+				c.isa.GELU(row, s.c[r*ffnP:r*ffnP+ffn])
+				if ffnP != ffn {
+					row[ffn] = 0
+				}
+			}
+		}
+		return c.matmul(s, dst.Data[r0*dst.Stride:], dst.Stride, ffnP, m, p2, b2, true)
+	})
+}

@@ -1,0 +1,307 @@
+package backend
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
+)
+
+// backends lists every CPU configuration this machine can run: each ISA up
+// to the detected one, with fp32 activations, and bf16 where supported.
+func backends(t *testing.T) []*CPU {
+	var out []*CPU
+	for isa := kernels.Portable; isa <= kernels.Detect(); isa++ {
+		for _, act := range []Precision{FP32, BF16} {
+			c, err := NewCPU(isa, act, 2)
+			if err != nil {
+				continue
+			}
+			t.Cleanup(c.Close)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func randF32(r *rand.Rand, n int, scale float64) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64() * scale)
+	}
+	return s
+}
+
+func randBF16(r *rand.Rand, n int, scale float64) ([]uint16, []float64) {
+	b, f := make([]uint16, n), make([]float64, n)
+	for i := range b {
+		b[i] = kernels.BF16(float32(r.NormFloat64() * scale))
+		f[i] = float64(kernels.F32(b[i]))
+	}
+	return b, f
+}
+
+// tol is the relative error allowed for an activation precision: bf16
+// activations carry 8 significant bits into each product.
+func tol(p Precision) float64 {
+	if p == BF16 {
+		return 1.5e-2
+	}
+	return 2e-5
+}
+
+// closeRel compares got and want with an error bound relative to the largest |want|.
+func closeRel(t *testing.T, what string, got []float32, want []float64, rtol float64) {
+	t.Helper()
+	var scale, worst float64
+	for _, w := range want {
+		scale = math.Max(scale, math.Abs(w))
+	}
+	for i := range want {
+		worst = math.Max(worst, math.Abs(float64(got[i])-want[i]))
+		if math.IsNaN(float64(got[i])) {
+			t.Fatalf("%s[%d] is NaN", what, i)
+		}
+	}
+	if worst > rtol*scale {
+		t.Fatalf("%s: max |Δ| %.3g > %.3g (max |ref| %.3g)", what, worst, rtol*scale, scale)
+	}
+}
+
+func linearRef(x []float64, n, in int, w []float64, out int, b []float32) []float64 {
+	y := make([]float64, n*out)
+	for i := range n {
+		for o := range out {
+			s := 0.0
+			if b != nil {
+				s = float64(b[o])
+			}
+			for k := range in {
+				s += x[i*in+k] * w[o*in+k]
+			}
+			y[i*out+o] = s
+		}
+	}
+	return y
+}
+
+func f64(s []float32) []float64 {
+	out := make([]float64, len(s))
+	for i, v := range s {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+func TestLinear(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, c := range backends(t) {
+		for _, sh := range []struct{ n, in, out int }{{1, 8, 8}, {15, 33, 47}, {130, 64, 96}, {230, 240, 64}} {
+			t.Run(fmt.Sprintf("%s/%dx%dx%d", c.Name(), sh.n, sh.in, sh.out), func(t *testing.T) {
+				wb, w := randBF16(r, sh.out*sh.in, 0.2)
+				pw, err := c.Pack(wb, sh.out, sh.in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				x := randF32(r, sh.n*sh.in, 1)
+				bias := randF32(r, sh.out, 1)
+				y0 := randF32(r, sh.n*sh.out, 1)
+				want := linearRef(f64(x), sh.n, sh.in, w, sh.out, bias)
+				for i := range want {
+					want[i] += float64(y0[i])
+				}
+				y := append([]float32(nil), y0...)
+				err = c.Linear(Mat{y, sh.n, sh.out, sh.out}, Mat{x, sh.n, sh.in, sh.in}, pw, bias, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				closeRel(t, "linear", y, want, tol(c.act))
+			})
+		}
+	}
+}
+
+// TestLinearOverlappingRows checks the im2col view a convolution uses: rows
+// of 3·c values starting every 2·c values (kernel 3, stride 2).
+func TestLinearOverlappingRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 2))
+	const ch, outRows, out = 16, 20, 32
+	sig := randF32(r, (2*outRows+1)*ch, 1)
+	wb, w := randBF16(r, out*3*ch, 0.2)
+	x := make([]float64, outRows*3*ch)
+	for t := range outRows {
+		for k := range 3 * ch {
+			x[t*3*ch+k] = float64(sig[2*t*ch+k])
+		}
+	}
+	want := linearRef(x, outRows, 3*ch, w, out, nil)
+	for _, c := range backends(t) {
+		pw, _ := c.Pack(wb, out, 3*ch)
+		y := make([]float32, outRows*out)
+		if err := c.Linear(Mat{y, outRows, out, out}, Mat{sig, outRows, 3 * ch, 2 * ch}, pw, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		closeRel(t, c.Name(), y, want, tol(c.act))
+	}
+}
+
+func TestMLP(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	const n, d, ffn = 130, 48, 192
+	w1b, w1 := randBF16(r, ffn*d, 0.15)
+	w2b, w2 := randBF16(r, d*ffn, 0.07)
+	b1, b2 := randF32(r, ffn, 0.5), randF32(r, d, 0.5)
+	x := randF32(r, n*d, 1)
+	y0 := randF32(r, n*d, 1)
+	h := linearRef(f64(x), n, d, w1, ffn, b1)
+	for i, v := range h {
+		h[i] = 0.5 * v * math.Erfc(-v/math.Sqrt2)
+	}
+	want := linearRef(h, n, ffn, w2, d, b2)
+	for i := range want {
+		want[i] += float64(y0[i])
+	}
+	for _, c := range backends(t) {
+		p1, _ := c.Pack(w1b, ffn, d)
+		p2, _ := c.Pack(w2b, d, ffn)
+		y := append([]float32(nil), y0...)
+		if err := c.MLP(Mat{y, n, d, d}, Mat{x, n, d, d}, p1, b1, p2, b2); err != nil {
+			t.Fatal(err)
+		}
+		closeRel(t, c.Name(), y, want, tol(c.act))
+	}
+}
+
+func attentionRef(qkv []float32, n, d, heads int, scale float64) []float64 {
+	hd := d / heads
+	out := make([]float64, n*d)
+	s := make([]float64, n)
+	for h := range heads {
+		for i := range n {
+			m := math.Inf(-1)
+			for j := range n {
+				dot := 0.0
+				for k := range hd {
+					dot += float64(qkv[i*3*d+h*hd+k]) * float64(qkv[j*3*d+d+h*hd+k])
+				}
+				s[j] = dot * scale
+				m = math.Max(m, s[j])
+			}
+			sum := 0.0
+			for j := range n {
+				s[j] = math.Exp(s[j] - m)
+				sum += s[j]
+			}
+			for k := range hd {
+				acc := 0.0
+				for j := range n {
+					acc += s[j] * float64(qkv[j*3*d+2*d+h*hd+k])
+				}
+				out[i*d+h*hd+k] = acc / sum
+			}
+		}
+	}
+	return out
+}
+
+func TestAttention(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	for _, sh := range []struct{ n, d, heads int }{{1, 8, 2}, {29, 64, 4}, {51, 96, 3}, {100, 128, 2}} {
+		qkv := randF32(r, sh.n*3*sh.d, 1)
+		scale := 1 / math.Sqrt(float64(sh.d/sh.heads))
+		want := attentionRef(qkv, sh.n, sh.d, sh.heads, scale)
+		for _, c := range backends(t) {
+			t.Run(fmt.Sprintf("%s/n%d_d%d_h%d", c.Name(), sh.n, sh.d, sh.heads), func(t *testing.T) {
+				y := make([]float32, sh.n*sh.d)
+				if err := c.Attention(Mat{y, sh.n, sh.d, sh.d}, Mat{qkv, sh.n, 3 * sh.d, 3 * sh.d}, sh.heads, float32(scale)); err != nil {
+					t.Fatal(err)
+				}
+				closeRel(t, "attention", y, want, tol(c.act))
+			})
+		}
+	}
+}
+
+func TestBackendErrors(t *testing.T) {
+	c, err := NewCPU(kernels.Portable, FP32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w, _ := c.Pack(make([]uint16, 4*6), 4, 6)
+	cases := []struct {
+		name string
+		err  error
+	}{
+		{"pack size", func() error { _, err := c.Pack(make([]uint16, 5), 2, 3); return err }()},
+		{"linear cols", c.Linear(Mat{make([]float32, 8), 2, 4, 4}, Mat{make([]float32, 10), 2, 5, 5}, w, nil, false)},
+		{"linear out", c.Linear(Mat{make([]float32, 6), 2, 3, 3}, Mat{make([]float32, 12), 2, 6, 6}, w, nil, false)},
+		{"linear short", c.Linear(Mat{make([]float32, 8), 2, 4, 4}, Mat{make([]float32, 11), 2, 6, 6}, w, nil, false)},
+		{"attention heads", c.Attention(Mat{make([]float32, 8), 2, 4, 4}, Mat{make([]float32, 24), 2, 12, 12}, 3, 1)},
+	}
+	for _, tc := range cases {
+		if tc.err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+	if _, err := NewCPU(kernels.AVX2, BF16, 1); err == nil {
+		t.Error("bf16 activations on AVX2 accepted")
+	}
+}
+
+// TestConcurrentCalls runs operations from several goroutines at once on one
+// backend (run with -race): results equal the sequential ones.
+func TestConcurrentCalls(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	c, err := NewCPU(kernels.Detect(), FP32, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n, d, heads = 60, 32, 2
+	wb, _ := randBF16(r, d*d, 0.2)
+	pw, _ := c.Pack(wb, d, d)
+	inputs := make([][]float32, 4)
+	want := make([][]float32, 4)
+	for i := range inputs {
+		inputs[i] = randF32(r, n*3*d, 1)
+		want[i] = make([]float32, n*d)
+		if err := c.Attention(Mat{want[i], n, d, d}, Mat{inputs[i], n, 3 * d, 3 * d}, heads, 0.25); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Linear(Mat{want[i], n, d, d}, Mat{inputs[i], n, d, 3 * d}, pw, nil, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error)
+	for i := range inputs {
+		go func() {
+			got := make([]float32, n*d)
+			for range 5 {
+				clear(got)
+				if err := c.Attention(Mat{got, n, d, d}, Mat{inputs[i], n, 3 * d, 3 * d}, heads, 0.25); err != nil {
+					done <- err
+					return
+				}
+				if err := c.Linear(Mat{got, n, d, d}, Mat{inputs[i], n, d, 3 * d}, pw, nil, true); err != nil {
+					done <- err
+					return
+				}
+				for j := range got {
+					if got[j] != want[i][j] {
+						done <- fmt.Errorf("call %d: value %d = %g, sequential %g", i, j, got[j], want[i][j])
+						return
+					}
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range inputs {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
