@@ -1,0 +1,88 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
+	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
+)
+
+// Accuracy bar of issue 3, against ONNX Runtime fp32.
+const (
+	minCosine = 0.9999
+	maxRelAbs = 1e-2 // max |Δ| ≤ maxRelAbs · max |ref|
+)
+
+// compare returns the minimum per-frame cosine similarity and max|Δ|/max|ref|
+// of got against ref, both [B, P, d].
+func compare(got, ref []float32, d int) (minCos, relErr float64) {
+	minCos = 1
+	var maxRef, maxDiff float64
+	for f := 0; f*d < len(ref); f++ {
+		var dot, ng, nr float64
+		for i := f * d; i < (f+1)*d; i++ {
+			g, r := float64(got[i]), float64(ref[i])
+			dot += g * r
+			ng += g * g
+			nr += r * r
+			maxRef = math.Max(maxRef, math.Abs(r))
+			maxDiff = math.Max(maxDiff, math.Abs(g-r))
+			if math.IsNaN(g) {
+				maxDiff = math.Inf(1)
+			}
+		}
+		minCos = math.Min(minCos, dot/math.Sqrt(ng*nr))
+	}
+	return minCos, maxDiff / maxRef
+}
+
+// configs lists every kernel/activation combination runnable here.
+func configs() []Options {
+	var out []Options
+	for isa := kernels.Portable; isa <= kernels.Detect(); isa++ {
+		out = append(out, Options{Threads: 2, Kernels: isa.String(), Activations: "fp32"})
+		if isa == kernels.Portable || isa == kernels.AVX512BF16 {
+			out = append(out, Options{Threads: 2, Kernels: isa.String(), Activations: "bf16"})
+		}
+	}
+	return out
+}
+
+func encodeFile(t *testing.T, e *Encoder, in npy.Array) Tensor {
+	t.Helper()
+	out, err := e.Encode(context.Background(), Tensor{Shape: in.Shape, Data: in.Data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestStateDictVsORT stages the tiny fixture's PyTorch state dict and checks
+// the encoder against ONNX Runtime's output for the opset-14 export of the
+// same module, at batch 1 and 3, for every kernel/activation configuration.
+func TestStateDictVsORT(t *testing.T) {
+	dir := stageState(t, tinyConfig, readNPZ(t, filepath.Join(repo, "testdata/models/tiny-state.npz")))
+	for _, o := range configs() {
+		e, err := Load(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []string{"b1", "b3"} {
+			t.Run(fmt.Sprintf("%s/%s/%s", o.Kernels, o.Activations, b), func(t *testing.T) {
+				in := readNPY(t, filepath.Join(repo, "testdata/golden/tiny_in_"+b+".npy"))
+				ref := readNPY(t, filepath.Join(repo, "testdata/golden/tiny-op14_out_"+b+".npy"))
+				out := encodeFile(t, e, in)
+				cos, rel := compare(out.Data, ref.Data, tinyConfig.DModel)
+				t.Logf("min cosine %.7f, max|Δ|/max|ref| %.2e", cos, rel)
+				if cos < minCosine || rel > maxRelAbs {
+					t.Fatalf("vs ORT: min per-frame cosine %.7f (want ≥ %g), max|Δ|/max|ref| %.3g (want ≤ %g)", cos, minCosine, rel, maxRelAbs)
+				}
+			})
+		}
+		e.Close()
+	}
+}
