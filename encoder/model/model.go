@@ -237,7 +237,6 @@ func (e *Encoder) checkInput(mel Tensor) error {
 	return nil
 }
 
-
 // Op names the parts of the forward pass timed by OpTimes.
 type Op int
 
