@@ -40,6 +40,29 @@ generate-proto:
 check-proto:
 	bash hack/proto.sh check
 
+## images: OCI image tarballs in bin/images without a container engine (hack/images):
+## one per binary in BINARIES, plus the e2e node's pause and e2e-agent images
+IMAGE_REPO  ?= ghcr.io/xdna-whisper
+IMAGE_TAG   ?= $(VERSION)
+CREATED     ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+.PHONY: images test-images e2e
+images: build
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/pause ./hack/images/pause
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/e2e-agent ./test/e2e/agent
+	@rm -f bin/images/*.tar
+	$(GO) run ./hack/images -out bin/images -repository $(IMAGE_REPO) -tag $(IMAGE_TAG) -version $(VERSION) \
+	    -revision $(COMMIT) -created $(CREATED) $(foreach b,$(BINARIES) pause e2e-agent,$(b)=bin/$(b))
+
+## test-images: the image builder's tests (test-unit runs them too)
+test-images:
+	$(GO) test ./hack/images/...
+
+## e2e: a real single-node Kubernetes from nothing, as root (test/e2e/e2e.sh):
+## node up, our images, scenarios (E2E_SCENARIOS, default smoke), full teardown
+e2e: images
+	test/e2e/install-deps.sh >/dev/null
+	test/e2e/e2e.sh run $(E2E_SCENARIOS)
+
 ## demo: the main job on the bundled default
 demo:
 

@@ -90,8 +90,27 @@ GO
   touch "$ETCDWRAP/.complete"
 }
 
+# The version every Kubernetes binary reports (a build from the module proxy
+# would otherwise say v0.0.0-master, which confuses version checks, e.g. helm's
+# kubeVersion constraint).
+minor=${K8S_VERSION#v1.}
+minor=${minor%%.*}
+VERSION_LDFLAGS=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  VERSION_LDFLAGS+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
+
+# stamped BINARY: the cached binary reports $K8S_VERSION (etcd: exists).
+stamped() {
+  case "$1" in
+    etcd) return 0 ;;
+    kubectl) "$BIN/kubectl" version --client 2>/dev/null | grep -q "$K8S_VERSION" ;;
+    *) "$BIN/$1" --version 2>/dev/null | grep -q "$K8S_VERSION" ;;
+  esac
+}
+
 for b in "${bins[@]}"; do
-  if [ -x "$BIN/$b" ]; then continue; fi
+  if [ -x "$BIN/$b" ] && stamped "$b"; then continue; fi
   start=$(date +%s)
   case "$b" in
     etcd)
@@ -99,7 +118,7 @@ for b in "${bins[@]}"; do
       (cd "$ETCDWRAP" && CGO_ENABLED=0 go build -trimpath -o "$BIN/.etcd.tmp" . ) ;;
     kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|kubectl)
       wrapper_module
-      (cd "$WRAP" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/.$b.tmp" "k8s.io/kubernetes/cmd/$b") ;;
+      (cd "$WRAP" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w$VERSION_LDFLAGS" -o "$BIN/.$b.tmp" "k8s.io/kubernetes/cmd/$b") ;;
     *) echo "k8s-bins: unknown binary $b (want kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl or etcd)" >&2; exit 2 ;;
   esac
   mv -f "$BIN/.$b.tmp" "$BIN/$b"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end node needs on a Debian 12 machine (idempotent):
+# containerd and runc, the CNI plugins and iptables from Debian, and the
+# Kubernetes binaries built from the Go module proxy by hack/k8s-bins.sh
+# (cached under $XDNA_CACHE). Prints the Kubernetes binary directory.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+pkgs=(containerd runc containernetworking-plugins iptables)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  # No service is started: the e2e script runs containerd itself.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+hack/k8s-bins.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl

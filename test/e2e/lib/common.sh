@@ -1,0 +1,103 @@
+# shellcheck shell=bash
+# Settings and helpers shared by every part of the end-to-end node.
+#
+# Every packet stays on loopback or inside network namespaces this script
+# creates: the control plane, containerd, the kubelet and kube-proxy run in the
+# network namespace $E2E_NAME (a veth pair with $E2E_NODE_IP and no route out),
+# and pods get their own namespaces behind its bridge. Only the network
+# namespace is entered (nsenter --net), not a mount namespace, so the kubelet's
+# volume mounts are visible to containerd and runc.
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
+
+E2E_NAME=${E2E_NAME:-xdna-e2e}                 # node name, netns, cgroup parent, CNI network
+E2E_ROOT=${E2E_ROOT:-/var/lib/xdna-e2e}        # persistent state (PKI, etcd, containerd, configs)
+E2E_RUN=${E2E_RUN:-/run/xdna-e2e}              # sockets, pid files, pod network namespaces
+E2E_KUBELET_DIR=${E2E_KUBELET_DIR:-/var/lib/kubelet}
+E2E_LOGS=${E2E_LOGS:-$REPO_ROOT/bin/e2e-logs}  # survives teardown, replaced by the next run
+E2E_NODE_IP=${E2E_NODE_IP:-10.200.0.1}         # on a veth inside the node's netns only
+E2E_POD_CIDR=${E2E_POD_CIDR:-10.244.0.0/24}
+E2E_SERVICE_CIDR=${E2E_SERVICE_CIDR:-10.97.0.0/24}
+E2E_API_SERVICE_IP=${E2E_API_SERVICE_IP:-10.97.0.1}
+E2E_IMAGES=${E2E_IMAGES:-$REPO_ROOT/bin/images} # NAME.tar from `make images`
+E2E_TIMEOUT=${E2E_TIMEOUT:-120}                # default seconds for one wait
+CNI_BIN_DIR=${CNI_BIN_DIR:-/usr/lib/cni}
+XDNA_CACHE=${XDNA_CACHE:-/var/cache/xdna-whisper}
+
+NETNS=/run/netns/$E2E_NAME
+PKI=$E2E_ROOT/pki
+PIDS=$E2E_RUN/pids
+CONTAINERD_SOCK=$E2E_RUN/containerd/containerd.sock
+ADMIN_KUBECONFIG=$E2E_ROOT/admin.kubeconfig
+# The marker that says a directory outside $E2E_ROOT was created by this script.
+OWNED=.xdna-e2e-owned
+
+log() { printf '\033[1m[e2e %s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+
+# innet runs a command in the node's network namespace (host mount namespace).
+innet() { nsenter --net="$NETNS" -- "$@"; }
+
+# kc is kubectl as cluster admin, from inside the node's network namespace.
+kc() { innet "$K8S_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
+
+# ctrc is ctr against the node's containerd, in the CRI namespace.
+ctrc() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+
+# agent runs our e2e-agent binary (HTTP client) inside the node's network namespace.
+agent() { innet "$REPO_ROOT/bin/e2e-agent" "$@"; }
+
+# wait_for DESCRIPTION TIMEOUT CMD...: polls CMD (quietly) until it succeeds.
+wait_for() {
+  local what=$1 timeout=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${timeout}s waiting for $what; last attempt said:"
+      "$@" 2>&1 | tail -n 20 >&2 || true
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# Timings: timer_start NAME; ...; timer_stop NAME. print_timings shows them all.
+declare -A TIMER_START=()
+TIMINGS=()
+now_ms() { date +%s%3N; }
+timer_start() { TIMER_START[$1]=$(now_ms); }
+timer_stop() {
+  local ms=$(($(now_ms) - TIMER_START[$1]))
+  local secs
+  secs=$(awk -v ms="$ms" 'BEGIN { printf "%.1f", ms / 1000 }')
+  TIMINGS+=("$(printf '%-36s %7s s' "$1" "$secs")")
+  log "$1: $secs s"
+}
+print_timings() {
+  [ ${#TIMINGS[@]} -gt 0 ] || return 0
+  mkdir -p "$E2E_LOGS"
+  {
+    echo "e2e timings ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs)"
+    printf '%s\n' "${TIMINGS[@]}"
+  } | tee "$E2E_LOGS/timings.txt" >&2
+}
+
+# image_ref NAME is the reference of our image NAME: the name `make images`
+# wrote into $E2E_IMAGES/NAME.tar (the name ctr import gives it).
+image_ref() {
+  local ref
+  ref=$(tar -xOf "$E2E_IMAGES/$1.tar" index.json 2>/dev/null | grep -o '"io.containerd.image.name":"[^"]*"' | cut -d'"' -f4)
+  [ -n "$ref" ] || die "$E2E_IMAGES/$1.tar: no image name in its index.json (run make images)"
+  echo "$ref"
+}
+
+# dump_logs prints the tail of every component log (on failure).
+dump_logs() {
+  local f
+  for f in "$E2E_LOGS"/*.log; do
+    [ -f "$f" ] || continue
+    echo "----- $(basename "$f") (last 25 lines) -----" >&2
+    tail -n 25 "$f" >&2
+  done
+}

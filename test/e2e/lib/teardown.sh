@@ -1,0 +1,147 @@
+# shellcheck shell=bash
+# Tearing the node down so that nothing of it is left: workloads through the
+# API (so the kubelet stops sandboxes and CNI releases their addresses), then
+# processes by PID, mounts, the network namespace (with its bridge, veths and
+# iptables rules), cgroups and state directories. Idempotent; it also cleans up
+# after a run that died half-way.
+
+# delete_workloads deletes every test namespace and every pod through the API
+# and waits until the kubelet has stopped them all.
+delete_workloads() {
+  local ns
+  for ns in $(kc get namespaces -o jsonpath='{.items[*].metadata.name}'); do
+    case "$ns" in default | kube-system | kube-public | kube-node-lease) ;; *) kc delete namespace "$ns" --wait=false >/dev/null ;; esac
+  done
+  kc delete daemonsets,deployments,statefulsets,replicasets,jobs,cronjobs --all --all-namespaces --wait=false >/dev/null 2>&1 || true
+  kc delete pods --all --all-namespaces --wait=false >/dev/null 2>&1 || true
+  wait_for "every pod deleted" 120 no_pods_left || log "warning: pods remain after 120s; removing their containers directly"
+}
+
+no_pods_left() { [ -z "$(kc get pods --all-namespaces -o name 2>/dev/null)" ]; }
+
+# remove_containers kills and deletes whatever containerd still runs, so
+# that the shims exit.
+remove_containers() {
+  local id
+  for id in $(ctrc tasks ls -q 2>/dev/null); do ctrc tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true; done
+  for id in $(ctrc tasks ls -q 2>/dev/null); do ctrc tasks delete -f "$id" >/dev/null 2>&1 || true; done
+  for id in $(ctrc containers ls -q 2>/dev/null); do ctrc containers delete "$id" >/dev/null 2>&1 || true; done
+}
+
+# node_netns_pids prints every process in the node's network namespace (our
+# daemons and containerd's shims, even those whose PID files are lost).
+node_netns_pids() {
+  local ino p
+  ino=$(stat -L -c %i "$NETNS" 2>/dev/null) || return 0
+  for p in /proc/[0-9]*; do
+    [ "$(stat -L -c %i "$p/ns/net" 2>/dev/null)" = "$ino" ] && echo "${p#/proc/}"
+  done
+  return 0
+}
+
+# node_cgroup_pids prints every process in the node's cgroups (containers).
+node_cgroup_pids() {
+  local d
+  for d in $(cgroup_dirs); do
+    [ -d "$d" ] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null
+  done | sort -un
+}
+
+# kill_leftovers ends, by PID, every process still in the node's cgroups or netns.
+kill_leftovers() {
+  local pid
+  for pid in $(node_cgroup_pids); do
+    log "killing container process $pid ($(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null | cut -c1-80))"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for pid in $(node_netns_pids); do
+    log "stopping leftover process $pid in netns $E2E_NAME ($(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null | cut -c1-80))"
+    stop_pid "$pid" 5
+  done
+}
+
+# node_mounts prints every mount point under the node's directories, deepest first.
+node_mounts() {
+  local d re=""
+  for d in "$E2E_ROOT" "$E2E_RUN" "$E2E_KUBELET_DIR"; do re="$re|^$d(/|\$)"; done
+  findmnt -rn -o TARGET | grep -E "${re#|}" | sort -r -u || true
+}
+
+# unmount_all unmounts everything under the node's directories.
+unmount_all() {
+  local m tries=0
+  while [ -n "$(node_mounts)" ] && ((tries++ < 5)); do
+    for m in $(node_mounts); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+  done
+}
+
+# remove_cgroups removes the node's cgroup trees, leaves first.
+remove_cgroups() {
+  local d
+  for d in $(cgroup_dirs); do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+  return 0
+}
+
+# remove_outside_paths removes what the node left outside its own directories:
+# whole paths that did not exist before `up`, else only this node's entries.
+remove_outside_paths() {
+  local created=() p l
+  [ -f "$E2E_ROOT/created-paths" ] && mapfile -t created <"$E2E_ROOT/created-paths"
+  rm -f /var/lib/cni/results/"$E2E_NAME"-* 2>/dev/null || true
+  for l in /var/log/containers/*.log; do
+    [ -L "$l" ] && [[ "$(readlink "$l")" == "$E2E_ROOT/"* ]] && rm -f "$l"
+  done
+  for p in "${created[@]}"; do
+    case "$p" in
+      /run/netns) rmdir /run/netns 2>/dev/null || true ;; # other namespaces may live there now
+      "$E2E_KUBELET_DIR") ;;                             # below, by its marker
+      *) rm -rf "$p" ;;
+    esac
+  done
+  if [ -e "$E2E_KUBELET_DIR/$OWNED" ]; then rm -rf "$E2E_KUBELET_DIR"; fi
+}
+
+# leftovers lists what of the node is still there (nothing after a clean teardown).
+leftovers() {
+  [ -e "$NETNS" ] && echo "network namespace $NETNS"
+  local pid
+  for pid in $(node_netns_pids) $(node_cgroup_pids); do echo "process $pid"; done
+  node_mounts | sed 's/^/mount /'
+  local d
+  for d in $(cgroup_dirs); do [ -e "$d" ] && echo "cgroup $d"; done
+  for d in "$E2E_ROOT" "$E2E_RUN"; do [ -e "$d" ] && echo "directory $d"; done
+  [ -e "$E2E_KUBELET_DIR/$OWNED" ] && echo "directory $E2E_KUBELET_DIR"
+  return 0
+}
+
+# node_down tears the node down and fails if anything of it is left.
+node_down() {
+  cgroup_setup
+  if daemon_pid kube-apiserver >/dev/null && daemon_pid kubelet >/dev/null && api_ready 2>/dev/null; then
+    delete_workloads
+  fi
+  stop_daemon kube-proxy
+  stop_daemon kubelet
+  if daemon_pid containerd >/dev/null; then remove_containers; fi
+  stop_daemon containerd
+  stop_daemon kube-scheduler
+  stop_daemon kube-controller-manager
+  stop_daemon kube-apiserver
+  stop_daemon etcd
+  kill_leftovers
+  unmount_all
+  [ -e "$NETNS" ] && ip netns delete "$E2E_NAME"
+  remove_cgroups
+  remove_outside_paths
+  rm -rf "$E2E_ROOT" "$E2E_RUN"
+  local left
+  left=$(leftovers)
+  if [ -n "$left" ]; then
+    log "teardown left behind:"
+    echo "$left" >&2
+    return 1
+  fi
+  log "teardown complete: no process, mount, cgroup, netns or state directory of $E2E_NAME is left"
+}
