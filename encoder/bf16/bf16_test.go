@@ -1,8 +1,10 @@
 package bf16
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -157,5 +159,41 @@ func BenchmarkConvert(b *testing.B) {
 	b.SetBytes(int64(4 * len(src)))
 	for b.Loop() {
 		Convert(dst, src)
+	}
+}
+
+func TestConvertVariantsAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, dims := range [][2]int{{1, 1}, {3, 70}, {64, 33}, {100, 40}} {
+		rows, cols := dims[0], dims[1]
+		src := make([]float32, rows*cols)
+		le := make([]byte, 4*len(src))
+		for i := range src {
+			src[i] = float32(r.NormFloat64() * 3)
+			if i == 7 {
+				src[i] = float32(math.NaN())
+			}
+			binary.LittleEndian.PutUint32(le[4*i:], math.Float32bits(src[i]))
+		}
+		want := make([]uint16, len(src))
+		ws := Convert(want, src)
+		got := make([]uint16, len(src))
+		if s := ConvertLE(got, le); s != ws || !slices.Equal(got, want) {
+			t.Errorf("%v ConvertLE differs: %+v vs %+v", dims, s, ws)
+		}
+		tr := make([]uint16, len(src))
+		trLE := make([]uint16, len(src))
+		s1 := ConvertTransposed(tr, src, rows, cols)
+		s2 := ConvertTransposedLE(trLE, le, rows, cols)
+		for i := range rows {
+			for j := range cols {
+				if tr[j*rows+i] != want[i*cols+j] || trLE[j*rows+i] != want[i*cols+j] {
+					t.Fatalf("%v: transposed [%d,%d] wrong", dims, j, i)
+				}
+			}
+		}
+		if s1.Count != ws.Count || s1.MaxAbs != ws.MaxAbs || s2.NonFinite != ws.NonFinite || math.Abs(s1.RelRMS-ws.RelRMS) > 1e-12 {
+			t.Errorf("%v transposed stats %+v / %+v, want %+v", dims, s1, s2, ws)
+		}
 	}
 }

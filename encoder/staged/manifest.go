@@ -82,6 +82,10 @@ type TensorRecord struct {
 	SourceDType string `json:"sourceDType"`
 	// Node is the graph node through which the tensor was identified.
 	Node string `json:"node,omitempty"`
+	// IdentifiedBy says how: "node name", "bias" (the MatMul → Add of a named
+	// bias), "shared input" (k_proj beside q_proj and v_proj), "initializer
+	// name" or "graph order".
+	IdentifiedBy string `json:"identifiedBy,omitempty"`
 	// Transposed is true when the source was stored [in, out].
 	Transposed bool `json:"transposed,omitempty"`
 	// Error is the error of the conversion to BF16, measured against the

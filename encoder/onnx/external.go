@@ -1,0 +1,116 @@
+package onnx
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// externalFile is a memory-mapped external-data file.
+type externalFile struct {
+	path string
+	data []byte
+	err  error
+}
+
+func (e *externalFile) close() error {
+	if e.data == nil {
+		return nil
+	}
+	err := unix.Munmap(e.data)
+	e.data = nil
+	if err != nil {
+		return fmt.Errorf("onnx: munmap %s: %w", e.path, err)
+	}
+	return nil
+}
+
+// externalBytes maps the tensor's external-data file (once) and returns the
+// tensor's bytes in it.
+func (m *Model) externalBytes(t *Tensor) ([]byte, error) {
+	loc := t.External.Location
+	if !filepath.IsLocal(loc) {
+		return nil, fmt.Errorf("%s: tensor %q: external data location %q is not a path inside the model's folder", m.where(), t.Name, loc)
+	}
+	m.mu.Lock()
+	if m.external == nil {
+		m.external = map[string]*externalFile{}
+	}
+	e, ok := m.external[loc]
+	if !ok {
+		e = mapFile(filepath.Join(m.Dir(), loc))
+		m.external[loc] = e
+	}
+	m.mu.Unlock()
+	if e.err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: external data: %w", m.where(), t.Name, e.err)
+	}
+	end := t.External.Offset + t.External.Length
+	if end < t.External.Offset || end > int64(len(e.data)) {
+		return nil, fmt.Errorf("%s: tensor %q: external data file %s is %d bytes, the tensor needs bytes [%d, %d)",
+			m.where(), t.Name, e.path, len(e.data), t.External.Offset, end)
+	}
+	return e.data[t.External.Offset:end:end], nil
+}
+
+func mapFile(path string) *externalFile {
+	e := &externalFile{path: path}
+	f, err := os.Open(path)
+	if err != nil {
+		e.err = err
+		return e
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		e.err = err
+		return e
+	}
+	if st.Size() == 0 {
+		e.data = nil
+		return e
+	}
+	if int64(int(st.Size())) != st.Size() {
+		e.err = fmt.Errorf("%s: %d bytes is too large to map", path, st.Size())
+		return e
+	}
+	e.data, e.err = unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if e.err != nil {
+		e.err = fmt.Errorf("mmap %s: %w", path, e.err)
+	}
+	return e
+}
+
+// Release tells the kernel that the tensor's payload pages will not be needed
+// again soon, so they leave the process's resident set (the file stays in the
+// page cache). Reading the payload again afterwards is still valid.
+func (m *Model) Release(t *Tensor) {
+	b, ok, err := m.Bytes(t)
+	if err != nil || !ok || len(b) == 0 {
+		return
+	}
+	m.mu.Lock()
+	maps := [][]byte{m.mapped}
+	for _, e := range m.external {
+		maps = append(maps, e.data)
+	}
+	m.mu.Unlock()
+	for _, whole := range maps {
+		if len(whole) == 0 {
+			continue
+		}
+		base := uintptr(unsafe.Pointer(unsafe.SliceData(whole)))
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		if p < base || p+uintptr(len(b)) > base+uintptr(len(whole)) {
+			continue
+		}
+		page := uintptr(os.Getpagesize())
+		lo := (p - base) &^ (page - 1)
+		hi := min((p-base+uintptr(len(b))+page-1)&^(page-1), uintptr(len(whole)))
+		unix.Madvise(whole[lo:hi], unix.MADV_DONTNEED)
+		return
+	}
+}

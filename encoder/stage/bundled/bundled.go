@@ -1,0 +1,46 @@
+// Package bundled embeds the default model of `make demo` and the server's
+// demo: a small Whisper-encoder-shaped fp32 ONNX export (d_model 64, 2 layers,
+// 4 heads, FFN 256, 80 mel bins, 1500 positions: full 30 s windows of 3000
+// frames), made by testdata/gen/gen_fixtures.py with torch.onnx.export.
+package bundled
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Name is the embedded model's file name.
+const Name = "whisper-demo.onnx"
+
+//go:embed whisper-demo.onnx
+var model []byte
+
+// Model returns the embedded ONNX file's bytes (do not modify them).
+func Model() []byte { return model }
+
+// WriteTo writes the embedded model into dir as Name (atomically) and returns
+// its path.
+func WriteTo(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("bundled model: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".whisper-demo-*.onnx")
+	if err != nil {
+		return "", fmt.Errorf("bundled model: %w", err)
+	}
+	_, err = f.Write(model)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	path := filepath.Join(dir, Name)
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("bundled model: %w", err)
+	}
+	return path, nil
+}

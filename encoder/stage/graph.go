@@ -1,0 +1,138 @@
+package stage
+
+import (
+	"strings"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/onnx"
+)
+
+// graph indexes an ONNX graph for tracing: who produces and who consumes each
+// value, and which values are initializers or Constant outputs.
+type graph struct {
+	m         *onnx.Model
+	nodes     []onnx.Node
+	inits     map[string]*onnx.Tensor
+	producer  map[string]int
+	consumers map[string][]use
+	constants map[string]*onnx.Tensor // Constant node outputs
+}
+
+// use is one input slot of one node.
+type use struct {
+	node int
+	slot int
+}
+
+func newGraph(m *onnx.Model) *graph {
+	g := &graph{
+		m:         m,
+		nodes:     m.Graph.Nodes,
+		inits:     make(map[string]*onnx.Tensor, len(m.Graph.Initializers)),
+		producer:  map[string]int{},
+		consumers: map[string][]use{},
+		constants: map[string]*onnx.Tensor{},
+	}
+	for _, t := range m.Graph.Initializers {
+		g.inits[t.Name] = t
+	}
+	for i, n := range g.nodes {
+		for s, in := range n.Inputs {
+			if in != "" {
+				g.consumers[in] = append(g.consumers[in], use{i, s})
+			}
+		}
+		for _, out := range n.Outputs {
+			g.producer[out] = i
+		}
+		if n.OpType == "Constant" && len(n.Outputs) == 1 {
+			if a, ok := n.Attr("value"); ok && a.T != nil {
+				g.constants[n.Outputs[0]] = a.T
+			}
+		}
+	}
+	return g
+}
+
+// passThrough reports whether value-preserving node n forwards its input 0
+// unchanged for weight tracing (Cast of fp16 weights, Identity, the Reshape
+// ORT puts on a conv bias).
+func passThrough(n *onnx.Node) bool {
+	switch n.OpType {
+	case "Cast", "Identity", "Reshape", "Unsqueeze", "Slice":
+		return true
+	}
+	return false
+}
+
+// source follows value v back through pass-through nodes to an initializer.
+func (g *graph) source(v string) (*onnx.Tensor, bool) {
+	for range len(g.nodes) + 1 {
+		if t, ok := g.inits[v]; ok {
+			return t, true
+		}
+		p, ok := g.producer[v]
+		if !ok || !passThrough(&g.nodes[p]) || len(g.nodes[p].Inputs) == 0 {
+			return nil, false
+		}
+		v = g.nodes[p].Inputs[0]
+	}
+	return nil, false
+}
+
+// constant returns the tensor behind v if it is an initializer or a Constant
+// output (through pass-through nodes).
+func (g *graph) constant(v string) (*onnx.Tensor, bool) {
+	if t, ok := g.source(v); ok {
+		return t, true
+	}
+	for range len(g.nodes) + 1 {
+		if t, ok := g.constants[v]; ok {
+			return t, true
+		}
+		p, ok := g.producer[v]
+		if !ok || !passThrough(&g.nodes[p]) || len(g.nodes[p].Inputs) == 0 {
+			return nil, false
+		}
+		v = g.nodes[p].Inputs[0]
+	}
+	return nil, false
+}
+
+// users returns the nodes consuming value v, looking through Cast and
+// Identity (the Cast after an integer MatMul, ...).
+func (g *graph) users(v string) []use {
+	var out []use
+	seen := map[string]bool{}
+	var walk func(string)
+	walk = func(v string) {
+		if seen[v] {
+			return
+		}
+		seen[v] = true
+		for _, u := range g.consumers[v] {
+			n := &g.nodes[u.node]
+			if (n.OpType == "Cast" || n.OpType == "Identity") && u.slot == 0 && len(n.Outputs) == 1 {
+				walk(n.Outputs[0])
+				continue
+			}
+			out = append(out, u)
+		}
+	}
+	walk(v)
+	return out
+}
+
+// moduleOf extracts the module path from an exporter's node name:
+// "/layers.3/self_attn/v_proj/MatMul" → "layers.3.self_attn.v_proj",
+// "/conv1/Conv" → "conv1", "/Add_2" → "" (top level). ok is false for names
+// without that scoped form (missing names, "MatMul_12").
+func moduleOf(nodeName string) (module string, ok bool) {
+	if !strings.HasPrefix(nodeName, "/") {
+		return "", false
+	}
+	i := strings.LastIndexByte(nodeName, '/')
+	if i == 0 {
+		return "", true
+	}
+	return strings.ReplaceAll(nodeName[1:i], "/", "."), true
+}

@@ -1,0 +1,257 @@
+// Package stage turns a Whisper encoder ONNX export (fp32, fp16, dynamic
+// int8/uint8 or 4-bit MatMulNBits; weights inline, in typed fields or in
+// external data) into a staged directory (package staged): BF16 tensors under
+// canonical Hugging Face names, found through the graph rather than by name,
+// with the encoder's config inferred from shapes and graph constants.
+//
+// Output goes to <cache>/<key>, the content key of the source bytes, target
+// precision and format version; it is written into a temporary sibling and
+// renamed into place, so concurrent stagers of the same source both succeed
+// and a killed one leaves nothing that looks complete.
+package stage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/download"
+	"github.com/xdna-whisper/xdna-whisper/encoder/onnx"
+	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
+)
+
+// Options configure one staging run.
+type Options struct {
+	// Source is a file path, an http(s) URL or hf://ORG/REPO/PATH[@REV].
+	Source string
+	// SHA256 is the expected hex sha256 of the source ONNX file (optional).
+	SHA256 string
+	// CacheDir holds staged directories (required).
+	CacheDir string
+	// Heads overrides the inferred attention head count when > 0.
+	Heads int
+	// ConverterVersion is recorded in the manifest (default "dev").
+	ConverterVersion string
+	// Workers is the number of conversion goroutines (default GOMAXPROCS).
+	Workers int
+	// Progress, if set, receives progress reports.
+	Progress func(Progress)
+	// Logger receives structured log lines (default slog.Default()).
+	Logger *slog.Logger
+	// Download configures fetching URL sources (SHA256 and Progress are set
+	// by Stage).
+	Download download.Options
+	// NoSync skips fsync before the rename (tests and benchmarks on
+	// throwaway caches).
+	NoSync bool
+}
+
+// Progress reports the bytes done and total of one phase: "download",
+// "hash" (reading the source for its content key) or "convert".
+type Progress struct {
+	Phase       string
+	Done, Total int64
+}
+
+// Result describes a staged directory.
+type Result struct {
+	// Key is the content key; Dir is <cache>/<key>.
+	Key, Dir string
+	// SourceSHA256 is the hex sha256 of the source ONNX file.
+	SourceSHA256 string
+	// SourcePrecision is the precision of the source weights; Lossy is true
+	// unless it is float32.
+	SourcePrecision staged.Precision
+	Lossy           bool
+	// SizeBytes is the size of the staged directory's files.
+	SizeBytes int64
+	// StagedAt is when the directory was written.
+	StagedAt time.Time
+	// Existing is true when the directory was already in the cache.
+	Existing bool
+	// Config is the encoder configuration.
+	Config staged.Config
+}
+
+func (o *Options) defaults() {
+	if o.ConverterVersion == "" {
+		o.ConverterVersion = "dev"
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Progress == nil {
+		o.Progress = func(Progress) {}
+	}
+}
+
+// Stage stages opts.Source into opts.CacheDir and returns the staged
+// directory. Staging a source that is already staged is a no-op.
+func Stage(ctx context.Context, opts Options) (Result, error) {
+	opts.defaults()
+	if opts.CacheDir == "" {
+		return Result{}, errors.New("stage: no cache directory")
+	}
+	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
+		return Result{}, fmt.Errorf("stage: cache: %w", err)
+	}
+	removeStale(opts.CacheDir, opts.Logger)
+	path, cleanup, err := fetchSource(ctx, &opts)
+	if err != nil {
+		return Result{}, err
+	}
+	defer cleanup()
+	m, err := onnx.Open(path)
+	if err != nil {
+		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, err)
+	}
+	defer m.Close()
+	if isURL(opts.Source) {
+		if err := fetchExternal(ctx, &opts, m); err != nil {
+			return Result{}, err
+		}
+	}
+	p, err := plan(m, opts.Heads)
+	if err != nil {
+		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, err)
+	}
+	return run(ctx, &opts, m, p)
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "hf://")
+}
+
+// fetchSource returns a local path for the source, downloading URL sources
+// into a temporary folder of the cache.
+func fetchSource(ctx context.Context, opts *Options) (string, func(), error) {
+	if !isURL(opts.Source) {
+		return opts.Source, func() {}, nil
+	}
+	dir, unlock, err := lockedTemp(opts.CacheDir, downloadPrefix)
+	if err != nil {
+		return "", nil, fmt.Errorf("stage: %w", err)
+	}
+	cleanup := func() { os.RemoveAll(dir); unlock() }
+	name := filepath.Base(strings.SplitN(strings.SplitN(opts.Source, "?", 2)[0], "@", 2)[0])
+	if name == "" || name == "." || name == "/" {
+		name = "model.onnx"
+	}
+	dl := opts.Download
+	dl.SHA256 = opts.SHA256
+	dl.Logger = opts.Logger
+	dl.Progress = func(done, total int64) { opts.Progress(Progress{"download", done, total}) }
+	if _, err := download.File(ctx, opts.Source, filepath.Join(dir, name), dl); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("stage: %w", err)
+	}
+	return filepath.Join(dir, name), cleanup, nil
+}
+
+// fetchExternal downloads the external-data files a downloaded model names,
+// from URLs relative to the model's.
+func fetchExternal(ctx context.Context, opts *Options, m *onnx.Model) error {
+	seen := map[string]bool{}
+	for _, t := range m.Graph.Initializers {
+		loc := t.External.Location
+		if t.Storage != onnx.StorageExternal || seen[loc] {
+			continue
+		}
+		seen[loc] = true
+		if !filepath.IsLocal(loc) || strings.Contains(loc, "/") {
+			return fmt.Errorf("stage %s: tensor %q: external data location %q must be a file name next to the model", opts.Source, t.Name, loc)
+		}
+		u := siblingURL(opts.Source, loc)
+		dl := opts.Download
+		dl.SHA256 = ""
+		dl.Logger = opts.Logger
+		dl.Progress = func(done, total int64) { opts.Progress(Progress{"download", done, total}) }
+		if _, err := download.File(ctx, u, filepath.Join(m.Dir(), loc), dl); err != nil {
+			return fmt.Errorf("stage %s: external data of tensor %q: %w", opts.Source, t.Name, err)
+		}
+	}
+	return nil
+}
+
+// siblingURL replaces the last path element of a URL or hf:// reference.
+func siblingURL(src, name string) string {
+	base, rev, hasRev := src, "", false
+	if strings.HasPrefix(src, "hf://") {
+		if i := strings.LastIndexByte(src, '@'); i >= 0 {
+			base, rev, hasRev = src[:i], src[i:], true
+		}
+	} else if i := strings.IndexByte(src, '?'); i >= 0 {
+		base = src[:i]
+	}
+	out := base[:strings.LastIndexByte(base, '/')+1] + name
+	if hasRev {
+		out += rev
+	}
+	return out
+}
+
+// staging is what plan learns from the graph before any payload is read.
+type staging struct {
+	config    staged.Config
+	weights   []*weight // in canonical order
+	precision staged.Precision
+}
+
+// plan identifies every tensor and infers the config without reading
+// payloads (it reads only small graph constants).
+func plan(m *onnx.Model, heads int) (*staging, error) {
+	g := newGraph(m)
+	ws, err := identify(g)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := inferConfig(g, ws, heads)
+	if err != nil {
+		return nil, err
+	}
+	s := &staging{config: cfg, precision: precisionOf(ws)}
+	for _, sp := range cfg.Tensors() {
+		s.weights = append(s.weights, ws[sp.Name])
+	}
+	return s, nil
+}
+
+// hashFile returns the hex sha256 and size of a file, reporting progress.
+func hashFile(ctx context.Context, path string, report func(done int64)) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", n, err
+		}
+		k, err := f.Read(buf)
+		h.Write(buf[:k])
+		n += int64(k)
+		report(n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", n, err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
