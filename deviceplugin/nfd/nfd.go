@@ -1,0 +1,86 @@
+// Package nfd writes the Node Feature Discovery feature file that labels a node
+// with its NPUs (NFD's "local" feature source reads every file in its
+// features.d directory: one "name=value" label per line).
+package nfd
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/xdna-whisper/xdna-whisper/deviceplugin/discovery"
+	"github.com/xdna-whisper/xdna-whisper/deviceplugin/internal/atomicfile"
+)
+
+// DefaultDir is NFD's default features.d directory on the host.
+const DefaultDir = "/etc/kubernetes/node-feature-discovery/features.d"
+
+// FileName is the feature file's name in that directory.
+const FileName = "xdna-npu"
+
+// Resource is one advertised resource as the labels describe it.
+type Resource struct {
+	// Name is the resource name, e.g. "amd.com/npu"; labels are "<Name>.<key>".
+	Name string
+	// Family is the NPU family the resource holds.
+	Family discovery.Family
+	// ContextsPerNPU is the sharing factor.
+	ContextsPerNPU int
+}
+
+// labelValue is what Kubernetes accepts as a label value.
+var labelValue = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
+
+// Labels renders the feature file for the resources and the known NPUs:
+// <name>.present, .family, .count, .contexts-per-npu and, when every NPU of the
+// family reports the same valid firmware version, .firmware. A resource with no
+// NPU gets no labels.
+func Labels(resources []Resource, npus []discovery.NPU) string {
+	var b strings.Builder
+	b.WriteString("# Written by xdna-device-plugin; removed when it shuts down cleanly.\n")
+	for _, r := range resources {
+		var count int
+		firmware := map[string]bool{}
+		for _, n := range npus {
+			if n.Family == r.Family {
+				count++
+				firmware[n.Firmware] = true
+			}
+		}
+		if count == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "%s.present=true\n", r.Name)
+		fmt.Fprintf(&b, "%s.family=%s\n", r.Name, r.Family)
+		fmt.Fprintf(&b, "%s.count=%d\n", r.Name, count)
+		fmt.Fprintf(&b, "%s.contexts-per-npu=%s\n", r.Name, strconv.Itoa(r.ContextsPerNPU))
+		if len(firmware) == 1 {
+			for fw := range firmware {
+				if fw != "" && len(fw) <= 63 && labelValue.MatchString(fw) {
+					fmt.Fprintf(&b, "%s.firmware=%s\n", r.Name, fw)
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+// Write replaces <dir>/xdna-npu atomically with content.
+func Write(dir, content string) error {
+	if err := atomicfile.Write(filepath.Join(dir, FileName), []byte(content), 0o644); err != nil {
+		return fmt.Errorf("write NFD feature file: %w", err)
+	}
+	return nil
+}
+
+// Remove deletes <dir>/xdna-npu; a missing file is not an error.
+func Remove(dir string) error {
+	err := os.Remove(filepath.Join(dir, FileName))
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("remove NFD feature file: %w", err)
+	}
+	return nil
+}
