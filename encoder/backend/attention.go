@@ -32,6 +32,24 @@ func (c *CPU) Attention(dst, qkv Mat, heads int, scale float32) error {
 	hd := d / heads
 	ws := c.attnPacks(heads)
 	defer c.releaseAttn(ws)
+	// Scaled q for every head, rounded to the activation precision once.
+	if c.act == BF16 {
+		ws.q16 = grow(ws.q16, n*d)
+		c.forRows(n, linearRows, func(_ *cpuScratch, r0, r1 int) error {
+			for r := r0; r < r1; r++ {
+				c.isa.ScaleBF16(ws.q16[r*d:(r+1)*d], qkv.Row(r)[:d], scale)
+			}
+			return nil
+		})
+	} else {
+		ws.q32 = grow(ws.q32, n*d)
+		c.forRows(n, linearRows, func(_ *cpuScratch, r0, r1 int) error {
+			for r := r0; r < r1; r++ {
+				c.isa.Scale(ws.q32[r*d:(r+1)*d], qkv.Row(r)[:d], scale)
+			}
+			return nil
+		})
+	}
 	errs := make([]error, 2*heads)
 	c.pool.For(2*heads, func(_, i int) {
 		h := i / 2
@@ -39,11 +57,11 @@ func (c *CPU) Attention(dst, qkv Mat, heads int, scale float32) error {
 		v := qkv.Data[2*d+h*hd:]
 		switch {
 		case i%2 == 0 && c.act == BF16:
-			errs[i] = kernels.PackBF16FromF32(&ws.k[h], k, n, hd, qkv.Stride)
+			errs[i] = c.isa.PackBF16FromF32(&ws.k[h], k, n, hd, qkv.Stride)
 		case i%2 == 0:
 			errs[i] = kernels.PackF32(&ws.k[h], k, n, hd, qkv.Stride)
 		case c.act == BF16:
-			errs[i] = kernels.PackBF16FromF32T(&ws.v[h], v, hd, n, qkv.Stride)
+			errs[i] = c.isa.PackBF16FromF32T(&ws.v[h], v, hd, n, qkv.Stride)
 		default:
 			errs[i] = kernels.PackF32T(&ws.v[h], v, hd, n, qkv.Stride)
 		}
@@ -52,7 +70,7 @@ func (c *CPU) Attention(dst, qkv Mat, heads int, scale float32) error {
 	tileErrs := make([]error, heads*tiles)
 	c.pool.For(heads*tiles, func(w, i int) {
 		h, r0 := i/tiles, (i%tiles)*attnRows
-		tileErrs[i] = c.attendTile(&c.scratch[w], dst, qkv, &ws.k[h], &ws.v[h], h*hd, hd, r0, min(n, r0+attnRows), scale)
+		tileErrs[i] = c.attendTile(&c.scratch[w], dst, ws, n, d, &ws.k[h], &ws.v[h], h*hd, hd, r0, min(n, r0+attnRows))
 	})
 	for _, err := range append(errs, tileErrs...) {
 		if err != nil {
@@ -64,24 +82,26 @@ func (c *CPU) Attention(dst, qkv Mat, heads int, scale float32) error {
 
 // attendTile computes the output rows [r0, r1) of one head whose columns
 // start at col.
-func (c *CPU) attendTile(s *cpuScratch, dst, qkv Mat, k, v *kernels.Packed, col, hd, r0, r1 int, scale float32) error {
-	m, n := r1-r0, qkv.Rows
-	hdP, nP := (hd+1)&^1, (n+1)&^1
+func (c *CPU) attendTile(s *cpuScratch, dst Mat, ws *attnPacks, n, d int, k, v *kernels.Packed, col, hd, r0, r1 int) error {
+	m := r1 - r0
+	nP := (n + 1) &^ 1
 	s.c = grow(s.c, m*n)
 	s.o = grow(s.o, m*hd)
 	if c.act == BF16 {
-		s.a16 = grow(s.a16, m*hdP)
-		s.h16 = grow(s.h16, m*nP)
-		for r := range m {
-			q := s.a16[r*hdP : (r+1)*hdP]
-			c.isa.ScaleBF16(q, qkv.Row(r0 + r)[col:col+hd], scale)
-			if hdP != hd {
-				q[hd] = 0
+		q, lda := ws.q16[r0*d+col:], d
+		if hd%2 != 0 { // a k-pair would straddle two heads: copy with a zero pad
+			lda = hd + 1
+			s.a16 = grow(s.a16, m*lda)
+			for r := range m {
+				copy(s.a16[r*lda:], q[r*d:r*d+hd])
+				s.a16[r*lda+hd] = 0
 			}
+			q = s.a16
 		}
-		if err := c.isa.MatMulBF16(s.c, n, s.a16, hdP, m, k, nil, false, &s.gemm); err != nil {
+		if err := c.isa.MatMulBF16(s.c, n, q, lda, m, k, nil, false, &s.gemm); err != nil {
 			return err
 		}
+		s.h16 = grow(s.h16, m*nP)
 		for r := range m {
 			p := s.h16[r*nP : (r+1)*nP]
 			s.sums[r] = c.isa.SoftmaxBF16(p, s.c[r*n:(r+1)*n])
@@ -93,18 +113,14 @@ func (c *CPU) attendTile(s *cpuScratch, dst, qkv Mat, k, v *kernels.Packed, col,
 			return err
 		}
 	} else {
-		s.a32 = grow(s.a32, m*hdP+m*nP)
-		q, p := s.a32[:m*hdP], s.a32[m*hdP:]
-		for r := range m {
-			c.isa.Scale(q[r*hdP:r*hdP+hd], qkv.Row(r0 + r)[col:col+hd], scale)
-		}
-		if err := c.isa.MatMulF32(s.c, n, q, hdP, m, k, nil, false, &s.gemm); err != nil {
+		s.a32 = grow(s.a32, m*nP)
+		if err := c.isa.MatMulF32(s.c, n, ws.q32[r0*d+col:], d, m, k, nil, false, &s.gemm); err != nil {
 			return err
 		}
 		for r := range m {
-			s.sums[r] = c.isa.SoftmaxF32(p[r*nP:r*nP+n], s.c[r*n:(r+1)*n])
+			s.sums[r] = c.isa.SoftmaxF32(s.a32[r*nP:r*nP+n], s.c[r*n:(r+1)*n])
 		}
-		if err := c.isa.MatMulF32(s.o, hd, p, nP, m, v, nil, false, &s.gemm); err != nil {
+		if err := c.isa.MatMulF32(s.o, hd, s.a32, nP, m, v, nil, false, &s.gemm); err != nil {
 			return err
 		}
 	}

@@ -55,8 +55,13 @@ type cpuScratch struct {
 	sums [attnRows]float32
 }
 
-// attnPacks holds the per-head packed K and V of one Attention call.
-type attnPacks struct{ k, v []kernels.Packed }
+// attnPacks holds the per-head packed K and V and the scaled q of one
+// Attention call.
+type attnPacks struct {
+	k, v []kernels.Packed
+	q16  []uint16
+	q32  []float32
+}
 
 // NewCPU returns a CPU backend running the kernels at isa with activations
 // of precision act on threads workers (GOMAXPROCS when ≤ 0). bf16

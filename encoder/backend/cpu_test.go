@@ -208,7 +208,7 @@ func attentionRef(qkv []float32, n, d, heads int, scale float64) []float64 {
 
 func TestAttention(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 4))
-	for _, sh := range []struct{ n, d, heads int }{{1, 8, 2}, {29, 64, 4}, {51, 96, 3}, {100, 128, 2}} {
+	for _, sh := range []struct{ n, d, heads int }{{1, 8, 2}, {29, 64, 4}, {51, 96, 3}, {100, 128, 2}, {13, 15, 3}} {
 		qkv := randF32(r, sh.n*3*sh.d, 1)
 		scale := 1 / math.Sqrt(float64(sh.d/sh.heads))
 		want := attentionRef(qkv, sh.n, sh.d, sh.heads, scale)

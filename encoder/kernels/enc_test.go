@@ -43,11 +43,11 @@ func TestRawEncodingObjdump(t *testing.T) {
 				b, _ := strconv.ParseUint(m[1], 16, 8)
 				code = append(code, byte(b))
 			}
-			_, comment, ok := strings.Cut(line, "// ")
+			_, att, ok := strings.Cut(line, "// objdump: ")
 			if !ok {
-				t.Fatalf("%s: raw bytes without a comment naming the instruction: %s", f, line)
+				t.Fatalf("%s: raw bytes without an \"// objdump: \" comment naming the instruction: %s", f, line)
 			}
-			want = append(want, intelToATT(comment))
+			want = append(want, att)
 		}
 		fh.Close()
 	}
@@ -78,19 +78,4 @@ func TestRawEncodingObjdump(t *testing.T) {
 		}
 	}
 	t.Logf("%d raw-byte instructions decode as commented", len(want))
-}
-
-// intelToATT turns "VDPBF16PS Z0, Z28, Z30 (Intel order...)" into objdump's
-// "vdpbf16ps %zmm30,%zmm28,%zmm0".
-func intelToATT(comment string) string {
-	comment, _, _ = strings.Cut(comment, "(")
-	mn, ops, _ := strings.Cut(strings.TrimSpace(comment), " ")
-	parts := strings.Split(ops, ",")
-	att := make([]string, len(parts))
-	for i, p := range parts {
-		p = strings.TrimSpace(p)
-		kind := map[byte]string{'Z': "zmm", 'Y': "ymm", 'X': "xmm"}[p[0]]
-		att[len(parts)-1-i] = "%" + kind + p[1:]
-	}
-	return strings.ToLower(mn) + " " + strings.Join(att, ",")
 }

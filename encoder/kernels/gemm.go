@@ -7,7 +7,7 @@ import (
 
 // tileFn computes one register tile; see gemm_amd64.go for the contract.
 // a and b point at the first A row and the B panel position of the k block.
-type tileFn func(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr)
+type tileFn func(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr)
 
 // micro describes a micro-kernel and how the driver feeds it.
 type micro struct {
@@ -161,7 +161,20 @@ func drive(mk micro, c []float32, ldc int, a unsafe.Pointer, lda, m int, b *Pack
 				if rows < mk.mr {
 					ap, ald = s.padA(mk, ap, ldaB, rows, nu*mk.kUnit)
 				}
-				for p := p0; p < p1; p++ {
+				p := p0
+				if rows == mk.mr && mk.nr == PanelCols {
+					// One call sweeps the block's full panels.
+					full := min(p1, b.N/PanelCols) - p0
+					if full > 0 {
+						var bb *float32
+						if first && bias != nil {
+							bb = &bias[p0*PanelCols]
+						}
+						mk.tile(ap, ald, unsafe.Add(bp, p0*panelBytes+u0*128), &c[r0*ldc+p0*PanelCols], ldcB, nu, bb, acc, full, uintptr(panelBytes))
+						p += full
+					}
+				}
+				for ; p < p1; p++ {
 					for h := 0; h < PanelCols; h += mk.nr {
 						col := p*PanelCols + h
 						if col >= b.N {
@@ -180,7 +193,7 @@ func drive(mk micro, c []float32, ldc int, a unsafe.Pointer, lda, m int, b *Pack
 							}
 						}
 						if rows == mk.mr && cols == mk.nr {
-							mk.tile(ap, ald, bt, &c[r0*ldc+col], ldcB, nu, bb, acc)
+							mk.tile(ap, ald, bt, &c[r0*ldc+col], ldcB, nu, bb, acc, 1, 0)
 							continue
 						}
 						s.partialC(mk, ap, ald, bt, c, ldc, r0, col, rows, cols, nu, bb, acc)
@@ -211,7 +224,7 @@ func (s *Scratch) partialC(mk micro, ap unsafe.Pointer, ald uintptr, bt unsafe.P
 			copy(t[r*mk.nr:r*mk.nr+cols], c[(r0+r)*ldc+col:])
 		}
 	}
-	mk.tile(ap, ald, bt, &t[0], uintptr(mk.nr*4), nu, bb, acc)
+	mk.tile(ap, ald, bt, &t[0], uintptr(mk.nr*4), nu, bb, acc, 1, 0)
 	for r := 0; r < rows; r++ {
 		copy(c[(r0+r)*ldc+col:(r0+r)*ldc+col+cols], t[r*mk.nr:])
 	}

@@ -7,16 +7,21 @@
 DATA hiMask<>+0(SB)/4, $0xffff0000
 GLOBL hiMask<>(SB), RODATA|NOPTR, $4
 
-// func gemmBF16AVX512(a, lda, b, c, ldc, n, bias, accum)
+// func gemmBF16AVX512(a, lda, b, c, ldc, n, bias, accum, panels, bstride)
 // 14×32 tile, A bf16 rows, B bf16 k-pair panel, n = k-pairs, VDPBF16PS.
-TEXT ·gemmBF16AVX512(SB), NOSPLIT, $0-64
-	MOVQ a+0(FP), SI
+TEXT ·gemmBF16AVX512(SB), NOSPLIT, $24-80
 	MOVQ lda+8(FP), R13
 	MOVQ b+16(FP), DX
 	MOVQ c+24(FP), DI
 	MOVQ ldc+32(FP), R12
-	MOVQ n+40(FP), CX
 	MOVQ bias+48(FP), BX
+	MOVQ panels+64(FP), AX
+	MOVQ AX, left-8(SP)
+panel:
+	MOVQ DI, cpan-16(SP)
+	MOVQ DX, bpan-24(SP)
+	MOVQ a+0(FP), SI
+	MOVQ n+40(FP), CX
 	LEAQ (R13)(R13*2), AX
 	LEAQ (SI)(AX*1), R8
 	LEAQ (R8)(AX*1), R9
@@ -131,59 +136,153 @@ bias:
 start:
 	TESTQ CX, CX
 	JZ store
+	MOVQ CX, AX
+	SHRQ $1, CX
+	JZ single
 loop:
-	VMOVDQU32 (DX), Z28
+	VMOVDQU32 0(DX), Z28
 	VMOVDQU32 64(DX), Z29
 	VPBROADCASTD 0(SI), Z30
-	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // VDPBF16PS Z0, Z28, Z30 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // VDPBF16PS Z1, Z29, Z30 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm0
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm1
 	VPBROADCASTD 0(SI)(R13*1), Z31
-	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // VDPBF16PS Z2, Z28, Z31 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // VDPBF16PS Z3, Z29, Z31 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm2
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm3
 	VPBROADCASTD 0(SI)(R13*2), Z30
-	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // VDPBF16PS Z4, Z28, Z30 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // VDPBF16PS Z5, Z29, Z30 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm4
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // objdump: vdpbf16ps %zmm30,%zmm29,%zmm5
 	VPBROADCASTD 0(R8), Z31
-	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // VDPBF16PS Z6, Z28, Z31 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // VDPBF16PS Z7, Z29, Z31 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm6
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // objdump: vdpbf16ps %zmm31,%zmm29,%zmm7
 	VPBROADCASTD 0(R8)(R13*1), Z30
-	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // VDPBF16PS Z8, Z28, Z30 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // VDPBF16PS Z9, Z29, Z30 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm8
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm9
 	VPBROADCASTD 0(R8)(R13*2), Z31
-	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // VDPBF16PS Z10, Z28, Z31 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // VDPBF16PS Z11, Z29, Z31 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm10
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm11
 	VPBROADCASTD 0(R9), Z30
-	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // VDPBF16PS Z12, Z28, Z30 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // VDPBF16PS Z13, Z29, Z30 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm12
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // objdump: vdpbf16ps %zmm30,%zmm29,%zmm13
 	VPBROADCASTD 0(R9)(R13*1), Z31
-	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // VDPBF16PS Z14, Z28, Z31 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // VDPBF16PS Z15, Z29, Z31 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm14
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // objdump: vdpbf16ps %zmm31,%zmm29,%zmm15
 	VPBROADCASTD 0(R9)(R13*2), Z30
-	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // VDPBF16PS Z16, Z28, Z30 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // VDPBF16PS Z17, Z29, Z30 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm16
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm17
 	VPBROADCASTD 0(R10), Z31
-	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // VDPBF16PS Z18, Z28, Z31 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // VDPBF16PS Z19, Z29, Z31 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm18
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm19
 	VPBROADCASTD 0(R10)(R13*1), Z30
-	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // VDPBF16PS Z20, Z28, Z30 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // VDPBF16PS Z21, Z29, Z30 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm20
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // objdump: vdpbf16ps %zmm30,%zmm29,%zmm21
 	VPBROADCASTD 0(R10)(R13*2), Z31
-	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // VDPBF16PS Z22, Z28, Z31 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // VDPBF16PS Z23, Z29, Z31 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm22
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // objdump: vdpbf16ps %zmm31,%zmm29,%zmm23
 	VPBROADCASTD 0(R11), Z30
-	BYTE $0x62; BYTE $0x02; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // VDPBF16PS Z24, Z28, Z30 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x02; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // VDPBF16PS Z25, Z29, Z30 (Intel order: dst, src1, src2)
+	BYTE $0x62; BYTE $0x02; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm24
+	BYTE $0x62; BYTE $0x02; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm25
 	VPBROADCASTD 0(R11)(R13*1), Z31
-	BYTE $0x62; BYTE $0x02; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // VDPBF16PS Z26, Z28, Z31 (Intel order: dst, src1, src2)
-	BYTE $0x62; BYTE $0x02; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // VDPBF16PS Z27, Z29, Z31 (Intel order: dst, src1, src2)
-	ADDQ $128, DX
-	ADDQ $4, SI
-	ADDQ $4, R8
-	ADDQ $4, R9
-	ADDQ $4, R10
-	ADDQ $4, R11
+	BYTE $0x62; BYTE $0x02; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm26
+	BYTE $0x62; BYTE $0x02; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm27
+	VMOVDQU32 128(DX), Z28
+	VMOVDQU32 192(DX), Z29
+	VPBROADCASTD 4(SI), Z30
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm0
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm1
+	VPBROADCASTD 4(SI)(R13*1), Z31
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm2
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm3
+	VPBROADCASTD 4(SI)(R13*2), Z30
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm4
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // objdump: vdpbf16ps %zmm30,%zmm29,%zmm5
+	VPBROADCASTD 4(R8), Z31
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm6
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // objdump: vdpbf16ps %zmm31,%zmm29,%zmm7
+	VPBROADCASTD 4(R8)(R13*1), Z30
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm8
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm9
+	VPBROADCASTD 4(R8)(R13*2), Z31
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm10
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm11
+	VPBROADCASTD 4(R9), Z30
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm12
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // objdump: vdpbf16ps %zmm30,%zmm29,%zmm13
+	VPBROADCASTD 4(R9)(R13*1), Z31
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm14
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // objdump: vdpbf16ps %zmm31,%zmm29,%zmm15
+	VPBROADCASTD 4(R9)(R13*2), Z30
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm16
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm17
+	VPBROADCASTD 4(R10), Z31
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm18
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm19
+	VPBROADCASTD 4(R10)(R13*1), Z30
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm20
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // objdump: vdpbf16ps %zmm30,%zmm29,%zmm21
+	VPBROADCASTD 4(R10)(R13*2), Z31
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm22
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // objdump: vdpbf16ps %zmm31,%zmm29,%zmm23
+	VPBROADCASTD 4(R11), Z30
+	BYTE $0x62; BYTE $0x02; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm24
+	BYTE $0x62; BYTE $0x02; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm25
+	VPBROADCASTD 4(R11)(R13*1), Z31
+	BYTE $0x62; BYTE $0x02; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm26
+	BYTE $0x62; BYTE $0x02; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm27
+	ADDQ $256, DX
+	ADDQ $8, SI
+	ADDQ $8, R8
+	ADDQ $8, R9
+	ADDQ $8, R10
+	ADDQ $8, R11
 	DECQ CX
 	JNZ loop
+single:
+	TESTQ $1, AX
+	JZ store
+	VMOVDQU32 0(DX), Z28
+	VMOVDQU32 64(DX), Z29
+	VPBROADCASTD 0(SI), Z30
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm0
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm1
+	VPBROADCASTD 0(SI)(R13*1), Z31
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm2
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm3
+	VPBROADCASTD 0(SI)(R13*2), Z30
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm4
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // objdump: vdpbf16ps %zmm30,%zmm29,%zmm5
+	VPBROADCASTD 0(R8), Z31
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm6
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // objdump: vdpbf16ps %zmm31,%zmm29,%zmm7
+	VPBROADCASTD 0(R8)(R13*1), Z30
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm8
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm9
+	VPBROADCASTD 0(R8)(R13*2), Z31
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm10
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm11
+	VPBROADCASTD 0(R9), Z30
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm12
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // objdump: vdpbf16ps %zmm30,%zmm29,%zmm13
+	VPBROADCASTD 0(R9)(R13*1), Z31
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm14
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // objdump: vdpbf16ps %zmm31,%zmm29,%zmm15
+	VPBROADCASTD 0(R9)(R13*2), Z30
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm16
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm17
+	VPBROADCASTD 0(R10), Z31
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm18
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm19
+	VPBROADCASTD 0(R10)(R13*1), Z30
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm20
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // objdump: vdpbf16ps %zmm30,%zmm29,%zmm21
+	VPBROADCASTD 0(R10)(R13*2), Z31
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm22
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // objdump: vdpbf16ps %zmm31,%zmm29,%zmm23
+	VPBROADCASTD 0(R11), Z30
+	BYTE $0x62; BYTE $0x02; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm24
+	BYTE $0x62; BYTE $0x02; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm25
+	VPBROADCASTD 0(R11)(R13*1), Z31
+	BYTE $0x62; BYTE $0x02; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm26
+	BYTE $0x62; BYTE $0x02; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm27
 store:
 	VMOVUPS Z0, (DI)
 	VMOVUPS Z1, 64(DI)
@@ -226,19 +325,34 @@ store:
 	ADDQ R12, DI
 	VMOVUPS Z26, (DI)
 	VMOVUPS Z27, 64(DI)
+	MOVQ cpan-16(SP), DI
+	ADDQ $128, DI
+	MOVQ bpan-24(SP), DX
+	ADDQ bstride+72(FP), DX
+	TESTQ BX, BX
+	JZ nobias
+	ADDQ $128, BX
+nobias:
+	DECQ left-8(SP)
+	JNZ panel
 	VZEROUPPER
 	RET
 
-// func gemmF32BF16AVX512(a, lda, b, c, ldc, n, bias, accum)
+// func gemmF32BF16AVX512(a, lda, b, c, ldc, n, bias, accum, panels, bstride)
 // 14×32 tile, A float32 rows, B bf16 k-pair panel widened to fp32, n = k-pairs.
-TEXT ·gemmF32BF16AVX512(SB), NOSPLIT, $0-64
-	MOVQ a+0(FP), SI
+TEXT ·gemmF32BF16AVX512(SB), NOSPLIT, $24-80
 	MOVQ lda+8(FP), R13
 	MOVQ b+16(FP), DX
 	MOVQ c+24(FP), DI
 	MOVQ ldc+32(FP), R12
-	MOVQ n+40(FP), CX
 	MOVQ bias+48(FP), BX
+	MOVQ panels+64(FP), AX
+	MOVQ AX, left-8(SP)
+panel:
+	MOVQ DI, cpan-16(SP)
+	MOVQ DX, bpan-24(SP)
+	MOVQ a+0(FP), SI
+	MOVQ n+40(FP), CX
 	LEAQ (R13)(R13*2), AX
 	LEAQ (SI)(AX*1), R8
 	LEAQ (R8)(AX*1), R9
@@ -465,19 +579,34 @@ store:
 	ADDQ R12, DI
 	VMOVUPS Z26, (DI)
 	VMOVUPS Z27, 64(DI)
+	MOVQ cpan-16(SP), DI
+	ADDQ $128, DI
+	MOVQ bpan-24(SP), DX
+	ADDQ bstride+72(FP), DX
+	TESTQ BX, BX
+	JZ nobias
+	ADDQ $128, BX
+nobias:
+	DECQ left-8(SP)
+	JNZ panel
 	VZEROUPPER
 	RET
 
-// func gemmF32F32AVX512(a, lda, b, c, ldc, n, bias, accum)
+// func gemmF32F32AVX512(a, lda, b, c, ldc, n, bias, accum, panels, bstride)
 // 14×32 tile, A float32 rows, B float32 panel, n = k.
-TEXT ·gemmF32F32AVX512(SB), NOSPLIT, $0-64
-	MOVQ a+0(FP), SI
+TEXT ·gemmF32F32AVX512(SB), NOSPLIT, $24-80
 	MOVQ lda+8(FP), R13
 	MOVQ b+16(FP), DX
 	MOVQ c+24(FP), DI
 	MOVQ ldc+32(FP), R12
-	MOVQ n+40(FP), CX
 	MOVQ bias+48(FP), BX
+	MOVQ panels+64(FP), AX
+	MOVQ AX, left-8(SP)
+panel:
+	MOVQ DI, cpan-16(SP)
+	MOVQ DX, bpan-24(SP)
+	MOVQ a+0(FP), SI
+	MOVQ n+40(FP), CX
 	LEAQ (R13)(R13*2), AX
 	LEAQ (SI)(AX*1), R8
 	LEAQ (R8)(AX*1), R9
@@ -673,19 +802,34 @@ store:
 	ADDQ R12, DI
 	VMOVUPS Z26, (DI)
 	VMOVUPS Z27, 64(DI)
+	MOVQ cpan-16(SP), DI
+	ADDQ $128, DI
+	MOVQ bpan-24(SP), DX
+	ADDQ bstride+72(FP), DX
+	TESTQ BX, BX
+	JZ nobias
+	ADDQ $128, BX
+nobias:
+	DECQ left-8(SP)
+	JNZ panel
 	VZEROUPPER
 	RET
 
-// func gemmF32BF16AVX2(a, lda, b, c, ldc, n, bias, accum)
+// func gemmF32BF16AVX2(a, lda, b, c, ldc, n, bias, accum, panels, bstride)
 // 6×16 tile (half a panel), A float32 rows, B bf16 k-pairs widened to fp32, n = k-pairs.
-TEXT ·gemmF32BF16AVX2(SB), NOSPLIT, $0-64
-	MOVQ a+0(FP), SI
+TEXT ·gemmF32BF16AVX2(SB), NOSPLIT, $24-80
 	MOVQ lda+8(FP), R13
 	MOVQ b+16(FP), DX
 	MOVQ c+24(FP), DI
 	MOVQ ldc+32(FP), R12
-	MOVQ n+40(FP), CX
 	MOVQ bias+48(FP), BX
+	MOVQ panels+64(FP), AX
+	MOVQ AX, left-8(SP)
+panel:
+	MOVQ DI, cpan-16(SP)
+	MOVQ DX, bpan-24(SP)
+	MOVQ a+0(FP), SI
+	MOVQ n+40(FP), CX
 	LEAQ (R13)(R13*2), AX
 	LEAQ (SI)(AX*1), R8
 	MOVQ accum+56(FP), AX
@@ -808,19 +952,34 @@ store:
 	ADDQ R12, DI
 	VMOVUPS Y10, (DI)
 	VMOVUPS Y11, 32(DI)
+	MOVQ cpan-16(SP), DI
+	ADDQ $64, DI
+	MOVQ bpan-24(SP), DX
+	ADDQ bstride+72(FP), DX
+	TESTQ BX, BX
+	JZ nobias
+	ADDQ $64, BX
+nobias:
+	DECQ left-8(SP)
+	JNZ panel
 	VZEROUPPER
 	RET
 
-// func gemmF32F32AVX2(a, lda, b, c, ldc, n, bias, accum)
+// func gemmF32F32AVX2(a, lda, b, c, ldc, n, bias, accum, panels, bstride)
 // 6×16 tile (half a panel), A float32 rows, B float32 panel, n = k.
-TEXT ·gemmF32F32AVX2(SB), NOSPLIT, $0-64
-	MOVQ a+0(FP), SI
+TEXT ·gemmF32F32AVX2(SB), NOSPLIT, $24-80
 	MOVQ lda+8(FP), R13
 	MOVQ b+16(FP), DX
 	MOVQ c+24(FP), DI
 	MOVQ ldc+32(FP), R12
-	MOVQ n+40(FP), CX
 	MOVQ bias+48(FP), BX
+	MOVQ panels+64(FP), AX
+	MOVQ AX, left-8(SP)
+panel:
+	MOVQ DI, cpan-16(SP)
+	MOVQ DX, bpan-24(SP)
+	MOVQ a+0(FP), SI
+	MOVQ n+40(FP), CX
 	LEAQ (R13)(R13*2), AX
 	LEAQ (SI)(AX*1), R8
 	MOVQ accum+56(FP), AX
@@ -920,6 +1079,16 @@ store:
 	ADDQ R12, DI
 	VMOVUPS Y10, (DI)
 	VMOVUPS Y11, 32(DI)
+	MOVQ cpan-16(SP), DI
+	ADDQ $64, DI
+	MOVQ bpan-24(SP), DX
+	ADDQ bstride+72(FP), DX
+	TESTQ BX, BX
+	JZ nobias
+	ADDQ $64, BX
+nobias:
+	DECQ left-8(SP)
+	JNZ panel
 	VZEROUPPER
 	RET
 
@@ -935,7 +1104,7 @@ TEXT ·cvtBF16AVX512(SB), NOSPLIT, $0-24
 cvtloop:
 	VMOVUPS (SI), Z0
 	VMOVUPS 64(SI), Z1
-	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0 // VCVTNE2PS2BF16 Z2, Z1, Z0 (Intel order)
+	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0 // objdump: vcvtne2ps2bf16 %zmm0,%zmm1,%zmm2
 	VMOVDQU32 Z2, (DI)
 	ADDQ $128, SI
 	ADDQ $64, DI

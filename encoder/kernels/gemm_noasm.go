@@ -7,23 +7,23 @@ package kernels
 
 const haveAsm = false
 
-func gemmBF16AVX512(a *uint16, lda uintptr, b *uint16, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
+func gemmBF16AVX512(a *uint16, lda uintptr, b *uint16, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
 	panic("kernels: no assembly in this build")
 }
 
-func gemmF32BF16AVX512(a *float32, lda uintptr, b *uint16, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
+func gemmF32BF16AVX512(a *float32, lda uintptr, b *uint16, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
 	panic("kernels: no assembly in this build")
 }
 
-func gemmF32F32AVX512(a *float32, lda uintptr, b *float32, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
+func gemmF32F32AVX512(a *float32, lda uintptr, b *float32, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
 	panic("kernels: no assembly in this build")
 }
 
-func gemmF32BF16AVX2(a *float32, lda uintptr, b *uint16, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
+func gemmF32BF16AVX2(a *float32, lda uintptr, b *uint16, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
 	panic("kernels: no assembly in this build")
 }
 
-func gemmF32F32AVX2(a *float32, lda uintptr, b *float32, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
+func gemmF32F32AVX2(a *float32, lda uintptr, b *float32, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
 	panic("kernels: no assembly in this build")
 }
 

@@ -4,24 +4,24 @@ import "unsafe"
 
 // Assembly tiles behind the common tileFn signature.
 
-func bf16AVX512(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
-	gemmBF16AVX512((*uint16)(a), lda, (*uint16)(b), c, ldc, n, bias, accum)
+func bf16AVX512(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
+	gemmBF16AVX512((*uint16)(a), lda, (*uint16)(b), c, ldc, n, bias, accum, panels, bstride)
 }
 
-func f32bf16AVX512(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
-	gemmF32BF16AVX512((*float32)(a), lda, (*uint16)(b), c, ldc, n, bias, accum)
+func f32bf16AVX512(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
+	gemmF32BF16AVX512((*float32)(a), lda, (*uint16)(b), c, ldc, n, bias, accum, panels, bstride)
 }
 
-func f32f32AVX512(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
-	gemmF32F32AVX512((*float32)(a), lda, (*float32)(b), c, ldc, n, bias, accum)
+func f32f32AVX512(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
+	gemmF32F32AVX512((*float32)(a), lda, (*float32)(b), c, ldc, n, bias, accum, panels, bstride)
 }
 
-func f32bf16AVX2(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
-	gemmF32BF16AVX2((*float32)(a), lda, (*uint16)(b), c, ldc, n, bias, accum)
+func f32bf16AVX2(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
+	gemmF32BF16AVX2((*float32)(a), lda, (*uint16)(b), c, ldc, n, bias, accum, panels, bstride)
 }
 
-func f32f32AVX2(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
-	gemmF32F32AVX2((*float32)(a), lda, (*float32)(b), c, ldc, n, bias, accum)
+func f32f32AVX2(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
+	gemmF32F32AVX2((*float32)(a), lda, (*float32)(b), c, ldc, n, bias, accum, panels, bstride)
 }
 
 // The portable twins: 14×32 tiles in plain Go with the same contract.
@@ -30,6 +30,18 @@ const (
 	goMR = 14
 	goNR = PanelCols
 )
+
+// forPanels runs a single-tile portable kernel over panels tiles side by side.
+func forPanels(tile func(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr),
+	a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
+	for p := range panels {
+		var bp *float32
+		if bias != nil {
+			bp = (*float32)(unsafe.Add(unsafe.Pointer(bias), p*goNR*4))
+		}
+		tile(a, lda, unsafe.Add(b, uintptr(p)*bstride), (*float32)(unsafe.Add(unsafe.Pointer(c), p*goNR*4)), ldc, n, bp, accum)
+	}
+}
 
 // initTile loads the accumulators of row r: C or zero, plus bias.
 func initTile(acc *[goNR]float32, c *float32, ldc uintptr, r int, bias *float32, accum uintptr) {
@@ -51,7 +63,11 @@ func storeTile(acc *[goNR]float32, c *float32, ldc uintptr, r int) {
 
 // bf16Portable is the twin of gemmBF16AVX512: each k-pair adds the odd then
 // the even product, as VDPBF16PS is specified (products of bf16 are exact).
-func bf16Portable(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
+func bf16Portable(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
+	forPanels(bf16PortableTile, a, lda, b, c, ldc, n, bias, accum, panels, bstride)
+}
+
+func bf16PortableTile(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
 	bs := unsafe.Slice((*uint16)(b), n*2*goNR)
 	for r := 0; r < goMR; r++ {
 		var acc [goNR]float32
@@ -70,7 +86,11 @@ func bf16Portable(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, l
 }
 
 // f32bf16Portable is the twin of gemmF32BF16AVX512 (even k, then odd k).
-func f32bf16Portable(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
+func f32bf16Portable(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
+	forPanels(f32bf16PortableTile, a, lda, b, c, ldc, n, bias, accum, panels, bstride)
+}
+
+func f32bf16PortableTile(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
 	bs := unsafe.Slice((*uint16)(b), n*2*goNR)
 	for r := 0; r < goMR; r++ {
 		var acc [goNR]float32
@@ -89,7 +109,11 @@ func f32bf16Portable(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32
 }
 
 // f32f32Portable is the twin of gemmF32F32AVX512.
-func f32f32Portable(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
+func f32f32Portable(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
+	forPanels(f32f32PortableTile, a, lda, b, c, ldc, n, bias, accum, panels, bstride)
+}
+
+func f32f32PortableTile(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float32, ldc uintptr, n int, bias *float32, accum uintptr) {
 	bs := unsafe.Slice((*float32)(b), n*goNR)
 	for r := 0; r < goMR; r++ {
 		var acc [goNR]float32

@@ -1,6 +1,9 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // PanelCols is the number of B rows (output columns) in one packed panel.
 const PanelCols = 32
@@ -93,16 +96,19 @@ func PackBF16(dst *Packed, src []uint16, n, k, ld int) error {
 }
 
 // PackBF16FromF32 rounds the float32 matrix src [n][k] (row stride ld) to bf16
-// and packs it into dst as BF16Pairs.
-func PackBF16FromF32(dst *Packed, src []float32, n, k, ld int) error {
+// (as ToBF16) and packs it into dst as BF16Pairs.
+func (i ISA) PackBF16FromF32(dst *Packed, src []float32, n, k, ld int) error {
 	if err := checkSrc("f32 [n][k]", len(src), n, k, ld); err != nil {
 		return err
 	}
 	dst.resize(BF16Pairs, n, k)
-	for i := 0; i < n; i++ {
-		row := src[i*ld : i*ld+k]
-		for j, v := range row {
-			dst.BF16[dst.bf16Index(i, j)] = BF16(v)
+	row := make([]uint16, dst.KP)
+	words := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(dst.BF16))), len(dst.BF16)/2)
+	for r := 0; r < n; r++ {
+		i.ToBF16(row, src[r*ld:r*ld+k])
+		base := (r/PanelCols)*dst.KP/2*PanelCols + r%PanelCols
+		for q := 0; q < dst.KP/2; q++ {
+			words[base+q*PanelCols] = uint32(row[2*q]) | uint32(row[2*q+1])<<16
 		}
 	}
 	return nil
@@ -110,15 +116,27 @@ func PackBF16FromF32(dst *Packed, src []float32, n, k, ld int) error {
 
 // PackBF16FromF32T rounds the float32 matrix src [k][n] (row stride ld), the
 // transpose of B, to bf16 and packs B = srcᵀ [n][k] into dst as BF16Pairs.
-func PackBF16FromF32T(dst *Packed, src []float32, n, k, ld int) error {
+func (i ISA) PackBF16FromF32T(dst *Packed, src []float32, n, k, ld int) error {
 	if err := checkSrc("f32 [k][n]", len(src), k, n, ld); err != nil {
 		return err
 	}
 	dst.resize(BF16Pairs, n, k)
-	for j := 0; j < k; j++ {
-		row := src[j*ld : j*ld+n]
-		for i, v := range row {
-			dst.BF16[dst.bf16Index(i, j)] = BF16(v)
+	panels := dst.Panels()
+	r0, r1 := make([]uint16, panels*PanelCols), make([]uint16, panels*PanelCols)
+	words := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(dst.BF16))), len(dst.BF16)/2)
+	for q := 0; 2*q < k; q++ {
+		i.ToBF16(r0, src[2*q*ld:2*q*ld+n])
+		if 2*q+1 < k {
+			i.ToBF16(r1, src[(2*q+1)*ld:(2*q+1)*ld+n])
+		} else {
+			clear(r1)
+		}
+		for p := 0; p < panels; p++ {
+			w := words[p*dst.KP/2*PanelCols+q*PanelCols:][:PanelCols]
+			a, b := r0[p*PanelCols:][:PanelCols], r1[p*PanelCols:][:PanelCols]
+			for c := range w {
+				w[c] = uint32(a[c]) | uint32(b[c])<<16
+			}
 		}
 	}
 	return nil

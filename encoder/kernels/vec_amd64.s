@@ -118,7 +118,7 @@ exploop:
 	VFMADD213PS Z24, Z2, Z3
 	VFMADD213PS Z24, Z2, Z3
 	VSCALEFPS Z4, Z3, Z2
-	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xea // VCVTNEPS2BF16 Y5, Z2 (Intel order)
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xea // objdump: vcvtneps2bf16 %zmm2,%ymm5
 	VMOVDQU Y5, (DI)
 	VPMOVZXWD Y5, Z6
 	VPSLLD $16, Z6, Z6
@@ -146,7 +146,7 @@ exptail:
 	VFMADD213PS Z24, Z2, Z3
 	VFMADD213PS Z24, Z2, Z3
 	VSCALEFPS Z4, Z3, Z2
-	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xea // VCVTNEPS2BF16 Y5, Z2 (Intel order)
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xea // objdump: vcvtneps2bf16 %zmm2,%ymm5
 	VMOVDQU16 Y5, K1, (DI)
 	VPMOVZXWD Y5, Z6
 	VPSLLD $16, Z6, Z6
@@ -332,7 +332,7 @@ geluloop:
 	VCMPPS $0x1e, Z29, Z0, K2
 	VSUBPS Z3, Z24, K2, Z3
 	VMULPS Z3, Z0, Z0
-	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xe8 // VCVTNEPS2BF16 Y5, Z0 (Intel order)
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xe8 // objdump: vcvtneps2bf16 %zmm0,%ymm5
 	VMOVDQU Y5, (DI)
 	ADDQ $64, SI
 	ADDQ $32, DI
@@ -376,7 +376,7 @@ gelutail:
 	VCMPPS $0x1e, Z29, Z0, K2
 	VSUBPS Z3, Z24, K2, Z3
 	VMULPS Z3, Z0, Z0
-	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xe8 // VCVTNEPS2BF16 Y5, Z0 (Intel order)
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xe8 // objdump: vcvtneps2bf16 %zmm0,%ymm5
 	VMOVDQU16 Y5, K1, (DI)
 geludone:
 	VZEROUPPER
@@ -512,7 +512,7 @@ TEXT ·scaleBF16AVX512(SB), NOSPLIT, $0-28
 scaleloop:
 	VMOVUPS (SI), Z0
 	VMULPS Z1, Z0, Z0
-	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xe8 // VCVTNEPS2BF16 Y5, Z0 (Intel order)
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xe8 // objdump: vcvtneps2bf16 %zmm0,%ymm5
 	VMOVDQU Y5, (DI)
 	ADDQ $64, SI
 	ADDQ $32, DI
@@ -523,7 +523,7 @@ scaletail:
 	JZ scaledone
 	VMOVUPS.Z (SI), K1, Z0
 	VMULPS Z1, Z0, Z0
-	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xe8 // VCVTNEPS2BF16 Y5, Z0 (Intel order)
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xe8 // objdump: vcvtneps2bf16 %zmm0,%ymm5
 	VMOVDQU16 Y5, K1, (DI)
 scaledone:
 	VZEROUPPER

@@ -1,0 +1,132 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+)
+
+// stageONNX stages an ONNX fixture with the real staging code (once per test
+// binary and file) and returns the staged directory.
+var staged_ = struct {
+	sync.Mutex
+	dirs map[string]string
+	tmp  string
+}{dirs: map[string]string{}}
+
+func stageONNX(t *testing.T, file string) string {
+	t.Helper()
+	staged_.Lock()
+	defer staged_.Unlock()
+	if d, ok := staged_.dirs[file]; ok {
+		return d
+	}
+	res, err := stage.Stage(context.Background(), stage.Options{Source: file, CacheDir: stageCache(t), NoSync: true})
+	if err != nil {
+		t.Fatalf("stage %s: %v", file, err)
+	}
+	staged_.dirs[file] = res.Dir
+	return res.Dir
+}
+
+func stageCache(t *testing.T) string {
+	if staged_.tmp == "" {
+		staged_.tmp = t.TempDir() // removed when the first test that staged ends
+	}
+	return filepath.Join(staged_.tmp, "cache")
+}
+
+// TestEncoderVsORT stages the fixture ONNX exports (opset 14, opset 17, the
+// fp16 file, the external-data file) and compares the encoder with ONNX
+// Runtime's output on the same file, at batch 1 and at batch 3 (three
+// different windows), for every kernel/activation configuration.
+func TestEncoderVsORT(t *testing.T) {
+	for _, fixture := range []string{"tiny-op14", "tiny-op17", "tiny-op14-fp16", "tiny-op14-external"} {
+		staged_.tmp = ""
+		dir := stageONNX(t, filepath.Join(repo, "testdata/models", fixture+".onnx"))
+		for _, o := range configs() {
+			e, err := Load(dir, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range []string{"b1", "b3"} {
+				t.Run(fmt.Sprintf("%s/%s/%s/%s", fixture, o.Kernels, o.Activations, b), func(t *testing.T) {
+					in := readNPY(t, filepath.Join(repo, "testdata/golden/tiny_in_"+b+".npy"))
+					ref := readNPY(t, filepath.Join(repo, "testdata/golden", fixture+"_out_"+b+".npy"))
+					out := encodeFile(t, e, in)
+					if len(out.Data) != len(ref.Data) {
+						t.Fatalf("output shape %v, ORT %v", out.Shape, ref.Shape)
+					}
+					cos, rel := compare(out.Data, ref.Data, e.Config().DModel)
+					t.Logf("min per-frame cosine %.7f, max|Δ|/max|ref| %.2e", cos, rel)
+					if cos < minCosine || rel > maxRelAbs {
+						t.Fatalf("vs ORT: min per-frame cosine %.7f (want ≥ %g), max|Δ|/max|ref| %.3g (want ≤ %g)", cos, minCosine, rel, maxRelAbs)
+					}
+				})
+			}
+			e.Close()
+		}
+	}
+}
+
+// TestDemoVsORT runs the bundled demo model (full 30 s windows: 3000 frames,
+// 1500 positions) on the jfk log-mel and compares with ONNX Runtime.
+func TestDemoVsORT(t *testing.T) {
+	dir := stageONNX(t, filepath.Join(repo, "encoder/stage/bundled/whisper-demo.onnx"))
+	mel := readNPY(t, filepath.Join(repo, "testdata/mel/jfk_80.npy"))
+	ref := readNPY(t, filepath.Join(repo, "testdata/golden/demo_out_b1.npy"))
+	for _, o := range configs() {
+		t.Run(o.Kernels+"/"+o.Activations, func(t *testing.T) {
+			e, err := Load(dir, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			out, err := e.Encode(context.Background(), Tensor{Shape: []int{1, 80, 3000}, Data: mel.Data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cos, rel := compare(out.Data, ref.Data, e.Config().DModel)
+			t.Logf("min per-frame cosine %.7f, max|Δ|/max|ref| %.2e", cos, rel)
+			if cos < minCosine || rel > maxRelAbs {
+				t.Fatalf("vs ORT: min per-frame cosine %.7f (want ≥ %g), max|Δ|/max|ref| %.3g (want ≤ %g)", cos, minCosine, rel, maxRelAbs)
+			}
+		})
+	}
+}
+
+// TestShortInputPadding: the jfk log-mel was computed from audio padded to
+// 30 s, and its frames after 1101 are silence. Passing only the first 1102
+// frames must give exactly the same output: Encode pads with the value
+// normalised log-mel of silence takes.
+func TestShortInputPadding(t *testing.T) {
+	dir := stageONNX(t, filepath.Join(repo, "encoder/stage/bundled/whisper-demo.onnx"))
+	mel := readNPY(t, filepath.Join(repo, "testdata/mel/jfk_80.npy"))
+	const keep = 1102
+	short := make([]float32, 80*keep)
+	for m := range 80 {
+		copy(short[m*keep:(m+1)*keep], mel.Data[m*3000:m*3000+keep])
+	}
+	e, err := Load(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	full, err := e.Encode(context.Background(), Tensor{Shape: []int{1, 80, 3000}, Data: mel.Data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Encode(context.Background(), Tensor{Shape: []int{1, 80, keep}, Data: short})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range full.Data {
+		if got.Data[i] != full.Data[i] {
+			t.Fatalf("padded short input differs from the full window at %d: %g vs %g", i, got.Data[i], full.Data[i])
+		}
+	}
+}
