@@ -28,6 +28,7 @@ type Reporter struct {
 	mu          sync.Mutex
 	start, last time.Time
 	done, total int64
+	shown       int64 // done at the last emission, -1 before the first
 }
 
 // Update records done of total bytes (total -1 when unknown).
@@ -36,7 +37,7 @@ func (r *Reporter) Update(done, total int64) {
 	defer r.mu.Unlock()
 	now := time.Now()
 	if r.start.IsZero() {
-		r.start = now
+		r.start, r.last, r.shown = now, now, -1
 	}
 	r.done, r.total = done, total
 	every := r.Interval
@@ -46,10 +47,9 @@ func (r *Reporter) Update(done, total int64) {
 	if r.TTY {
 		every /= 10
 	}
-	if now.Sub(r.last) < every && done != total {
+	if now.Sub(r.last) < every && (done != total || r.TTY) {
 		return
 	}
-	r.last = now
 	r.emit(now)
 }
 
@@ -60,13 +60,19 @@ func (r *Reporter) Finish() {
 	if r.start.IsZero() {
 		return
 	}
-	r.emit(time.Now())
+	if r.shown != r.done {
+		r.emit(time.Now())
+	}
 	if r.TTY {
 		fmt.Fprintln(r.W)
 	}
 }
 
 func (r *Reporter) emit(now time.Time) {
+	if r.shown == r.done && !r.TTY {
+		return
+	}
+	r.last, r.shown = now, r.done
 	el := now.Sub(r.start).Seconds()
 	rate := 0.0
 	if el > 0 {

@@ -78,6 +78,9 @@ func identify(g *graph) (map[string]*weight, error) {
 			return nil, err
 		}
 	}
+	if mp.convs == 0 {
+		return nil, notEncoder(g.m)
+	}
 	if err := mp.resolveNorms(); err != nil {
 		return nil, err
 	}
@@ -447,7 +450,7 @@ func (mp *mapper) positions(n *onnx.Node) error {
 				continue
 			}
 		}
-		return mp.add(&weight{name: "embed_positions.weight", tensor: t, node: n.Name, via: "graph order"})
+		return mp.add(&weight{name: "embed_positions.weight", tensor: t, node: n.Name, via: "positional Add"})
 	}
 	return nil
 }

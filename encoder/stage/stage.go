@@ -223,7 +223,15 @@ func plan(m *onnx.Model, heads int) (*staging, error) {
 	}
 	s := &staging{config: cfg, precision: precisionOf(ws)}
 	for _, sp := range cfg.Tensors() {
-		s.weights = append(s.weights, ws[sp.Name])
+		w := ws[sp.Name]
+		s.weights = append(s.weights, w)
+		for _, t := range []*onnx.Tensor{w.tensor, w.scale, w.zeroPoint} {
+			if t != nil && t.Storage == onnx.StorageExternal {
+				if _, _, err := m.Bytes(t); err != nil { // maps the file and checks the range; reads nothing
+					return nil, err
+				}
+			}
+		}
 	}
 	return s, nil
 }

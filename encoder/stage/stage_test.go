@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
@@ -88,6 +89,19 @@ func TestStagedEqualsReference(t *testing.T) {
 			defer m.Close()
 			if err := m.Verify(); err != nil {
 				t.Fatal(err)
+			}
+			if tt.file == "tiny-op14-nonames.onnx" {
+				for _, rec := range m.Manifest().Tensors {
+					if rec.IdentifiedBy == "node name" || rec.Node != "" {
+						t.Errorf("%s identified by %q via node %q in a graph without node names", rec.Name, rec.IdentifiedBy, rec.Node)
+					}
+					if strings.Contains(rec.Name, "k_proj") && rec.IdentifiedBy != "shared input" {
+						t.Errorf("%s identified by %q, want shared input", rec.Name, rec.IdentifiedBy)
+					}
+					if strings.HasSuffix(rec.Name, "fc1.weight") && rec.IdentifiedBy != "bias" {
+						t.Errorf("%s identified by %q, want bias", rec.Name, rec.IdentifiedBy)
+					}
+				}
 			}
 			want := expect(t, tt.ref)
 			if len(want) != len(tinyConfig.Tensors()) {

@@ -153,6 +153,9 @@ def fixtures():
     save(typed_copy(m17, {"conv2.weight", "layers.1.fc1.bias", "layer_norm.weight", mats17[0]}), "tiny-op17.onnx")
     # external data: every tensor in tiny-op14-external.onnx_data
     ext = onnx.load(p14)
+    data = os.path.join(MODELS, "tiny-op14-external.onnx_data")
+    if os.path.exists(data):
+        os.remove(data)  # onnx.save appends to an existing data file
     onnx.save(ext, os.path.join(MODELS, "tiny-op14-external.onnx"), save_as_external_data=True,
               all_tensors_to_one_file=True, location="tiny-op14-external.onnx_data", size_threshold=0)
     onnx.checker.check_model(os.path.join(MODELS, "tiny-op14-external.onnx"))
@@ -177,7 +180,13 @@ def fixtures():
             if i.name in ref:
                 i.CopyFrom(numpy_helper.from_array(ref[i.name].astype(np.float32), i.name))
         onnx.save(deq, os.path.join(GEN_TMP, name + "-dequant.onnx"))
+    # a block whose FFN disagrees with the rest: the config cannot hold it
+    bad = wm.build(TINY, seed=7)
+    bad.layers[1].fc1 = torch.nn.Linear(TINY["d_model"], 96)
+    bad.layers[1].fc2 = torch.nn.Linear(96, TINY["d_model"])
+    export(bad.eval(), TINY, os.path.join(MODELS, "bad-ffn.onnx"), 14)
     # not Whisper encoders
+    torch.manual_seed(3)
     dec = TinyDecoder().eval()
     torch.onnx.export(dec, (torch.zeros(1, 5, dtype=torch.long), torch.randn(1, 24, 32)),
                       os.path.join(MODELS, "not-encoder-decoder.onnx"), opset_version=14,
@@ -212,6 +221,7 @@ def write_index():
             "tiny-*-ref.npz": "dequantized weights (HF names, [out, in]) the stager must reproduce",
             "ort-check.json": "onnxruntime-node outputs of the quantized files vs their dequantized fp32 twins",
             "not-encoder-*.onnx": "valid ONNX models that are not Whisper encoders",
+            "bad-ffn.onnx": "a tiny encoder whose block 1 has FFN 96 instead of 128",
             "graphs/whisper-*.onnx.gz": "graph-only exports of every Whisper size (external data absent)",
         },
     }

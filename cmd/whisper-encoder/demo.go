@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+	"github.com/xdna-whisper/xdna-whisper/encoder/stage/bundled"
+)
+
+func init() {
+	register(command{
+		name:    "demo",
+		summary: "stage the bundled demo model (embedded in the binary) and show what was staged",
+		run:     runDemo,
+	})
+}
+
+func runDemo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	cache := fs.String("cache", "", "cache directory (default: a temporary one, removed afterwards)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{errors.New("demo takes no arguments")}
+	}
+	if *cache == "" {
+		tmp, err := os.MkdirTemp("", "whisper-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*cache = tmp
+	}
+	r, err := stageDemo(ctx, *cache)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("staged the bundled model (%s, %d bytes, embedded in the binary) into %s\n\n", bundled.Name, len(bundled.Model()), r.Dir)
+	rep, err := stage.Inspect(r.Dir, 0)
+	if err != nil {
+		return err
+	}
+	printReport(os.Stdout, rep)
+	return nil
+}
+
+// stageDemo writes the embedded model next to the cache and stages it.
+func stageDemo(ctx context.Context, cache string) (stage.Result, error) {
+	src, err := os.MkdirTemp("", "whisper-demo-src-")
+	if err != nil {
+		return stage.Result{}, err
+	}
+	defer os.RemoveAll(src)
+	path, err := bundled.WriteTo(src)
+	if err != nil {
+		return stage.Result{}, err
+	}
+	return stage.Stage(ctx, stage.Options{
+		Source: path, CacheDir: cache, ConverterVersion: converterVersion(),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/download"
+	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+	"github.com/xdna-whisper/xdna-whisper/internal/version"
+)
+
+func init() {
+	register(command{
+		name:    "stage",
+		summary: "stage an ONNX Whisper encoder (file, http(s) or hf://) as BF16 in the cache",
+		run:     runStage,
+	})
+}
+
+// resultFileLimit keeps the result below Kubernetes' 4096-byte termination
+// message limit.
+const resultFileLimit = 4000
+
+// stageSummary is what --result-file receives.
+type stageSummary struct {
+	Key             string    `json:"key,omitempty"`
+	Dir             string    `json:"dir,omitempty"`
+	SourceSHA256    string    `json:"sourceSHA256,omitempty"`
+	SourcePrecision string    `json:"sourcePrecision,omitempty"`
+	SizeBytes       int64     `json:"sizeBytes,omitempty"`
+	StagedAt        time.Time `json:"stagedAt,omitzero"`
+	Existing        bool      `json:"existing,omitempty"`
+	Error           string    `json:"error,omitempty"`
+}
+
+func runStage(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("stage", flag.ContinueOnError)
+	source := fs.String("source", "", "ONNX source: a file path, an http(s) URL or hf://ORG/REPO/PATH[@REV] (required)")
+	sum := fs.String("sha256", "", "expected sha256 of the source ONNX file (hex)")
+	cache := fs.String("cache", os.Getenv("XDNA_STAGED_CACHE"), "cache directory for staged models (required; default $XDNA_STAGED_CACHE)")
+	heads := fs.Int("heads", 0, "attention heads (overrides the value inferred from the graph)")
+	resultFile := fs.String("result-file", "", "write a JSON summary here (the operator's Job uses /dev/termination-log)")
+	stall := fs.Duration("stall-timeout", 60*time.Second, "give up a download attempt after this long without data")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *source == "" || *cache == "" || fs.NArg() > 0 {
+		return usageError{errors.New("want --source and --cache, and no arguments (see -h)")}
+	}
+	if *heads < 0 {
+		return usageError{fmt.Errorf("--heads %d: want > 0", *heads)}
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	progress, finish := progressReporter(logger)
+	r, err := stage.Stage(ctx, stage.Options{
+		Source: *source, SHA256: *sum, CacheDir: *cache, Heads: *heads,
+		ConverterVersion: converterVersion(), Logger: logger, Progress: progress,
+		Download: download.Options{Token: os.Getenv("HF_TOKEN"), StallTimeout: *stall},
+	})
+	finish()
+	if *resultFile != "" {
+		s := stageSummary{Error: errorText(err)}
+		if err == nil {
+			s = stageSummary{Key: r.Key, Dir: r.Dir, SourceSHA256: r.SourceSHA256, SourcePrecision: string(r.SourcePrecision),
+				SizeBytes: r.SizeBytes, StagedAt: r.StagedAt, Existing: r.Existing}
+		}
+		if werr := writeResult(*resultFile, s); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if r.Lossy {
+		fmt.Fprintf(os.Stderr, "warning: the source is %s, a lossy precision: the best BF16 weights come from an fp32 export\n", r.SourcePrecision)
+	}
+	if r.Existing {
+		logger.Info("already staged", "dir", r.Dir, "key", r.Key)
+	}
+	fmt.Println(r.Dir)
+	return nil
+}
+
+func converterVersion() string {
+	return version.String("whisper-encoder")
+}
+
+// errorText is err's message, cut to fit the result file.
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := err.Error()
+	if len(s) > resultFileLimit-100 {
+		s = s[:resultFileLimit-100] + "…"
+	}
+	return s
+}
+
+// writeResult writes the JSON summary (at most resultFileLimit bytes).
+func writeResult(path string, s stageSummary) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if len(b) > resultFileLimit {
+		b, _ = json.Marshal(stageSummary{Error: "result too large for the result file"})
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("result file: %w", err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("result file: %w", err)
+	}
+	return nil
+}
+
+// progressReporter draws a progress bar per phase on a terminal and logs
+// periodic structured lines otherwise.
+func progressReporter(logger *slog.Logger) (func(stage.Progress), func()) {
+	tty := term.IsTerminal(int(os.Stderr.Fd()))
+	reporters := map[string]*download.Reporter{}
+	var current *download.Reporter
+	update := func(p stage.Progress) {
+		r, ok := reporters[p.Phase]
+		if !ok {
+			if current != nil {
+				current.Finish()
+			}
+			r = &download.Reporter{Label: p.Phase, TTY: tty, W: io.Writer(os.Stderr), Logger: logger}
+			reporters[p.Phase] = r
+			current = r
+		}
+		r.Update(p.Done, p.Total)
+	}
+	return syncProgress(update), func() {
+		if current != nil {
+			current.Finish()
+		}
+	}
+}
