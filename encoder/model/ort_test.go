@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -11,12 +12,25 @@ import (
 )
 
 // stageONNX stages an ONNX fixture with the real staging code (once per test
-// binary and file) and returns the staged directory.
+// binary and file, into a cache TestMain removes) and returns the staged
+// directory.
 var staged_ = struct {
 	sync.Mutex
-	dirs map[string]string
-	tmp  string
+	dirs  map[string]string
+	cache string
 }{dirs: map[string]string{}}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "model-test-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	staged_.cache = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 func stageONNX(t *testing.T, file string) string {
 	t.Helper()
@@ -25,19 +39,12 @@ func stageONNX(t *testing.T, file string) string {
 	if d, ok := staged_.dirs[file]; ok {
 		return d
 	}
-	res, err := stage.Stage(context.Background(), stage.Options{Source: file, CacheDir: stageCache(t), NoSync: true})
+	res, err := stage.Stage(context.Background(), stage.Options{Source: file, CacheDir: staged_.cache, NoSync: true})
 	if err != nil {
 		t.Fatalf("stage %s: %v", file, err)
 	}
 	staged_.dirs[file] = res.Dir
 	return res.Dir
-}
-
-func stageCache(t *testing.T) string {
-	if staged_.tmp == "" {
-		staged_.tmp = t.TempDir() // removed when the first test that staged ends
-	}
-	return filepath.Join(staged_.tmp, "cache")
 }
 
 // TestEncoderVsORT stages the fixture ONNX exports (opset 14, opset 17, the
@@ -46,7 +53,6 @@ func stageCache(t *testing.T) string {
 // different windows), for every kernel/activation configuration.
 func TestEncoderVsORT(t *testing.T) {
 	for _, fixture := range []string{"tiny-op14", "tiny-op17", "tiny-op14-fp16", "tiny-op14-external"} {
-		staged_.tmp = ""
 		dir := stageONNX(t, filepath.Join(repo, "testdata/models", fixture+".onnx"))
 		for _, o := range configs() {
 			e, err := Load(dir, o)

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/model"
+	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
+)
+
+func init() {
+	register(command{
+		name:    "bench",
+		summary: "measure the CPU encoder: ms per 30 s window, realtime factor, GFLOP/s, peak RSS, per-op times; optionally A/B against ONNX Runtime",
+		run:     runBench,
+	})
+}
+
+type benchFlags struct {
+	mf                  modelFlags
+	batch, iters, round *int
+	in, ort, ortScript  *string
+}
+
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	bf := benchFlags{
+		mf:        addModelFlags(fs),
+		batch:     fs.Int("batch", 1, "windows per Encode call"),
+		iters:     fs.Int("iterations", 5, "timed Encode calls (after one warm-up call)"),
+		round:     fs.Int("rounds", 7, "with --ort: alternating Go/ORT rounds"),
+		in:        fs.String("in", "", "log-mel .npy input (default: seeded log-mel-like noise)"),
+		ort:       fs.String("ort", "", "also run this ONNX file (the one the weights were staged from) in ONNX Runtime, alternating A/B"),
+		ortScript: fs.String("ort-script", "testdata/ort/bench.js", "the onnxruntime-node side of --ort"),
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *bf.mf.weights == "" || fs.NArg() > 0 {
+		return usageError{errors.New("want --weights and no arguments (see -h)")}
+	}
+	if *bf.batch < 1 || *bf.iters < 1 || *bf.round < 1 {
+		return usageError{errors.New("--batch, --iterations and --rounds must be ≥ 1")}
+	}
+	if *bf.mf.threads > 0 {
+		runtime.GOMAXPROCS(*bf.mf.threads)
+	}
+	enc, err := model.Load(*bf.mf.weights, bf.mf.options())
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	cfg := enc.Config()
+	mel, err := benchInput(*bf.in, cfg.NumMelBins, 2*cfg.MaxSourcePositions)
+	if err != nil {
+		return err
+	}
+	batch := model.Tensor{Shape: []int{*bf.batch, mel.Shape[1], mel.Shape[2]}, Data: slices.Repeat(mel.Data, *bf.batch)}
+	fmt.Printf("model: d_model %d, %d layers, %d heads, ffn %d, %d mels, %d positions; %.2f GFLOP per window\n",
+		cfg.DModel, cfg.EncoderLayers, cfg.EncoderAttentionHeads, cfg.EncoderFFNDim, cfg.NumMelBins, cfg.MaxSourcePositions, model.FLOPs(cfg)/1e9)
+	fmt.Printf("backend: %s, %d threads, packed weights %.1f MB\n", enc.Backend(), enc.Threads(), float64(enc.PackedBytes())/1e6)
+	if _, err := enc.Encode(ctx, batch); err != nil { // warm-up
+		return err
+	}
+	enc.ResetOpTimes()
+	times := make([]float64, *bf.iters)
+	for i := range times {
+		t := time.Now()
+		if _, err := enc.Encode(ctx, batch); err != nil {
+			return err
+		}
+		times[i] = ms(time.Since(t)) / float64(*bf.batch)
+	}
+	windows := *bf.iters * *bf.batch
+	report("go", cfg.MaxSourcePositions, model.FLOPs(cfg), times)
+	fmt.Printf("peak RSS: %.1f MB (VmHWM: packed weights + activations of %d concurrent window(s) + runtime)\n", peakRSSMB(), 1)
+	fmt.Println("per-op wall time per window:")
+	ops := enc.OpTimes()
+	var total time.Duration
+	for _, d := range ops {
+		total += d
+	}
+	for op := model.Op(0); int(op) < len(ops); op++ {
+		d := ops[op]
+		fmt.Printf("  %-22s %8.1f ms  %5.1f%%\n", op, ms(d)/float64(windows), 100*float64(d)/float64(total))
+	}
+	if *bf.ort == "" {
+		return nil
+	}
+	return benchORT(ctx, enc, mel, bf)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func median(s []float64) float64 {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	if n := len(c); n%2 == 1 {
+		return c[n/2]
+	} else {
+		return (c[n/2-1] + c[n/2]) / 2
+	}
+}
+
+func report(who string, positions int, flops float64, perWindow []float64) {
+	m := median(perWindow)
+	audio := float64(2*positions) * 0.01 // seconds of audio per window (10 ms hop)
+	fmt.Printf("%s: %.1f ms per %.0f s window (median of %d, min %.1f), realtime factor %.0fx, %.0f GFLOP/s\n",
+		who, m, audio, len(perWindow), slices.Min(perWindow), audio/(m/1e3), flops/(m/1e3)/1e9)
+}
+
+// benchInput reads --in or makes seeded log-mel-like noise, one window.
+func benchInput(path string, mels, frames int) (model.Tensor, error) {
+	if path != "" {
+		t, err := readMel(path)
+		if err != nil {
+			return t, err
+		}
+		if t.Shape[0] != 1 {
+			return t, fmt.Errorf("%s: shape %v, want one window", path, t.Shape)
+		}
+		return t, nil
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	t := model.Tensor{Shape: []int{1, mels, frames}, Data: make([]float32, mels*frames)}
+	for i := range t.Data {
+		t.Data[i] = float32(r.Float64()*3 - 1.5)
+	}
+	return t, nil
+}
+
+// peakRSSMB reads VmHWM, the process's peak resident set, from /proc.
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return math.NaN()
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return math.NaN()
+}
+
+// benchORT alternates Go and ONNX Runtime windows on the same input and
+// thread count, then compares their outputs.
+func benchORT(ctx context.Context, enc *model.Encoder, mel model.Tensor, bf benchFlags) error {
+	dir, err := os.MkdirTemp("", "bench-ort-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	inPath := filepath.Join(dir, "in.npy")
+	if err := writeNPY(inPath, npy.Array{Shape: mel.Shape, Data: mel.Data}); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "node", *bf.ortScript, "--model", *bf.ort, "--in", inPath, "--threads", strconv.Itoa(enc.Threads()))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start onnxruntime-node (%s): %w", *bf.ortScript, err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	lines := bufio.NewScanner(stdout)
+	ask := func(req string) (string, error) {
+		if req != "" {
+			if _, err := fmt.Fprintln(stdin, req); err != nil {
+				return "", fmt.Errorf("onnxruntime-node: %w", err)
+			}
+		}
+		if !lines.Scan() {
+			return "", fmt.Errorf("onnxruntime-node exited (%v)", lines.Err())
+		}
+		return lines.Text(), nil
+	}
+	ready, err := ask("")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ort: %s\n", strings.TrimPrefix(ready, "ready "))
+	ortRun := func() (float64, error) {
+		resp, err := ask("run")
+		if err != nil {
+			return 0, err
+		}
+		v, err := strconv.ParseFloat(strings.TrimPrefix(resp, "ms "), 64)
+		if err != nil {
+			return 0, fmt.Errorf("onnxruntime-node said %q", resp)
+		}
+		return v, nil
+	}
+	goRun := func() (float64, error) {
+		t := time.Now()
+		_, err := enc.Encode(ctx, mel)
+		return ms(time.Since(t)), err
+	}
+	if _, err := ortRun(); err != nil { // warm-up
+		return err
+	}
+	var goT, ortT []float64
+	for r := range *bf.round {
+		// Alternate which side goes first so neither always follows the other.
+		first, second := goRun, ortRun
+		if r%2 == 1 {
+			first, second = ortRun, goRun
+		}
+		a, err := first()
+		if err != nil {
+			return err
+		}
+		b, err := second()
+		if err != nil {
+			return err
+		}
+		if r%2 == 1 {
+			a, b = b, a
+		}
+		goT, ortT = append(goT, a), append(ortT, b)
+	}
+	cfg := enc.Config()
+	fmt.Printf("A/B, %d alternating rounds, %d thread(s), same input:\n", *bf.round, enc.Threads())
+	report("  go ", cfg.MaxSourcePositions, model.FLOPs(cfg), goT)
+	report("  ort", cfg.MaxSourcePositions, model.FLOPs(cfg), ortT)
+	fmt.Printf("  speed-up go/ort: %.2fx (ratio of medians)\n", median(ortT)/median(goT))
+	// Accuracy against ORT on the same input.
+	outPath := filepath.Join(dir, "ort.npy")
+	if resp, err := ask("out " + outPath); err != nil || resp != "ok" {
+		return fmt.Errorf("onnxruntime-node output: %q %v", resp, err)
+	}
+	f, err := os.Open(outPath)
+	if err != nil {
+		return err
+	}
+	ref, err := npy.Read(f, 1<<30)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	got, err := enc.Encode(ctx, mel)
+	if err != nil {
+		return err
+	}
+	cos, rel := agreement(got.Data, ref.Data, cfg.DModel)
+	fmt.Printf("  accuracy vs ort: min per-frame cosine %.7f, max|Δ|/max|ref| %.2e\n", cos, rel)
+	_, err = ask("quit")
+	if err != nil && !strings.Contains(err.Error(), "exited") {
+		return err
+	}
+	return nil
+}
+
+// agreement is the minimum per-frame cosine similarity and max|Δ|/max|ref|.
+func agreement(got, ref []float32, d int) (float64, float64) {
+	minCos, maxRef, maxDiff := 1.0, 0.0, 0.0
+	for f := 0; f*d < len(ref) && f*d < len(got); f++ {
+		var dot, ng, nr float64
+		for i := f * d; i < (f+1)*d; i++ {
+			g, r := float64(got[i]), float64(ref[i])
+			dot, ng, nr = dot+g*r, ng+g*g, nr+r*r
+			maxRef = math.Max(maxRef, math.Abs(r))
+			maxDiff = math.Max(maxDiff, math.Abs(g-r))
+		}
+		minCos = math.Min(minCos, dot/math.Sqrt(ng*nr))
+	}
+	return minCos, maxDiff / maxRef
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/model"
+	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
+)
+
+func init() {
+	register(command{
+		name:    "encode",
+		summary: "encode log-mel windows (.npy) into encoder hidden states (.npy) on the CPU",
+		run:     runEncode,
+	})
+}
+
+// modelFlags are the encoder options shared by encode and bench.
+type modelFlags struct {
+	weights, kernels, activations *string
+	threads                       *int
+}
+
+func addModelFlags(fs *flag.FlagSet) modelFlags {
+	return modelFlags{
+		weights:     fs.String("weights", "", "staged weights directory (output of `whisper-encoder stage`; required)"),
+		threads:     fs.Int("threads", 0, "worker threads (default GOMAXPROCS)"),
+		kernels:     fs.String("kernels", "auto", "kernel ISA: auto, avx512bf16, avx512, avx2 or portable"),
+		activations: fs.String("activations", "auto", "GEMM activation precision: auto (bf16 on avx512bf16), bf16 or fp32"),
+	}
+}
+
+func (m modelFlags) options() model.Options {
+	return model.Options{Threads: *m.threads, Kernels: *m.kernels, Activations: *m.activations}
+}
+
+func runEncode(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("encode", flag.ContinueOnError)
+	mf := addModelFlags(fs)
+	in := fs.String("in", "", "input log-mel .npy, float32 [n_mels, frames] or [batch, n_mels, frames] (required)")
+	out := fs.String("out", "", "output .npy, float32 [batch, positions, d_model] (required)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *mf.weights == "" || *in == "" || *out == "" || fs.NArg() > 0 {
+		return usageError{errors.New("want --weights, --in and --out, and no arguments (see -h)")}
+	}
+	mel, err := readMel(*in)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	enc, err := model.Load(*mf.weights, mf.options())
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	loaded := time.Since(t0)
+	t1 := time.Now()
+	hidden, err := enc.Encode(ctx, mel)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *in, err)
+	}
+	took := time.Since(t1)
+	if err := writeNPY(*out, npy.Array{Shape: hidden.Shape, Data: hidden.Data}); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%s %v → %s %v (%s, load %v, encode %v)\n",
+		*in, mel.Shape, *out, hidden.Shape, enc.Backend(), loaded.Round(time.Millisecond), took.Round(time.Millisecond))
+	return nil
+}
+
+// readMel reads a log-mel .npy as [batch, n_mels, frames] (a 2-D array is one window).
+func readMel(path string) (model.Tensor, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return model.Tensor{}, err
+	}
+	defer f.Close()
+	a, err := npy.Read(f, 1<<30)
+	if err != nil {
+		return model.Tensor{}, fmt.Errorf("%s: %w", path, err)
+	}
+	switch len(a.Shape) {
+	case 2:
+		return model.Tensor{Shape: append([]int{1}, a.Shape...), Data: a.Data}, nil
+	case 3:
+		return model.Tensor{Shape: a.Shape, Data: a.Data}, nil
+	}
+	return model.Tensor{}, fmt.Errorf("%s: shape %v, want [n_mels, frames] or [batch, n_mels, frames]", path, a.Shape)
+}
+
+// writeNPY writes a to path through a temporary file and a rename.
+func writeNPY(path string, a npy.Array) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".encode-*.npy")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := npy.Write(tmp, a); err != nil {
+		tmp.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
