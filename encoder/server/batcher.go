@@ -1,0 +1,214 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// job is one window waiting to be encoded.
+type job struct {
+	ctx      context.Context
+	mel      []float32 // [NMels, Frames]
+	enqueued time.Time
+	done     chan result // buffered (1): the batcher never blocks on a reply
+}
+
+// result is a job's outcome.
+type result struct {
+	out       []float32 // [Positions, DModel]
+	queueWait time.Duration
+	compute   time.Duration
+	batch     int
+	err       error
+}
+
+// batcher owns the bounded queue and the one goroutine that feeds the backend.
+//
+// Admission is by reservation: a request reserves one slot per window before
+// doing any work (reserve fails at once when the queue is full), and a slot is
+// released when the batcher takes its window off the queue. So the channel's
+// capacity is never exceeded and submit never blocks.
+type batcher struct {
+	backend  Backend
+	info     Info
+	maxBatch int
+	window   time.Duration
+	capacity int64
+	metrics  *metrics
+
+	reserved atomic.Int64 // windows admitted and not yet taken into a batch
+	queue    chan *job
+	stop     chan struct{}
+	stopped  chan struct{}
+	once     sync.Once
+}
+
+// newBatcher starts the batching goroutine.
+func newBatcher(backend Backend, info Info, opts Options, m *metrics) *batcher {
+	b := &batcher{
+		backend:  backend,
+		info:     info,
+		maxBatch: opts.MaxBatch,
+		window:   opts.BatchWindow,
+		capacity: int64(opts.MaxQueue),
+		metrics:  m,
+		queue:    make(chan *job, opts.MaxQueue),
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+	go b.run()
+	return b
+}
+
+// reserve admits n windows if the queue has room for all of them.
+func (b *batcher) reserve(n int) bool {
+	for {
+		cur := b.reserved.Load()
+		if cur+int64(n) > b.capacity {
+			return false
+		}
+		if b.reserved.CompareAndSwap(cur, cur+int64(n)) {
+			b.metrics.queueDepth.Set(float64(cur + int64(n)))
+			return true
+		}
+	}
+}
+
+// release returns n reserved slots (a window taken into a batch, or one that a
+// request reserved and never submitted).
+func (b *batcher) release(n int) {
+	b.metrics.queueDepth.Set(float64(b.reserved.Add(-int64(n))))
+}
+
+// depth is the number of windows admitted and waiting.
+func (b *batcher) depth() int { return int(b.reserved.Load()) }
+
+// submit queues one reserved window; the result arrives on the returned channel.
+func (b *batcher) submit(ctx context.Context, mel []float32) <-chan result {
+	j := &job{ctx: ctx, mel: mel, enqueued: time.Now(), done: make(chan result, 1)}
+	b.queue <- j
+	return j.done
+}
+
+// close finishes every queued window, then stops the goroutine.
+func (b *batcher) close() {
+	b.once.Do(func() { close(b.stop) })
+	<-b.stopped
+}
+
+// run takes batches off the queue until close, then drains what is left.
+func (b *batcher) run() {
+	defer close(b.stopped)
+	for {
+		select {
+		case j := <-b.queue:
+			b.runBatch(b.collect(j))
+		case <-b.stop:
+			for {
+				select {
+				case j := <-b.queue:
+					b.runBatch(b.collect(j))
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// collect starts a batch with first and adds queued windows until the batch
+// is full or the batch window has passed since first was taken. Windows whose
+// request has gone away are answered and dropped here, before any compute.
+func (b *batcher) collect(first *job) []*job {
+	batch := b.admit(nil, first)
+	if b.window <= 0 {
+		for len(batch) < b.maxBatch {
+			select {
+			case j := <-b.queue:
+				batch = b.admit(batch, j)
+			default:
+				return batch
+			}
+		}
+		return batch
+	}
+	timer := time.NewTimer(b.window)
+	defer timer.Stop()
+	for len(batch) < b.maxBatch {
+		select {
+		case j := <-b.queue:
+			batch = b.admit(batch, j)
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// admit releases j's queue slot and appends it to batch unless its request
+// is already cancelled or past its deadline.
+func (b *batcher) admit(batch []*job, j *job) []*job {
+	b.release(1)
+	if err := j.ctx.Err(); err != nil {
+		b.metrics.windowsDropped.Inc()
+		j.done <- result{err: err, queueWait: time.Since(j.enqueued)}
+		return batch
+	}
+	return append(batch, j)
+}
+
+// runBatch encodes the live jobs of batch as one backend call and answers each.
+func (b *batcher) runBatch(batch []*job) {
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := b.batchContext(batch)
+	defer cancel()
+	frame := b.info.NMels * b.info.InputFrames
+	in := make([]float32, len(batch)*frame)
+	for i, j := range batch {
+		copy(in[i*frame:], j.mel)
+	}
+	start := time.Now()
+	for _, j := range batch {
+		b.metrics.queueWait.Observe(start.Sub(j.enqueued).Seconds())
+	}
+	out, err := b.backend.Encode(ctx, in, len(batch))
+	compute := time.Since(start)
+	b.metrics.observeBatch(len(batch), compute)
+	size := b.info.Positions * b.info.DModel
+	if err == nil && len(out) != len(batch)*size {
+		err = errBackendShape(len(out), len(batch), b.info)
+	}
+	for i, j := range batch {
+		r := result{queueWait: start.Sub(j.enqueued), compute: compute, batch: len(batch), err: err}
+		if err == nil {
+			r.out = out[i*size : (i+1)*size : (i+1)*size]
+		}
+		j.done <- r
+	}
+}
+
+// batchContext is cancelled once every request in the batch has gone away,
+// so the backend can stop computing for nobody.
+func (b *batcher) batchContext(batch []*job) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	live := atomic.Int64{}
+	live.Store(int64(len(batch)))
+	stops := make([]func() bool, len(batch))
+	for i, j := range batch {
+		stops[i] = context.AfterFunc(j.ctx, func() {
+			if live.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}

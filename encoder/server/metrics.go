@@ -1,0 +1,118 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metric names. QueueDepthMetric is the signal autoscaling uses: windows
+// admitted and not yet taken into a batch (their front-end work included),
+// with QueueCapacityMetric the level at which requests are refused.
+const (
+	namespace           = "whisper_encoder"
+	QueueDepthMetric    = namespace + "_queue_depth"
+	QueueCapacityMetric = namespace + "_queue_capacity"
+)
+
+// metrics are the server's Prometheus collectors.
+type metrics struct {
+	requests       *prometheus.CounterVec   // method, code
+	duration       *prometheus.HistogramVec // method
+	frontend       prometheus.Histogram
+	queueWait      prometheus.Histogram
+	compute        prometheus.Histogram
+	batchSize      prometheus.Histogram
+	queueDepth     prometheus.Gauge
+	windows        prometheus.Counter
+	windowsDropped prometheus.Counter
+	audioSeconds   prometheus.Counter
+	busySeconds    prometheus.Counter
+	inFlight       prometheus.Gauge
+}
+
+// newMetrics creates and registers the collectors.
+func newMetrics(reg prometheus.Registerer, info Info, opts Options) (*metrics, error) {
+	latency := prometheus.ExponentialBucketsRange(0.005, 120, 20)
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "requests_total",
+			Help: "Requests by method (Encode, EncodeStream, http_encode) and outcome (a gRPC status code name).",
+		}, []string{"method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "request_duration_seconds",
+			Help: "Time from a request's arrival to its last response, by method, for successful requests.", Buckets: latency,
+		}, []string{"method"}),
+		frontend: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "frontend_seconds",
+			Help: "Decoding, resampling and log-mel time per request.", Buckets: latency,
+		}),
+		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "queue_wait_seconds",
+			Help: "Time a window waited in the queue before its batch started computing.", Buckets: latency,
+		}),
+		compute: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "compute_seconds",
+			Help: "Backend time per batch.", Buckets: latency,
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "batch_size",
+			Help: "Windows per backend batch.", Buckets: prometheus.LinearBuckets(1, 1, opts.MaxBatch),
+		}),
+		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "queue_depth",
+			Help: "Windows admitted and not yet computing (front end or queued). Scale out on this; requests are refused at " + QueueCapacityMetric + ".",
+		}),
+		windows: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "windows_encoded_total",
+			Help: "30 s windows encoded by the backend.",
+		}),
+		windowsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "windows_dropped_total",
+			Help: "Queued windows dropped before compute because their request was cancelled or past its deadline.",
+		}),
+		audioSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "audio_seconds_total",
+			Help: "Seconds of audio received in successful audio requests.",
+		}),
+		busySeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "backend_busy_seconds_total",
+			Help: "Seconds the backend spent computing; its rate is the backend busy ratio (0 to 1).",
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "requests_in_flight",
+			Help: "Requests being handled.",
+		}),
+	}
+	capacity := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "queue_capacity",
+		Help: "The queue depth (max queue) at which requests are refused with RESOURCE_EXHAUSTED / 429.",
+	})
+	capacity.Set(float64(opts.MaxQueue))
+	backend := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "backend_info",
+		Help:        "The backend running the encoder (value 1).",
+		ConstLabels: prometheus.Labels{"backend": info.Backend, "model_key": info.ModelKey},
+	})
+	backend.Set(1)
+	for _, c := range []prometheus.Collector{
+		m.requests, m.duration, m.frontend, m.queueWait, m.compute, m.batchSize, m.queueDepth,
+		m.windows, m.windowsDropped, m.audioSeconds, m.busySeconds, m.inFlight, capacity, backend,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("server: registering metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// observeBatch records one backend call.
+func (m *metrics) observeBatch(size int, compute time.Duration) {
+	m.batchSize.Observe(float64(size))
+	m.compute.Observe(compute.Seconds())
+	m.busySeconds.Add(compute.Seconds())
+	m.windows.Add(float64(size))
+}

@@ -1,0 +1,242 @@
+// Package server is `whisper-encoder serve`: the encoder behind a gRPC API
+// (api/encoder/v1, grpc.health.v1, reflection) and an HTTP API (POST
+// /v1/encode, /healthz, /readyz, /metrics, /v1/model), with dynamic batching,
+// a bounded queue that pushes back when full, limits on every input, readiness
+// after a warm-up window and a graceful drain.
+//
+// Request path: admission (a slot in the bounded queue, or RESOURCE_EXHAUSTED
+// / 429 at once) → front end (decode, mono, resample to 16 kHz, Whisper
+// log-mel, or check a given log-mel) → the batcher, which groups queued windows
+// into batches of up to MaxBatch within BatchWindow and runs them on the
+// Backend one batch at a time → one response per window, in order.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
+)
+
+// Backend runs the encoder on a batch: mel is [batch, NMels, Frames] and the
+// result [batch, Positions, DModel], both row-major float32. It must honour
+// ctx where it can: the server cancels it when every request in the batch has
+// gone away.
+type Backend interface {
+	Encode(ctx context.Context, mel []float32, batch int) ([]float32, error)
+}
+
+// Info describes the served model; /v1/model and GetModel return it.
+type Info struct {
+	ModelKey        string `json:"modelKey"`
+	Backend         string `json:"backend"`
+	NMels           int    `json:"nMels"`
+	DModel          int    `json:"dModel"`
+	Layers          int    `json:"layers"`
+	Heads           int    `json:"heads"`
+	FFNDim          int    `json:"ffnDim"`
+	InputFrames     int    `json:"inputFrames"`
+	Positions       int    `json:"positions"`
+	Precision       string `json:"precision"`
+	Source          string `json:"source"`
+	SourcePrecision string `json:"sourcePrecision"`
+	LossySource     bool   `json:"lossySource"`
+	Parameters      int64  `json:"parameters"`
+}
+
+// check validates the fields the server relies on.
+func (i Info) check() error {
+	switch {
+	case i.NMels != 80 && i.NMels != 128:
+		return fmt.Errorf("server: model takes %d mel bins, the front end makes 80 or 128", i.NMels)
+	case i.InputFrames != mel.Frames:
+		return fmt.Errorf("server: model takes %d frames per window, the front end makes %d", i.InputFrames, mel.Frames)
+	case i.Positions <= 0 || i.DModel <= 0:
+		return fmt.Errorf("server: model output [%d, %d], want positive sizes", i.Positions, i.DModel)
+	case i.Backend == "":
+		return errors.New("server: model info names no backend")
+	}
+	return nil
+}
+
+// Options are the serving limits and batching parameters.
+type Options struct {
+	// MaxBatch is the largest batch given to the backend (≥ 1).
+	MaxBatch int
+	// BatchWindow is how long the batcher waits for more windows after the
+	// first one of a batch arrives (0: take only what is already queued).
+	BatchWindow time.Duration
+	// MaxQueue bounds the windows admitted and not yet computing; beyond it
+	// requests are refused with RESOURCE_EXHAUSTED / 429.
+	MaxQueue int
+	// RetryAfter is the delay suggested to refused clients.
+	RetryAfter time.Duration
+	// MaxRequestBytes bounds a request body or message.
+	MaxRequestBytes int64
+	// MaxAudioSeconds bounds the duration of one request's audio.
+	MaxAudioSeconds float64
+	// MaxStreams bounds concurrent multi-window requests (EncodeStream, and
+	// HTTP requests with more than one window).
+	MaxStreams int
+	// Logger receives one line per request at debug and failures at warn/error.
+	Logger *slog.Logger
+	// Registerer receives the metrics (nil: a new registry, see Registry).
+	Registerer prometheus.Registerer
+	// Gatherer serves /metrics (nil: the registry made for Registerer).
+	Gatherer prometheus.Gatherer
+}
+
+// DefaultOptions are the flags' defaults.
+func DefaultOptions() Options {
+	return Options{
+		MaxBatch:        4,
+		BatchWindow:     5 * time.Millisecond,
+		MaxQueue:        32,
+		RetryAfter:      time.Second,
+		MaxRequestBytes: 64 << 20,
+		MaxAudioSeconds: 600,
+		MaxStreams:      8,
+	}
+}
+
+// check validates the options.
+func (o Options) check() error {
+	switch {
+	case o.MaxBatch < 1:
+		return fmt.Errorf("server: max batch %d, want ≥ 1", o.MaxBatch)
+	case o.MaxQueue < 1:
+		return fmt.Errorf("server: max queue %d, want ≥ 1", o.MaxQueue)
+	case o.BatchWindow < 0:
+		return fmt.Errorf("server: batch window %v, want ≥ 0", o.BatchWindow)
+	case o.MaxRequestBytes < 1:
+		return fmt.Errorf("server: max request bytes %d, want ≥ 1", o.MaxRequestBytes)
+	case o.MaxAudioSeconds <= 0:
+		return fmt.Errorf("server: max audio seconds %g, want > 0", o.MaxAudioSeconds)
+	case o.MaxStreams < 1:
+		return fmt.Errorf("server: max streams %d, want ≥ 1", o.MaxStreams)
+	}
+	return nil
+}
+
+// Server is one encoder service. Create it with New, call Warmup, serve its
+// HTTPHandler and GRPCServer, and on shutdown Drain, then Close once the
+// transports have finished their requests (Run does all of this).
+type Server struct {
+	backend Backend
+	info    Info
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	batcher *batcher
+	health  *health.Server
+	streams chan struct{}
+	gather  prometheus.Gatherer
+
+	ready    atomic.Bool
+	draining atomic.Bool
+	nextID   atomic.Uint64
+}
+
+// New builds a server for backend, which runs the model described by info.
+// It starts the batcher; the server is not ready until Warmup succeeds.
+func New(backend Backend, info Info, opts Options) (*Server, error) {
+	if err := info.check(); err != nil {
+		return nil, err
+	}
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	gather := opts.Gatherer
+	if opts.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		opts.Registerer, gather = reg, reg
+	}
+	if gather == nil {
+		gather = prometheus.DefaultGatherer
+	}
+	m, err := newMetrics(opts.Registerer, info, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		backend: backend,
+		info:    info,
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: m,
+		health:  health.NewServer(),
+		streams: make(chan struct{}, opts.MaxStreams),
+		gather:  gather,
+	}
+	s.setServing(false)
+	s.batcher = newBatcher(backend, info, opts, m)
+	return s, nil
+}
+
+// Info is the served model's description.
+func (s *Server) Info() Info { return s.info }
+
+// Ready reports whether the server accepts work: warmed up and not draining.
+func (s *Server) Ready() bool { return s.ready.Load() && !s.draining.Load() }
+
+// Warmup encodes one window of silence through the whole path (front end,
+// batcher, backend) and then marks the server ready.
+func (s *Server) Warmup(ctx context.Context) error {
+	start := time.Now()
+	logMel, err := mel.LogMel(nil, s.info.NMels)
+	if err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	if !s.batcher.reserve(1) {
+		return errors.New("warm-up: queue full")
+	}
+	res := <-s.batcher.submit(ctx, logMel)
+	if res.err != nil {
+		return fmt.Errorf("warm-up: encoding one window: %w", res.err)
+	}
+	if want := s.info.Positions * s.info.DModel; len(res.out) != want {
+		return fmt.Errorf("warm-up: backend returned %d values for one window, want %d ([%d, %d])", len(res.out), want, s.info.Positions, s.info.DModel)
+	}
+	s.ready.Store(true)
+	s.setServing(true)
+	s.log.Info("ready", "model", s.info.ModelKey, "backend", s.info.Backend, "warmup_seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// Drain starts a graceful shutdown: readiness and gRPC health turn false and
+// new requests are refused with UNAVAILABLE / 503; accepted ones complete.
+func (s *Server) Drain() {
+	if s.draining.Swap(true) {
+		return
+	}
+	s.health.Shutdown()
+	s.log.Info("draining", "queued_windows", s.batcher.depth())
+}
+
+// Close stops the batcher after finishing what is queued. Call it after the
+// transports have returned from their graceful stop.
+func (s *Server) Close() {
+	s.Drain()
+	s.batcher.close()
+}
+
+// setServing sets the gRPC health status of the server and its service.
+func (s *Server) setServing(ok bool) {
+	status := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		status = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", status)
+	s.health.SetServingStatus(serviceName, status)
+}

@@ -1,0 +1,237 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
+	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
+)
+
+// Error is a request failure with the gRPC code that classifies it (HTTP maps
+// the same codes to 400, 413, 429, 503, ...).
+type Error struct {
+	Code codes.Code
+	Msg  string
+	// HTTPStatus overrides the status derived from Code (413, 415).
+	HTTPStatus int
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func errorf(code codes.Code, format string, args ...any) *Error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// errBackendShape reports a backend that returned the wrong amount of data.
+func errBackendShape(got, batch int, info Info) error {
+	return fmt.Errorf("backend returned %d values for a batch of %d, want %d ([%d, %d, %d])",
+		got, batch, batch*info.Positions*info.DModel, batch, info.Positions, info.DModel)
+}
+
+// codeOf classifies any error returned by the encode path.
+func codeOf(err error) codes.Code {
+	var e *Error
+	switch {
+	case err == nil:
+		return codes.OK
+	case errors.As(err, &e):
+		return e.Code
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	}
+	return codes.Internal
+}
+
+// input is one request's payload, whichever transport it came by.
+type input struct {
+	audio  []byte
+	format audio.Format
+	rate   int
+	logMel []float32
+	nMels  int
+	frames int
+	isMel  bool
+}
+
+// window is one encoded 30 s window.
+type window struct {
+	index        int
+	startSeconds float64
+	audioSeconds float64
+	frontend     time.Duration
+	result
+}
+
+// request carries one call through encode; it is also what gets logged.
+type request struct {
+	id       string
+	method   string
+	start    time.Time
+	windows  int
+	audioSec float64
+}
+
+// newRequest names a request: the client's id, or a generated one.
+func (s *Server) newRequest(method, clientID string) *request {
+	id := clientID
+	if id == "" {
+		id = fmt.Sprintf("r%06d", s.nextID.Add(1))
+	}
+	return &request{id: id, method: method, start: time.Now()}
+}
+
+// encode runs in through admission, the front end and the batcher, calling
+// emit for each window in order. maxWindows bounds the windows one call may
+// produce (1 for Encode).
+func (s *Server) encode(ctx context.Context, req *request, in input, maxWindows int, emit func(window) error) error {
+	if s.draining.Load() {
+		return errorf(codes.Unavailable, "server is shutting down; retry on another replica")
+	}
+	if !s.ready.Load() {
+		return errorf(codes.Unavailable, "server is not ready yet (loading or warming up)")
+	}
+	if !s.batcher.reserve(1) {
+		return s.queueFull()
+	}
+	reserved := 1
+	defer func() { s.batcher.release(reserved) }()
+
+	start := time.Now()
+	windows, err := s.frontend(req, in)
+	frontend := time.Since(start)
+	s.metrics.frontend.Observe(frontend.Seconds())
+	if err != nil {
+		return err
+	}
+	if len(windows) > maxWindows {
+		return errorf(codes.InvalidArgument, "audio is %.1f s, %d windows of 30 s; Encode takes one window: use EncodeStream", req.audioSec, len(windows))
+	}
+	req.windows = len(windows)
+	if len(windows) > 1 {
+		release, err := s.acquireStream()
+		if err != nil {
+			return err
+		}
+		defer release()
+		if !s.batcher.reserve(len(windows) - 1) {
+			return s.queueFull()
+		}
+		reserved = len(windows)
+	}
+	// Submit every window at once so they can share batches, then hand the
+	// slots to the batcher (it releases each as it takes the window).
+	pending := make([]<-chan result, len(windows))
+	for i, w := range windows {
+		pending[i] = s.batcher.submit(ctx, w.logMel)
+	}
+	reserved = 0
+	for i, p := range pending {
+		var r result
+		select {
+		case r = <-p:
+		case <-ctx.Done():
+			return ctx.Err() // queued windows are dropped by the batcher when it reaches them
+		}
+		if r.err != nil {
+			if codeOf(r.err) == codes.Internal {
+				return fmt.Errorf("encoding window %d: %w", i, r.err)
+			}
+			return r.err
+		}
+		w := window{index: i, startSeconds: windows[i].start, audioSeconds: windows[i].seconds, frontend: frontend, result: r}
+		if err := emit(w); err != nil {
+			return err
+		}
+	}
+	s.metrics.audioSeconds.Add(req.audioSec)
+	return nil
+}
+
+// melWindow is one window's log-mel and where it sits in the audio.
+type melWindow struct {
+	logMel         []float32
+	start, seconds float64
+}
+
+// frontend turns the input into log-mel windows [NMels, Frames].
+func (s *Server) frontend(req *request, in input) ([]melWindow, error) {
+	if in.isMel {
+		return s.checkLogMel(in)
+	}
+	if len(in.audio) == 0 {
+		return nil, errorf(codes.InvalidArgument, "empty audio: the request carries no bytes")
+	}
+	samples, err := audio.Load(in.audio, in.format, in.rate, s.opts.MaxAudioSeconds)
+	if err != nil {
+		return nil, errorf(codes.InvalidArgument, "%v", err)
+	}
+	req.audioSec = float64(len(samples)) / mel.SampleRate
+	var out []melWindow
+	for i, w := range mel.Windows(samples) {
+		m, err := mel.LogMel(w, s.info.NMels)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, melWindow{logMel: m, start: float64(i * 30), seconds: float64(len(w)) / mel.SampleRate})
+	}
+	return out, nil
+}
+
+// checkLogMel validates a client's log-mel and pads it to a whole window.
+func (s *Server) checkLogMel(in input) ([]melWindow, error) {
+	if in.nMels == 0 && in.frames == 0 && len(in.logMel) == 0 {
+		return nil, errorf(codes.InvalidArgument, "empty log-mel: the request carries no values")
+	}
+	if err := mel.Check(in.logMel, []int{in.nMels, in.frames}, s.info.NMels); err != nil {
+		return nil, errorf(codes.InvalidArgument, "%v", err)
+	}
+	return []melWindow{{logMel: mel.Pad(in.logMel, in.nMels, in.frames)}}, nil
+}
+
+// queueFull is the refusal when the queue has no room.
+func (s *Server) queueFull() error {
+	return errorf(codes.ResourceExhausted, "queue full (%d windows waiting, capacity %d); retry after %v",
+		s.batcher.depth(), s.opts.MaxQueue, s.opts.RetryAfter)
+}
+
+// acquireStream takes one of the MaxStreams multi-window slots.
+func (s *Server) acquireStream() (func(), error) {
+	select {
+	case s.streams <- struct{}{}:
+		return func() { <-s.streams }, nil
+	default:
+		return nil, errorf(codes.ResourceExhausted, "too many concurrent multi-window requests (limit %d); retry after %v", s.opts.MaxStreams, s.opts.RetryAfter)
+	}
+}
+
+// finish records a request's outcome in the metrics and the log.
+func (s *Server) finish(req *request, err error) {
+	code := codeOf(err)
+	elapsed := time.Since(req.start)
+	s.metrics.requests.WithLabelValues(req.method, code.String()).Inc()
+	if code == codes.OK {
+		s.metrics.duration.WithLabelValues(req.method).Observe(elapsed.Seconds())
+	}
+	level := slog.LevelDebug
+	switch code {
+	case codes.OK, codes.ResourceExhausted, codes.Canceled, codes.Unavailable:
+	case codes.InvalidArgument, codes.DeadlineExceeded:
+		level = slog.LevelWarn
+	default:
+		level = slog.LevelError
+	}
+	attrs := []any{"request_id", req.id, "method", req.method, "code", code.String(),
+		"windows", req.windows, "audio_seconds", req.audioSec, "seconds", elapsed.Seconds()}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	s.log.Log(context.Background(), level, "request", attrs...)
+}
