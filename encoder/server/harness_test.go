@@ -156,4 +156,3 @@ func trim(b []byte) string {
 func (h *harness) requests(method, code string) float64 {
 	return testutil.ToFloat64(h.s.metrics.requests.WithLabelValues(method, code))
 }
-
