@@ -155,16 +155,28 @@ func Check(data []float32, shape []int, nMels int) error {
 	return nil
 }
 
-// Pad returns a [nMels, Frames] log-mel from a [nMels, frames] one, padding
-// each band on the right with zeros as Whisper's pad_or_trim does to a short
-// mel segment. frames == Frames returns data unchanged.
+// Pad returns a [nMels, Frames] log-mel from a [nMels, frames] one by
+// appending frames of silence. Whisper pads the audio with zeros to 30 s
+// before its log-mel, and the log-mel of silence after normalisation is
+// (max(-10, maxLog-8) + 4) / 4 = max(max(data) - 2, -1.5), so that is the
+// value appended (the encoder/model package pads short input the same way).
+// frames == Frames returns data unchanged.
 func Pad(data []float32, nMels, frames int) []float32 {
 	if frames == Frames {
 		return data
 	}
+	hi := float32(math.Inf(-1))
+	for _, v := range data {
+		hi = max(hi, v)
+	}
+	silence := max(hi-2, -1.5)
 	out := make([]float32, nMels*Frames)
 	for m := range nMels {
-		copy(out[m*Frames:], data[m*frames:(m+1)*frames])
+		row := out[m*Frames : (m+1)*Frames]
+		copy(row, data[m*frames:(m+1)*frames])
+		for t := frames; t < Frames; t++ {
+			row[t] = silence
+		}
 	}
 	return out
 }

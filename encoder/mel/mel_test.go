@@ -265,11 +265,30 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestPad: padding a log-mel computed from audio shorter than 30 s gives the
+// log-mel of that audio padded with silence, except the frames whose STFT
+// window straddles the audio's end.
 func TestPad(t *testing.T) {
-	in := []float32{1, 2, 3, 4} // [2, 2]
-	out := Pad(in, 2, 2)
-	if len(out) != 2*Frames || out[0] != 1 || out[1] != 2 || out[2] != 0 || out[Frames] != 3 || out[Frames+1] != 4 || out[2*Frames-1] != 0 {
-		t.Errorf("Pad: unexpected layout")
+	burst := synthetic("burst") // 0.7 s: 70 frames of audio
+	full, err := LogMel(burst, 80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const frames = 70
+	short := make([]float32, 80*frames)
+	for m := range 80 {
+		copy(short[m*frames:(m+1)*frames], full[m*Frames:m*Frames+frames])
+	}
+	padded := Pad(short, 80, frames)
+	for m := range 80 {
+		for tt := frames + 2; tt < Frames; tt++ {
+			if got, want := padded[m*Frames+tt], full[m*Frames+tt]; got != want {
+				t.Fatalf("padded[%d][%d] = %g, log-mel of the padded audio has %g", m, tt, got, want)
+			}
+		}
+	}
+	if got := Pad(full, 80, Frames); &got[0] != &full[0] {
+		t.Error("Pad of a full window copied it")
 	}
 }
 
