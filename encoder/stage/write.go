@@ -381,23 +381,34 @@ func syncDir(dir string) {
 	}
 }
 
+// newPrefix names a temporary directory before it is locked.
+const newPrefix = ".new-"
+
 // lockedTemp creates a temporary directory in cache and holds an exclusive
 // flock on it until unlock, so removeStale can tell live ones from leftovers
-// of killed stagers.
+// of killed stagers. The directory is created under a ".new-" name, locked,
+// then renamed to prefix…, so no other stager sees it unlocked.
 func lockedTemp(cache, prefix string) (string, func(), error) {
-	dir, err := os.MkdirTemp(cache, prefix)
+	fresh, err := os.MkdirTemp(cache, newPrefix)
 	if err != nil {
 		return "", nil, err
 	}
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", nil, err
+	fd, err := unix.Open(fresh, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		err = unix.Flock(fd, unix.LOCK_EX)
+		if err != nil {
+			unix.Close(fd)
+		}
 	}
-	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+	if err != nil {
+		os.RemoveAll(fresh)
+		return "", nil, fmt.Errorf("temporary directory %s: %w", fresh, err)
+	}
+	dir := filepath.Join(cache, prefix+strings.TrimPrefix(filepath.Base(fresh), newPrefix))
+	if err := os.Rename(fresh, dir); err != nil {
 		unix.Close(fd)
-		os.RemoveAll(dir)
-		return "", nil, err
+		os.RemoveAll(fresh)
+		return "", nil, fmt.Errorf("temporary directory %s: %w", fresh, err)
 	}
 	return dir, func() { unix.Close(fd) }, nil
 }
@@ -411,8 +422,13 @@ func removeStale(cache string, log *slog.Logger) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !e.IsDir() || (!strings.HasPrefix(name, tmpPrefix) && !strings.HasPrefix(name, downloadPrefix)) {
+		if !e.IsDir() || (!strings.HasPrefix(name, tmpPrefix) && !strings.HasPrefix(name, downloadPrefix) && !strings.HasPrefix(name, newPrefix)) {
 			continue
+		}
+		if strings.HasPrefix(name, newPrefix) { // killed between MkdirTemp and its rename
+			if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < 10*time.Minute {
+				continue
+			}
 		}
 		dir := filepath.Join(cache, name)
 		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
