@@ -1,0 +1,76 @@
+package operator
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Config is what the operator's flags and environment decide for every WhisperEncoder.
+type Config struct {
+	// EncoderImage runs `whisper-encoder stage` and `serve` when a WhisperEncoder sets no spec.image.
+	EncoderImage string
+	// ImagePullPolicy of staging and encoder containers.
+	ImagePullPolicy corev1.PullPolicy
+	// EncoderCommand is the whisper-encoder executable inside the image (looked up on its PATH).
+	EncoderCommand string
+	// CacheClaimName is the RWX PersistentVolumeClaim holding the weights cache, looked up in
+	// each WhisperEncoder's own namespace.
+	CacheClaimName string
+	// StageActiveDeadline bounds one staging Job (activeDeadlineSeconds).
+	StageActiveDeadline time.Duration
+	// StageTTLAfterFinished is how long a finished staging Job is kept (ttlSecondsAfterFinished).
+	StageTTLAfterFinished time.Duration
+	// StageBackoffLimit is the number of pod retries inside one staging Job.
+	StageBackoffLimit int32
+	// RetryBaseDelay is the wait before re-running a failed staging Job; it doubles per attempt.
+	RetryBaseDelay time.Duration
+	// RetryMaxDelay caps the wait between staging attempts.
+	RetryMaxDelay time.Duration
+	// QueueDepthMetric is the pods metric a HorizontalPodAutoscaler scales on.
+	QueueDepthMetric string
+	// RunAsUser is the non-root user of staging pods and CPU encoder pods (the image's user).
+	RunAsUser int64
+}
+
+// DefaultConfig returns the defaults the operator's flags start from.
+func DefaultConfig() Config {
+	return Config{
+		ImagePullPolicy:       corev1.PullIfNotPresent,
+		EncoderCommand:        "whisper-encoder",
+		CacheClaimName:        "whisper-cache",
+		StageActiveDeadline:   time.Hour,
+		StageTTLAfterFinished: time.Hour,
+		StageBackoffLimit:     2,
+		RetryBaseDelay:        30 * time.Second,
+		RetryMaxDelay:         10 * time.Minute,
+		QueueDepthMetric:      "whisper_encoder_queue_depth",
+		RunAsUser:             65532,
+	}
+}
+
+// Validate reports the first setting the operator cannot run with.
+func (c Config) Validate() error {
+	switch {
+	case c.EncoderImage == "":
+		return fmt.Errorf("encoder image: empty, want an image reference such as ghcr.io/xdna-whisper/whisper-encoder:v0.1.0 (flag --encoder-image or WHISPER_ENCODER_IMAGE)")
+	case c.CacheClaimName == "":
+		return fmt.Errorf("cache claim name: empty, want the name of the RWX PersistentVolumeClaim holding the weights cache")
+	case c.ImagePullPolicy != corev1.PullAlways && c.ImagePullPolicy != corev1.PullIfNotPresent && c.ImagePullPolicy != corev1.PullNever:
+		return fmt.Errorf("image pull policy: %q, want Always, IfNotPresent or Never", c.ImagePullPolicy)
+	case c.StageActiveDeadline < time.Second:
+		return fmt.Errorf("staging deadline: %v, want at least 1s", c.StageActiveDeadline)
+	case c.StageTTLAfterFinished < 0:
+		return fmt.Errorf("staging Job TTL: %v, want 0 or more", c.StageTTLAfterFinished)
+	case c.StageBackoffLimit < 0:
+		return fmt.Errorf("staging backoff limit: %d, want 0 or more", c.StageBackoffLimit)
+	case c.RetryBaseDelay <= 0 || c.RetryMaxDelay < c.RetryBaseDelay:
+		return fmt.Errorf("staging retry delays: base %v, max %v, want 0 < base <= max", c.RetryBaseDelay, c.RetryMaxDelay)
+	case c.QueueDepthMetric == "":
+		return fmt.Errorf("queue depth metric: empty, want the encoder's queue-depth gauge name")
+	case c.EncoderCommand == "":
+		return fmt.Errorf("encoder command: empty, want the whisper-encoder executable in the image")
+	}
+	return nil
+}

@@ -1,0 +1,337 @@
+package operator
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
+)
+
+// Serving: once the weights are staged, a Deployment runs `whisper-encoder serve` with the cache
+// claim mounted read-only at the key's subPath, a Service exposes its HTTP and gRPC ports, and
+// with spec.autoscaling an autoscaling/v2 HorizontalPodAutoscaler scales it on queue depth.
+
+const weightsMount = "/weights"
+
+// workloadView is what the serving step observed after applying.
+type workloadView struct {
+	Deployment *appsv1.Deployment
+	Service    *corev1.Service
+	Pods       []corev1.Pod
+}
+
+// desiredReplicas is the replica count the operator sets, or nil when an autoscaler owns it.
+func desiredReplicas(we *whisperv1.WhisperEncoder) *int32 {
+	if we.Spec.Autoscaling != nil {
+		return nil
+	}
+	if we.Spec.Replicas != nil {
+		return ptr.To(*we.Spec.Replicas)
+	}
+	return ptr.To(int32(1))
+}
+
+// serving returns spec.serving with the API defaults filled in (for objects created before defaulting).
+func serving(we *whisperv1.WhisperEncoder) whisperv1.ServingSpec {
+	s := we.Spec.Serving
+	if s.MaxBatch == 0 {
+		s.MaxBatch = 8
+	}
+	if s.MaxQueue == 0 {
+		s.MaxQueue = 64
+	}
+	if s.HTTPPort == 0 {
+		s.HTTPPort = 8080
+	}
+	if s.GRPCPort == 0 {
+		s.GRPCPort = 9090
+	}
+	return s
+}
+
+// npu returns spec.npu with the API defaults filled in.
+func npu(we *whisperv1.WhisperEncoder) whisperv1.NPUSpec {
+	n := we.Spec.NPU
+	if n.ResourceName == "" {
+		n.ResourceName = "amd.com/npu"
+	}
+	if n.Count == 0 {
+		n.Count = 1
+	}
+	return n
+}
+
+// encoderDeployment builds the Deployment serving key from the cache claim.
+func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *appsv1.Deployment {
+	s := serving(we)
+	labels := encoderLabels(we)
+	podSecurity, containerSecurity := restrictedPodSecurity(cfg.RunAsUser), restrictedContainerSecurity()
+	if backend(we) == whisperv1.BackendNPU {
+		podSecurity, containerSecurity = npuPodSecurity(), npuContainerSecurity()
+	}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            we.Name,
+			Namespace:       we.Namespace,
+			Labels:          labels,
+			Annotations:     map[string]string{annotationKey: key},
+			OwnerReferences: []metav1.OwnerReference{controllerRef(we)},
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: desiredReplicas(we),
+			Selector: &metav1.LabelSelector{MatchLabels: selectorLabels(we)},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{
+					Labels: labels,
+					Annotations: map[string]string{
+						"prometheus.io/scrape": "true",
+						"prometheus.io/port":   strconv.Itoa(int(s.HTTPPort)),
+						"prometheus.io/path":   "/metrics",
+						annotationKey:          key,
+					},
+				},
+				Spec: corev1.PodSpec{
+					AutomountServiceAccountToken: ptr.To(false),
+					EnableServiceLinks:           ptr.To(false),
+					SecurityContext:              podSecurity,
+					NodeSelector:                 we.Spec.NodeSelector,
+					Tolerations:                  we.Spec.Tolerations,
+					Affinity:                     we.Spec.Affinity,
+					PriorityClassName:            we.Spec.PriorityClassName,
+					Volumes: []corev1.Volume{
+						claimVolume("cache", cfg.CacheClaimName, true),
+						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+					},
+					Containers: []corev1.Container{{
+						Name:            encoderContainer,
+						Image:           image(we, cfg),
+						ImagePullPolicy: cfg.ImagePullPolicy,
+						Command:         []string{cfg.EncoderCommand},
+						Args: []string{"serve",
+							"--weights", weightsMount,
+							"--http-addr", ":" + strconv.Itoa(int(s.HTTPPort)),
+							"--grpc-addr", ":" + strconv.Itoa(int(s.GRPCPort)),
+							"--backend", string(backend(we)),
+							"--max-batch", strconv.Itoa(int(s.MaxBatch)),
+							"--max-queue", strconv.Itoa(int(s.MaxQueue)),
+						},
+						Env: []corev1.EnvVar{{Name: "TMPDIR", Value: tmpMount}},
+						Ports: []corev1.ContainerPort{
+							{Name: "http", ContainerPort: s.HTTPPort, Protocol: corev1.ProtocolTCP},
+							{Name: "grpc", ContainerPort: s.GRPCPort, Protocol: corev1.ProtocolTCP},
+						},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "cache", MountPath: weightsMount, SubPath: key, ReadOnly: true},
+							{Name: "tmp", MountPath: tmpMount},
+						},
+						Resources:                encoderResources(we),
+						ReadinessProbe:           httpProbe("/readyz", 5, 3),
+						LivenessProbe:            httpProbe("/healthz", 10, 3),
+						StartupProbe:             httpProbe("/healthz", 2, 60),
+						TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+						SecurityContext:          containerSecurity,
+					}},
+				},
+			},
+		},
+	}
+}
+
+// encoderResources is spec.resources plus, for backend npu, the device request as request and limit.
+func encoderResources(we *whisperv1.WhisperEncoder) corev1.ResourceRequirements {
+	res := *we.Spec.Resources.DeepCopy()
+	if backend(we) != whisperv1.BackendNPU {
+		return res
+	}
+	n := npu(we)
+	q := *resource.NewQuantity(int64(n.Count), resource.DecimalSI)
+	if res.Requests == nil {
+		res.Requests = corev1.ResourceList{}
+	}
+	if res.Limits == nil {
+		res.Limits = corev1.ResourceList{}
+	}
+	res.Requests[corev1.ResourceName(n.ResourceName)] = q
+	res.Limits[corev1.ResourceName(n.ResourceName)] = q
+	return res
+}
+
+func httpProbe(path string, period, failures int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: path, Port: intstr.FromString("http"), Scheme: corev1.URISchemeHTTP,
+		}},
+		PeriodSeconds:    period,
+		TimeoutSeconds:   2,
+		SuccessThreshold: 1,
+		FailureThreshold: failures,
+	}
+}
+
+// encoderService builds the ClusterIP Service in front of the encoder pods.
+func encoderService(we *whisperv1.WhisperEncoder) *corev1.Service {
+	s := serving(we)
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            we.Name,
+			Namespace:       we.Namespace,
+			Labels:          encoderLabels(we),
+			OwnerReferences: []metav1.OwnerReference{controllerRef(we)},
+		},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeClusterIP,
+			Selector: selectorLabels(we),
+			Ports: []corev1.ServicePort{
+				{Name: "http", Port: s.HTTPPort, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP, AppProtocol: ptr.To("http")},
+				{Name: "grpc", Port: s.GRPCPort, TargetPort: intstr.FromString("grpc"), Protocol: corev1.ProtocolTCP, AppProtocol: ptr.To("kubernetes.io/h2c")},
+			},
+		},
+	}
+}
+
+// encoderAutoscaler builds the HorizontalPodAutoscaler for spec.autoscaling, or nil without it.
+// It scales the Deployment on the average of the encoder's queue-depth gauge per pod, which a
+// metrics adapter (for example prometheus-adapter) must serve through the custom metrics API.
+func encoderAutoscaler(we *whisperv1.WhisperEncoder, cfg Config) *autoscalingv2.HorizontalPodAutoscaler {
+	a := we.Spec.Autoscaling
+	if a == nil {
+		return nil
+	}
+	minReplicas, target := max(a.MinReplicas, 1), max(a.TargetQueueDepth, 1)
+	return &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            we.Name,
+			Namespace:       we.Namespace,
+			Labels:          encoderLabels(we),
+			OwnerReferences: []metav1.OwnerReference{controllerRef(we)},
+		},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: we.Name},
+			MinReplicas:    ptr.To(minReplicas),
+			MaxReplicas:    a.MaxReplicas,
+			Metrics: []autoscalingv2.MetricSpec{{
+				Type: autoscalingv2.PodsMetricSourceType,
+				Pods: &autoscalingv2.PodsMetricSource{
+					Metric: autoscalingv2.MetricIdentifier{Name: cfg.QueueDepthMetric},
+					Target: autoscalingv2.MetricTarget{
+						Type:         autoscalingv2.AverageValueMetricType,
+						AverageValue: resource.NewQuantity(int64(target), resource.DecimalSI),
+					},
+				},
+			}},
+		},
+	}
+}
+
+// controllerRef makes we the managing owner of an object only it uses.
+func controllerRef(we *whisperv1.WhisperEncoder) metav1.OwnerReference {
+	ref := sharedOwnerRef(we)
+	ref.Controller, ref.BlockOwnerDeletion = ptr.To(true), ptr.To(true)
+	return ref
+}
+
+// restrictedPodSecurity meets the "restricted" Pod Security Standard.
+func restrictedPodSecurity(uid int64) *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(true),
+		RunAsUser:      ptr.To(uid),
+		RunAsGroup:     ptr.To(uid),
+		FSGroup:        ptr.To(uid),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+func restrictedContainerSecurity() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+}
+
+// npuPodSecurity runs the NPU encoder as root: the XDNA device node is root-only (0600) unless a
+// udev rule on the node says otherwise, and a capability added to a non-root container is not in
+// its effective set (no ambient capabilities), so XRT could neither open the device nor pin memory.
+func npuPodSecurity() *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(false),
+		RunAsUser:      ptr.To(int64(0)),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// npuContainerSecurity drops every capability but IPC_LOCK: XRT pins 64 MB per process and says
+// "No devices" without it.
+func npuContainerSecurity() *corev1.SecurityContext {
+	sc := restrictedContainerSecurity()
+	sc.Capabilities.Add = []corev1.Capability{"IPC_LOCK"}
+	return sc
+}
+
+// reconcileWorkload applies the Deployment, Service and autoscaler for staged weights, and reads
+// the encoder pods for status.
+func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.WhisperEncoder, key string) (workloadView, error) {
+	var v workloadView
+	deploy, err := apply(ctx, r.Client, encoderDeployment(we, key, r.Config), keepAutoscaledReplicas)
+	if err != nil {
+		return v, err
+	}
+	v.Deployment = deploy
+	if v.Service, err = apply(ctx, r.Client, encoderService(we), keepServiceAllocations); err != nil {
+		return v, err
+	}
+	if hpa := encoderAutoscaler(we, r.Config); hpa != nil {
+		if _, err := apply(ctx, r.Client, hpa, nil); err != nil {
+			return v, err
+		}
+	} else if err := r.deleteAutoscaler(ctx, we); err != nil {
+		return v, err
+	}
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(we.Namespace), client.MatchingLabels(selectorLabels(we))); err != nil {
+		return v, fmt.Errorf("list encoder pods of %s/%s: %w", we.Namespace, we.Name, err)
+	}
+	v.Pods = pods.Items
+	return v, nil
+}
+
+// deleteAutoscaler removes the autoscaler we owned once spec.autoscaling is unset.
+func (r *Reconciler) deleteAutoscaler(ctx context.Context, we *whisperv1.WhisperEncoder) error {
+	hpa, err := getOptional(ctx, r.Client, we.Namespace, we.Name, &autoscalingv2.HorizontalPodAutoscaler{})
+	if err != nil || hpa == nil || !metav1.IsControlledBy(hpa, we) {
+		return err
+	}
+	if err := r.Client.Delete(ctx, hpa); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete HorizontalPodAutoscaler %s/%s: %w", hpa.Namespace, hpa.Name, err)
+	}
+	return nil
+}
+
+// keepAutoscaledReplicas leaves the replica count to the autoscaler when the operator sets none.
+func keepAutoscaledReplicas(existing, desired *appsv1.Deployment) {
+	if desired.Spec.Replicas == nil {
+		desired.Spec.Replicas = existing.Spec.Replicas
+	}
+}
+
+// keepServiceAllocations keeps what the API server allocated (cluster IPs, families).
+func keepServiceAllocations(existing, desired *corev1.Service) {
+	desired.Spec.ClusterIP = existing.Spec.ClusterIP
+	desired.Spec.ClusterIPs = existing.Spec.ClusterIPs
+	desired.Spec.IPFamilies = existing.Spec.IPFamilies
+	desired.Spec.IPFamilyPolicy = existing.Spec.IPFamilyPolicy
+	desired.Spec.InternalTrafficPolicy = existing.Spec.InternalTrafficPolicy
+	desired.Spec.SessionAffinity = existing.Spec.SessionAffinity
+}
