@@ -21,7 +21,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
 
 ## test: every test the project has (what .ci/run runs)
-test: lint test-unit check-proto
+test: lint test-unit check-proto test-encoder
 
 ## lint: gofmt and go vet
 lint:
@@ -62,6 +62,31 @@ test-images:
 e2e: images
 	test/e2e/install-deps.sh >/dev/null
 	test/e2e/e2e.sh run $(E2E_SCENARIOS)
+
+## test-encoder: the CPU encoder's tests again with the portable (purego) kernels
+## forced at build time, and the backend's concurrency under the race detector
+## (plain `go test ./...` already runs every ISA this machine supports)
+.PHONY: test-encoder bench-encoder goldens
+test-encoder:
+	$(GO) test -count=1 -tags purego ./encoder/kernels ./encoder/backend ./encoder/model
+	$(GO) test -race -count=1 ./encoder/backend
+
+## bench-encoder: the Go CPU encoder against ONNX Runtime (onnxruntime-node) on the
+## same whisper-base-sized fp32 ONNX and input, alternating A/B, at 1 and 2 threads
+BENCH_ONNX ?= $(XDNA_CACHE)/fixtures/whisper-base-fp32.onnx
+bench-encoder: build
+	@test -f $(BENCH_ONNX) || /usr/bin/python3 testdata/gen/gen_fixtures.py bench $(BENCH_ONNX)
+	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
+	@dir=$$(bin/whisper-encoder stage --source $(BENCH_ONNX) --cache $(XDNA_CACHE)/staged 2>/dev/null) && \
+	for t in 1 2; do \
+	  echo "== $$t thread(s) =="; \
+	  bin/whisper-encoder bench --weights $$dir --threads $$t --in testdata/mel/jfk_80.npy --ort $(BENCH_ONNX) --rounds 9 || exit 1; \
+	done
+
+## goldens: ONNX Runtime's outputs for the fixture models (testdata/golden)
+goldens:
+	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
+	node testdata/ort/golden.js
 
 ## demo: the main job on the bundled default
 demo:
