@@ -79,7 +79,7 @@ func (g *grpcService) GetModel(context.Context, *encoderv1.GetModelRequest) (*en
 		ModelKey: i.ModelKey, Backend: i.Backend, NMels: int32(i.NMels), DModel: int32(i.DModel),
 		Layers: int32(i.Layers), Heads: int32(i.Heads), FfnDim: int32(i.FFNDim),
 		InputFrames: int32(i.InputFrames), Positions: int32(i.Positions), Precision: i.Precision,
-		Source: i.Source, SourcePrecision: i.SourcePrecision, LossySource: i.LossySource, Parameters: i.Parameters,
+		Source: i.Source, SourcePrecision: i.SourcePrecision, LossySource: i.LossySource, Parameters: i.Parameters, Engine: i.Engine,
 	}, nil
 }
 

@@ -38,6 +38,7 @@ type Backend interface {
 type Info struct {
 	ModelKey        string `json:"modelKey"`
 	Backend         string `json:"backend"`
+	Engine          string `json:"engine,omitempty"`
 	NMels           int    `json:"nMels"`
 	DModel          int    `json:"dModel"`
 	Layers          int    `json:"layers"`

@@ -650,8 +650,11 @@ type ModelInfo struct {
 	SourcePrecision string `protobuf:"bytes,12,opt,name=source_precision,json=sourcePrecision,proto3" json:"source_precision,omitempty"`
 	LossySource     bool   `protobuf:"varint,13,opt,name=lossy_source,json=lossySource,proto3" json:"lossy_source,omitempty"`
 	Parameters      int64  `protobuf:"varint,14,opt,name=parameters,proto3" json:"parameters,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The backend's engine in detail, e.g. "cpu/avx512bf16/bf16" (kernels and
+	// GEMM activation precision).
+	Engine        string `protobuf:"bytes,15,opt,name=engine,proto3" json:"engine,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelInfo) Reset() {
@@ -782,6 +785,13 @@ func (x *ModelInfo) GetParameters() int64 {
 	return 0
 }
 
+func (x *ModelInfo) GetEngine() string {
+	if x != nil {
+		return x.Engine
+	}
+	return ""
+}
+
 var File_api_encoder_v1_encoder_proto protoreflect.FileDescriptor
 
 const file_api_encoder_v1_encoder_proto_rawDesc = "" +
@@ -822,7 +832,7 @@ const file_api_encoder_v1_encoder_proto_rawDesc = "" +
 	"\raudio_seconds\x18\x06 \x01(\x01R\faudioSeconds\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\a \x01(\tR\trequestId\"\x11\n" +
-	"\x0fGetModelRequest\"\x9e\x03\n" +
+	"\x0fGetModelRequest\"\xb6\x03\n" +
 	"\tModelInfo\x12\x1b\n" +
 	"\tmodel_key\x18\x01 \x01(\tR\bmodelKey\x12\x18\n" +
 	"\abackend\x18\x02 \x01(\tR\abackend\x12\x15\n" +
@@ -840,7 +850,8 @@ const file_api_encoder_v1_encoder_proto_rawDesc = "" +
 	"\flossy_source\x18\r \x01(\bR\vlossySource\x12\x1e\n" +
 	"\n" +
 	"parameters\x18\x0e \x01(\x03R\n" +
-	"parameters*p\n" +
+	"parameters\x12\x16\n" +
+	"\x06engine\x18\x0f \x01(\tR\x06engine*p\n" +
 	"\vAudioFormat\x12\x1c\n" +
 	"\x18AUDIO_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10AUDIO_FORMAT_WAV\x10\x01\x12\x15\n" +
