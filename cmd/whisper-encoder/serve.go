@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/model"
+	"github.com/xdna-whisper/xdna-whisper/encoder/server"
+)
+
+func init() {
+	register(command{
+		name:    "serve",
+		summary: "serve the encoder over gRPC and HTTP (audio or log-mel in, hidden states out)",
+		run:     runServe,
+	})
+}
+
+// defaultTerminationLog is where Kubernetes reads a container's termination message.
+const defaultTerminationLog = "/dev/termination-log"
+
+func runServe(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	mf := addModelFlags(fs)
+	def := server.DefaultOptions()
+	var (
+		httpAddr     = fs.String("http-addr", ":8080", "HTTP listen address (POST /v1/encode, /healthz, /readyz, /metrics, /v1/model)")
+		grpcAddr     = fs.String("grpc-addr", ":9090", "gRPC listen address (Encoder, grpc.health.v1, reflection)")
+		backend      = fs.String("backend", "auto", "encoder backend: cpu, npu (fails unless an NPU backend is usable) or auto (NPU if usable, else CPU with a warning)")
+		maxBatch     = fs.Int("max-batch", def.MaxBatch, "largest batch of 30 s windows given to the backend")
+		batchWindow  = fs.Duration("batch-window", def.BatchWindow, "how long a batch waits for more windows after its first")
+		maxQueue     = fs.Int("max-queue", def.MaxQueue, "windows admitted and waiting before requests are refused (RESOURCE_EXHAUSTED / 429)")
+		retryAfter   = fs.Duration("retry-after", def.RetryAfter, "delay suggested to refused clients")
+		maxBytes     = fs.Int64("max-request-bytes", def.MaxRequestBytes, "largest request body / message")
+		maxAudio     = fs.Float64("max-audio-seconds", def.MaxAudioSeconds, "longest audio accepted in one request")
+		maxStreams   = fs.Int("max-streams", def.MaxStreams, "concurrent multi-window requests (EncodeStream, long HTTP audio)")
+		drainTimeout = fs.Duration("drain-timeout", 60*time.Second, "on SIGTERM, how long accepted requests may take to finish")
+		logLevel     = fs.String("log-level", "info", "debug (one line per request), info, warn or error")
+		logFormat    = fs.String("log-format", "json", "json or text")
+		termLog      = fs.String("termination-log", "", "file for the fatal error message (default "+defaultTerminationLog+" when it exists and is writable)")
+	)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *mf.weights == "" || fs.NArg() > 0 {
+		return usageError{errors.New("want --weights DIR and no arguments (see -h)")}
+	}
+	log, err := newLogger(*logLevel, *logFormat)
+	if err != nil {
+		return usageError{err}
+	}
+	opts := server.Options{
+		MaxBatch: *maxBatch, BatchWindow: *batchWindow, MaxQueue: *maxQueue, RetryAfter: *retryAfter,
+		MaxRequestBytes: *maxBytes, MaxAudioSeconds: *maxAudio, MaxStreams: *maxStreams, Logger: log,
+	}
+	err = serve(ctx, log, mf, *backend, *httpAddr, *grpcAddr, opts, *drainTimeout)
+	if err != nil {
+		writeTerminationLog(*termLog, err)
+	}
+	return err
+}
+
+// serve loads the model for the chosen backend and runs the server until ctx ends.
+func serve(ctx context.Context, log *slog.Logger, mf modelFlags, backend, httpAddr, grpcAddr string, opts server.Options, drain time.Duration) error {
+	chosen, err := chooseBackend(log, backend)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	enc, err := model.Load(*mf.weights, mf.options())
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	info, err := server.InfoFor(*mf.weights, chosen)
+	if err != nil {
+		return err
+	}
+	info.Engine = enc.Backend()
+	log.Info("model loaded", "model", info.ModelKey, "backend", chosen, "engine", info.Engine, "threads", enc.Threads(),
+		"d_model", info.DModel, "layers", info.Layers, "n_mels", info.NMels, "seconds", time.Since(t0).Seconds())
+	s, err := server.New(server.ModelBackend(enc), info, opts)
+	if err != nil {
+		return err
+	}
+	hl, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	gl, err := net.Listen("tcp", grpcAddr)
+	if err != nil {
+		hl.Close()
+		return fmt.Errorf("grpc listen: %w", err)
+	}
+	return server.Run(ctx, s, hl, gl, drain)
+}
+
+// chooseBackend resolves --backend. This build has only the CPU backend: npu
+// fails loudly (never a silent CPU run) and auto falls back to the CPU with a
+// warning.
+func chooseBackend(log *slog.Logger, backend string) (string, error) {
+	switch backend {
+	case "cpu":
+		return "cpu", nil
+	case "npu":
+		return "", fmt.Errorf("--backend npu: the NPU backend is not available in this build; %s", npuDevices())
+	case "auto":
+		log.Warn("backend auto: the NPU backend is not available in this build; running on the CPU", "devices", npuDevices())
+		return "cpu", nil
+	}
+	return "", usageError{fmt.Errorf("--backend %q: want cpu, npu or auto", backend)}
+}
+
+// npuDevices says whether XDNA device nodes are visible.
+func npuDevices() string {
+	nodes, _ := filepath.Glob("/dev/accel/accel*")
+	if len(nodes) == 0 {
+		return "no XDNA device node (/dev/accel/accel*) is visible to this process"
+	}
+	return "XDNA device node(s) visible: " + strings.Join(nodes, ", ")
+}
+
+// writeTerminationLog records the fatal error where Kubernetes reads it, so
+// the operator can surface it in the WhisperEncoder's conditions.
+func writeTerminationLog(path string, err error) {
+	if path == "" {
+		if f, oerr := os.OpenFile(defaultTerminationLog, os.O_WRONLY|os.O_TRUNC, 0); oerr == nil {
+			fmt.Fprintln(f, err)
+			f.Close()
+		}
+		return
+	}
+	if werr := os.WriteFile(path, []byte(err.Error()+"\n"), 0o644); werr != nil {
+		fmt.Fprintf(os.Stderr, "whisper-encoder serve: writing termination log %s: %v\n", path, werr)
+	}
+}
+
+// newLogger builds the slog logger the flags ask for.
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	ho := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, ho)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, ho)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
