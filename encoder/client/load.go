@@ -172,4 +172,3 @@ func RunLoad(ctx context.Context, o LoadOptions) (LoadReport, error) {
 	rep.RealtimeFactor = float64(rep.OK) * o.AudioSeconds / sec
 	return rep, nil
 }
-
