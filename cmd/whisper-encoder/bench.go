@@ -87,15 +87,16 @@ func runBench(ctx context.Context, args []string) error {
 	windows := *bf.iters * *bf.batch
 	report("go", cfg.MaxSourcePositions, model.FLOPs(cfg), times)
 	fmt.Printf("peak RSS: %.1f MB (VmHWM: packed weights + activations of %d concurrent window(s) + runtime)\n", peakRSSMB(), 1)
-	fmt.Println("per-op wall time per window:")
+	fmt.Println("per-op time per window:        wall        process CPU")
 	ops := enc.OpTimes()
-	var total time.Duration
+	var wall, cpu time.Duration
 	for _, d := range ops {
-		total += d
+		wall, cpu = wall+d.Wall, cpu+d.CPU
 	}
 	for op := model.Op(0); int(op) < len(ops); op++ {
 		d := ops[op]
-		fmt.Printf("  %-22s %8.1f ms  %5.1f%%\n", op, ms(d)/float64(windows), 100*float64(d)/float64(total))
+		fmt.Printf("  %-22s %8.1f ms %5.1f%%  %8.1f ms %5.1f%%\n", op,
+			ms(d.Wall)/float64(windows), 100*float64(d.Wall)/float64(wall), ms(d.CPU)/float64(windows), 100*float64(d.CPU)/float64(cpu))
 	}
 	if *bf.ort == "" {
 		return nil

@@ -122,32 +122,45 @@ func grow[T any](s []T, n int) []T {
 	return s[:n]
 }
 
+// rowStride is the row stride, in elements of size bytes, for rows of n
+// elements: n rounded up to a whole number of 64-byte lines, and to an odd
+// number of lines, so that the 14 rows of a GEMM tile fall in different L1
+// sets (a 4 KiB stride would put them all in one set).
+func rowStride(n, size int) int {
+	lines := (n*size + 63) / 64
+	if lines%2 == 0 {
+		lines++
+	}
+	return lines * 64 / size
+}
+
 // stage copies rows [r0, r1) of src into the worker's A buffer in the
 // activation precision, with rows padded to an even length (zero pad), and
 // returns the row stride.
 func (c *CPU) stage(s *cpuScratch, src Mat, r0, r1 int) int {
 	kp := (src.Cols + 1) &^ 1
-	n := (r1 - r0) * kp
 	if c.act == BF16 {
-		s.a16 = grow(s.a16, n)
+		ld := rowStride(kp, 2)
+		s.a16 = grow(s.a16, (r1-r0)*ld)
 		for r := r0; r < r1; r++ {
-			row := s.a16[(r-r0)*kp : (r-r0+1)*kp]
+			row := s.a16[(r-r0)*ld : (r-r0)*ld+kp]
 			c.isa.ToBF16(row, src.Row(r))
 			if kp != src.Cols {
 				row[kp-1] = 0
 			}
 		}
-		return kp
+		return ld
 	}
-	s.a32 = grow(s.a32, n)
+	ld := rowStride(kp, 4)
+	s.a32 = grow(s.a32, (r1-r0)*ld)
 	for r := r0; r < r1; r++ {
-		row := s.a32[(r-r0)*kp : (r-r0+1)*kp]
+		row := s.a32[(r-r0)*ld : (r-r0)*ld+kp]
 		copy(row, src.Row(r))
 		if kp != src.Cols {
 			row[kp-1] = 0
 		}
 	}
-	return kp
+	return ld
 }
 
 // matmul runs C = A·Bᵀ (+bias)(+C) on the staged A of worker s.
@@ -228,32 +241,36 @@ func (c *CPU) MLP(dst, src Mat, w1 Weight, b1 []float32, w2 Weight, b2 []float32
 		return err
 	}
 	ffn, ffnP := p1.N, (p1.N+1)&^1
+	ldc := rowStride(ffn, 4)
 	return c.forRows(src.Rows, mlpRows, func(s *cpuScratch, r0, r1 int) error {
 		m := r1 - r0
 		lda := c.stage(s, src, r0, r1)
-		s.c = grow(s.c, m*ffnP)
-		if err := c.matmul(s, s.c, ffnP, lda, m, p1, b1, false); err != nil {
+		s.c = grow(s.c, m*ldc)
+		if err := c.matmul(s, s.c, ldc, lda, m, p1, b1, false); err != nil {
 			return err
 		}
+		var ldh int
 		if c.act == BF16 {
-			s.a16 = grow(s.a16, m*ffnP)
+			ldh = rowStride(ffnP, 2)
+			s.a16 = grow(s.a16, m*ldh)
 			for r := range m {
-				row := s.a16[r*ffnP : (r+1)*ffnP]
-				c.isa.GELUBF16(row, s.c[r*ffnP:r*ffnP+ffn])
+				row := s.a16[r*ldh : r*ldh+ffnP]
+				c.isa.GELUBF16(row, s.c[r*ldc:r*ldc+ffn])
 				if ffnP != ffn {
 					row[ffn] = 0
 				}
 			}
 		} else {
-			s.a32 = grow(s.a32, m*ffnP)
+			ldh = rowStride(ffnP, 4)
+			s.a32 = grow(s.a32, m*ldh)
 			for r := range m {
-				row := s.a32[r*ffnP : (r+1)*ffnP]
-				c.isa.GELU(row, s.c[r*ffnP:r*ffnP+ffn])
+				row := s.a32[r*ldh : r*ldh+ffnP]
+				c.isa.GELU(row, s.c[r*ldc:r*ldc+ffn])
 				if ffnP != ffn {
 					row[ffn] = 0
 				}
 			}
 		}
-		return c.matmul(s, dst.Data[r0*dst.Stride:], dst.Stride, ffnP, m, p2, b2, true)
+		return c.matmul(s, dst.Data[r0*dst.Stride:], dst.Stride, ldh, m, p2, b2, true)
 	})
 }

@@ -378,6 +378,7 @@ var consts = []struct {
 	{"c6", "$1.3888888888888889e-3"}, {"c5", "$8.3333333333333333e-3"}, {"c4", "$4.1666666666666667e-2"},
 	{"c3", "$1.6666666666666667e-1"}, {"c2", "$0.5"}, {"one", "$1.0"}, {"half", "$0.5"},
 	{"absMask", "0x7fffffff"}, {"rsqrt2", "$0.70710678118654752"},
+	{"magic", "$12582912.0"}, {"expLoFast", "$-87.0"},
 	// Numerical Recipes erfc: erfc(z) = t·exp(−z² + P(t)), t = 1/(1+z/2).
 	{"nr0", "$-1.26551223"}, {"nr1", "$1.00002368"}, {"nr2", "$0.37409196"}, {"nr3", "$0.09678418"},
 	{"nr4", "$-0.18628806"}, {"nr5", "$0.27886807"}, {"nr6", "$-1.13520398"}, {"nr7", "$1.48851587"},
@@ -434,6 +435,34 @@ func (g *gen) exp(x, t, n int) {
 	}
 	g.f("VFMADD213PS Z24, Z%d, Z%d", x, t)
 	g.f("VSCALEFPS Z%d, Z%d, Z%d", n, t, x)
+}
+
+// expBF16Consts loads the constants of expBF16 into Z16..Z26.
+func (g *gen) expBF16Consts() {
+	for i, n := range []string{"log2e", "negLn2Hi", "negLn2Lo", "c4", "c3", "c2", "one", "expLoFast", "magic"} {
+		g.f("VBROADCASTSS %s<>(SB), Z%d", n, 16+i)
+	}
+}
+
+// expBF16 replaces Zx by exp(Zx) to the precision a bf16 result needs
+// (relative error < 5e−5, a fiftieth of a bf16 ulp): inputs are clamped at
+// −87 (exp ≈ 1.6e−38), k = round(x·log2e) comes from adding 1.5·2²³, and
+// 2ᵏ is applied by adding k to the exponent bits; exp(r) is a degree-4
+// Taylor polynomial. Uses Zt and Zn.
+func (g *gen) expBF16(x, t, n int) {
+	g.f("VMAXPS Z23, Z%d, Z%d", x, x)
+	g.f("VMOVAPS Z24, Z%d", n)
+	g.f("VFMADD231PS Z16, Z%d, Z%d", x, n) // n = x·log2e + 1.5·2²³
+	g.f("VSUBPS Z24, Z%d, Z%d", n, t)      // t = k
+	g.f("VFMADD231PS Z17, Z%d, Z%d", t, x)
+	g.f("VFMADD231PS Z18, Z%d, Z%d", t, x) // r
+	g.f("VMOVAPS Z19, Z%d", t)
+	g.f("VFMADD213PS Z20, Z%d, Z%d", x, t)
+	g.f("VFMADD213PS Z21, Z%d, Z%d", x, t)
+	g.f("VFMADD213PS Z22, Z%d, Z%d", x, t)
+	g.f("VFMADD213PS Z22, Z%d, Z%d", x, t)
+	g.f("VPSLLD $23, Z%d, Z%d", n, n)
+	g.f("VPADDD Z%d, Z%d, Z%d", n, t, x)
 }
 
 // hreduce folds the 16 lanes of Zz with op (VADDPS or VMAXPS) into lane 0
@@ -515,51 +544,72 @@ func (g *gen) storeOut(z, w int, bf16, tail bool) {
 }
 
 func (g *gen) softmax(bf16 bool) {
-	name, dst := "softmaxF32AVX512", "*float32"
+	name, dst, doc := "softmaxF32AVX512", "*float32", "dst[i] = exp(src[i] − max(src)); returns Σ dst[i]."
 	out := 4
 	if bf16 {
 		name, dst, out = "softmaxBF16AVX512", "*uint16", 2
+		doc = "dst[i] = bf16(exp(src[i] − max(src))) with a bf16-precision exp; returns the\n// sum of the exponentials before rounding."
 	}
 	g.raw(fmt.Sprintf(`
 // func %s(dst %s, src *float32, n int) (sum float32)
-// dst[i] = exp(src[i] − max(src)); returns Σ dst[i] (of the rounded values).
-TEXT ·%s(SB), NOSPLIT, $0-28`, name, dst, name))
+// %s
+TEXT ·%s(SB), NOSPLIT, $0-28`, name, dst, doc, name))
 	g.f("MOVQ dst+0(FP), DI")
 	g.f("MOVQ src+8(FP), SI")
 	g.f("MOVQ n+16(FP), CX")
 	g.blocks()
+	// Max with four independent accumulators over groups of 64 values.
 	g.f("MOVQ SI, R8")
 	g.f("MOVQ DX, R9")
 	g.f("VBROADCASTSS negInf<>(SB), Z0")
+	for i := 8; i <= 10; i++ {
+		g.f("VMOVAPS Z0, Z%d", i)
+	}
+	g.f("CMPQ R9, $4")
+	g.f("JB max1")
+	g.label("max4")
+	g.f("VMAXPS (R8), Z0, Z0")
+	g.f("VMAXPS 64(R8), Z8, Z8")
+	g.f("VMAXPS 128(R8), Z9, Z9")
+	g.f("VMAXPS 192(R8), Z10, Z10")
+	g.f("ADDQ $256, R8")
+	g.f("SUBQ $4, R9")
+	g.f("CMPQ R9, $4")
+	g.f("JAE max4")
+	g.label("max1")
 	g.f("TESTQ R9, R9")
 	g.f("JZ maxtail")
-	g.label("maxloop")
 	g.f("VMAXPS (R8), Z0, Z0")
 	g.f("ADDQ $64, R8")
 	g.f("DECQ R9")
-	g.f("JNZ maxloop")
+	g.f("JMP max1")
 	g.label("maxtail")
 	g.load16(2, "(R8)", true, "negInf")
 	g.f("VMAXPS Z2, Z0, Z0")
+	g.f("VMAXPS Z8, Z0, Z0")
+	g.f("VMAXPS Z10, Z9, Z9")
+	g.f("VMAXPS Z9, Z0, Z0")
 	g.hreduce("VMAXPS", 0, 3)
 	g.f("VBROADCASTSS X0, Z1")
-	g.expConsts()
+	if bf16 {
+		g.expBF16Consts()
+	} else {
+		g.expConsts()
+	}
 	g.f("VPXORD Z7, Z7, Z7")
 	g.rowLoop("exp", map[string]int{"SI": 64, "DI": 16 * out}, func(tail bool) {
 		g.load16(2, "(SI)", tail, "negInf")
 		g.f("VSUBPS Z1, Z2, Z2")
-		g.exp(2, 3, 4)
-		g.storeOut(2, 5, bf16, tail)
-		sum := 2
 		if bf16 {
-			g.f("VPMOVZXWD Y5, Z6")
-			g.f("VPSLLD $16, Z6, Z6")
-			sum = 6
-		}
-		if tail {
-			g.f("VADDPS Z%d, Z7, K1, Z7", sum)
+			g.expBF16(2, 3, 4)
 		} else {
-			g.f("VADDPS Z%d, Z7, Z7", sum)
+			g.exp(2, 3, 4)
+		}
+		g.storeOut(2, 5, bf16, tail)
+		if tail {
+			g.f("VADDPS Z2, Z7, K1, Z7")
+		} else {
+			g.f("VADDPS Z2, Z7, Z7")
 		}
 	})
 	g.hreduce("VADDPS", 7, 3)

@@ -9,8 +9,8 @@ import (
 // AVX512BF16) and a portable twin computing the same formulas in float32.
 
 // SoftmaxBF16 writes dst[i] = bf16(exp(src[i] − max(src))) and returns the
-// sum of the rounded values, so that dividing by it normalises exactly what
-// the following bf16 GEMM multiplies. len(dst) must be ≥ len(src).
+// sum of the exponentials (before rounding). The exponential is computed to
+// bf16 precision (relative error < 5e−5). len(dst) must be ≥ len(src).
 func (i ISA) SoftmaxBF16(dst []uint16, src []float32) float32 {
 	dst = dst[:len(src)]
 	if len(src) == 0 {
@@ -22,8 +22,9 @@ func (i ISA) SoftmaxBF16(dst []uint16, src []float32) float32 {
 	m := maxOf(src)
 	var sum float32
 	for j, v := range src {
-		dst[j] = BF16(expf(v - m))
-		sum += F32(dst[j])
+		e := expBF16(v - m)
+		dst[j] = BF16(e)
+		sum += e
 	}
 	return sum
 }
@@ -167,6 +168,16 @@ func expf(x float32) float32 {
 		return 0
 	}
 	return p * math.Float32frombits(uint32(e)<<23)
+}
+
+// expBF16 is the portable twin of the assembly's bf16-precision exp:
+// degree-4 Taylor polynomial after the same reduction, inputs clamped at −87.
+func expBF16(x float32) float32 {
+	x = max(x, -87)
+	n := float32(math.RoundToEven(float64(x * 1.442695)))
+	r := x - n*0.693359375 + n*2.12194440e-4
+	p := ((((1.0/24)*r+1.0/6)*r+0.5)*r+1)*r + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
 
 // gelu is the portable twin of the assembly GELU: x·Φ(x) with Φ from the

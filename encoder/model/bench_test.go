@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
@@ -76,19 +75,11 @@ func BenchmarkEncodeBase(b *testing.B) {
 					}
 				}
 				b.ReportMetric(FLOPs(baseConfig)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-				b.ReportMetric((processCPU()-cpu0)*1e3/float64(b.N), "cpu-ms/op")
+				b.ReportMetric(float64(processCPU()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 				for op, d := range e.OpTimes() {
-					b.ReportMetric(float64(d.Milliseconds())/float64(b.N), "ms/"+fmt.Sprint(int(op)))
+					b.ReportMetric(float64(d.CPU.Milliseconds())/float64(b.N), "cpu-ms/"+fmt.Sprint(int(op)))
 				}
 			})
 		}
 	}
-}
-
-// processCPU is the process's user+system CPU time in seconds: on a shared
-// machine, CPU time per window shows the encoder's own cost.
-func processCPU() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
 	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
 )
 
@@ -87,6 +88,13 @@ func editFile(t *testing.T, path, old, new string) {
 
 func TestLoadBadDir(t *testing.T) {
 	src := stageONNX(t, filepath.Join(repo, "testdata/models/tiny-op14.onnx"))
+	bf16OnAVX2, unsupported := "bf16 activations need", "not supported here"
+	if !kernels.AVX2.Supported() {
+		bf16OnAVX2 = unsupported
+	}
+	if kernels.AVX512BF16.Supported() {
+		unsupported = "" // nothing is above this CPU: Load succeeds below
+	}
 	cases := []struct {
 		name   string
 		damage func(dir string)
@@ -104,13 +112,21 @@ func TestLoadBadDir(t *testing.T) {
 		{"truncated weights", func(d string) { os.Truncate(filepath.Join(d, staged.WeightsFile), 1000) }, Options{}, "staged dir"},
 		{"unknown kernels", func(string) {}, Options{Kernels: "sse9"}, `unknown ISA "sse9"`},
 		{"bad activations", func(string) {}, Options{Activations: "int4"}, `activations "int4"`},
-		{"bf16 on avx2", func(string) {}, Options{Kernels: "avx2", Activations: "bf16"}, "bf16 activations need"},
+		{"bf16 on avx2", func(string) {}, Options{Kernels: "avx2", Activations: "bf16"}, bf16OnAVX2},
+		{"isa above this cpu", func(string) {}, Options{Kernels: "avx512bf16", Activations: "fp32"}, unsupported},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := copyDir(t, src)
 			tc.damage(d)
 			e, err := Load(d, tc.opts)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.Close()
+				return
+			}
 			if err == nil {
 				e.Close()
 				t.Fatal("Load succeeded")

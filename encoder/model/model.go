@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/backend"
@@ -78,7 +79,8 @@ type Encoder struct {
 	closed bool
 	wsMu   sync.Mutex
 	free   []*workspace
-	times  [numOps]atomic.Int64 // nanoseconds per op
+	times  [numOps]atomic.Int64 // wall nanoseconds per op
+	cpuNS  [numOps]atomic.Int64 // process CPU nanoseconds per op
 }
 
 type layer struct {
@@ -256,12 +258,21 @@ var opNames = [numOps]string{"conv (im2col GEMM)", "layernorm", "qkv projection"
 
 func (o Op) String() string { return opNames[o] }
 
-// OpTimes returns the wall time spent in each op since the last reset,
-// summed over all Encode calls.
-func (e *Encoder) OpTimes() map[Op]time.Duration {
-	m := make(map[Op]time.Duration, numOps)
+// OpTime is the time spent in one op.
+type OpTime struct {
+	// Wall is elapsed time.
+	Wall time.Duration
+	// CPU is the process's CPU time meanwhile (all threads; on a machine
+	// shared with other work it shows the op's own cost better than Wall).
+	CPU time.Duration
+}
+
+// OpTimes returns the time spent in each op since the last reset, summed over
+// all Encode calls (with concurrent calls, the CPU times overlap).
+func (e *Encoder) OpTimes() map[Op]OpTime {
+	m := make(map[Op]OpTime, numOps)
 	for i := range numOps {
-		m[i] = time.Duration(e.times[i].Load())
+		m[i] = OpTime{Wall: time.Duration(e.times[i].Load()), CPU: time.Duration(e.cpuNS[i].Load())}
 	}
 	return m
 }
@@ -270,12 +281,23 @@ func (e *Encoder) OpTimes() map[Op]time.Duration {
 func (e *Encoder) ResetOpTimes() {
 	for i := range e.times {
 		e.times[i].Store(0)
+		e.cpuNS[i].Store(0)
 	}
 }
 
 func (e *Encoder) timed(op Op, f func() error) error {
-	t := time.Now()
+	t, c := time.Now(), processCPU()
 	err := f()
 	e.times[op].Add(int64(time.Since(t)))
+	e.cpuNS[op].Add(int64(processCPU() - c))
 	return err
+}
+
+// processCPU is the user+system CPU time of the process.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
