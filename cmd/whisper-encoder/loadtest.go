@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
+	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
+	"github.com/xdna-whisper/xdna-whisper/encoder/client"
+	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
+	"github.com/xdna-whisper/xdna-whisper/encoder/model"
+	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
+)
+
+func init() {
+	register(command{
+		name:    "loadtest",
+		summary: "drive a running server with real audio at several concurrencies; report throughput, latency, refusals",
+		run:     runLoadtest,
+	})
+}
+
+func runLoadtest(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	var (
+		target   = fs.String("target", "http://127.0.0.1:8080", "server: http://HOST:PORT (POST /v1/encode) or gRPC HOST:PORT")
+		file     = fs.String("file", "testdata/audio/speech_22k.wav", "request body: audio (WAV/FLAC) or a log-mel .npy")
+		levels   = fs.String("concurrency", "1,4,16,64", "comma-separated client counts, run one after another")
+		duration = fs.Duration("duration", 20*time.Second, "length of each run")
+		stream   = fs.Bool("stream", false, "gRPC: use EncodeStream instead of Encode")
+		backoff  = fs.Duration("refusal-backoff", 50*time.Millisecond, "a client's pause after a refusal (429 / RESOURCE_EXHAUSTED)")
+		timeout  = fs.Duration("timeout", 5*time.Minute, "per-request timeout")
+		weights  = fs.String("bench-weights", "", "also measure the encoder in-process on this staged model (same --bench-threads and --bench-batch as the server) for the saturation ratio")
+		threads  = fs.Int("bench-threads", 0, "threads of the in-process reference (default GOMAXPROCS)")
+		batch    = fs.Int("bench-batch", 1, "batch of the in-process reference")
+	)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{errors.New("loadtest takes no arguments")}
+	}
+	conc, err := parseLevels(*levels)
+	if err != nil {
+		return usageError{err}
+	}
+	body, err := os.ReadFile(*file)
+	if err != nil {
+		return err
+	}
+	isNPY := strings.EqualFold(filepath.Ext(*file), ".npy")
+	seconds, windows, err := describeInput(body, isNPY)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *file, err)
+	}
+	send, closeFn, err := sender(*target, body, isNPY, *stream)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	fmt.Printf("loadtest: %s → %s (%.2f s of audio, %d window(s) per request), %v per level\n", *file, *target, seconds, windows, *duration)
+	var best float64
+	for _, c := range conc {
+		rep, err := client.RunLoad(ctx, client.LoadOptions{
+			Concurrency: c, Duration: *duration, Send: send, AudioSeconds: seconds, Windows: windows,
+			RefusalBackoff: *backoff, Timeout: *timeout,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Println(rep)
+		if rep.FirstError != "" {
+			fmt.Printf("  first error: %s\n", rep.FirstError)
+		}
+		best = max(best, rep.WindowsPerSecond)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if *weights == "" {
+		return nil
+	}
+	ref, engine, err := benchInProcess(ctx, *weights, *threads, *batch, *duration)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("in-process encoder (%s, %d threads, batch %d): %.2f windows/s; best server throughput %.2f windows/s = %.0f%% of it\n",
+		engine, *threads, *batch, ref, best, 100*best/ref)
+	return nil
+}
+
+func parseLevels(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("--concurrency %q: want positive integers separated by commas", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// describeInput returns the audio seconds and 30 s windows one request carries.
+func describeInput(body []byte, isNPY bool) (float64, int, error) {
+	if isNPY {
+		a, err := npy.Read(bytes.NewReader(body), 0)
+		if err != nil {
+			return 0, 0, err
+		}
+		frames := a.Shape[len(a.Shape)-1]
+		return float64(frames*mel.Hop) / mel.SampleRate, 1, nil
+	}
+	samples, err := audio.Load(body, audio.FormatUnknown, 0, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	return float64(len(samples)) / audio.SampleRate, len(mel.Windows(samples)), nil
+}
+
+// sender builds the request function for the target's transport.
+func sender(target string, body []byte, isNPY, stream bool) (client.Sender, func(), error) {
+	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
+		ct := "application/octet-stream"
+		if isNPY {
+			ct = "application/x-npy"
+		}
+		return client.HTTPSender(&client.HTTP{Base: target}, body, ct), func() {}, nil
+	}
+	c, err := client.Dial(target)
+	if err != nil {
+		return nil, nil, err
+	}
+	req := client.AudioRequest(body, encoderv1.AudioFormat_AUDIO_FORMAT_UNSPECIFIED, 0)
+	if isNPY {
+		a, err := npy.Read(bytes.NewReader(body), 0)
+		if err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+		if req, err = client.LogMelRequest(a); err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+	}
+	return client.GRPCSender(c, req, stream), func() { c.Close() }, nil
+}
+
+// benchInProcess is the reference the server is measured against: the same
+// encoder, threads and batch, called back to back on log-mel windows.
+func benchInProcess(ctx context.Context, dir string, threads, batch int, d time.Duration) (float64, string, error) {
+	enc, err := model.Load(dir, model.Options{Threads: threads})
+	if err != nil {
+		return 0, "", err
+	}
+	defer enc.Close()
+	n := enc.Config().NumMelBins
+	logMel, err := mel.LogMel(nil, n)
+	if err != nil {
+		return 0, "", err
+	}
+	in := model.Tensor{Shape: []int{batch, n, mel.Frames}}
+	for range batch {
+		in.Data = append(in.Data, logMel...)
+	}
+	if _, err := enc.Encode(ctx, in); err != nil { // warm-up
+		return 0, "", err
+	}
+	start, windows := time.Now(), 0
+	for time.Since(start) < d {
+		if _, err := enc.Encode(ctx, in); err != nil {
+			return 0, "", err
+		}
+		windows += batch
+	}
+	return float64(windows) / time.Since(start).Seconds(), enc.Backend(), nil
+}
