@@ -94,7 +94,7 @@ const (
 )
 
 // WhisperEncoderSpec is what the user asks for: which model, how to run it, how many.
-// +kubebuilder:validation:XValidation:rule="!(has(self.replicas) && has(self.autoscaling))",message="spec.replicas and spec.autoscaling are mutually exclusive: with autoscaling the HorizontalPodAutoscaler drives the replica count"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(oldSelf.replicas) || self.replicas == oldSelf.replicas",message="spec.replicas cannot change while spec.autoscaling is set: the HorizontalPodAutoscaler drives the replica count (remove spec.autoscaling first)"
 type WhisperEncoderSpec struct {
 	// Model says where the ONNX encoder comes from.
 	// +required
@@ -115,10 +115,12 @@ type WhisperEncoderSpec struct {
 	// +kubebuilder:default={}
 	NPU NPUSpec `json:"npu,omitempty"`
 
-	// Replicas is the number of encoder pods when autoscaling is not set; unset means 1.
-	// It is the scale subresource's spec path, so `kubectl scale`, KEDA or an external
-	// HorizontalPodAutoscaler can drive it.
+	// Replicas is the number of encoder pods when autoscaling is not set. It is the scale
+	// subresource's spec path, so `kubectl scale`, KEDA or an external HorizontalPodAutoscaler
+	// can drive it. With spec.autoscaling set it is ignored and cannot be changed (one driver
+	// at a time): the operator's HorizontalPodAutoscaler scales the encoder Deployment.
 	// +optional
+	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
 	Replicas *int32 `json:"replicas,omitempty"`
 
@@ -241,7 +243,7 @@ type NPUSpec struct {
 }
 
 // AutoscalingSpec bounds an autoscaling/v2 HorizontalPodAutoscaler on the encoder's queue depth.
-// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"
 type AutoscalingSpec struct {
 	// MinReplicas is the floor of the replica count.
 	// +optional
@@ -262,7 +264,7 @@ type AutoscalingSpec struct {
 }
 
 // ServingSpec tunes `whisper-encoder serve`.
-// +kubebuilder:validation:XValidation:rule="self.httpPort != self.grpcPort",message="serving.httpPort and serving.grpcPort must differ"
+// +kubebuilder:validation:XValidation:rule="!has(self.httpPort) || !has(self.grpcPort) || self.httpPort != self.grpcPort",message="serving.httpPort and serving.grpcPort must differ"
 type ServingSpec struct {
 	// MaxBatch is the largest batch of 30 s windows the server encodes at once.
 	// +optional
