@@ -9,7 +9,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X github.com/xdna-whisper/xdna-whisper/internal/version.Version=$(VERSION) \
                -X github.com/xdna-whisper/xdna-whisper/internal/version.Commit=$(COMMIT)
-BINARIES    := whisper-encoder
+BINARIES    := whisper-encoder xdna-device-plugin whisper-operator
 
 .PHONY: all build test test-unit lint demo bench fixtures clean generate-proto check-proto
 
@@ -21,7 +21,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
 
 ## test: every test the project has (what .ci/run runs)
-test: lint test-unit check-proto test-encoder
+test: lint test-unit check-proto test-deviceplugin test-kubelet test-encoder verify-generated test-operator
 
 ## lint: gofmt and go vet
 lint:
@@ -63,6 +63,18 @@ e2e: images
 	test/e2e/install-deps.sh >/dev/null
 	test/e2e/e2e.sh run $(E2E_SCENARIOS)
 
+## test-deviceplugin: the device plugin's unit tests with the race detector
+## (fake sysfs/devfs trees with real character devices: run as root, as CI does)
+.PHONY: test-deviceplugin test-kubelet
+test-deviceplugin:
+	$(GO) test -race -count=1 ./deviceplugin/... ./cmd/xdna-device-plugin/...
+
+## test-kubelet: the device plugin against the kubelet's own device manager
+## (separate module test/kubelet, so the main go.mod never imports k8s.io/kubernetes);
+## -v prints the measured latencies (lines starting with FIGURE)
+test-kubelet:
+	cd test/kubelet && $(GO) vet ./... && $(GO) test -race -count=1 -v -timeout 20m ./...
+
 ## test-encoder: the CPU encoder's tests again with the portable (purego) kernels
 ## forced at build time, and the backend's concurrency under the race detector
 ## (plain `go test ./...` already runs every ISA this machine supports)
@@ -87,6 +99,37 @@ bench-encoder: build
 goldens:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
 	node testdata/ort/golden.js
+
+## generate: deepcopy code of the WhisperEncoder API (controller-gen, pinned as a go tool)
+## manifests: CRD bases (config/crd/bases) and the operator's ClusterRole (config/rbac/role.yaml)
+## from the kubebuilder markers in api/ and operator/
+## verify-generated: fail when generate or manifests would change the committed files
+.PHONY: generate manifests verify-generated test-operator bench-operator
+CONTROLLER_GEN := $(GO) tool controller-gen
+generate:
+	$(CONTROLLER_GEN) object paths=./api/v1alpha1/...
+manifests:
+	$(CONTROLLER_GEN) crd paths=./api/v1alpha1/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=whisper-operator paths=./operator/... output:rbac:artifacts:config=config/rbac
+verify-generated: generate manifests
+	@out=$$(git status --porcelain -- api/v1alpha1 config/crd config/rbac); if [ -n "$$out" ]; then \
+	  echo "generated files differ from the committed ones (run make generate manifests and commit):"; echo "$$out"; \
+	  git --no-pager diff --stat -- api/v1alpha1 config/crd config/rbac; exit 1; fi
+
+## test-operator: the WhisperEncoder operator and CRD against a real kube-apiserver and etcd
+## built from source by hack/k8s-bins.sh (cached under $(XDNA_CACHE)), with the race detector
+test-operator:
+	@assets=$$(hack/k8s-bins.sh kube-apiserver etcd) && \
+	KUBEBUILDER_ASSETS=$$assets $(GO) test -race -count=1 -timeout 15m ./api/... ./operator/... ./cmd/whisper-operator/...
+
+## bench-operator: 200 WhisperEncoders (20 sources) reconciled to steady state on envtest;
+## prints time to steady state, API requests per object and steady-state writes (must be 0)
+SCALE_OBJECTS ?= 200
+SCALE_SOURCES ?= 20
+bench-operator:
+	@assets=$$(hack/k8s-bins.sh kube-apiserver etcd) && \
+	KUBEBUILDER_ASSETS=$$assets WHISPER_SCALE_OBJECTS=$(SCALE_OBJECTS) WHISPER_SCALE_SOURCES=$(SCALE_SOURCES) \
+	  $(GO) test -count=1 -timeout 20m -run '^TestScale$$' -v ./operator/ | grep -E '^(SCALE|---|ok|FAIL|PASS)'
 
 ## demo: the main job on the bundled default
 demo:
