@@ -7,6 +7,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -168,6 +170,13 @@ func windowOf(r *encoderv1.EncodeResponse) (Window, error) {
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
+// NewRequestID is a random 128-bit request id in hex.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // HTTP is a client of the HTTP API.
 type HTTP struct {
 	// Base is the server's URL, e.g. http://127.0.0.1:8080.
@@ -200,14 +209,26 @@ type HTTPResult struct {
 }
 
 // Encode posts body with the given Content-Type (audio/wav, audio/flac,
-// audio/L16;rate=N, application/octet-stream, application/x-npy).
+// audio/L16;rate=N, application/octet-stream, application/x-npy) under a new
+// random request id.
 func (c *HTTP) Encode(ctx context.Context, body []byte, contentType string) (HTTPResult, error) {
+	return c.EncodeID(ctx, NewRequestID(), body, contentType)
+}
+
+// EncodeID is Encode with the caller's request id. The id is also sent as the
+// Idempotency-Key: encoding is a pure function of the input, so Go's
+// transport may safely resend the request when a reused keep-alive
+// connection turns out to have been closed by the server (as happens while a
+// server drains) before any response arrived.
+func (c *HTTP) EncodeID(ctx context.Context, id string, body []byte, contentType string) (HTTPResult, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.Base, "/")+"/v1/encode", bytes.NewReader(body))
 	if err != nil {
 		return HTTPResult{}, err
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Accept", "application/x-npy")
+	req.Header.Set("X-Request-Id", id)
+	req.Header.Set("Idempotency-Key", id)
 	hc := c.Client
 	if hc == nil {
 		hc = http.DefaultClient
