@@ -172,7 +172,10 @@ func TestServeSIGTERMMidLoadLosesNothing(t *testing.T) {
 		return r
 	}
 	sends := []func(ctx context.Context, id string) error{
-		func(ctx context.Context, id string) error { _, err := hc.EncodeID(ctx, id, wav, "audio/wav"); return err },
+		func(ctx context.Context, id string) error {
+			_, err := hc.EncodeID(ctx, id, wav, "audio/wav")
+			return err
+		},
 		func(ctx context.Context, id string) error { _, err := gc.Encode(ctx, request(id)); return err },
 		func(ctx context.Context, id string) error {
 			return gc.EncodeStream(ctx, request(id), func(client.Window) error { return nil })
