@@ -71,7 +71,8 @@ func runBench(ctx context.Context, args []string) error {
 	batch := model.Tensor{Shape: []int{*bf.batch, mel.Shape[1], mel.Shape[2]}, Data: slices.Repeat(mel.Data, *bf.batch)}
 	fmt.Printf("model: d_model %d, %d layers, %d heads, ffn %d, %d mels, %d positions; %.2f GFLOP per window\n",
 		cfg.DModel, cfg.EncoderLayers, cfg.EncoderAttentionHeads, cfg.EncoderFFNDim, cfg.NumMelBins, cfg.MaxSourcePositions, model.FLOPs(cfg)/1e9)
-	fmt.Printf("backend: %s, %d threads, packed weights %.1f MB\n", enc.Backend(), enc.Threads(), float64(enc.PackedBytes())/1e6)
+	fmt.Printf("backend: %s, %d threads, packed weights %.1f MB; after load: RSS %.1f MB, peak %.1f MB\n",
+		enc.Backend(), enc.Threads(), float64(enc.PackedBytes())/1e6, rssMB(), peakRSSMB())
 	if _, err := enc.Encode(ctx, batch); err != nil { // warm-up
 		return err
 	}
@@ -86,7 +87,7 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	windows := *bf.iters * *bf.batch
 	report("go", cfg.MaxSourcePositions, model.FLOPs(cfg), times)
-	fmt.Printf("peak RSS: %.1f MB (VmHWM: packed weights + activations of %d concurrent window(s) + runtime)\n", peakRSSMB(), 1)
+	fmt.Printf("peak RSS: %.1f MB (VmHWM, whole run: packed weights + activations of one window + runtime), RSS now %.1f MB\n", peakRSSMB(), rssMB())
 	fmt.Println("per-op time per window:        wall        process CPU")
 	ops := enc.OpTimes()
 	var wall, cpu time.Duration
@@ -144,13 +145,18 @@ func benchInput(path string, mels, frames int) (model.Tensor, error) {
 }
 
 // peakRSSMB reads VmHWM, the process's peak resident set, from /proc.
-func peakRSSMB() float64 {
+func peakRSSMB() float64 { return procStatusMB("VmHWM:") }
+
+// rssMB reads VmRSS, the process's resident set, from /proc.
+func rssMB() float64 { return procStatusMB("VmRSS:") }
+
+func procStatusMB(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return math.NaN()
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
 			kb, _ := strconv.ParseFloat(f[1], 64)
 			return kb / 1024
 		}

@@ -39,8 +39,9 @@ type CPU struct {
 	act     Precision
 	pool    *Pool
 	scratch []cpuScratch // per worker
-	mu      sync.Mutex   // guards free
+	mu      sync.Mutex   // guards free and frees
 	free    []*attnPacks // attention workspaces not in use
+	frees   []func()     // release packed weights
 }
 
 // cpuScratch is one worker's working memory; it grows to the largest shape
@@ -86,8 +87,17 @@ func (c *CPU) Pool() *Pool { return c.pool }
 // ISA is the kernel level the backend runs at.
 func (c *CPU) ISA() kernels.ISA { return c.isa }
 
-// Close stops the workers.
-func (c *CPU) Close() { c.pool.Close() }
+// Close stops the workers and releases the packed weights; the backend and
+// its weights must not be used afterwards.
+func (c *CPU) Close() {
+	c.pool.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.frees {
+		f()
+	}
+	c.frees = nil
+}
 
 // cpuWeight is a weight packed as bf16 k-pair panels (kernels.Packed).
 type cpuWeight struct{ p kernels.Packed }
@@ -95,15 +105,24 @@ type cpuWeight struct{ p kernels.Packed }
 func (w *cpuWeight) Shape() (int, int) { return w.p.N, w.p.K }
 func (w *cpuWeight) Bytes() int        { return w.p.Bytes() }
 
-// Pack packs w [out][in] into 32-column bf16 k-pair panels.
+// Pack packs w [out][in] into 32-column bf16 k-pair panels, in memory
+// outside the Go heap that Close releases.
 func (c *CPU) Pack(w []uint16, out, in int) (Weight, error) {
-	if len(w) != out*in {
+	if len(w) != out*in || out < 0 || in < 0 {
 		return nil, fmt.Errorf("backend: pack weight [%d %d]: have %d values", out, in, len(w))
 	}
-	cw := &cpuWeight{}
+	buf, free, err := allocWeights(kernels.PackedLen(kernels.BF16Pairs, out, in))
+	if err != nil {
+		return nil, fmt.Errorf("backend: pack weight [%d %d]: %w", out, in, err)
+	}
+	cw := &cpuWeight{p: kernels.Packed{BF16: buf[:0]}}
 	if err := kernels.PackBF16(&cw.p, w, out, in, in); err != nil {
+		free()
 		return nil, err
 	}
+	c.mu.Lock()
+	c.frees = append(c.frees, free)
+	c.mu.Unlock()
 	return cw, nil
 }
 

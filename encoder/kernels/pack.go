@@ -40,6 +40,16 @@ func (p *Packed) Panels() int { return (p.N + PanelCols - 1) / PanelCols }
 // Bytes is the memory the packed data holds.
 func (p *Packed) Bytes() int { return 2*len(p.BF16) + 4*len(p.F32) }
 
+// PackedLen is the number of elements (bf16 or float32) a packed [n][k]
+// matrix of format f holds.
+func PackedLen(f Format, n, k int) int {
+	panels := (n + PanelCols - 1) / PanelCols
+	if f == BF16Pairs {
+		return panels * PanelCols * ((k + 1) &^ 1)
+	}
+	return panels * PanelCols * k
+}
+
 // resize shapes p for an [n][k] matrix of format f, reusing its buffers
 // when large enough, and zeroes the data.
 func (p *Packed) resize(f Format, n, k int) {

@@ -9,10 +9,23 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
 )
 
-// source reads tensors of the staged model, checking shapes.
-type source struct{ m *staged.Model }
+// source reads tensors of the staged model, checking shapes, and remembers
+// the views it handed out so their pages can leave the resident set once
+// packed (drop).
+type source struct {
+	m     *staged.Model
+	views [][]uint16
+}
 
-func (s source) get(name string, shape ...int) ([]uint16, error) {
+// drop releases the pages of every view handed out so far.
+func (s *source) drop() {
+	for _, v := range s.views {
+		backend.DropPages(v)
+	}
+	s.views = s.views[:0]
+}
+
+func (s *source) get(name string, shape ...int) ([]uint16, error) {
 	t, err := s.m.Tensor(name)
 	if err != nil {
 		return nil, err
@@ -23,11 +36,12 @@ func (s source) get(name string, shape ...int) ([]uint16, error) {
 	if n := numel(shape); len(t.Data) != n {
 		return nil, fmt.Errorf("tensor %s: %d values, shape %v wants %d", name, len(t.Data), shape, n)
 	}
+	s.views = append(s.views, t.Data)
 	return t.Data, nil
 }
 
 // vec reads a 1-D tensor as float32 (bf16 widens exactly).
-func (s source) vec(name string, n int) ([]float32, error) {
+func (s *source) vec(name string, n int) ([]float32, error) {
 	b, err := s.get(name, n)
 	if err != nil {
 		return nil, err
@@ -59,7 +73,7 @@ func (e *Encoder) pack(w []uint16, out, in int) (backend.Weight, error) {
 // convWeight reads a conv weight [out][in][3] and reorders it to
 // [out][tap][in], the k order of the im2col view (three consecutive
 // time-major input rows).
-func (e *Encoder) convWeight(s source, name string, out, in int) (backend.Weight, error) {
+func (e *Encoder) convWeight(s *source, name string, out, in int) (backend.Weight, error) {
 	w, err := s.get(name, out, in, 3)
 	if err != nil {
 		return nil, err
@@ -84,7 +98,7 @@ func (e *Encoder) load(sm *staged.Model) error {
 	if e.eps == 0 {
 		e.eps = 1e-5
 	}
-	s := source{sm}
+	s := &source{m: sm}
 	d, f, nm, p := c.DModel, c.EncoderFFNDim, c.NumMelBins, c.MaxSourcePositions
 	var err error
 	if e.conv1, err = e.convWeight(s, "conv1.weight", d, nm); err != nil {
@@ -115,16 +129,18 @@ func (e *Encoder) load(sm *staged.Model) error {
 		return err
 	}
 	e.layers = make([]layer, c.EncoderLayers)
+	s.drop()
 	for i := range e.layers {
 		if err := e.loadLayer(s, i, d, f); err != nil {
 			return err
 		}
+		s.drop()
 	}
 	e.packed += 4 * (len(e.pos) + 4*d + len(e.layers)*(9*d+f))
 	return nil
 }
 
-func (e *Encoder) loadLayer(s source, i, d, f int) error {
+func (e *Encoder) loadLayer(s *source, i, d, f int) error {
 	l := &e.layers[i]
 	p := fmt.Sprintf("layers.%d.", i)
 	vecs := []struct {

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,6 +111,9 @@ func Load(dir string, opts Options) (*Encoder, error) {
 		cpu.Close()
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
+	// Loading left temporaries (reordered conv weights, the stacked q/k/v)
+	// on the heap; hand them back now rather than at the next GC cycle.
+	debug.FreeOSMemory()
 	return e, nil
 }
 
