@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"sync"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
@@ -15,3 +16,6 @@ func syncProgress(f func(stage.Progress)) func(stage.Progress) {
 		f(p)
 	}
 }
+
+// numCPU is the number of CPUs the process may use.
+func numCPU() int { return runtime.GOMAXPROCS(0) }

@@ -84,6 +84,29 @@ func mapFile(path string) *externalFile {
 	return e
 }
 
+// drop releases the pages of b, a part of the model's mapping, from the
+// resident set (a no-op for models parsed from memory).
+func (m *Model) drop(b []byte) {
+	if len(m.mapped) == 0 || len(b) == 0 {
+		return
+	}
+	dropPages(m.mapped, b)
+}
+
+// dropPages madvises away the pages of whole that hold part, if part lies in whole.
+func dropPages(whole, part []byte) bool {
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(whole)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(part)))
+	if p < base || p+uintptr(len(part)) > base+uintptr(len(whole)) {
+		return false
+	}
+	page := uintptr(os.Getpagesize())
+	lo := (p - base) &^ (page - 1)
+	hi := min((p-base+uintptr(len(part))+page-1)&^(page-1), uintptr(len(whole)))
+	unix.Madvise(whole[lo:hi], unix.MADV_DONTNEED)
+	return true
+}
+
 // Release tells the kernel that the tensor's payload pages will not be needed
 // again soon, so they leave the process's resident set (the file stays in the
 // page cache). Reading the payload again afterwards is still valid.
@@ -99,18 +122,8 @@ func (m *Model) Release(t *Tensor) {
 	}
 	m.mu.Unlock()
 	for _, whole := range maps {
-		if len(whole) == 0 {
-			continue
+		if len(whole) > 0 && dropPages(whole, b) {
+			return
 		}
-		base := uintptr(unsafe.Pointer(unsafe.SliceData(whole)))
-		p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-		if p < base || p+uintptr(len(b)) > base+uintptr(len(whole)) {
-			continue
-		}
-		page := uintptr(os.Getpagesize())
-		lo := (p - base) &^ (page - 1)
-		hi := min((p-base+uintptr(len(b))+page-1)&^(page-1), uintptr(len(whole)))
-		unix.Madvise(whole[lo:hi], unix.MADV_DONTNEED)
-		return
 	}
 }

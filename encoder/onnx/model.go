@@ -138,7 +138,7 @@ func Open(path string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("onnx %s: mmap: %w", path, err)
 	}
-	m, err := parse(path, b)
+	m, err := parseMapped(path, b)
 	if err != nil {
 		unix.Munmap(b)
 		return nil, err

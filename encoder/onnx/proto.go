@@ -176,7 +176,18 @@ func countVarints(b []byte) (int, error) {
 }
 
 func parse(path string, b []byte) (*Model, error) {
-	m := &Model{Path: path, Opsets: map[string]int64{}}
+	return parseInto(&Model{Path: path, Opsets: map[string]int64{}}, b)
+}
+
+// parseMapped parses a memory-mapped file, dropping each initializer's pages
+// from the resident set once its header is read: the page cache maps large
+// folios whole, so reading a tensor's header would otherwise keep megabytes
+// of its payload resident.
+func parseMapped(path string, b []byte) (*Model, error) {
+	return parseInto(&Model{Path: path, Opsets: map[string]int64{}, mapped: b}, b)
+}
+
+func parseInto(m *Model, b []byte) (*Model, error) {
 	var graph []byte
 	sawGraph := false
 	err := fields(b, func(f field) (err error) {
@@ -261,6 +272,7 @@ func (m *Model) parseGraph(b []byte) error {
 				return fmt.Errorf("initializer %d: %w", len(g.Initializers), err)
 			}
 			g.Initializers = append(g.Initializers, t)
+			m.drop(mb)
 		case fieldInput, fieldOutput:
 			mb, err := f.bytes("input/output")
 			if err != nil {

@@ -124,6 +124,9 @@ func Stage(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 	p, err := plan(m, opts.Heads)
+	if err == nil {
+		err = p.checkExternal(m)
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, err)
 	}
@@ -223,17 +226,24 @@ func plan(m *onnx.Model, heads int) (*staging, error) {
 	}
 	s := &staging{config: cfg, precision: precisionOf(ws)}
 	for _, sp := range cfg.Tensors() {
-		w := ws[sp.Name]
-		s.weights = append(s.weights, w)
+		s.weights = append(s.weights, ws[sp.Name])
+	}
+	return s, nil
+}
+
+// checkExternal maps the external-data files and checks that every tensor's
+// range lies inside its file, before anything is written; it reads nothing.
+func (s *staging) checkExternal(m *onnx.Model) error {
+	for _, w := range s.weights {
 		for _, t := range []*onnx.Tensor{w.tensor, w.scale, w.zeroPoint} {
 			if t != nil && t.Storage == onnx.StorageExternal {
-				if _, _, err := m.Bytes(t); err != nil { // maps the file and checks the range; reads nothing
-					return nil, err
+				if _, _, err := m.Bytes(t); err != nil {
+					return err
 				}
 			}
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // hashFile returns the hex sha256 and size of a file, reporting progress.
