@@ -23,6 +23,7 @@ func init() {
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	cache := fs.String("cache", "", "cache directory (default: a temporary one, removed afterwards)")
+	clip := fs.String("audio", "testdata/audio/speech_22k.wav", "speech clip the demo encodes through the server's HTTP API")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -47,7 +48,7 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	printReport(os.Stdout, rep)
-	return nil
+	return demoServe(ctx, os.Stdout, r.Dir, *clip)
 }
 
 // stageDemo writes the embedded model next to the cache and stages it.

@@ -8,22 +8,26 @@ import (
 
 // Resampler design. The kernel is a Kaiser-windowed sinc whose cutoff sits at
 // cutoff × the lower Nyquist frequency, reaching zeroCrossings zeros of the
-// sinc on each side. Its taps are tabulated at phases fractions of an input
-// sample apart and linearly interpolated between them, so any pair of rates
-// is handled by one code path (for 48 kHz → 16 kHz every phase falls exactly
-// on the table).
+// sinc on each side. Output instants fall at out/gcd(in, out) distinct
+// fractional offsets from the input samples; when there are at most
+// maxExactPhases of them (every common rate pair: 44.1 kHz → 16 kHz has 160)
+// the kernel is tabulated at exactly those offsets (polyphase). Otherwise it
+// is tabulated at interpPhases offsets and linearly interpolated between them.
 const (
-	cutoff        = 0.92
-	zeroCrossings = 32
-	kaiserBeta    = 8.6
-	phases        = 512
+	cutoff         = 0.92
+	zeroCrossings  = 32
+	kaiserBeta     = 8.6
+	maxExactPhases = 1024
+	interpPhases   = 512
 )
 
 // kernel is the tabulated filter for one (in, out) rate pair.
 type kernel struct {
-	taps  int         // taps per output sample, 2*half
-	half  int         // taps on each side of the output instant
-	table [][]float32 // [phases+1][taps]; row p is the kernel at fractional offset p/phases
+	taps   int         // taps per output sample, 2*half
+	half   int         // taps on each side of the output instant
+	phases int         // rows of table, less the closing one
+	exact  bool        // the rows are exactly the output instants' offsets
+	table  [][]float32 // [phases+1][taps]; row p is the kernel at offset p/phases
 }
 
 var kernels sync.Map // [2]int{in, out} → *kernel
@@ -43,21 +47,23 @@ func Resample(x []float32, in, out int) ([]float32, error) {
 	n := int((int64(len(x))*int64(out) + int64(in) - 1) / int64(in))
 	y := make([]float32, n)
 	row := make([]float32, k.taps)
+	g := int64(gcd(in, out))
 	for i := range y {
 		num := int64(i) * int64(in)
-		k0 := int(num / int64(out))           // input sample at or before the output instant
-		scaled := (num % int64(out)) * phases // fractional offset × phases × out
+		k0 := int(num / int64(out)) // input sample at or before the output instant
+		rem := num % int64(out)     // fractional offset × out
+		if k.exact {
+			y[i] = dot(x, k0-k.half+1, k.table[rem/g])
+			continue
+		}
+		scaled := rem * int64(k.phases)
 		p := int(scaled / int64(out))
 		a := float32(scaled%int64(out)) / float32(out)
-		taps := k.table[p]
-		if a != 0 {
-			next := k.table[p+1]
-			for j := range row {
-				row[j] = taps[j] + a*(next[j]-taps[j])
-			}
-			taps = row
+		taps, next := k.table[p], k.table[p+1]
+		for j := range row {
+			row[j] = taps[j] + a*(next[j]-taps[j])
 		}
-		y[i] = dot(x, k0-k.half+1, taps)
+		y[i] = dot(x, k0-k.half+1, row)
 	}
 	return y, nil
 }
@@ -96,10 +102,14 @@ func newKernel(in, out int) *kernel {
 	fc := cutoff * 0.5 * math.Min(1, float64(out)/float64(in))
 	width := zeroCrossings / (2 * fc)
 	half := int(math.Ceil(width))
-	k := &kernel{taps: 2 * half, half: half, table: make([][]float32, phases+1)}
+	k := &kernel{taps: 2 * half, half: half, phases: interpPhases}
+	if n := out / gcd(in, out); n <= maxExactPhases {
+		k.phases, k.exact = n, true
+	}
+	k.table = make([][]float32, k.phases+1)
 	norm := besselI0(kaiserBeta)
 	for p := range k.table {
-		frac := float64(p) / phases
+		frac := float64(p) / float64(k.phases)
 		row := make([]float64, k.taps)
 		var sum float64
 		for j := range row {
@@ -117,6 +127,14 @@ func newKernel(in, out int) *kernel {
 		}
 	}
 	return k
+}
+
+// gcd is the greatest common divisor of two positive integers.
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // sinc is sin(πx)/(πx).

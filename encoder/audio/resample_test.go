@@ -50,7 +50,7 @@ func rmsDB(y []float32) float64 {
 // in the passband, and tones the output rate cannot represent are removed
 // (not folded back as aliases) — the property linear interpolation lacks.
 func TestResampleFrequencyResponse(t *testing.T) {
-	for _, in := range []int{8000, 11025, 22050, 44100, 48000, 96000} {
+	for _, in := range []int{8000, 11025, 22050, 44100, 44101, 48000, 96000} { // 44101 Hz: the interpolated table
 		nyq := float64(min(in, SampleRate)) / 2
 		for _, f := range []float64{50, 440, 1000, 3000, 0.80 * nyq} {
 			t.Run(fmt.Sprintf("%d Hz pass %.0f Hz", in, f), func(t *testing.T) {
@@ -86,7 +86,7 @@ func TestResampleKnownSignal(t *testing.T) {
 	signal := func(sec float64) float64 {
 		return 0.3*math.Sin(2*math.Pi*220*sec) + 0.2*math.Sin(2*math.Pi*1234.5*sec+1) + 0.1*math.Cos(2*math.Pi*3000*sec)
 	}
-	for _, in := range []int{8000, 22050, 44100, 48000} {
+	for _, in := range []int{8000, 22050, 44100, 44101, 48000} {
 		t.Run(fmt.Sprint(in), func(t *testing.T) {
 			x := make([]float32, in) // one second
 			for i := range x {
@@ -125,12 +125,32 @@ func TestResampleLengths(t *testing.T) {
 	}
 }
 
-func BenchmarkResample44k(b *testing.B) {
-	x := tone(440, 44100, 30)
-	b.SetBytes(int64(len(x) * 4))
-	for b.Loop() {
-		if _, err := Resample(x, 44100, SampleRate); err != nil {
-			b.Fatal(err)
+// TestResampleTables: common rate pairs get an exact polyphase table, odd ones
+// the interpolated one.
+func TestResampleTables(t *testing.T) {
+	for _, tc := range []struct {
+		in, phases int
+		exact      bool
+	}{{44100, 160, true}, {22050, 320, true}, {48000, 1, true}, {8000, 2, true}, {44101, interpPhases, false}} {
+		k := kernelFor(tc.in, SampleRate)
+		if k.phases != tc.phases || k.exact != tc.exact {
+			t.Errorf("%d Hz: %d phases (exact %v), want %d (%v)", tc.in, k.phases, k.exact, tc.phases, tc.exact)
 		}
+	}
+}
+
+// BenchmarkResample converts 30 s of audio to 16 kHz: 44.1 kHz uses the exact
+// polyphase table, 44.101 kHz the interpolated one, side by side.
+func BenchmarkResample(b *testing.B) {
+	for _, in := range []int{44100, 44101, 22050, 48000} {
+		b.Run(fmt.Sprint(in), func(b *testing.B) {
+			x := tone(440, in, 30)
+			b.SetBytes(int64(len(x) * 4))
+			for b.Loop() {
+				if _, err := Resample(x, in, SampleRate); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
