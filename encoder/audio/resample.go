@@ -68,7 +68,8 @@ func Resample(x []float32, in, out int) ([]float32, error) {
 	return y, nil
 }
 
-// dot is Σ_j x[start+j]·taps[j], with x zero outside its bounds.
+// dot is Σ_j x[start+j]·taps[j], with x zero outside its bounds. Four
+// partial sums keep the multiply-adds independent.
 func dot(x []float32, start int, taps []float32) float32 {
 	lo, hi := 0, len(taps)
 	if start < 0 {
@@ -77,11 +78,22 @@ func dot(x []float32, start int, taps []float32) float32 {
 	if start+hi > len(x) {
 		hi = len(x) - start
 	}
-	var s float32
-	for j := lo; j < hi; j++ {
-		s += x[start+j] * taps[j]
+	if lo >= hi {
+		return 0
 	}
-	return s
+	xs, ts := x[start+lo:start+hi], taps[lo:hi]
+	var s0, s1, s2, s3 float32
+	j := 0
+	for ; j+4 <= len(ts); j += 4 {
+		s0 += xs[j] * ts[j]
+		s1 += xs[j+1] * ts[j+1]
+		s2 += xs[j+2] * ts[j+2]
+		s3 += xs[j+3] * ts[j+3]
+	}
+	for ; j < len(ts); j++ {
+		s0 += xs[j] * ts[j]
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // kernelFor returns the (cached) kernel for a rate pair.
