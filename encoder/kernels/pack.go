@@ -53,6 +53,35 @@ func PackedLen(f Format, n, k int) int {
 // resize shapes p for an [n][k] matrix of format f, reusing its buffers
 // when large enough, and zeroes the data.
 func (p *Packed) resize(f Format, n, k int) {
+	p.reshape(f, n, k)
+	clear(p.BF16)
+	clear(p.F32)
+}
+
+// reshapePad shapes p like resize but zeroes only the padding columns of the
+// last panel (columns ≥ n): for packers that write every other entry.
+func (p *Packed) reshapePad(f Format, n, k int) {
+	p.reshape(f, n, k)
+	if n%PanelCols == 0 {
+		return
+	}
+	last := p.Panels() - 1
+	switch f {
+	case BF16Pairs:
+		panel := p.BF16[last*p.KP*PanelCols:]
+		for q := 0; q < p.KP/2; q++ {
+			clear(panel[q*2*PanelCols+2*(n%PanelCols) : (q+1)*2*PanelCols])
+		}
+	default:
+		panel := p.F32[last*k*PanelCols:]
+		for j := 0; j < k; j++ {
+			clear(panel[j*PanelCols+n%PanelCols : (j+1)*PanelCols])
+		}
+	}
+}
+
+// reshape sets the shape and sizes the buffers without clearing them.
+func (p *Packed) reshape(f Format, n, k int) {
 	p.Format, p.N, p.K, p.KP = f, n, k, (k+1)&^1
 	size := p.Panels() * PanelCols
 	switch f {
@@ -62,7 +91,6 @@ func (p *Packed) resize(f Format, n, k int) {
 			p.BF16 = make([]uint16, size)
 		}
 		p.BF16 = p.BF16[:size]
-		clear(p.BF16)
 		p.F32 = p.F32[:0]
 	default:
 		size *= k
@@ -70,7 +98,6 @@ func (p *Packed) resize(f Format, n, k int) {
 			p.F32 = make([]float32, size)
 		}
 		p.F32 = p.F32[:size]
-		clear(p.F32)
 		p.BF16 = p.BF16[:0]
 	}
 }
@@ -111,7 +138,7 @@ func (i ISA) PackBF16FromF32(dst *Packed, src []float32, n, k, ld int) error {
 	if err := checkSrc("f32 [n][k]", len(src), n, k, ld); err != nil {
 		return err
 	}
-	dst.resize(BF16Pairs, n, k)
+	dst.reshapePad(BF16Pairs, n, k)
 	row := make([]uint16, dst.KP)
 	words := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(dst.BF16))), len(dst.BF16)/2)
 	for r := 0; r < n; r++ {
@@ -130,7 +157,7 @@ func (i ISA) PackBF16FromF32T(dst *Packed, src []float32, n, k, ld int) error {
 	if err := checkSrc("f32 [k][n]", len(src), k, n, ld); err != nil {
 		return err
 	}
-	dst.resize(BF16Pairs, n, k)
+	dst.reshapePad(BF16Pairs, n, k)
 	panels := dst.Panels()
 	r0, r1 := make([]uint16, panels*PanelCols), make([]uint16, panels*PanelCols)
 	words := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(dst.BF16))), len(dst.BF16)/2)

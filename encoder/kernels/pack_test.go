@@ -28,7 +28,15 @@ func TestPackFromF32(t *testing.T) {
 		}
 		for _, isa := range isas() {
 			t.Run(fmt.Sprintf("%s/n%d_k%d", isa, sh.n, sh.k), func(t *testing.T) {
-				var got, gotT Packed
+				// Reused buffers full of garbage: the packers must not rely on zeroed memory.
+				garbage := func() Packed {
+					g := make([]uint16, 2*PackedLen(BF16Pairs, sh.n, sh.k))
+					for i := range g {
+						g[i] = 0xffff
+					}
+					return Packed{BF16: g[:1]}
+				}
+				got, gotT := garbage(), garbage()
 				if err := isa.PackBF16FromF32(&got, src, sh.n, sh.k, ld); err != nil {
 					t.Fatal(err)
 				}
