@@ -21,7 +21,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
 
 ## test: every test the project has (what .ci/run runs)
-test: lint test-unit check-proto test-deviceplugin test-kubelet test-encoder verify-generated test-operator
+test: lint test-unit check-proto test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage
 
 ## lint: gofmt and go vet
 lint:
@@ -131,14 +131,67 @@ bench-operator:
 	KUBEBUILDER_ASSETS=$$assets WHISPER_SCALE_OBJECTS=$(SCALE_OBJECTS) WHISPER_SCALE_SOURCES=$(SCALE_SOURCES) \
 	  $(GO) test -count=1 -timeout 20m -run '^TestScale$$' -v ./operator/ | grep -E '^(SCALE|---|ok|FAIL|PASS)'
 
+## test-server: the front end, server and client tests with the race detector
+.PHONY: test-server bench-server fixtures-frontend
+test-server:
+	$(GO) test -race -count=1 ./encoder/audio/... ./encoder/mel/... ./encoder/server/... ./encoder/client/...
+
+## bench-server: serve + loadtest at concurrency 1/4/16/64 over loopback, with the
+## in-process encoder at the same threads and batch as the saturation reference
+bench-server: build
+	@test -f $(BENCH_ONNX) || /usr/bin/python3 testdata/gen/gen_fixtures.py bench $(BENCH_ONNX)
+	@dir=$$(bin/whisper-encoder stage --source $(BENCH_ONNX) --cache $(XDNA_CACHE)/staged 2>/dev/null) && \
+	  hack/bench-server.sh $$dir 2 1 30s
+
+## fixtures-frontend: audio fixtures (sox, espeak-ng) and torch.stft log-mel references
+fixtures-frontend:
+	bash testdata/gen/audio_fixtures.sh
+	/usr/bin/python3 testdata/gen/mel_reference.py
+
 ## demo: the main job on the bundled default
-demo:
+demo: build
+	bin/whisper-encoder demo
 
 ## bench: every benchmark, side by side with its reference
-bench:
+bench: bench-stage bench-server
 
 ## fixtures: regenerate committed fixtures with real tools (PyTorch, onnx, ORT)
-fixtures:
+fixtures: fixtures-stage fixtures-frontend
+
+## test-stage: staging (ONNX -> BF16): race tests of the concurrent parts, a bounded
+## fuzz run of the ONNX and safetensors readers, and onnxruntime-node running the
+## quantized fixtures against their dequantized twins (testdata/ort/check_quantized.js)
+.PHONY: test-stage fuzz-stage test-ort-fixtures bench-stage bench-model fixtures-stage
+FUZZTIME ?= 15s
+test-stage: fuzz-stage test-ort-fixtures
+	$(GO) test -race -count=1 ./encoder/stage/... ./encoder/download ./encoder/onnx ./encoder/staged
+fuzz-stage:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./encoder/onnx
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./encoder/safetensors
+test-ort-fixtures:
+	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
+	node testdata/ort/check_quantized.js verify
+
+## bench-model: the whisper-base-sized fp32 export (~82 MB, random weights) that
+## bench-stage and bench-encoder use: $(BENCH_ONNX)
+bench-model: $(BENCH_ONNX)
+$(BENCH_ONNX):
+	/usr/bin/python3 testdata/gen/gen_fixtures.py bench $@
+
+## bench-stage: staging wall time and peak RSS of the base-sized export, side by side
+## with the seed pipeline (onnx.load + numpy + torch.bfloat16), then a large-v3-sized
+## external-data model (payload synthesized for the committed real graph) against sha256sum
+bench-stage: build $(BENCH_ONNX)
+	bin/whisper-encoder bench-stage --model $(BENCH_ONNX) --large testdata/models/graphs/whisper-large-v3.onnx.gz
+
+## fixtures-stage: testdata/models and the bundled demo model from PyTorch and onnx
+## (Debian python3-torch, python3-onnx), the graph-only exports of every Whisper size,
+## and the onnxruntime-node outputs of the quantized fixtures' dequantized twins
+fixtures-stage:
+	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
+	@tmp=$$(mktemp -d) && /usr/bin/python3 testdata/gen/gen_fixtures.py fixtures $$tmp && \
+	  node testdata/ort/check_quantized.js record $$tmp && rm -rf $$tmp
+	/usr/bin/python3 testdata/gen/gen_fixtures.py graphs
 
 clean:
 	rm -rf bin
