@@ -627,31 +627,46 @@ func (g *gen) gelu(bf16 bool) {
 	g.raw(fmt.Sprintf(`
 // func %s(dst %s, src *float32, n int)
 // dst[i] = x·Φ(x), x = src[i], with Φ(x) = erfc(−x/√2)/2 from the Numerical
-// Recipes erfc (relative error < 1.2e−7). dst may alias src (float32 form).
+// Recipes erfc (relative error < 1.2e−7; the bf16 form uses the bf16-precision
+// exp). dst may alias src (float32 form).
 TEXT ·%s(SB), NOSPLIT, $0-24`, name, dst, name))
 	g.f("MOVQ dst+0(FP), DI")
 	g.f("MOVQ src+8(FP), SI")
 	g.f("MOVQ n+16(FP), CX")
 	g.blocks()
-	g.expConsts()
+	one := 24 // register holding 1.0 in the exp constant set
+	if bf16 {
+		g.expBF16Consts()
+		one = 22
+	} else {
+		g.expConsts()
+	}
 	g.f("VPXORD Z29, Z29, Z29")
 	g.rowLoop("gelu", map[string]int{"SI": 64, "DI": 16 * out}, func(tail bool) {
 		g.load16(0, "(SI)", tail, "")
 		g.f("VPANDD.BCST absMask<>(SB), Z0, Z1")   // |x|
 		g.f("VMULPS.BCST rsqrt2<>(SB), Z1, Z1")    // z = |x|/√2
-		g.f("VMOVAPS Z24, Z2")                     // 1
-		g.f("VFMADD231PS.BCST half<>(SB), Z1, Z2") // 1 + z/2
-		g.f("VDIVPS Z2, Z24, Z2")                  // t
+		g.f("VMOVAPS Z%d, Z2", one)                // 1
+		g.f("VFMADD231PS.BCST half<>(SB), Z1, Z2") // d = 1 + z/2
+		g.f("VRCP14PS Z2, Z6")                     // t ≈ 1/d (2⁻¹⁴)
+		g.f("VMOVAPS Z%d, Z5", one)
+		g.f("VFNMADD231PS Z6, Z2, Z5") // e = 1 − d·t
+		g.f("VFMADD231PS Z5, Z6, Z6")  // t += t·e (Newton: 2⁻²⁸)
+		g.f("VMOVAPS Z6, Z2")
 		g.f("VBROADCASTSS nr9<>(SB), Z3")
 		for c := 8; c >= 0; c-- {
 			g.f("VFMADD213PS.BCST nr%d<>(SB), Z2, Z3", c)
 		}
 		g.f("VFNMADD231PS Z1, Z1, Z3") // P(t) − z²
-		g.exp(3, 4, 5)
+		if bf16 {
+			g.expBF16(3, 4, 5)
+		} else {
+			g.exp(3, 4, 5)
+		}
 		g.f("VMULPS Z2, Z3, Z3")              // erfc(z)
 		g.f("VMULPS.BCST half<>(SB), Z3, Z3") // h = erfc(z)/2 = Φ(−|x|)
 		g.f("VCMPPS $0x1e, Z29, Z0, K2")      // x > 0
-		g.f("VSUBPS Z3, Z24, K2, Z3")         // Φ(x) = 1 − h where x > 0
+		g.f("VSUBPS Z3, Z%d, K2, Z3", one)    // Φ(x) = 1 − h where x > 0
 		g.f("VMULPS Z3, Z0, Z0")
 		g.storeOut(0, 5, bf16, tail)
 	})
