@@ -164,7 +164,7 @@ func (k *kubelet) allocate(name, res string, n int64) (*devicemanager.DeviceRunC
 type allReady struct{}
 
 func (allReady) AddSource(string) {}
-func (allReady) AllReady() bool  { return true }
+func (allReady) AllReady() bool   { return true }
 
 // node is a fake host running the plugin the way cmd/xdna-device-plugin wires
 // it: a discovery Monitor feeding one Plugin per resource.
