@@ -4,7 +4,7 @@ of a Whisper-encoder-shaped module with Hugging Face's module names, and the
 onnx helpers for the fp16, external-data and quantized variants.
 
   /usr/bin/python3 testdata/gen/gen_fixtures.py fixtures   # testdata/models + the bundled demo model
-  /usr/bin/python3 testdata/gen/gen_fixtures.py graphs     # graph-only exports of every Whisper size
+  /usr/bin/python3 testdata/gen/gen_fixtures.py graphs [SIZE...]  # graph-only exports of every Whisper size
   /usr/bin/python3 testdata/gen/gen_fixtures.py bench OUT  # whisper-base-sized fp32 export (~82 MB)
 
 Needs Debian's python3-torch (1.13) and python3-onnx (1.12); `make fixtures`
@@ -222,7 +222,7 @@ def write_index():
             "ort-check.json": "onnxruntime-node outputs of the quantized files vs their dequantized fp32 twins",
             "not-encoder-*.onnx": "valid ONNX models that are not Whisper encoders",
             "bad-ffn.onnx": "a tiny encoder whose block 1 has FFN 96 instead of 128",
-            "graphs/whisper-*.onnx.gz": "graph-only exports of every Whisper size (external data absent)",
+            "graphs/whisper-*.onnx.gz": "graph-only exports of every Whisper size (external data absent); medium and large slice the positional table (traced on 20 frames)",
         },
     }
     with open(os.path.join(MODELS, "fixtures.json"), "w") as f:
@@ -236,22 +236,33 @@ def lazy_init():
         cls.reset_parameters = lambda self: None
 
 
-def graphs():
+# Sizes whose graph-only export slices the positional table and is traced
+# on a short input: tracing the full 3000 frames through 24-32 wide blocks
+# takes hours on a small shared machine; the graph is the same but for the
+# Slice and the dynamic frames axis.
+SLICED = {"medium", "large-v2", "large-v3"}
+
+
+def graphs(names=None):
     """Graph-only exports: the real torch.onnx.export graph of every Whisper
     size, tensors pointed at an external-data file that is not kept."""
     out = os.path.join(MODELS, "graphs")
     os.makedirs(out, exist_ok=True)
     lazy_init()
     for name, cfg in SIZES.items():
+        if names and name not in names:
+            continue
+        sliced = name in SLICED
         with tempfile.TemporaryDirectory() as tmp:
             torch.manual_seed(0)
             model = wm.WhisperEncoder(cfg["d_model"], cfg["encoder_layers"], cfg["encoder_attention_heads"],
-                                      cfg["encoder_ffn_dim"], cfg["num_mel_bins"], cfg["max_source_positions"]).eval()
+                                      cfg["encoder_ffn_dim"], cfg["num_mel_bins"], cfg["max_source_positions"],
+                                      slice_positions=sliced).eval()
             with torch.no_grad():  # distinct constants: the exporter merges equal initializers
                 for k, p in enumerate(model.parameters()):
                     p.fill_(1 + k)
             path = os.path.join(tmp, "model.onnx")
-            wm.export(model, path, 14, frames(cfg), cfg["num_mel_bins"])
+            wm.export(model, path, 14, 20 if sliced else frames(cfg), cfg["num_mel_bins"], dynamic_frames=sliced)
             del model
             m = onnx.load(path, load_external_data=False)
             data = "whisper-%s.onnx_data" % name
@@ -297,8 +308,8 @@ if __name__ == "__main__":
         fixtures()
         print("dequantized twins for check_quantized.js in", GEN_TMP)
     elif what == "graphs":
-        graphs()
+        graphs(sys.argv[2:])
     elif what == "bench":
         bench(sys.argv[2])
     else:
-        sys.exit("usage: gen_fixtures.py fixtures [TMPDIR] | graphs | bench OUT")
+        sys.exit("usage: gen_fixtures.py fixtures [TMPDIR] | graphs [SIZE...] | bench OUT")

@@ -68,8 +68,12 @@ def sinusoids(length, channels, max_timescale=10000):
 
 
 class WhisperEncoder(nn.Module):
-    def __init__(self, d_model, layers, heads, ffn, n_mels, positions):
+    """slice_positions adds embed_positions.weight[:seq] (newer transformers
+    releases) instead of the whole table, so shorter inputs trace."""
+
+    def __init__(self, d_model, layers, heads, ffn, n_mels, positions, slice_positions=False):
         super().__init__()
+        self.slice_positions = slice_positions
         self.conv1 = nn.Conv1d(n_mels, d_model, kernel_size=3, padding=1)
         self.conv2 = nn.Conv1d(d_model, d_model, kernel_size=3, stride=2, padding=1)
         self.embed_positions = nn.Embedding(positions, d_model)
@@ -81,7 +85,10 @@ class WhisperEncoder(nn.Module):
         x = nn.functional.gelu(self.conv1(input_features))
         x = nn.functional.gelu(self.conv2(x))
         x = x.permute(0, 2, 1)
-        x = x + self.embed_positions.weight
+        if self.slice_positions:
+            x = x + self.embed_positions.weight[: x.shape[1]]
+        else:
+            x = x + self.embed_positions.weight
         for layer in self.layers:
             x = layer(x)
         return self.layer_norm(x)
@@ -107,10 +114,12 @@ def build(cfg, seed, sinusoidal=False):
     return m.eval()
 
 
-def export(model, path, opset, frames, n_mels):
+def export(model, path, opset, frames, n_mels, dynamic_frames=False):
     x = torch.randn(1, n_mels, frames)
+    axes = {"input_features": {0: "batch_size"}, "last_hidden_state": {0: "batch_size"}}
+    if dynamic_frames:
+        axes = {"input_features": {0: "batch_size", 2: "frames"}, "last_hidden_state": {0: "batch_size", 1: "positions"}}
     torch.onnx.export(
         model, (x,), path, opset_version=opset,
         input_names=["input_features"], output_names=["last_hidden_state"],
-        dynamic_axes={"input_features": {0: "batch_size"}, "last_hidden_state": {0: "batch_size"}},
-        do_constant_folding=True)
+        dynamic_axes=axes, do_constant_folding=True)
