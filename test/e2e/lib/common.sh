@@ -40,7 +40,7 @@ die() { log "FAIL: $*"; exit 1; }
 innet() { nsenter --net="$NETNS" -- "$@"; }
 
 # kc is kubectl as cluster admin, from inside the node's network namespace.
-kc() { innet "$K8S_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
+kc() { innet "$K8S_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" --cache-dir "$E2E_RUN/kubectl-cache" "$@"; }
 
 # ctrc is ctr against the node's containerd, in the CRI namespace.
 ctrc() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }

@@ -8,7 +8,7 @@ K8S_BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet
 # Paths outside $E2E_ROOT and $E2E_RUN that the node's components write to.
 # Those absent before `up` are removed by `down`; for the others, `down`
 # removes only what belongs to this node.
-OUTSIDE_PATHS=(/run/netns /run/containerd /var/lib/cni /var/log/containers /run/xtables.lock "$E2E_KUBELET_DIR")
+OUTSIDE_PATHS=(/run/netns /run/containerd /var/lib/cni /var/log/containers /run/xtables.lock /usr/libexec/kubernetes "$E2E_KUBELET_DIR")
 
 # cgroup_setup decides the cgroup driver: systemd when PID 1 is systemd on a
 # cgroup v2 host, cgroupfs otherwise (the kubelet and containerd must agree).
@@ -81,8 +81,8 @@ record_outside_paths() {
 }
 
 # netns_up makes the node's network namespace: loopback and a veth pair whose
-# one end has the node IP. There is no route out: nothing inside can reach the
-# machine's own interfaces, and nothing outside can reach in.
+# one end has the node IP. There is no default route and no link out: nothing
+# inside can reach the machine's own interfaces, and nothing outside can reach in.
 netns_up() {
   ip netns add "$E2E_NAME"
   ip -n "$E2E_NAME" link set lo up
@@ -90,6 +90,9 @@ netns_up() {
   ip -n "$E2E_NAME" addr add "$E2E_NODE_IP/24" dev e2e0
   ip -n "$E2E_NAME" link set e2e0 up
   ip -n "$E2E_NAME" link set e2e1 up
+  # Locally made packets need a route before kube-proxy's DNAT can rewrite
+  # them: Service IPs go to e2e0 (and so never leave the namespace).
+  ip -n "$E2E_NAME" route add "$E2E_SERVICE_CIDR" dev e2e0
   # Pod traffic to Services is DNATed by kube-proxy in this namespace; bridged
   # replies must pass iptables too (per-namespace sysctl since Linux 5.3).
   innet sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'
@@ -253,6 +256,10 @@ start_apiserver() {
     --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
     --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
     --kubelet-certificate-authority "$PKI/ca.crt" --kubelet-preferred-address-types InternalIP \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
     --allow-privileged=true --profiling=false --v=1
 }
 
@@ -263,7 +270,7 @@ start_controller_manager() {
     --authorization-kubeconfig "$E2E_ROOT/controller-manager.kubeconfig" \
     --bind-address 127.0.0.1 --leader-elect=false --cluster-name "$E2E_NAME" \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
-    --use-service-account-credentials=true \
+    --use-service-account-credentials=true --flex-volume-plugin-dir "$E2E_ROOT/volume-plugins" \
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
     --profiling=false --v=1
 }
@@ -308,7 +315,9 @@ import_images() {
     ctrc images import "$tar" >>"$E2E_LOGS/images.log" 2>&1 ||
       die "ctr images import $tar failed (log: $E2E_LOGS/images.log)"
   done
-  ctrc images ls -q | grep -qx "$(image_ref pause)" || die "pause image $(image_ref pause) not in containerd after import"
+  local have
+  have=$(ctrc images ls -q)
+  grep -qx "$(image_ref pause)" <<<"$have" || die "pause image $(image_ref pause) not in containerd after import (it has: $have)"
 }
 
 # node_up brings the whole node up from nothing and leaves it running.

@@ -6,10 +6,18 @@
 # pki_key FILE: a new P-256 private key (PKCS#8).
 pki_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 
-# pki_cert NAME SUBJECT EKU [SANS]: NAME.key and NAME.crt signed by the CA.
+# pki_ca NAME: a self-signed CA NAME.key and NAME.crt.
+pki_ca() {
+  pki_key "$PKI/$1.key"
+  openssl req -x509 -new -key "$PKI/$1.key" -subj "/CN=$E2E_NAME-$1" -days 2 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    -out "$PKI/$1.crt" 2>/dev/null || die "openssl could not make the CA $1"
+}
+
+# pki_cert NAME SUBJECT EKU [SANS] [CA]: NAME.key and NAME.crt signed by CA (default ca).
 # EKU is serverAuth or clientAuth; SANS is an openssl subjectAltName value.
 pki_cert() {
-  local name=$1 subj=$2 eku=$3 sans=${4:-}
+  local name=$1 subj=$2 eku=$3 sans=${4:-} ca=${5:-ca}
   pki_key "$PKI/$name.key"
   openssl req -new -key "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr" 2>/dev/null
   {
@@ -18,19 +26,20 @@ pki_cert() {
     echo "extendedKeyUsage = $eku"
     [ -z "$sans" ] || echo "subjectAltName = $sans"
   } >"$PKI/$name.ext"
-  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" \
     -set_serial "0x$(openssl rand -hex 16)" -days 2 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt" 2>/dev/null ||
     die "openssl could not sign the certificate $name ($subj)"
   rm -f "$PKI/$name.csr" "$PKI/$name.ext"
 }
 
-# pki_make writes the whole PKI under $PKI.
+# pki_make writes the whole PKI under $PKI. The front-proxy CA and client let
+# the API server authenticate to aggregated API servers (and lets every
+# component find the request-header CA it looks up at start).
 pki_make() {
   mkdir -p "$PKI" && chmod 0700 "$PKI"
-  pki_key "$PKI/ca.key"
-  openssl req -x509 -new -key "$PKI/ca.key" -subj "/CN=$E2E_NAME-ca" -days 2 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-    -out "$PKI/ca.crt" 2>/dev/null || die "openssl could not make the CA"
+  pki_ca ca
+  pki_ca front-proxy-ca
+  pki_cert front-proxy-client "/CN=front-proxy-client" clientAuth "" front-proxy-ca
   pki_cert apiserver "/CN=kube-apiserver" serverAuth \
     "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost,IP:127.0.0.1,IP:$E2E_NODE_IP,IP:$E2E_API_SERVICE_IP"
   pki_cert apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client" clientAuth

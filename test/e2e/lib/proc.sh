@@ -57,3 +57,17 @@ stop_daemon() {
   fi
   rm -f "$PIDS/$1.pid" "$PIDS/$1.exe"
 }
+
+# stop_daemons NAME...: stops several daemons at once (SIGTERM to all, then waits).
+stop_daemons() {
+  local n pid stopping=()
+  for n in "$@"; do
+    if pid=$(daemon_pid "$n"); then
+      log "stopping $n (PID $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      stopping+=("$pid")
+    fi
+    rm -f "$PIDS/$n.pid" "$PIDS/$n.exe"
+  done
+  for pid in "${stopping[@]}"; do stop_pid "$pid" 15; done
+}

@@ -31,10 +31,11 @@ remove_containers() {
 # node_netns_pids prints every process in the node's network namespace (our
 # daemons and containerd's shims, even those whose PID files are lost).
 node_netns_pids() {
-  local ino p
-  ino=$(stat -L -c %i "$NETNS" 2>/dev/null) || return 0
+  local p
+  [ -e "$NETNS" ] || return 0
   for p in /proc/[0-9]*; do
-    [ "$(stat -L -c %i "$p/ns/net" 2>/dev/null)" = "$ino" ] && echo "${p#/proc/}"
+    # -ef compares device and inode without a fork per process.
+    [ "$p/ns/net" -ef "$NETNS" ] 2>/dev/null && echo "${p#/proc/}"
   done
   return 0
 }
@@ -95,7 +96,12 @@ remove_outside_paths() {
   done
   for p in "${created[@]}"; do
     case "$p" in
-      /run/netns) rmdir /run/netns 2>/dev/null || true ;; # other namespaces may live there now
+      /run/netns) # ip netns made it a mount point; other namespaces may live there now
+        if [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
+          umount /run/netns 2>/dev/null || true
+          rmdir /run/netns 2>/dev/null || true
+        fi
+        ;;
       "$E2E_KUBELET_DIR") ;;                             # below, by its marker
       *) rm -rf "$p" ;;
     esac
@@ -122,20 +128,21 @@ node_down() {
   if daemon_pid kube-apiserver >/dev/null && daemon_pid kubelet >/dev/null && api_ready 2>/dev/null; then
     delete_workloads
   fi
-  stop_daemon kube-proxy
-  stop_daemon kubelet
+  stop_daemons kube-proxy kubelet
   if daemon_pid containerd >/dev/null; then remove_containers; fi
-  stop_daemon containerd
-  stop_daemon kube-scheduler
-  stop_daemon kube-controller-manager
-  stop_daemon kube-apiserver
-  stop_daemon etcd
+  stop_daemons containerd kube-scheduler kube-controller-manager kube-apiserver
+  stop_daemons etcd
+  log "teardown: daemons stopped"
   kill_leftovers
+  log "teardown: leftover processes handled"
   unmount_all
+  log "teardown: unmounted"
   [ -e "$NETNS" ] && ip netns delete "$E2E_NAME"
   remove_cgroups
+  log "teardown: netns and cgroups removed"
   remove_outside_paths
   rm -rf "$E2E_ROOT" "$E2E_RUN"
+  log "teardown: directories removed"
   local left
   left=$(leftovers)
   if [ -n "$left" ]; then
