@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+)
+
+const stageModels = "../../testdata/models/"
+
+// runQuiet runs the CLI with stdout and stderr sent to files; it returns the
+// exit status and stdout.
+func runQuiet(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	dir := t.TempDir()
+	out, _ := os.Create(filepath.Join(dir, "stdout"))
+	errf, _ := os.Create(filepath.Join(dir, "stderr"))
+	oldOut, oldErr := os.Stdout, os.Stderr
+	os.Stdout, os.Stderr = out, errf
+	code := run(args)
+	os.Stdout, os.Stderr = oldOut, oldErr
+	out.Close()
+	errf.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, "stdout"))
+	return code, string(b)
+}
+
+func TestStageCommand(t *testing.T) {
+	cache := t.TempDir()
+	rf := filepath.Join(t.TempDir(), "termination-log")
+	code, out := runQuiet(t, "stage", "--source", stageModels+"tiny-int8.onnx", "--cache", cache, "--result-file", rf)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var s stageSummary
+	b, _ := os.ReadFile(rf)
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	dir := strings.TrimSpace(out)
+	if s.Dir != dir || filepath.Base(dir) != s.Key || len(s.SourceSHA256) != 64 || s.SourcePrecision != "int8" || s.SizeBytes <= 0 || s.StagedAt.IsZero() || s.Error != "" {
+		t.Errorf("stdout %q, result %+v", out, s)
+	}
+	if code, _ := runQuiet(t, "inspect", dir); code != 0 {
+		t.Errorf("inspect of the staged dir: exit %d", code)
+	}
+	if code, out := runQuiet(t, "inspect", "--json", stageModels+"tiny-op17.onnx"); code != 0 || !strings.Contains(out, `"encoder_ffn_dim": 128`) {
+		t.Errorf("inspect --json: exit %d, %s", code, out)
+	}
+}
+
+func TestStageCommandFailures(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string // in the result file
+	}{
+		{"decoder", []string{"--source", stageModels + "not-encoder-decoder.onnx"}, 1, "not a Whisper encoder"},
+		{"missing file", []string{"--source", stageModels + "nope.onnx"}, 1, "no such file"},
+		{"no source", []string{}, 2, ""},
+		{"bad heads", []string{"--source", stageModels + "tiny-op14.onnx", "--heads", "-2"}, 2, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cache := t.TempDir()
+			rf := filepath.Join(t.TempDir(), "result")
+			code, _ := runQuiet(t, append([]string{"stage", "--cache", cache, "--result-file", rf}, tt.args...)...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d", code, tt.code)
+			}
+			if tt.want == "" {
+				return
+			}
+			b, err := os.ReadFile(rf)
+			var s stageSummary
+			if err != nil || json.Unmarshal(b, &s) != nil || !strings.Contains(s.Error, tt.want) || s.Key != "" || len(b) >= 4096 {
+				t.Errorf("result file %q (%v), want an error containing %q", b, err, tt.want)
+			}
+			if es, _ := os.ReadDir(cache); len(es) != 0 {
+				t.Errorf("cache holds %d entries after a failure", len(es))
+			}
+		})
+	}
+}
+
+func TestResultFileStaysSmall(t *testing.T) {
+	rf := filepath.Join(t.TempDir(), "r")
+	long := strings.Repeat("x", 10000)
+	if err := writeResult(rf, stageSummary{Error: errorText(errString(long))}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(rf); len(b) >= 4096 || !json.Valid(b) {
+		t.Errorf("result file of %d bytes", len(b))
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+// The demo's staging step: the embedded model stages and reports full 30 s windows.
+func TestStageDemo(t *testing.T) {
+	r, err := stageDemo(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := stage.Inspect(r.Dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	printReport(&b, rep)
+	if !strings.Contains(b.String(), "1500 positions (3000 frames)") || !strings.Contains(b.String(), "layers.1.fc2.weight") {
+		t.Errorf("report:\n%s", b.String())
+	}
+}
