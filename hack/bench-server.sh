@@ -3,7 +3,9 @@
 # `whisper-encoder loadtest` with real speech at concurrency 1, 4, 16 and 64,
 # then the same encoder in-process (same threads, same batch) as the reference
 # for the saturation ratio, side by side in one run. Usage:
-#   hack/bench-server.sh STAGED_DIR [THREADS] [MAX_BATCH] [DURATION]
+#   [MAX_QUEUE=8] hack/bench-server.sh STAGED_DIR [THREADS] [MAX_BATCH] [DURATION]
+# The queue bound sets the worst accepted latency: about (MAX_QUEUE + MAX_BATCH)
+# windows at the saturation throughput.
 # Run from the repository root after `make build`.
 set -euo pipefail
 dir=$1
@@ -16,7 +18,7 @@ trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$
 
 # Ports chosen by the kernel; the server logs them.
 "$bin" serve --weights "$dir" --backend cpu --threads "$threads" --max-batch "$batch" \
-  --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --max-queue 32 --log-level info 2>"$log" &
+  --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --max-queue "${MAX_QUEUE:-8}" --log-level info 2>"$log" &
 pid=$!
 for _ in $(seq 600); do
   grep -q '"msg":"ready"' "$log" && break

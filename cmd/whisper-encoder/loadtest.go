@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,8 @@ func runLoadtest(ctx context.Context, args []string) error {
 		weights  = fs.String("bench-weights", "", "also measure the encoder in-process on this staged model (same --bench-threads and --bench-batch as the server) for the saturation ratio")
 		threads  = fs.Int("bench-threads", 0, "threads of the in-process reference (default GOMAXPROCS)")
 		batch    = fs.Int("bench-batch", 1, "batch of the in-process reference")
+		ratioC   = fs.Int("ratio-concurrency", 4, "server concurrency for the saturation ratio rounds")
+		rounds   = fs.Int("rounds", 3, "alternating in-process/server rounds for the saturation ratio")
 	)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -67,7 +70,6 @@ func runLoadtest(ctx context.Context, args []string) error {
 	}
 	defer closeFn()
 	fmt.Printf("loadtest: %s → %s (%.2f s of audio, %d window(s) per request), %v per level\n", *file, *target, seconds, windows, *duration)
-	var best float64
 	for _, c := range conc {
 		rep, err := client.RunLoad(ctx, client.LoadOptions{
 			Concurrency: c, Duration: *duration, Send: send, AudioSeconds: seconds, Windows: windows,
@@ -80,7 +82,6 @@ func runLoadtest(ctx context.Context, args []string) error {
 		if rep.FirstError != "" {
 			fmt.Printf("  first error: %s\n", rep.FirstError)
 		}
-		best = max(best, rep.WindowsPerSecond)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -88,12 +89,38 @@ func runLoadtest(ctx context.Context, args []string) error {
 	if *weights == "" {
 		return nil
 	}
-	ref, engine, err := benchInProcess(ctx, *weights, *threads, *batch, *duration)
+	return saturationRatio(ctx, send, *weights, *threads, *batch, *ratioC, *rounds, *duration, seconds, windows)
+}
+
+// saturationRatio alternates the in-process encoder (same weights, threads and
+// batch as the server, called back to back) with the server loaded at
+// concurrency conc, rounds times, and reports each pair and the median ratio
+// of server to in-process throughput. Alternating keeps both sides under the
+// same background load.
+func saturationRatio(ctx context.Context, send client.Sender, dir string, threads, batch, conc, rounds int, d time.Duration, seconds float64, windows int) error {
+	enc, err := model.Load(dir, model.Options{Threads: threads})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("in-process encoder (%s, %d threads, batch %d): %.2f windows/s; best server throughput %.2f windows/s = %.0f%% of it\n",
-		engine, *threads, *batch, ref, best, 100*best/ref)
+	defer enc.Close()
+	fmt.Printf("saturation ratio: in-process encoder (%s, %d threads, batch %d) vs the server at concurrency %d, %d alternating rounds of %v\n",
+		enc.Backend(), enc.Threads(), batch, conc, rounds, d)
+	var ratios []float64
+	for r := range rounds {
+		ref, err := benchInProcess(ctx, enc, batch, d)
+		if err != nil {
+			return err
+		}
+		rep, err := client.RunLoad(ctx, client.LoadOptions{Concurrency: conc, Duration: d, Send: send, AudioSeconds: seconds, Windows: windows})
+		if err != nil {
+			return err
+		}
+		ratios = append(ratios, rep.WindowsPerSecond/ref)
+		fmt.Printf("  round %d: in-process %.3f windows/s, server %.3f windows/s (%d ok, %d errors): %.0f%%\n",
+			r+1, ref, rep.WindowsPerSecond, rep.OK, rep.Errors, 100*rep.WindowsPerSecond/ref)
+	}
+	slices.Sort(ratios)
+	fmt.Printf("median server/in-process throughput: %.0f%%\n", 100*ratios[len(ratios)/2])
 	return nil
 }
 
@@ -154,32 +181,27 @@ func sender(target string, body []byte, isNPY, stream bool) (client.Sender, func
 	return client.GRPCSender(c, req, stream), func() { c.Close() }, nil
 }
 
-// benchInProcess is the reference the server is measured against: the same
-// encoder, threads and batch, called back to back on log-mel windows.
-func benchInProcess(ctx context.Context, dir string, threads, batch int, d time.Duration) (float64, string, error) {
-	enc, err := model.Load(dir, model.Options{Threads: threads})
-	if err != nil {
-		return 0, "", err
-	}
-	defer enc.Close()
+// benchInProcess is the reference the server is measured against: the encoder
+// called back to back on batches of log-mel windows for d.
+func benchInProcess(ctx context.Context, enc *model.Encoder, batch int, d time.Duration) (float64, error) {
 	n := enc.Config().NumMelBins
 	logMel, err := mel.LogMel(nil, n)
 	if err != nil {
-		return 0, "", err
+		return 0, err
 	}
 	in := model.Tensor{Shape: []int{batch, n, mel.Frames}}
 	for range batch {
 		in.Data = append(in.Data, logMel...)
 	}
 	if _, err := enc.Encode(ctx, in); err != nil { // warm-up
-		return 0, "", err
+		return 0, err
 	}
 	start, windows := time.Now(), 0
 	for time.Since(start) < d {
 		if _, err := enc.Encode(ctx, in); err != nil {
-			return 0, "", err
+			return 0, err
 		}
 		windows += batch
 	}
-	return float64(windows) / time.Since(start).Seconds(), enc.Backend(), nil
+	return float64(windows) / time.Since(start).Seconds(), nil
 }
