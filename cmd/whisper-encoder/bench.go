@@ -120,7 +120,7 @@ func median(s []float64) float64 {
 func report(who string, positions int, flops float64, perWindow []float64) {
 	m := median(perWindow)
 	audio := float64(2*positions) * 0.01 // seconds of audio per window (10 ms hop)
-	fmt.Printf("%s: %.1f ms per %.0f s window (median of %d, min %.1f), realtime factor %.0fx, %.0f GFLOP/s\n",
+	fmt.Printf("%s: %.1f ms per %.3g s window (median of %d, min %.1f), realtime factor %.0fx, %.0f GFLOP/s\n",
 		who, m, audio, len(perWindow), slices.Min(perWindow), audio/(m/1e3), flops/(m/1e3)/1e9)
 }
 
