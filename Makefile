@@ -60,7 +60,6 @@ test-images:
 ## e2e: a real single-node Kubernetes from nothing, as root (test/e2e/e2e.sh):
 ## node up, our images, scenarios (E2E_SCENARIOS, default smoke), full teardown
 e2e: images
-	test/e2e/install-deps.sh >/dev/null
 	test/e2e/e2e.sh run $(E2E_SCENARIOS)
 
 ## test-deviceplugin: the device plugin's unit tests with the race detector
@@ -120,7 +119,7 @@ verify-generated: generate manifests
 ## built from source by hack/k8s-bins.sh (cached under $(XDNA_CACHE)), with the race detector
 test-operator:
 	@assets=$$(hack/k8s-bins.sh kube-apiserver etcd) && \
-	KUBEBUILDER_ASSETS=$$assets $(GO) test -race -count=1 -timeout 15m ./api/... ./operator/... ./cmd/whisper-operator/...
+	KUBEBUILDER_ASSETS=$$assets $(GO) test -race -count=1 -timeout 15m ./api/v1alpha1/... ./operator/... ./cmd/whisper-operator/...
 
 ## bench-operator: 200 WhisperEncoders (20 sources) reconciled to steady state on envtest;
 ## prints time to steady state, API requests per object and steady-state writes (must be 0)
@@ -131,10 +130,12 @@ bench-operator:
 	KUBEBUILDER_ASSETS=$$assets WHISPER_SCALE_OBJECTS=$(SCALE_OBJECTS) WHISPER_SCALE_SOURCES=$(SCALE_SOURCES) \
 	  $(GO) test -count=1 -timeout 20m -run '^TestScale$$' -v ./operator/ | grep -E '^(SCALE|---|ok|FAIL|PASS)'
 
-## test-server: the front end, server and client tests with the race detector
+## test-server: the front end, server and client tests with the race detector, and a
+## bounded fuzz run of the WAV/FLAC decoding entry point
 .PHONY: test-server bench-server fixtures-frontend
 test-server:
 	$(GO) test -race -count=1 ./encoder/audio/... ./encoder/mel/... ./encoder/server/... ./encoder/client/...
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./encoder/audio
 
 ## bench-server: serve + loadtest at concurrency 1/4/16/64 over loopback, with the
 ## in-process encoder at the same threads and batch as the saturation reference

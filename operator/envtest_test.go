@@ -23,6 +23,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -321,7 +322,10 @@ func waitJob(t testing.TB, ns, hash string) *batchv1.Job {
 // with msg as termination message and marks the Job Complete (succeeded) or Failed.
 func finishJob(t testing.TB, job *batchv1.Job, succeeded bool, msg string) {
 	t.Helper()
-	ctx := context.Background()
+	must(t, finishJobErr(context.Background(), job, succeeded, msg))
+}
+
+func finishJobErr(ctx context.Context, job *batchv1.Job, succeeded bool, msg string) error {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: job.Name + "-" + rand.String(5), Namespace: job.Namespace,
@@ -330,7 +334,9 @@ func finishJob(t testing.TB, job *batchv1.Job, succeeded bool, msg string) {
 		},
 		Spec: *job.Spec.Template.Spec.DeepCopy(),
 	}
-	must(t, k8s.Create(ctx, pod))
+	if err := k8s.Create(ctx, pod); err != nil {
+		return fmt.Errorf("create pod of Job %s: %w", job.Name, err)
+	}
 	now := metav1.Now()
 	phase, exit := corev1.PodSucceeded, int32(0)
 	if !succeeded {
@@ -340,8 +346,10 @@ func finishJob(t testing.TB, job *batchv1.Job, succeeded bool, msg string) {
 		Name: stageContainer, Image: pod.Spec.Containers[0].Image,
 		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: exit, Message: msg, StartedAt: now, FinishedAt: now}},
 	}}}
-	must(t, k8s.Status().Update(ctx, pod))
-	eventually(t, 10*time.Second, "job status", func() error {
+	if err := k8s.Status().Update(ctx, pod); err != nil {
+		return fmt.Errorf("pod status of Job %s: %w", job.Name, err)
+	}
+	return retryOnConflict(func() error {
 		var j batchv1.Job
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(job), &j); err != nil {
 			return err
@@ -364,6 +372,18 @@ func finishJob(t testing.TB, job *batchv1.Job, succeeded bool, msg string) {
 	})
 }
 
+// retryOnConflict runs f until it does not fail with an optimistic-lock conflict (at most 50 times).
+func retryOnConflict(f func() error) error {
+	var err error
+	for range 50 {
+		if err = f(); !apierrors.IsConflict(err) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return err
+}
+
 // stagedMessage is the stager's success result for key.
 func stagedMessage(key string) string {
 	return fmt.Sprintf(`{"key":%q,"dir":"/cache/%s","sourceSHA256":"%064d","sourcePrecision":"fp32","sizeBytes":41181184,"stagedAt":"2026-05-01T12:00:00Z"}`, key, key, 7)
@@ -372,17 +392,31 @@ func stagedMessage(key string) string {
 // rollOut plays the Deployment controller: every desired replica updated, ready and available.
 func rollOut(t testing.TB, ns, name string) {
 	t.Helper()
-	ctx := context.Background()
-	eventually(t, 10*time.Second, "deployment status "+name, func() error {
+	must(t, retryOnConflict(func() error {
 		var d appsv1.Deployment
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &d); err != nil {
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &d); err != nil {
 			return err
 		}
-		n := replicasOf(&d)
-		d.Status = appsv1.DeploymentStatus{
-			ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
-			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"}},
-		}
-		return k8s.Status().Update(ctx, &d)
-	})
+		return rollOutErr(context.Background(), &d)
+	}))
+}
+
+func rollOutErr(ctx context.Context, d *appsv1.Deployment) error {
+	n := replicasOf(d)
+	d.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"}},
+	}
+	return k8s.Status().Update(ctx, d)
+}
+
+// namespaceReader is the test client limited to one namespace.
+type namespaceReader struct{ ns string }
+
+func (r namespaceReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	return k8s.Get(ctx, key, obj, opts...)
+}
+
+func (r namespaceReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return k8s.List(ctx, list, append(opts, client.InNamespace(r.ns))...)
 }

@@ -1,0 +1,200 @@
+package operator
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
+)
+
+func TestEncoderDeploymentNPU(t *testing.T) {
+	cfg := testConfig()
+	we := testEncoder(func(we *whisperv1.WhisperEncoder) {
+		we.Spec.Replicas = ptr.To(int32(2))
+		we.Spec.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")}}
+		we.Spec.NodeSelector = map[string]string{"xdna.io/npu": "true"}
+		we.Spec.Tolerations = []corev1.Toleration{{Key: "npu", Operator: corev1.TolerationOpExists}}
+		we.Spec.PriorityClassName = "inference"
+	})
+	labels := map[string]string{labelName: appName, labelInstance: "base", labelComponent: componentEncoder, labelManagedBy: managedBy, labelEncoder: "base"}
+	probe := func(path string, period, failures int32) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("http"), Scheme: corev1.URISchemeHTTP}},
+			PeriodSeconds: period, TimeoutSeconds: 2, SuccessThreshold: 1, FailureThreshold: failures}
+	}
+	want := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "base", Namespace: "ml", Labels: labels, Annotations: map[string]string{annotationKey: "key1"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "whisper.xdna.io/v1alpha1", Kind: "WhisperEncoder", Name: "base", UID: "uid-1",
+				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(int32(2)),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelEncoder: "base"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{
+					"prometheus.io/scrape": "true", "prometheus.io/port": "8080", "prometheus.io/path": "/metrics", annotationKey: "key1"}},
+				Spec: corev1.PodSpec{
+					AutomountServiceAccountToken: ptr.To(false), EnableServiceLinks: ptr.To(false),
+					SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(false), RunAsUser: ptr.To(int64(0)),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+					NodeSelector:      map[string]string{"xdna.io/npu": "true"},
+					Tolerations:       []corev1.Toleration{{Key: "npu", Operator: corev1.TolerationOpExists}},
+					PriorityClassName: "inference",
+					Volumes: []corev1.Volume{
+						{Name: "cache", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "whisper-cache", ReadOnly: true}}},
+						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+					},
+					Containers: []corev1.Container{{
+						Name: "encoder", Image: "registry.test/whisper-encoder:v1", ImagePullPolicy: corev1.PullIfNotPresent,
+						Command: []string{"whisper-encoder"},
+						Args: []string{"serve", "--weights", "/weights", "--http-addr", ":8080", "--grpc-addr", ":9090",
+							"--backend", "npu", "--max-batch", "8", "--max-queue", "64"},
+						Env: []corev1.EnvVar{{Name: "TMPDIR", Value: "/tmp"}},
+						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
+							{Name: "grpc", ContainerPort: 9090, Protocol: corev1.ProtocolTCP}},
+						VolumeMounts: []corev1.VolumeMount{{Name: "cache", MountPath: "/weights", SubPath: "key1", ReadOnly: true}, {Name: "tmp", MountPath: "/tmp"}},
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi"), "amd.com/npu": resource.MustParse("1")},
+							Limits:   corev1.ResourceList{"amd.com/npu": resource.MustParse("1")},
+						},
+						ReadinessProbe: probe("/readyz", 5, 3), LivenessProbe: probe("/healthz", 10, 3), StartupProbe: probe("/healthz", 2, 60),
+						TerminationMessagePath: "/dev/termination-log", TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
+							Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"IPC_LOCK"}}},
+					}},
+				},
+			},
+		},
+	}
+	got := encoderDeployment(we, "key1", cfg)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("encoderDeployment (-want +got):\n%s", diff)
+	}
+	if we.Spec.Resources.Limits != nil {
+		t.Errorf("encoderDeployment modified spec.resources: %v", we.Spec.Resources)
+	}
+}
+
+func TestEncoderDeploymentVariants(t *testing.T) {
+	cfg := testConfig()
+	tests := []struct {
+		name  string
+		mut   func(*whisperv1.WhisperEncoder)
+		check func(d *appsv1.Deployment) (got, want any)
+	}{
+		{"cpu: no device, restricted, non-root", func(we *whisperv1.WhisperEncoder) { we.Spec.Backend = whisperv1.BackendCPU },
+			func(d *appsv1.Deployment) (any, any) {
+				c := d.Spec.Template.Spec.Containers[0]
+				return []any{c.Resources, d.Spec.Template.Spec.SecurityContext, c.SecurityContext.Capabilities},
+					[]any{corev1.ResourceRequirements{}, restrictedPodSecurity(65532), &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
+			}},
+		{"two devices of another resource", func(we *whisperv1.WhisperEncoder) {
+			we.Spec.NPU = whisperv1.NPUSpec{ResourceName: "xdna.io/npu", Count: 2}
+		},
+			func(d *appsv1.Deployment) (any, any) {
+				return d.Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceList{"xdna.io/npu": resource.MustParse("2")}
+			}},
+		{"autoscaling leaves replicas to the HPA", func(we *whisperv1.WhisperEncoder) {
+			we.Spec.Replicas = ptr.To(int32(7))
+			we.Spec.Autoscaling = &whisperv1.AutoscalingSpec{MinReplicas: 1, MaxReplicas: 3, TargetQueueDepth: 4}
+		}, func(d *appsv1.Deployment) (any, any) { return d.Spec.Replicas, (*int32)(nil) }},
+		{"unset replicas is 1", func(we *whisperv1.WhisperEncoder) { we.Spec.Replicas = nil },
+			func(d *appsv1.Deployment) (any, any) { return *d.Spec.Replicas, int32(1) }},
+		{"serving ports and limits", func(we *whisperv1.WhisperEncoder) {
+			we.Spec.Serving = whisperv1.ServingSpec{MaxBatch: 2, MaxQueue: 5, HTTPPort: 8000, GRPCPort: 50051}
+		}, func(d *appsv1.Deployment) (any, any) {
+			c := d.Spec.Template.Spec.Containers[0]
+			return []any{c.Args[3:], c.Ports[1].ContainerPort, d.Spec.Template.Annotations["prometheus.io/port"]},
+				[]any{[]string{"--http-addr", ":8000", "--grpc-addr", ":50051", "--backend", "npu", "--max-batch", "2", "--max-queue", "5"}, int32(50051), "8000"}
+		}},
+		{"zero serving values get the API defaults", func(we *whisperv1.WhisperEncoder) { we.Spec.Serving = whisperv1.ServingSpec{} },
+			func(d *appsv1.Deployment) (any, any) {
+				return d.Spec.Template.Spec.Containers[0].Args[3:], []string{"--http-addr", ":8080", "--grpc-addr", ":9090", "--backend", "npu", "--max-batch", "8", "--max-queue", "64"}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, want := tt.check(encoderDeployment(testEncoder(tt.mut), "k", cfg))
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestEncoderService(t *testing.T) {
+	got := encoderService(testEncoder())
+	want := corev1.ServiceSpec{
+		Type:     corev1.ServiceTypeClusterIP,
+		Selector: map[string]string{labelName: appName, labelEncoder: "base"},
+		Ports: []corev1.ServicePort{
+			{Name: "http", Port: 8080, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP, AppProtocol: ptr.To("http")},
+			{Name: "grpc", Port: 9090, TargetPort: intstr.FromString("grpc"), Protocol: corev1.ProtocolTCP, AppProtocol: ptr.To("kubernetes.io/h2c")},
+		},
+	}
+	if diff := cmp.Diff(want, got.Spec); diff != "" {
+		t.Errorf("encoderService spec (-want +got):\n%s", diff)
+	}
+	if got.Name != "base" || got.Namespace != "ml" || *got.OwnerReferences[0].Controller != true {
+		t.Errorf("encoderService metadata = %+v", got.ObjectMeta)
+	}
+}
+
+func TestEncoderAutoscaler(t *testing.T) {
+	cfg := testConfig()
+	if got := encoderAutoscaler(testEncoder(), cfg); got != nil {
+		t.Errorf("no spec.autoscaling → HPA %+v, want nil", got)
+	}
+	we := testEncoder(func(we *whisperv1.WhisperEncoder) {
+		we.Spec.Autoscaling = &whisperv1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 10, TargetQueueDepth: 6}
+	})
+	want := autoscalingv2.HorizontalPodAutoscalerSpec{
+		ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "base"},
+		MinReplicas:    ptr.To(int32(2)),
+		MaxReplicas:    10,
+		Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.PodsMetricSourceType, Pods: &autoscalingv2.PodsMetricSource{
+			Metric: autoscalingv2.MetricIdentifier{Name: "whisper_encoder_queue_depth"},
+			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewQuantity(6, resource.DecimalSI)},
+		}}},
+	}
+	if diff := cmp.Diff(want, encoderAutoscaler(we, cfg).Spec); diff != "" {
+		t.Errorf("encoderAutoscaler (-want +got):\n%s", diff)
+	}
+}
+
+func TestKeepFunctions(t *testing.T) {
+	live := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(5))}}
+	auto := &appsv1.Deployment{}
+	keepAutoscaledReplicas(live, auto)
+	fixed := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(2))}}
+	keepAutoscaledReplicas(live, fixed)
+	if *auto.Spec.Replicas != 5 || *fixed.Spec.Replicas != 2 {
+		t.Errorf("keepAutoscaledReplicas: autoscaled %d (want 5, the HPA's), fixed %d (want 2, ours)", *auto.Spec.Replicas, *fixed.Spec.Replicas)
+	}
+	svc := &corev1.Service{Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.7", ClusterIPs: []string{"10.0.0.7"}, IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}}}
+	desired := encoderService(testEncoder())
+	keepServiceAllocations(svc, desired)
+	if desired.Spec.ClusterIP != "10.0.0.7" || len(desired.Spec.ClusterIPs) != 1 || len(desired.Spec.IPFamilies) != 1 {
+		t.Errorf("keepServiceAllocations lost the allocation: %+v", desired.Spec)
+	}
+}
+
+func TestSpecHash(t *testing.T) {
+	cfg := testConfig()
+	a := specHash(encoderDeployment(testEncoder(), "k", cfg))
+	if b := specHash(encoderDeployment(testEncoder(), "k", cfg)); a != b {
+		t.Errorf("specHash not deterministic: %s vs %s", a, b)
+	}
+	if b := specHash(encoderDeployment(testEncoder(), "k2", cfg)); a == b {
+		t.Errorf("specHash ignores the weights key")
+	}
+	if b := specHash(encoderDeployment(testEncoder(func(we *whisperv1.WhisperEncoder) { we.Spec.Serving.MaxBatch = 4 }), "k", cfg)); a == b {
+		t.Errorf("specHash ignores the container args")
+	}
+}
