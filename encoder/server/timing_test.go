@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
+	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 )
 
 // These tests use gatedBackend: they need to hold the backend still to shape
@@ -294,5 +297,46 @@ func TestDrainFinishesAcceptedRequests(t *testing.T) {
 	h.done <- nil // for the cleanup
 	if ok := h.requests("http_encode", "OK") + h.requests("Encode", "OK"); ok != n {
 		t.Errorf("%g requests OK, want %d", ok, n)
+	}
+}
+
+// TestStreamLimit: with --max-streams 1 and one multi-window request
+// computing, a second one is refused at once; single-window requests still go.
+func TestStreamLimit(t *testing.T) {
+	g := newGated(fakeInfo(), true)
+	opts := DefaultOptions()
+	opts.MaxStreams, opts.MaxBatch = 1, 1
+	h := start(t, g, fakeInfo(), opts)
+	g.release(1)
+	h.waitReady(t)
+	<-g.started
+
+	long := audio.EncodeWAV16(audio.Clip{Rate: 16000, Channels: 1, Samples: make([]float32, 45*16000)})
+	first := make(chan error, 1)
+	go func() {
+		stream, err := h.grpc.EncodeStream(context.Background(), &encoderv1.EncodeRequest{Input: &encoderv1.EncodeRequest_Audio{Audio: &encoderv1.Audio{Data: long}}})
+		if err == nil {
+			for err == nil {
+				_, err = stream.Recv()
+			}
+			if err == io.EOF {
+				err = nil
+			}
+		}
+		first <- err
+	}()
+	<-g.started // its first window computes, held by the gate
+	r := h.post(context.Background(), "audio/wav", long, "")
+	if r.status != http.StatusTooManyRequests || !strings.Contains(string(r.body), "too many concurrent multi-window requests (limit 1)") {
+		t.Errorf("second long request: %d %s, want 429 naming the stream limit", r.status, trim(r.body))
+	}
+	short := make(chan httpResult, 1)
+	go func() { short <- h.post(context.Background(), ContentTypeNPY, constMel(t, 80, 10, 1), "") }()
+	g.release(3)
+	if err := <-first; err != nil {
+		t.Errorf("first stream: %v", err)
+	}
+	if r := <-short; r.status != http.StatusOK {
+		t.Errorf("single-window request: %d %s", r.status, trim(r.body))
 	}
 }
