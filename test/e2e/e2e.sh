@@ -12,8 +12,9 @@
 #
 # Scenarios are files scenarios/NAME.sh defining a function scenario_NAME; they
 # run in order against the same node, using the helpers of lib/*.sh.
-# Needs root, `make images` (bin/images, bin/e2e-agent) and what
-# test/e2e/install-deps.sh installs. Settings: the E2E_* variables in lib/common.sh.
+# Needs root and `make images` (bin/images, bin/e2e-agent); `run` installs the
+# rest (test/e2e/install-deps.sh), the other commands expect it installed.
+# Settings: the E2E_* variables in lib/common.sh.
 set -euo pipefail
 
 # shellcheck source=lib/common.sh
@@ -32,6 +33,12 @@ k8s_bins() {
   K8S_BIN=$("$REPO_ROOT/hack/k8s-bins.sh" "${K8S_BINARIES[@]}")
 }
 
+# install_deps installs the Debian packages if missing, builds (or finds
+# cached) the Kubernetes binaries, and sets K8S_BIN.
+install_deps() {
+  K8S_BIN=$("$E2E_DIR/install-deps.sh")
+}
+
 # run_scenarios sources and runs each scenario against the running node.
 run_scenarios() {
   local s
@@ -48,9 +55,9 @@ run_scenarios() {
 cmd_run() {
   local scenarios=("$@")
   [ ${#scenarios[@]} -gt 0 ] || scenarios=(smoke)
-  timer_start "k8s binaries (hack/k8s-bins.sh)"
-  k8s_bins
-  timer_stop "k8s binaries (hack/k8s-bins.sh)"
+  timer_start "dependencies (apt, k8s binaries)"
+  install_deps
+  timer_stop "dependencies (apt, k8s binaries)"
   node_up
   run_scenarios "${scenarios[@]}"
   timer_start "teardown"
@@ -81,7 +88,7 @@ main() {
       trap on_run_exit EXIT # whatever happens, leave nothing behind
       cmd_run "$@"
       ;;
-    up) k8s_bins && node_up && print_timings && log "node is up; kubectl: test/e2e/e2e.sh kubectl ...; stop: test/e2e/e2e.sh down" ;;
+    up) install_deps && node_up && print_timings && log "node is up; kubectl: test/e2e/e2e.sh kubectl ...; stop: test/e2e/e2e.sh down" ;;
     down) k8s_bins && node_down ;;
     restart-kubelet)
       k8s_bins

@@ -104,7 +104,7 @@ netns_up() {
 
 # write_configs writes the PKI, kubeconfigs and every component's configuration.
 write_configs() {
-  mkdir -p "$E2E_ROOT"/{etcd,containerd,cni/net.d,cni/ipam,kubelet,pod-logs,volume-plugins} "$E2E_RUN"/{netns,runc} "$E2E_LOGS"
+  mkdir -p "$E2E_ROOT"/{etcd,containerd,cni/net.d,cni/ipam,kubelet,pod-logs,volume-plugins} "$E2E_RUN"/runc "$E2E_LOGS"
   pki_make
   kubeconfig "$ADMIN_KUBECONFIG" admin
   kubeconfig "$E2E_ROOT/controller-manager.kubeconfig" controller-manager
@@ -140,7 +140,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   sandbox_image = "$(image_ref pause)"
   # CAP_SYS_RESOURCE may be missing (it is on these VMs): never raise oom_score_adj.
   restrict_oom_score_adj = true
-  netns_mounts_under = "$E2E_RUN/netns"
+  # Pod network namespaces go below the state dir ($E2E_RUN), not /run/netns.
+  netns_mounts_under_state_dir = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false

@@ -88,13 +88,12 @@ remove_cgroups() {
 # remove_outside_paths removes what the node left outside its own directories:
 # whole paths that did not exist before `up`, else only this node's entries.
 remove_outside_paths() {
-  local created=() p l
-  [ -f "$E2E_ROOT/created-paths" ] && mapfile -t created <"$E2E_ROOT/created-paths"
+  local p l
   rm -f /var/lib/cni/results/"$E2E_NAME"-* 2>/dev/null || true
   for l in /var/log/containers/*.log; do
     [ -L "$l" ] && [[ "$(readlink "$l")" == "$E2E_ROOT/"* ]] && rm -f "$l"
   done
-  for p in "${created[@]}"; do
+  for p in "${CREATED_PATHS[@]}"; do
     case "$p" in
       /run/netns) # ip netns made it a mount point; other namespaces may live there now
         if [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
@@ -119,12 +118,18 @@ leftovers() {
   for d in $(cgroup_dirs); do [ -e "$d" ] && echo "cgroup $d"; done
   for d in "$E2E_ROOT" "$E2E_RUN"; do [ -e "$d" ] && echo "directory $d"; done
   [ -e "$E2E_KUBELET_DIR/$OWNED" ] && echo "directory $E2E_KUBELET_DIR"
+  for d in "${CREATED_PATHS[@]}"; do
+    [ "$d" = /run/netns ] && [ -n "$(ls -A /run/netns 2>/dev/null)" ] && continue # others' namespaces
+    [ -e "$d" ] && echo "$d (made by this node)"
+  done
   return 0
 }
 
 # node_down tears the node down and fails if anything of it is left.
 node_down() {
   cgroup_setup
+  CREATED_PATHS=()
+  [ -f "$E2E_ROOT/created-paths" ] && mapfile -t CREATED_PATHS <"$E2E_ROOT/created-paths"
   if daemon_pid kube-apiserver >/dev/null && daemon_pid kubelet >/dev/null && api_ready 2>/dev/null; then
     delete_workloads
   fi
