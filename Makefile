@@ -76,11 +76,13 @@ test-kubelet:
 
 ## test-encoder: the CPU encoder's tests again with the portable (purego) kernels
 ## forced at build time, and the backend's concurrency under the race detector
-## (plain `go test ./...` already runs every ISA this machine supports)
+## and concurrent Encode calls under the race detector (plain `go test ./...`
+## already runs every ISA this machine supports)
 .PHONY: test-encoder bench-encoder goldens
 test-encoder:
 	$(GO) test -count=1 -tags purego ./encoder/kernels ./encoder/backend ./encoder/model
 	$(GO) test -race -count=1 ./encoder/backend
+	$(GO) test -race -count=1 -run Concurrent ./encoder/model
 
 ## bench-encoder: the Go CPU encoder against ONNX Runtime (onnxruntime-node) on the
 ## same whisper-base-sized fp32 ONNX and input, alternating A/B, at 1 and 2 threads
