@@ -18,6 +18,7 @@ const (
 	FP32
 )
 
+// String is "bf16" or "fp32".
 func (p Precision) String() string {
 	if p == BF16 {
 		return "bf16"
@@ -102,8 +103,11 @@ func (c *CPU) Close() {
 // cpuWeight is a weight packed as bf16 k-pair panels (kernels.Packed).
 type cpuWeight struct{ p kernels.Packed }
 
+// Shape is the logical [out, in] shape.
 func (w *cpuWeight) Shape() (int, int) { return w.p.N, w.p.K }
-func (w *cpuWeight) Bytes() int        { return w.p.Bytes() }
+
+// Bytes is the size of the packed panels.
+func (w *cpuWeight) Bytes() int { return w.p.Bytes() }
 
 // Pack packs w [out][in] into 32-column bf16 k-pair panels, in memory
 // outside the Go heap that Close releases.

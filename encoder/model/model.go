@@ -260,6 +260,7 @@ const (
 
 var opNames = [numOps]string{"conv (im2col GEMM)", "layernorm", "qkv projection", "attention", "out projection", "mlp (fc1+gelu+fc2)", "gelu/pos/pad"}
 
+// String names the op as the bench report prints it.
 func (o Op) String() string { return opNames[o] }
 
 // OpTime is the time spent in one op.
