@@ -50,6 +50,7 @@ func runStage(ctx context.Context, args []string) error {
 	heads := fs.Int("heads", 0, "attention heads (overrides the value inferred from the graph)")
 	resultFile := fs.String("result-file", "", "write a JSON summary here (the operator's Job uses /dev/termination-log)")
 	stall := fs.Duration("stall-timeout", 60*time.Second, "give up a download attempt after this long without data")
+	reportPod := fs.String("report-pod", "", "also publish progress as an annotation of this pod (the operator's staging Job passes its own pod)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -61,6 +62,8 @@ func runStage(ctx context.Context, args []string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	progress, finish := progressReporter(logger)
+	progress, finishReport := withPodReport(logger, *reportPod, progress)
+	defer finishReport()
 	r, err := stage.Stage(ctx, stage.Options{
 		Source: *source, SHA256: *sum, CacheDir: *cache, Heads: *heads,
 		ConverterVersion: converterVersion(), Logger: logger, Progress: progress,

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/podreport"
+	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+)
+
+// withPodReport also publishes staging progress as an annotation on pod (the operator's staging
+// Job passes its own pod's name), for the WhisperEncoder's status.staging. Reporting is best
+// effort: when the pod cannot be reached the stager logs why and stages anyway. The returned
+// finish sends the last report.
+func withPodReport(logger *slog.Logger, pod string, progress func(stage.Progress)) (func(stage.Progress), func()) {
+	if pod == "" {
+		return progress, func() {}
+	}
+	r, err := podreport.InCluster(pod)
+	if err != nil {
+		logger.Warn("no progress reporting to the pod", "err", err)
+		return progress, func() {}
+	}
+	return func(p stage.Progress) {
+			progress(p)
+			r.Report(podreport.Progress{Phase: p.Phase, BytesDone: p.Done, BytesTotal: p.Total})
+		}, func() {
+			if err := r.Close(); err != nil {
+				logger.Warn("progress reporting to the pod failed", "err", err)
+			}
+		}
+}
