@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/model"
+	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
+	"github.com/xdna-whisper/xdna-whisper/encoder/server"
+)
+
+// serveInProcess runs the server on the staged bundled model on loopback.
+func serveInProcess(t *testing.T) (httpURL, grpcAddr string) {
+	t.Helper()
+	dir := stageBundled(t, t.TempDir())
+	enc, err := model.Load(dir, model.Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := server.InfoFor(dir, "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(server.ModelBackend(enc), info, server.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, _ := net.Listen("tcp", "127.0.0.1:0")
+	gl, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.Run(ctx, s, hl, gl, time.Minute) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		enc.Close()
+	})
+	for deadline := time.Now().Add(time.Minute); !s.Ready(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready")
+		}
+	}
+	return "http://" + hl.Addr().String(), gl.Addr().String()
+}
+
+// TestEncodeRemote: `encode --server ADDR FILE` over HTTP and gRPC, for audio
+// (a 45 s WAV: two windows) and a log-mel .npy.
+func TestEncodeRemote(t *testing.T) {
+	httpURL, grpcAddr := serveInProcess(t)
+	tmp := t.TempDir()
+	for _, tc := range []struct {
+		addr, file string
+		windows    int
+	}{
+		{httpURL, "../../testdata/audio/speech_22k.wav", 1},
+		{grpcAddr, "../../testdata/audio/speech_22k.wav", 1},
+		{grpcAddr, "../../testdata/mel/jfk_80.npy", 1},
+		{httpURL, "../../testdata/mel/jfk_80.npy", 1},
+		{grpcAddr, "../../../shared/data/whisper/jfk.flac", 1},
+	} {
+		t.Run(fmt.Sprintf("%s %s", tc.addr, filepath.Base(tc.file)), func(t *testing.T) {
+			out := filepath.Join(tmp, "hidden.npy")
+			os.Remove(out)
+			if err := runEncode(context.Background(), []string{"--server", tc.addr, "--out", out, tc.file}); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := npy.Read(bytes.NewReader(b), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(a.Shape) != fmt.Sprintf("[%d 1500 64]", tc.windows) {
+				t.Errorf("shape %v", a.Shape)
+			}
+		})
+	}
+	err := runEncode(context.Background(), []string{"--server", httpURL, "a.wav", "b.wav"})
+	if _, ok := err.(usageError); !ok {
+		t.Errorf("two files: %v, want a usage error", err)
+	}
+	if err := runEncode(context.Background(), []string{"--server", httpURL, "../../testdata/audio/missing.wav"}); err == nil {
+		t.Error("missing file: no error")
+	}
+}
+
+// TestDemoServe is the serving half of the main job: the bundled model, the
+// bundled speech clip through HTTP, the summary, a clean shutdown.
+func TestDemoServe(t *testing.T) {
+	dir := stageBundled(t, t.TempDir())
+	var out bytes.Buffer
+	if err := demoServe(context.Background(), &out, dir, "../../testdata/audio/speech_22k.wav"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"hidden states [1 1500 64] float32", "realtime factor: ", `whisper_encoder_backend_info{backend="cpu"`,
+		`whisper_encoder_requests_total{code="OK",method="http_encode"} 1`, "server drained and shut down cleanly",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
