@@ -31,6 +31,7 @@ func init() {
 // measurement is one child process run.
 type measurement struct {
 	wall  time.Duration
+	cpu   time.Duration // user + system
 	maxKB int64
 }
 
@@ -80,8 +81,9 @@ func runBenchStage(ctx context.Context, args []string) error {
 				return fmt.Errorf("seed pipeline: %w", err)
 			}
 			stageReport("seed pipeline (python)", theirs, 0, 0)
-			fmt.Printf("ratio seed/ours: wall %.1fx, peak RSS %.1fx (median)\n",
-				stageMedian(theirs, wallOf)/stageMedian(ours, wallOf), stageMedian(theirs, rssOf)/stageMedian(ours, rssOf))
+			fmt.Printf("ratio seed/ours: wall %.1fx, CPU %.1fx, peak RSS %.1fx (medians)\n",
+				stageMedian(theirs, wallOf)/stageMedian(ours, wallOf), stageMedian(theirs, cpuOf)/stageMedian(ours, cpuOf),
+				stageMedian(theirs, rssOf)/stageMedian(ours, rssOf))
 		} else {
 			fmt.Printf("seed pipeline skipped: %s not found (run from the repository root)\n", *seed)
 		}
@@ -113,6 +115,7 @@ func repeat(ctx context.Context, n int, work string, mk func(dir string) *exec.C
 		m := measurement{wall: wall}
 		if ru != nil {
 			m.maxKB = ru.Maxrss
+			m.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		}
 		out = append(out, m)
 	}
@@ -120,6 +123,7 @@ func repeat(ctx context.Context, n int, work string, mk func(dir string) *exec.C
 }
 
 func wallOf(m measurement) float64 { return m.wall.Seconds() }
+func cpuOf(m measurement) float64  { return m.cpu.Seconds() }
 func rssOf(m measurement) float64  { return float64(m.maxKB) }
 
 func stageMedian(ms []measurement, f func(measurement) float64) float64 {
@@ -133,8 +137,8 @@ func stageMedian(ms []measurement, f func(measurement) float64) float64 {
 
 func stageReport(name string, ms []measurement, bytes int64, _ int) {
 	best := slices.MinFunc(ms, func(a, b measurement) int { return int(a.wall - b.wall) })
-	line := fmt.Sprintf("%-24s wall median %.3f s (best %.3f s)   peak RSS median %.1f MB (max %.1f MB)",
-		name, stageMedian(ms, wallOf), best.wall.Seconds(), stageMedian(ms, rssOf)/1024,
+	line := fmt.Sprintf("%-24s wall median %.3f s (best %.3f s)   CPU median %.3f s   peak RSS median %.1f MB (max %.1f MB)",
+		name, stageMedian(ms, wallOf), best.wall.Seconds(), stageMedian(ms, cpuOf), stageMedian(ms, rssOf)/1024,
 		float64(slices.MaxFunc(ms, func(a, b measurement) int { return int(a.maxKB - b.maxKB) }).maxKB)/1024)
 	if bytes > 0 {
 		line += fmt.Sprintf("   %.0f MB/s", float64(bytes)/1e6/stageMedian(ms, wallOf))

@@ -197,3 +197,17 @@ func TestConvertVariantsAgree(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkConvertTransposedLE(b *testing.B) {
+	rows, cols := 512, 2048 // whisper-base fc1 as exported: [in, out]
+	src := make([]byte, 4*rows*cols)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range rows * cols {
+		binary.LittleEndian.PutUint32(src[4*i:], math.Float32bits(float32(r.NormFloat64())))
+	}
+	dst := make([]uint16, rows*cols)
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		ConvertTransposedLE(dst, src, rows, cols)
+	}
+}

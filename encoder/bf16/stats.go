@@ -89,11 +89,33 @@ func (a *acc) run(dst []uint16, src []float32) {
 		d := fx - float64(math.Float32frombits(r&0xffff0000))
 		sumSqErr += d * d
 		sumSq += fx * fx
-		if d < 0 {
-			d = -d
+		if ad := math.Abs(d); ad > maxAbs {
+			maxAbs = ad
 		}
-		if d > maxAbs {
-			maxAbs = d
+	}
+	a.maxAbs, a.sumSqErr, a.sumSq = maxAbs, sumSqErr, sumSq
+}
+
+// runLE is run reading little-endian float32 bytes in place (4·len(dst) of them).
+func (a *acc) runLE(dst []uint16, src []byte) {
+	src = src[:4*len(dst)]
+	maxAbs, sumSqErr, sumSq := a.maxAbs, a.sumSqErr, a.sumSq
+	for i := range dst {
+		b := binary.LittleEndian.Uint32(src[4*i : 4*i+4])
+		x := math.Float32frombits(b)
+		r := b + 0x7fff + (b>>16)&1
+		h := uint16(r >> 16)
+		if b&0x7f800000 == 0x7f800000 || h&0x7f80 == 0x7f80 {
+			dst[i] = a.special(x, b)
+			continue
+		}
+		dst[i] = h
+		fx := float64(x)
+		d := fx - float64(math.Float32frombits(r&0xffff0000))
+		sumSqErr += d * d
+		sumSq += fx * fx
+		if ad := math.Abs(d); ad > maxAbs {
+			maxAbs = ad
 		}
 	}
 	a.maxAbs, a.sumSqErr, a.sumSq = maxAbs, sumSqErr, sumSq
@@ -126,47 +148,29 @@ func Convert(dst []uint16, src []float32) ErrorStats {
 	return a.stats(len(src))
 }
 
-// chunk is the number of values decoded at a time by the byte-reading loops.
-const chunk = 512
-
 // ConvertLE is Convert for little-endian float32 bytes (as stored in ONNX
 // raw_data), read in place.
 func ConvertLE(dst []uint16, src []byte) ErrorStats {
 	n := len(src) / 4
-	dst = dst[:n]
 	var a acc
-	var buf [chunk]float32
-	for off := 0; off < n; off += chunk {
-		m := min(chunk, n-off)
-		decodeLE(buf[:m], src[4*off:])
-		a.run(dst[off:off+m], buf[:m])
-	}
+	a.runLE(dst[:n], src)
 	return a.stats(n)
 }
 
-func decodeLE(dst []float32, src []byte) {
-	src = src[:4*len(dst)]
-	for i := range dst {
-		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-	}
-}
-
-// tile is the block edge of the transposing conversions.
-const tile = 64
+// strip is the number of source rows converted at a time by the transposing
+// conversions: they are converted in order (a sequential read), then written
+// out column by column, strip values at a time (contiguous writes).
+const strip = 32
 
 // ConvertTransposed converts src, a rows×cols matrix in row-major order, into
 // dst as its cols×rows transpose, and returns the error stats.
 func ConvertTransposed(dst []uint16, src []float32, rows, cols int) ErrorStats {
 	var a acc
-	var out [tile]uint16
-	for i0 := 0; i0 < rows; i0 += tile {
-		for j0 := 0; j0 < cols; j0 += tile {
-			j1 := min(j0+tile, cols)
-			for i := i0; i < min(i0+tile, rows); i++ {
-				a.run(out[:j1-j0], src[i*cols+j0:i*cols+j1])
-				scatter(dst, out[:j1-j0], j0, i, rows)
-			}
-		}
+	buf := make([]uint16, strip*cols)
+	for i0 := 0; i0 < rows; i0 += strip {
+		n := min(strip, rows-i0)
+		a.run(buf[:n*cols], src[i0*cols:(i0+n)*cols])
+		transposeStrip(dst, buf, i0, n, rows, cols)
 	}
 	return a.stats(rows * cols)
 }
@@ -174,24 +178,22 @@ func ConvertTransposed(dst []uint16, src []float32, rows, cols int) ErrorStats {
 // ConvertTransposedLE is ConvertTransposed for little-endian float32 bytes.
 func ConvertTransposedLE(dst []uint16, src []byte, rows, cols int) ErrorStats {
 	var a acc
-	var in [tile]float32
-	var out [tile]uint16
-	for i0 := 0; i0 < rows; i0 += tile {
-		for j0 := 0; j0 < cols; j0 += tile {
-			j1 := min(j0+tile, cols)
-			for i := i0; i < min(i0+tile, rows); i++ {
-				decodeLE(in[:j1-j0], src[4*(i*cols+j0):])
-				a.run(out[:j1-j0], in[:j1-j0])
-				scatter(dst, out[:j1-j0], j0, i, rows)
-			}
-		}
+	buf := make([]uint16, strip*cols)
+	for i0 := 0; i0 < rows; i0 += strip {
+		n := min(strip, rows-i0)
+		a.runLE(buf[:n*cols], src[4*i0*cols:4*(i0+n)*cols])
+		transposeStrip(dst, buf, i0, n, rows, cols)
 	}
 	return a.stats(rows * cols)
 }
 
-// scatter writes row i, columns j0.. of a matrix into its transpose.
-func scatter(dst, row []uint16, j0, i, rows int) {
-	for k, h := range row {
-		dst[(j0+k)*rows+i] = h
+// transposeStrip writes rows i0..i0+n of a rows×cols matrix, held in buf as
+// n×cols, into dst, its cols×rows transpose.
+func transposeStrip(dst, buf []uint16, i0, n, rows, cols int) {
+	for j := range cols {
+		out := dst[j*rows+i0 : j*rows+i0+n]
+		for k := range out {
+			out[k] = buf[k*cols+j]
+		}
 	}
 }
