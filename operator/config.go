@@ -30,6 +30,10 @@ type Config struct {
 	RetryMaxDelay time.Duration
 	// QueueDepthMetric is the pods metric a HorizontalPodAutoscaler scales on.
 	QueueDepthMetric string
+	// StagerServiceAccount, when set, runs staging pods under this ServiceAccount (which must be
+	// allowed to patch pods in its namespace) so the stager reports live progress on its own pod.
+	// Empty runs them without API access and without live progress.
+	StagerServiceAccount string
 	// RunAsUser is the non-root user of staging pods and CPU encoder pods (the image's user).
 	RunAsUser int64
 }

@@ -326,16 +326,9 @@ func finishJob(t testing.TB, job *batchv1.Job, succeeded bool, msg string) {
 }
 
 func finishJobErr(ctx context.Context, job *batchv1.Job, succeeded bool, msg string) error {
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: job.Name + "-" + rand.String(5), Namespace: job.Namespace,
-			Labels:          merged(job.Spec.Template.Labels, map[string]string{labelJobUID: string(job.UID), "batch.kubernetes.io/job-name": job.Name}),
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))},
-		},
-		Spec: *job.Spec.Template.Spec.DeepCopy(),
-	}
-	if err := k8s.Create(ctx, pod); err != nil {
-		return fmt.Errorf("create pod of Job %s: %w", job.Name, err)
+	pod, err := createJobPod(ctx, job)
+	if err != nil {
+		return err
 	}
 	now := metav1.Now()
 	phase, exit := corev1.PodSucceeded, int32(0)
@@ -370,6 +363,23 @@ func finishJobErr(ctx context.Context, job *batchv1.Job, succeeded bool, msg str
 		}
 		return k8s.Status().Update(ctx, &j)
 	})
+}
+
+// createJobPod creates a pod of job as the Job controller would.
+func createJobPod(ctx context.Context, job *batchv1.Job) (*corev1.Pod, error) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: job.Name + "-" + rand.String(5), Namespace: job.Namespace,
+			Labels:          merged(job.Spec.Template.Labels, map[string]string{labelJobUID: string(job.UID), "batch.kubernetes.io/job-name": job.Name}),
+			Annotations:     job.Spec.Template.Annotations,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))},
+		},
+		Spec: *job.Spec.Template.Spec.DeepCopy(),
+	}
+	if err := k8s.Create(ctx, pod); err != nil {
+		return nil, fmt.Errorf("create pod of Job %s: %w", job.Name, err)
+	}
+	return pod, nil
 }
 
 // retryOnConflict runs f until it does not fail with an optimistic-lock conflict (at most 50 times).

@@ -20,10 +20,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
+	"github.com/xdna-whisper/xdna-whisper/encoder/podreport"
 )
 
 // newWE is a WhisperEncoder as a user would write it (API defaults fill the rest).
@@ -729,6 +731,44 @@ func TestDeleteLeavesOwnedChildren(t *testing.T) {
 	eventually(t, 5*time.Second, "deleted", func() error {
 		if _, err := getWE(ns, "gone"); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("still there: %v", err)
+		}
+		return nil
+	})
+}
+
+// TestLiveProgress: the stager's reporter (encoder/podreport, the real HTTP client) patches its
+// pod on the API server, and the operator shows the counters in status.staging.
+func TestLiveProgress(t *testing.T) {
+	needEnvtest(t)
+	ctx := context.Background()
+	ns := testNamespace(t, true)
+	startOperator(t, ns)
+	we := newWE(ns, "progress")
+	must(t, k8s.Create(ctx, we))
+	job := waitJob(t, ns, sourceHash(we))
+	pod, err := createJobPod(ctx, job)
+	must(t, err)
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning}
+	must(t, k8s.Status().Update(ctx, pod))
+
+	httpClient, err := rest.HTTPClientFor(restConfig)
+	must(t, err)
+	reporter, err := podreport.New(restConfig.Host, ns, pod.Name, "", httpClient, 10*time.Millisecond)
+	must(t, err)
+	reporter.Report(podreport.Progress{Phase: "download", BytesDone: 40 << 20, BytesTotal: 82 << 20})
+	must(t, reporter.Close())
+
+	eventually(t, 20*time.Second, "progress in status", func() error {
+		got, err := getWE(ns, "progress")
+		if err != nil {
+			return err
+		}
+		want := &whisperv1.StagingStatus{Job: job.Name, Attempt: 1, Phase: "download", BytesDone: 40 << 20, BytesTotal: 82 << 20}
+		if diff := cmp.Diff(want, got.Status.Staging); diff != "" {
+			return fmt.Errorf("status.staging (-want +got):\n%s", diff)
+		}
+		if c := condition(got, whisperv1.ConditionWeightsStaged); c.Reason != whisperv1.ReasonStaging {
+			return fmt.Errorf("WeightsStaged reason %s, want Staging", c.Reason)
 		}
 		return nil
 	})

@@ -127,6 +127,7 @@ type stagingView struct {
 	Attempt    int32
 	StartedAt  *metav1.Time
 	RetryAt    *metav1.Time
+	Phase      string
 	BytesDone  int64
 	BytesTotal int64
 	// RequeueAfter asks for a reconcile when nothing else will trigger one (a retry deadline).
@@ -177,9 +178,27 @@ func observeStaging(in stagingInput, cfg Config) stagingView {
 		if in.Pods[i].Status.Phase == corev1.PodRunning {
 			v.State = stagingRunning
 			v.Message = fmt.Sprintf("staging Job %s (attempt %d) is downloading and converting %s", job.Name, v.Attempt, job.Annotations[annotationSource])
+			if p, ok := parseProgress(in.Pods[i].Annotations[annotationProgress]); ok {
+				v.Phase, v.BytesDone, v.BytesTotal = p.Phase, p.BytesDone, p.BytesTotal
+			}
 		}
 	}
 	return v
+}
+
+// stagerProgress is the stager's progress annotation on its pod.
+type stagerProgress struct {
+	Phase      string `json:"phase"`
+	BytesDone  int64  `json:"bytesDone"`
+	BytesTotal int64  `json:"bytesTotal"`
+}
+
+// parseProgress reads the progress annotation; ok is false when absent or malformed.
+func parseProgress(s string) (p stagerProgress, ok bool) {
+	if s == "" || json.Unmarshal([]byte(s), &p) != nil || p.BytesDone < 0 || p.BytesTotal < 0 || len(p.Phase) > 32 {
+		return stagerProgress{}, false
+	}
+	return p, true
 }
 
 // failedStaging fills in a failed staging and when (or whether now) it is retried.
@@ -284,6 +303,16 @@ func stagingJob(we *whisperv1.WhisperEncoder, hash string, attempt int32, retrie
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: s.Name}, Key: key},
 		}})
 	}
+	podSpecExtras := func(*corev1.PodSpec) {}
+	if sa := cfg.StagerServiceAccount; sa != "" {
+		env = append(env, corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"},
+		}})
+		args = append(args, "--report-pod", "$(POD_NAME)")
+		podSpecExtras = func(ps *corev1.PodSpec) {
+			ps.ServiceAccountName, ps.AutomountServiceAccountToken = sa, ptr.To(true)
+		}
+	}
 	labels := stagingLabels(hash, componentStaging)
 	annotations := map[string]string{
 		annotationSource: sourceString(src),
@@ -292,7 +321,7 @@ func stagingJob(we *whisperv1.WhisperEncoder, hash string, attempt int32, retrie
 	for k, v := range retries {
 		annotations[k] = v
 	}
-	return &batchv1.Job{
+	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            stagingJobName(hash),
 			Namespace:       we.Namespace,
@@ -333,6 +362,8 @@ func stagingJob(we *whisperv1.WhisperEncoder, hash string, attempt int32, retrie
 			},
 		},
 	}
+	podSpecExtras(&job.Spec.Template.Spec)
+	return job
 }
 
 // stagerSource is the --source argument: the URL, or the file under the read-only source mount.

@@ -1,6 +1,8 @@
 package operator
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
+	"github.com/xdna-whisper/xdna-whisper/encoder/podreport"
 )
 
 const testURL = "hf://onnx-community/whisper-base/onnx/encoder_model.onnx@main"
@@ -138,6 +141,8 @@ func TestObserveStaging(t *testing.T) {
 	okMsg := `{"key":"k1","sourceSHA256":"ab","sourcePrecision":"fp32","sizeBytes":10}`
 	record := weightsRecord(testEncoder(), "h", StageResult{Key: "k1", SourcePrecision: "fp32"})
 	running := corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	reporting := *running.DeepCopy()
+	reporting.Annotations = map[string]string{annotationProgress: `{"phase":"convert","bytesDone":5,"bytesTotal":9}`}
 	active := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: stagingJobName("h"), Annotations: map[string]string{annotationTry: "2", annotationSource: testURL}},
 		Status: batchv1.JobStatus{StartTime: &metav1.Time{Time: t0}}}
 	failed := finishedJob(batchv1.JobFailed, t0, map[string]string{annotationTry: "2", "retry.whisper.xdna.io/uid-1": "a"})
@@ -155,6 +160,9 @@ func TestObserveStaging(t *testing.T) {
 			StartedAt: &metav1.Time{Time: t0}, Message: "staging Job whisper-stage-h (attempt 2) is waiting for its pod to start"}},
 		{"job running", stagingInput{ClaimFound: true, Job: active, Pods: []corev1.Pod{running}}, stagingView{State: stagingRunning, Attempt: 2,
 			StartedAt: &metav1.Time{Time: t0}, Message: "staging Job whisper-stage-h (attempt 2) is downloading and converting " + testURL}},
+		{"job running with progress", stagingInput{ClaimFound: true, Job: active, Pods: []corev1.Pod{reporting}}, stagingView{State: stagingRunning, Attempt: 2,
+			StartedAt: &metav1.Time{Time: t0}, Message: "staging Job whisper-stage-h (attempt 2) is downloading and converting " + testURL,
+			Phase: "convert", BytesDone: 5, BytesTotal: 9}},
 		{"job complete: record it", stagingInput{ClaimFound: true, Job: finishedJob(batchv1.JobComplete, t0, nil),
 			Pods: []corev1.Pod{terminatedPod("p", corev1.PodSucceeded, 0, okMsg, t0)}},
 			stagingView{State: stagingStaged, Action: actionRecord, StartedAt: &metav1.Time{Time: t0.Add(-time.Minute)},
@@ -290,5 +298,46 @@ func TestWeightsRecord(t *testing.T) {
 	}
 	if diff := cmp.Diff(r, parseStageResult(cm.Data[recordResultKey])); diff != "" {
 		t.Errorf("record does not round-trip the result (-want +got):\n%s", diff)
+	}
+}
+
+func TestStagingJobWithProgressReporting(t *testing.T) {
+	cfg := testConfig()
+	cfg.StagerServiceAccount = "whisper-stager"
+	pod := stagingJob(testEncoder(), "h", 1, nil, cfg).Spec.Template.Spec
+	c := pod.Containers[0]
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"service account", pod.ServiceAccountName, "whisper-stager"},
+		{"token mounted", *pod.AutomountServiceAccountToken, true},
+		{"args", c.Args[len(c.Args)-2:], []string{"--report-pod", "$(POD_NAME)"}},
+		{"pod name env", c.Env[len(c.Env)-1], corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}}},
+	}
+	for _, ch := range checks {
+		if diff := cmp.Diff(ch.want, ch.got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", ch.what, diff)
+		}
+	}
+}
+
+// TestProgressContract: the operator reads exactly what encoder/podreport writes.
+func TestProgressContract(t *testing.T) {
+	if podreport.Annotation != annotationProgress {
+		t.Fatalf("annotation: podreport writes %q, the operator reads %q", podreport.Annotation, annotationProgress)
+	}
+	b, err := json.Marshal(podreport.Progress{Phase: "hash", BytesDone: 3, BytesTotal: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := parseProgress(string(b)); !ok || got != (stagerProgress{"hash", 3, 4}) {
+		t.Errorf("parseProgress(%s) = %+v, %v", b, got, ok)
+	}
+	for _, bad := range []string{"", "{", `{"bytesDone":-1}`, `{"phase":"` + strings.Repeat("x", 40) + `"}`} {
+		if _, ok := parseProgress(bad); ok {
+			t.Errorf("parseProgress(%q) accepted", bad)
+		}
 	}
 }

@@ -40,7 +40,7 @@ func computeStatus(we *whisperv1.WhisperEncoder, stg stagingView, wl workloadVie
 		st.Weights = weightsStatus(stg.Result)
 	} else if stg.State != stagingClaimMissing {
 		st.Staging = &whisperv1.StagingStatus{
-			Job: stg.Job, Attempt: stg.Attempt, BytesDone: stg.BytesDone, BytesTotal: stg.BytesTotal,
+			Job: stg.Job, Attempt: stg.Attempt, Phase: stg.Phase, BytesDone: stg.BytesDone, BytesTotal: stg.BytesTotal,
 			StartedAt: stg.StartedAt, RetryAt: stg.RetryAt,
 		}
 	}

@@ -357,12 +357,17 @@ type WeightsStatus struct {
 	StagedAt *metav1.Time `json:"stagedAt,omitempty"`
 }
 
-// StagingStatus follows the staging Job. The counters are always present: 0 means none yet (or unknown total).
+// StagingStatus follows the staging Job. The counters are always present: 0 means none yet (or
+// unknown total). Live counters need the operator's --stager-service-account (the stager then
+// reports them on its own pod); without it they stay 0 until the weights are staged.
 type StagingStatus struct {
 	// Job is the name of the staging Job (shared by every WhisperEncoder of the namespace with this source).
 	Job string `json:"job"`
 	// Attempt counts staging Jobs run for this source since the last success.
 	Attempt int32 `json:"attempt"`
+	// Phase of the stager reporting the counters (download, hash or convert); empty before its first report.
+	// +optional
+	Phase string `json:"phase,omitempty"`
 	// BytesDone of the source read so far.
 	BytesDone int64 `json:"bytesDone"`
 	// BytesTotal of the source; 0 while unknown.
