@@ -33,6 +33,13 @@ func (m Mat) Check(what string) error {
 	return nil
 }
 
+// Norm is a LayerNorm applied to each input row of a GEMM:
+// (x − mean)/√(var + Eps)·Weight + Bias with the biased variance.
+type Norm struct {
+	Weight, Bias []float32
+	Eps          float32
+}
+
 // Weight is a weight matrix packed by a backend; only that backend can use it.
 type Weight interface {
 	// Shape is the logical [out, in] shape.
@@ -49,12 +56,15 @@ type Backend interface {
 	// Pack is the load-time hook: it takes a weight matrix [out][in] as bf16
 	// bits (PyTorch Linear layout) and returns it in the backend's layout.
 	Pack(w []uint16, out, in int) (Weight, error)
-	// Linear computes dst = src·Wᵀ + bias, or dst += src·Wᵀ + bias when
-	// accumulate. dst is [src.Rows][out]; bias is nil or has out values.
-	Linear(dst, src Mat, w Weight, bias []float32, accumulate bool) error
-	// MLP computes the feed-forward block dst += GELU(src·W1ᵀ + b1)·W2ᵀ + b2
-	// with the exact (erf) GELU.
-	MLP(dst, src Mat, w1 Weight, b1 []float32, w2 Weight, b2 []float32) error
+	// Linear computes dst = x·Wᵀ + bias, or dst += x·Wᵀ + bias when
+	// accumulate, where x is src, or LayerNorm(src) row by row when norm is
+	// not nil. dst is [src.Rows][out]; bias is nil or has out values.
+	Linear(dst, src Mat, norm *Norm, w Weight, bias []float32, accumulate bool) error
+	// MLP computes the feed-forward block dst += GELU(x·W1ᵀ + b1)·W2ᵀ + b2
+	// with the exact (erf) GELU, x being src or LayerNorm(src) as in Linear.
+	// dst may be src (the residual stream): each row is read before it is
+	// written.
+	MLP(dst, src Mat, norm *Norm, w1 Weight, b1 []float32, w2 Weight, b2 []float32) error
 	// Attention computes multi-head self-attention from the fused projection
 	// qkv [n][3d] (q, then k, then v, each d = heads·headDim wide, heads
 	// side by side): dst[n][d] = softmax(scale·q·kᵀ)·v per head.

@@ -51,6 +51,7 @@ type cpuScratch struct {
 	gemm kernels.Scratch
 	a16  []uint16  // bf16 A rows
 	a32  []float32 // fp32 A rows
+	row  []float32 // one normalised row
 	c    []float32 // GEMM output block (MLP hidden, attention scores)
 	h16  []uint16  // bf16 GELU output / attention probabilities
 	o    []float32 // attention output tile
@@ -157,17 +158,25 @@ func rowStride(n, size int) int {
 	return lines * 64 / size
 }
 
-// stage copies rows [r0, r1) of src into the worker's A buffer in the
-// activation precision, with rows padded to an even length (zero pad), and
-// returns the row stride.
-func (c *CPU) stage(s *cpuScratch, src Mat, r0, r1 int) int {
+// stage copies rows [r0, r1) of src — normalised by norm when it is not
+// nil — into the worker's A buffer in the activation precision, with rows
+// padded to an even length (zero pad), and returns the row stride.
+func (c *CPU) stage(s *cpuScratch, src Mat, norm *Norm, r0, r1 int) int {
 	kp := (src.Cols + 1) &^ 1
+	row32 := func(r int) []float32 {
+		if norm == nil {
+			return src.Row(r)
+		}
+		s.row = grow(s.row, src.Cols)
+		_ = c.isa.LayerNorm(s.row, src.Row(r), norm.Weight, norm.Bias, norm.Eps) // shapes checked by checkNorm
+		return s.row
+	}
 	if c.act == BF16 {
 		ld := rowStride(kp, 2)
 		s.a16 = grow(s.a16, (r1-r0)*ld)
 		for r := r0; r < r1; r++ {
 			row := s.a16[(r-r0)*ld : (r-r0)*ld+kp]
-			c.isa.ToBF16(row, src.Row(r))
+			c.isa.ToBF16(row, row32(r))
 			if kp != src.Cols {
 				row[kp-1] = 0
 			}
@@ -178,7 +187,11 @@ func (c *CPU) stage(s *cpuScratch, src Mat, r0, r1 int) int {
 	s.a32 = grow(s.a32, (r1-r0)*ld)
 	for r := r0; r < r1; r++ {
 		row := s.a32[(r-r0)*ld : (r-r0)*ld+kp]
-		copy(row, src.Row(r))
+		if norm == nil {
+			copy(row, src.Row(r))
+		} else {
+			_ = c.isa.LayerNorm(row, src.Row(r), norm.Weight, norm.Bias, norm.Eps)
+		}
 		if kp != src.Cols {
 			row[kp-1] = 0
 		}
@@ -228,8 +241,17 @@ func checkLinear(what string, dst, src Mat, out, in int, bias []float32) error {
 	return nil
 }
 
-// Linear computes dst (+)= src·Wᵀ + bias in parallel over row blocks.
-func (c *CPU) Linear(dst, src Mat, w Weight, bias []float32, accumulate bool) error {
+// checkNorm checks that a LayerNorm has one weight and bias per column.
+func checkNorm(what string, norm *Norm, cols int) error {
+	if norm != nil && (len(norm.Weight) != cols || len(norm.Bias) != cols) {
+		return fmt.Errorf("%s: layer norm has %d weights and %d biases, input has %d columns", what, len(norm.Weight), len(norm.Bias), cols)
+	}
+	return nil
+}
+
+// Linear computes dst (+)= x·Wᵀ + bias in parallel over row blocks; the
+// optional LayerNorm of the input rows happens while staging them.
+func (c *CPU) Linear(dst, src Mat, norm *Norm, w Weight, bias []float32, accumulate bool) error {
 	b, err := c.weight(w)
 	if err != nil {
 		return err
@@ -237,15 +259,18 @@ func (c *CPU) Linear(dst, src Mat, w Weight, bias []float32, accumulate bool) er
 	if err := checkLinear("linear", dst, src, b.N, b.K, bias); err != nil {
 		return err
 	}
+	if err := checkNorm("linear", norm, src.Cols); err != nil {
+		return err
+	}
 	return c.forRows(src.Rows, linearRows, func(s *cpuScratch, r0, r1 int) error {
-		lda := c.stage(s, src, r0, r1)
+		lda := c.stage(s, src, norm, r0, r1)
 		return c.matmul(s, dst.Data[r0*dst.Stride:], dst.Stride, lda, r1-r0, b, bias, accumulate)
 	})
 }
 
-// MLP computes dst += GELU(src·W1ᵀ + b1)·W2ᵀ + b2, one row block per task:
+// MLP computes dst += GELU(x·W1ᵀ + b1)·W2ᵀ + b2, one row block per task:
 // the [rows][ffn] hidden block never leaves the worker's scratch.
-func (c *CPU) MLP(dst, src Mat, w1 Weight, b1 []float32, w2 Weight, b2 []float32) error {
+func (c *CPU) MLP(dst, src Mat, norm *Norm, w1 Weight, b1 []float32, w2 Weight, b2 []float32) error {
 	p1, err := c.weight(w1)
 	if err != nil {
 		return err
@@ -263,11 +288,14 @@ func (c *CPU) MLP(dst, src Mat, w1 Weight, b1 []float32, w2 Weight, b2 []float32
 	if err := checkLinear("mlp", dst, src, p2.N, p1.K, b2); err != nil {
 		return err
 	}
+	if err := checkNorm("mlp", norm, src.Cols); err != nil {
+		return err
+	}
 	ffn, ffnP := p1.N, (p1.N+1)&^1
 	ldc := rowStride(ffn, 4)
 	return c.forRows(src.Rows, mlpRows, func(s *cpuScratch, r0, r1 int) error {
 		m := r1 - r0
-		lda := c.stage(s, src, r0, r1)
+		lda := c.stage(s, src, norm, r0, r1)
 		s.c = grow(s.c, m*ldc)
 		if err := c.matmul(s, s.c, ldc, lda, m, p1, b1, false); err != nil {
 			return err

@@ -113,7 +113,7 @@ func TestLinear(t *testing.T) {
 					want[i] += float64(y0[i])
 				}
 				y := append([]float32(nil), y0...)
-				err = c.Linear(Mat{y, sh.n, sh.out, sh.out}, Mat{x, sh.n, sh.in, sh.in}, pw, bias, true)
+				err = c.Linear(Mat{y, sh.n, sh.out, sh.out}, Mat{x, sh.n, sh.in, sh.in}, nil, pw, bias, true)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -140,11 +140,32 @@ func TestLinearOverlappingRows(t *testing.T) {
 	for _, c := range backends(t) {
 		pw, _ := c.Pack(wb, out, 3*ch)
 		y := make([]float32, outRows*out)
-		if err := c.Linear(Mat{y, outRows, out, out}, Mat{sig, outRows, 3 * ch, 2 * ch}, pw, nil, false); err != nil {
+		if err := c.Linear(Mat{y, outRows, out, out}, Mat{sig, outRows, 3 * ch, 2 * ch}, nil, pw, nil, false); err != nil {
 			t.Fatal(err)
 		}
 		closeRel(t, c.Name(), y, want, tol(c.act))
 	}
+}
+
+// layerNormRef normalises each row of x [n][d] in float64.
+func layerNormRef(x []float32, n, d int, norm *Norm) []float64 {
+	out := make([]float64, n*d)
+	for i := range n {
+		row := x[i*d : (i+1)*d]
+		var mean, v float64
+		for _, e := range row {
+			mean += float64(e)
+		}
+		mean /= float64(d)
+		for _, e := range row {
+			v += (float64(e) - mean) * (float64(e) - mean)
+		}
+		v /= float64(d)
+		for j, e := range row {
+			out[i*d+j] = (float64(e)-mean)/math.Sqrt(v+float64(norm.Eps))*float64(norm.Weight[j]) + float64(norm.Bias[j])
+		}
+	}
+	return out
 }
 
 func TestMLP(t *testing.T) {
@@ -154,23 +175,42 @@ func TestMLP(t *testing.T) {
 	w2b, w2 := randBF16(r, d*ffn, 0.07)
 	b1, b2 := randF32(r, ffn, 0.5), randF32(r, d, 0.5)
 	x := randF32(r, n*d, 1)
+	for i := range x {
+		x[i] += 3 // an offset the norm removes
+	}
 	y0 := randF32(r, n*d, 1)
-	h := linearRef(f64(x), n, d, w1, ffn, b1)
-	for i, v := range h {
-		h[i] = 0.5 * v * math.Erfc(-v/math.Sqrt2)
-	}
-	want := linearRef(h, n, ffn, w2, d, b2)
-	for i := range want {
-		want[i] += float64(y0[i])
-	}
-	for _, c := range backends(t) {
-		p1, _ := c.Pack(w1b, ffn, d)
-		p2, _ := c.Pack(w2b, d, ffn)
-		y := append([]float32(nil), y0...)
-		if err := c.MLP(Mat{y, n, d, d}, Mat{x, n, d, d}, p1, b1, p2, b2); err != nil {
-			t.Fatal(err)
+	ln := &Norm{Weight: randF32(r, d, 1), Bias: randF32(r, d, 1), Eps: 1e-5}
+	for _, norm := range []*Norm{nil, ln} {
+		in := f64(x)
+		if norm != nil {
+			in = layerNormRef(x, n, d, norm)
 		}
-		closeRel(t, c.Name(), y, want, tol(c.act))
+		h := linearRef(in, n, d, w1, ffn, b1)
+		for i, v := range h {
+			h[i] = 0.5 * v * math.Erfc(-v/math.Sqrt2)
+		}
+		want := linearRef(h, n, ffn, w2, d, b2)
+		for i := range want {
+			want[i] += float64(y0[i])
+		}
+		for _, c := range backends(t) {
+			p1, _ := c.Pack(w1b, ffn, d)
+			p2, _ := c.Pack(w2b, d, ffn)
+			y := append([]float32(nil), y0...)
+			if err := c.MLP(Mat{y, n, d, d}, Mat{x, n, d, d}, norm, p1, b1, p2, b2); err != nil {
+				t.Fatal(err)
+			}
+			closeRel(t, fmt.Sprintf("%s/norm=%v", c.Name(), norm != nil), y, want, tol(c.act))
+			if norm == nil {
+				continue
+			}
+			// The same norm through Linear (the q/k/v path).
+			y = make([]float32, n*ffn)
+			if err := c.Linear(Mat{y, n, ffn, ffn}, Mat{x, n, d, d}, norm, p1, b1, false); err != nil {
+				t.Fatal(err)
+			}
+			closeRel(t, c.Name()+"/linear+norm", y, linearRef(in, n, d, w1, ffn, b1), tol(c.act))
+		}
 	}
 }
 
@@ -236,9 +276,10 @@ func TestBackendErrors(t *testing.T) {
 		err  error
 	}{
 		{"pack size", func() error { _, err := c.Pack(make([]uint16, 5), 2, 3); return err }()},
-		{"linear cols", c.Linear(Mat{make([]float32, 8), 2, 4, 4}, Mat{make([]float32, 10), 2, 5, 5}, w, nil, false)},
-		{"linear out", c.Linear(Mat{make([]float32, 6), 2, 3, 3}, Mat{make([]float32, 12), 2, 6, 6}, w, nil, false)},
-		{"linear short", c.Linear(Mat{make([]float32, 8), 2, 4, 4}, Mat{make([]float32, 11), 2, 6, 6}, w, nil, false)},
+		{"linear cols", c.Linear(Mat{make([]float32, 8), 2, 4, 4}, Mat{make([]float32, 10), 2, 5, 5}, nil, w, nil, false)},
+		{"linear out", c.Linear(Mat{make([]float32, 6), 2, 3, 3}, Mat{make([]float32, 12), 2, 6, 6}, nil, w, nil, false)},
+		{"linear short", c.Linear(Mat{make([]float32, 8), 2, 4, 4}, Mat{make([]float32, 11), 2, 6, 6}, nil, w, nil, false)},
+		{"norm size", c.Linear(Mat{make([]float32, 8), 2, 4, 4}, Mat{make([]float32, 12), 2, 6, 6}, &Norm{Weight: make([]float32, 5), Bias: make([]float32, 6)}, w, nil, false)},
 		{"attention heads", c.Attention(Mat{make([]float32, 8), 2, 4, 4}, Mat{make([]float32, 24), 2, 12, 12}, 3, 1)},
 	}
 	for _, tc := range cases {
@@ -271,7 +312,7 @@ func TestConcurrentCalls(t *testing.T) {
 		if err := c.Attention(Mat{want[i], n, d, d}, Mat{inputs[i], n, 3 * d, 3 * d}, heads, 0.25); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Linear(Mat{want[i], n, d, d}, Mat{inputs[i], n, d, 3 * d}, pw, nil, true); err != nil {
+		if err := c.Linear(Mat{want[i], n, d, d}, Mat{inputs[i], n, d, 3 * d}, nil, pw, nil, true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -285,7 +326,7 @@ func TestConcurrentCalls(t *testing.T) {
 					done <- err
 					return
 				}
-				if err := c.Linear(Mat{got, n, d, d}, Mat{inputs[i], n, d, 3 * d}, pw, nil, true); err != nil {
+				if err := c.Linear(Mat{got, n, d, d}, Mat{inputs[i], n, d, 3 * d}, nil, pw, nil, true); err != nil {
 					done <- err
 					return
 				}

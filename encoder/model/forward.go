@@ -10,7 +10,6 @@ import (
 // the block buffers they are no longer needed by.
 type workspace struct {
 	x   []float32 // [P][d] residual stream
-	h   []float32 // [P][d] LayerNorm output
 	qkv []float32 // [P][3d]; the stem uses it for conv1's output [2P+2][d]
 	a   []float32 // [P][d] attention output; the stem uses it for the input [2P+2][n_mels]
 }
@@ -27,7 +26,6 @@ func (e *Encoder) workspace() *workspace {
 	p, d, nm := e.cfg.MaxSourcePositions, e.cfg.DModel, e.cfg.NumMelBins
 	return &workspace{
 		x:   make([]float32, p*d),
-		h:   make([]float32, p*d),
 		qkv: make([]float32, max(3*p*d, (2*p+2)*d)),
 		a:   make([]float32, max(p*d, (2*p+2)*nm)),
 	}
@@ -55,35 +53,30 @@ func (e *Encoder) window(ws *workspace, mel []float32, frames int, out []float32
 		return err
 	}
 	x := backend.Mat{Data: ws.x, Rows: p, Cols: d, Stride: d}
-	h := backend.Mat{Data: ws.h, Rows: p, Cols: d, Stride: d}
 	qkv := backend.Mat{Data: ws.qkv, Rows: p, Cols: 3 * d, Stride: 3 * d}
 	a := backend.Mat{Data: ws.a[:p*d], Rows: p, Cols: d, Stride: d}
 	scale := float32(1 / math.Sqrt(float64(c.HeadDim())))
 	for i := range e.layers {
 		l := &e.layers[i]
-		if err := e.layerNorm(h, x, l.ln1W, l.ln1B); err != nil {
-			return err
-		}
-		if err := e.timed(OpQKV, func() error { return e.be.Linear(qkv, h, l.qkv, l.qkvB, false) }); err != nil {
+		// The block LayerNorms happen inside the backend, while it stages
+		// the GEMM input rows.
+		if err := e.timed(OpQKV, func() error { return e.be.Linear(qkv, x, &l.ln1, l.qkv, l.qkvB, false) }); err != nil {
 			return err
 		}
 		if err := e.timed(OpAttention, func() error { return e.be.Attention(a, qkv, c.EncoderAttentionHeads, scale) }); err != nil {
 			return err
 		}
-		if err := e.timed(OpOutProj, func() error { return e.be.Linear(x, a, l.out, l.outB, true) }); err != nil {
+		if err := e.timed(OpOutProj, func() error { return e.be.Linear(x, a, nil, l.out, l.outB, true) }); err != nil {
 			return err
 		}
-		if err := e.layerNorm(h, x, l.ln2W, l.ln2B); err != nil {
-			return err
-		}
-		if err := e.timed(OpMLP, func() error { return e.be.MLP(x, h, l.fc1, l.fc1B, l.fc2, l.fc2B) }); err != nil {
+		if err := e.timed(OpMLP, func() error { return e.be.MLP(x, x, &l.ln2, l.fc1, l.fc1B, l.fc2, l.fc2B) }); err != nil {
 			return err
 		}
 	}
 	return e.layerNorm(backend.Mat{Data: out, Rows: p, Cols: d, Stride: d}, x, e.lnW, e.lnB)
 }
 
-// layerNorm writes LN(src) row by row into dst.
+// layerNorm writes LN(src) row by row into dst (the final LayerNorm).
 func (e *Encoder) layerNorm(dst, src backend.Mat, w, b []float32) error {
 	return e.timed(OpLayerNorm, func() error {
 		var first error
@@ -139,7 +132,7 @@ func (e *Encoder) stem(ws *workspace, mel []float32, frames int) error {
 	clear(h1[(n+1)*d:])
 	err = e.timed(OpConv, func() error {
 		return e.be.Linear(backend.Mat{Data: h1[d:], Rows: n, Cols: d, Stride: d},
-			backend.Mat{Data: in, Rows: n, Cols: 3 * nm, Stride: nm}, e.conv1, e.conv1b, false)
+			backend.Mat{Data: in, Rows: n, Cols: 3 * nm, Stride: nm}, nil, e.conv1, e.conv1b, false)
 	})
 	if err != nil {
 		return err
@@ -151,7 +144,7 @@ func (e *Encoder) stem(ws *workspace, mel []float32, frames int) error {
 	// conv2 (stride 2): output row t reads padded rows 2t..2t+2.
 	err = e.timed(OpConv, func() error {
 		return e.be.Linear(backend.Mat{Data: ws.x, Rows: p, Cols: d, Stride: d},
-			backend.Mat{Data: h1, Rows: p, Cols: 3 * d, Stride: 2 * d}, e.conv2, e.conv2b, false)
+			backend.Mat{Data: h1, Rows: p, Cols: 3 * d, Stride: 2 * d}, nil, e.conv2, e.conv2b, false)
 	})
 	if err != nil {
 		return err

@@ -129,6 +129,9 @@ func (e *Encoder) load(sm *staged.Model) error {
 		return err
 	}
 	e.layers = make([]layer, c.EncoderLayers)
+	for i := range e.layers {
+		e.layers[i].ln1.Eps, e.layers[i].ln2.Eps = e.eps, e.eps
+	}
 	s.drop()
 	for i := range e.layers {
 		if err := e.loadLayer(s, i, d, f); err != nil {
@@ -148,8 +151,8 @@ func (e *Encoder) loadLayer(s *source, i, d, f int) error {
 		name string
 		n    int
 	}{
-		{&l.ln1W, "self_attn_layer_norm.weight", d}, {&l.ln1B, "self_attn_layer_norm.bias", d},
-		{&l.ln2W, "final_layer_norm.weight", d}, {&l.ln2B, "final_layer_norm.bias", d},
+		{&l.ln1.Weight, "self_attn_layer_norm.weight", d}, {&l.ln1.Bias, "self_attn_layer_norm.bias", d},
+		{&l.ln2.Weight, "final_layer_norm.weight", d}, {&l.ln2.Bias, "final_layer_norm.bias", d},
 		{&l.outB, "self_attn.out_proj.bias", d}, {&l.fc1B, "fc1.bias", f}, {&l.fc2B, "fc2.bias", d},
 	}
 	for _, v := range vecs {

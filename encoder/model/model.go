@@ -58,8 +58,8 @@ type Tensor struct {
 //
 // Concurrency: Encode may be called from many goroutines at once. All calls
 // share one fixed set of Threads workers (their tasks interleave), and each
-// running call holds one activation workspace (about 36·P·d bytes, 18 MB for
-// whisper-base), taken from a free list and reused by later calls. Close
+// running call holds one activation workspace (20·P·d bytes, 15 MB for
+// whisper-base, plus the backend's per-call attention workspace), taken from a free list and reused by later calls. Close
 // waits for running calls.
 type Encoder struct {
 	cfg    staged.Config
@@ -85,7 +85,7 @@ type Encoder struct {
 }
 
 type layer struct {
-	ln1W, ln1B, ln2W, ln2B []float32
+	ln1, ln2               backend.Norm
 	qkv, out, fc1, fc2     backend.Weight
 	qkvB, outB, fc1B, fc2B []float32
 }
@@ -258,7 +258,7 @@ const (
 	numOps
 )
 
-var opNames = [numOps]string{"conv (im2col GEMM)", "layernorm", "qkv projection", "attention", "out projection", "mlp (fc1+gelu+fc2)", "gelu/pos/pad"}
+var opNames = [numOps]string{"conv (im2col GEMM)", "final layernorm", "ln1+qkv projection", "attention", "out projection", "ln2+mlp (fc1,gelu,fc2)", "gelu/pos/pad"}
 
 // String names the op as the bench report prints it.
 func (o Op) String() string { return opNames[o] }
