@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/podreport"
@@ -772,4 +775,28 @@ func TestLiveProgress(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestSamples: every sample in config/samples is accepted by the API server as written.
+func TestSamples(t *testing.T) {
+	needEnvtest(t)
+	ns := testNamespace(t, false)
+	files, err := filepath.Glob(filepath.Join("..", "config", "samples", "*.yaml"))
+	must(t, err)
+	if len(files) == 0 {
+		t.Fatal("no samples in config/samples")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		must(t, err)
+		var we whisperv1.WhisperEncoder
+		if err := yaml.UnmarshalStrict(b, &we); err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		we.Namespace = ns
+		if err := k8s.Create(context.Background(), &we); err != nil {
+			t.Errorf("%s: rejected: %v", f, err)
+		}
+	}
 }
