@@ -211,3 +211,32 @@ func BenchmarkConvertTransposedLE(b *testing.B) {
 		ConvertTransposedLE(dst, src, rows, cols)
 	}
 }
+
+// Converting in parts gives the values and stats of converting at once.
+func TestConverterParts(t *testing.T) {
+	rows, cols := 70, 45
+	r := rand.New(rand.NewPCG(7, 8))
+	le := make([]byte, 4*rows*cols)
+	for i := range rows * cols {
+		binary.LittleEndian.PutUint32(le[4*i:], math.Float32bits(float32(r.NormFloat64())))
+	}
+	whole := make([]uint16, rows*cols)
+	ws := ConvertTransposedLE(whole, le, rows, cols)
+	parts := make([]uint16, rows*cols)
+	var c Converter
+	for i0 := 0; i0 < rows; i0 += 33 {
+		i1 := min(i0+33, rows)
+		c.TransposedLE(parts, le[4*i0*cols:4*i1*cols], rows, cols, i0)
+	}
+	if ps := c.Stats(); !slices.Equal(parts, whole) || ps.Count != ws.Count || ps.MaxAbs != ws.MaxAbs || math.Abs(ps.RelRMS-ws.RelRMS) > 1e-12 {
+		t.Errorf("in parts: stats %+v, at once %+v (values equal: %v)", ps, ws, slices.Equal(parts, whole))
+	}
+	var l Converter
+	flat := make([]uint16, rows*cols)
+	l.LE(flat[:1000], le[:4000])
+	l.LE(flat[1000:], le[4000:])
+	want := make([]uint16, rows*cols)
+	if s := ConvertLE(want, le); !slices.Equal(flat, want) || l.Stats().Count != s.Count {
+		t.Error("LE in parts differs")
+	}
+}

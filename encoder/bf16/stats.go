@@ -151,11 +151,41 @@ func Convert(dst []uint16, src []float32) ErrorStats {
 // ConvertLE is Convert for little-endian float32 bytes (as stored in ONNX
 // raw_data), read in place.
 func ConvertLE(dst []uint16, src []byte) ErrorStats {
-	n := len(src) / 4
-	var a acc
-	a.runLE(dst[:n], src)
-	return a.stats(n)
+	var c Converter
+	c.LE(dst, src)
+	return c.Stats()
 }
+
+// Converter converts one tensor in parts (so the caller can release each
+// part of the source once converted) and accumulates the error stats.
+type Converter struct {
+	a acc
+	n int
+}
+
+// LE converts the little-endian float32 bytes src into dst (len(src)/4 values).
+func (c *Converter) LE(dst []uint16, src []byte) {
+	n := len(src) / 4
+	c.a.runLE(dst[:n], src)
+	c.n += n
+}
+
+// TransposedLE converts whole rows of a rows×cols row-major float32 matrix,
+// starting at row i0 (src holds len(src)/(4·cols) rows), into dst, the
+// cols×rows transpose of the whole matrix.
+func (c *Converter) TransposedLE(dst []uint16, src []byte, rows, cols, i0 int) {
+	n := len(src) / (4 * cols)
+	buf := make([]uint16, min(strip, n)*cols)
+	for k := 0; k < n; k += strip {
+		m := min(strip, n-k)
+		c.a.runLE(buf[:m*cols], src[4*k*cols:4*(k+m)*cols])
+		transposeStrip(dst, buf, i0+k, m, rows, cols)
+	}
+	c.n += n * cols
+}
+
+// Stats returns the error stats of everything converted so far.
+func (c *Converter) Stats() ErrorStats { return c.a.stats(c.n) }
 
 // strip is the number of source rows converted at a time by the transposing
 // conversions: they are converted in order (a sequential read), then written
@@ -177,14 +207,9 @@ func ConvertTransposed(dst []uint16, src []float32, rows, cols int) ErrorStats {
 
 // ConvertTransposedLE is ConvertTransposed for little-endian float32 bytes.
 func ConvertTransposedLE(dst []uint16, src []byte, rows, cols int) ErrorStats {
-	var a acc
-	buf := make([]uint16, strip*cols)
-	for i0 := 0; i0 < rows; i0 += strip {
-		n := min(strip, rows-i0)
-		a.runLE(buf[:n*cols], src[4*i0*cols:4*(i0+n)*cols])
-		transposeStrip(dst, buf, i0, n, rows, cols)
-	}
-	return a.stats(rows * cols)
+	var c Converter
+	c.TransposedLE(dst, src[:4*rows*cols], rows, cols, 0)
+	return c.Stats()
 }
 
 // transposeStrip writes rows i0..i0+n of a rows×cols matrix, held in buf as

@@ -112,7 +112,14 @@ func dropPages(whole, part []byte) bool {
 // page cache). Reading the payload again afterwards is still valid.
 func (m *Model) Release(t *Tensor) {
 	b, ok, err := m.Bytes(t)
-	if err != nil || !ok || len(b) == 0 {
+	if err == nil && ok {
+		m.ReleaseBytes(b)
+	}
+}
+
+// ReleaseBytes is Release for part of a payload returned by Bytes.
+func (m *Model) ReleaseBytes(b []byte) {
+	if len(b) == 0 {
 		return
 	}
 	m.mu.Lock()

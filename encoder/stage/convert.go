@@ -51,11 +51,7 @@ func convertPlain(m *onnx.Model, w *weight, dst []uint16, buf *buffers) (bf16.Er
 			return bf16.ErrorStats{}, err
 		}
 		if ok { // read in place: raw_data, external data, packed float_data
-			if w.transposed {
-				r, c := rowsCols(t)
-				return bf16.ConvertTransposedLE(dst, b, r, c), nil
-			}
-			return bf16.ConvertLE(dst, b), nil
+			return convertInPlace(m, w, dst, b), nil
 		}
 	}
 	switch t.DataType {
@@ -68,6 +64,33 @@ func convertPlain(m *onnx.Model, w *weight, dst []uint16, buf *buffers) (bf16.Er
 		return bf16.ErrorStats{}, err
 	}
 	return toBF16(dst, f, w, t), nil
+}
+
+// releaseEvery is how many source bytes are converted between releases of
+// their pages, bounding the resident part of a large tensor.
+const releaseEvery = 4 << 20
+
+// convertInPlace converts little-endian float32 bytes read in place, in parts
+// of whole rows, releasing each part's pages once converted.
+func convertInPlace(m *onnx.Model, w *weight, dst []uint16, b []byte) bf16.ErrorStats {
+	var c bf16.Converter
+	if !w.transposed {
+		for off := 0; off < len(b); off += releaseEvery {
+			end := min(off+releaseEvery, len(b))
+			c.LE(dst[off/4:end/4], b[off:end])
+			m.ReleaseBytes(b[off:end])
+		}
+		return c.Stats()
+	}
+	rows, cols := rowsCols(w.tensor)
+	step := max(1, releaseEvery/(4*cols))
+	for i0 := 0; i0 < rows; i0 += step {
+		i1 := min(i0+step, rows)
+		part := b[4*i0*cols : 4*i1*cols]
+		c.TransposedLE(dst, part, rows, cols, i0)
+		m.ReleaseBytes(part)
+	}
+	return c.Stats()
 }
 
 func toBF16(dst []uint16, f []float32, w *weight, t *onnx.Tensor) bf16.ErrorStats {

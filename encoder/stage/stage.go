@@ -43,7 +43,8 @@ type Options struct {
 	ConverterVersion string
 	// Workers is the number of conversion goroutines (default GOMAXPROCS).
 	Workers int
-	// Progress, if set, receives progress reports.
+	// Progress, if set, receives progress reports; it is called from several
+	// goroutines at once (hashing runs beside the conversion workers).
 	Progress func(Progress)
 	// Logger receives structured log lines (default slog.Default()).
 	Logger *slog.Logger
