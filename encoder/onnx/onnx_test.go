@@ -271,7 +271,7 @@ func TestTensorSizeErrors(t *testing.T) {
 	}{
 		{"raw too short", tensorProto([]uint64{2, 3}, 1, make([]byte, 20)), "FLOAT dims [2 3] need 24 bytes, raw_data holds 20"},
 		{"raw too long", tensorProto([]uint64{2}, 1, make([]byte, 12)), "need 8 bytes, raw_data holds 12"},
-		{"overflowing dims", tensorProto([]uint64{1 << 32, 1 << 32, 1 << 32}, 1, make([]byte, 4)), "element count overflows"},
+		{"overflowing dims", tensorProto([]uint64{1 << 32, 1 << 32, 1 << 32}, 1, make([]byte, 4)), "more than 1099511627776 elements"},
 		{"negative dim", tensorProto([]uint64{math.MaxUint64}, 1, nil), "negative dimension"},
 		{"no data", tensorProto([]uint64{4}, 1, nil), "need 4 elements, the tensor stores none"},
 		{"typed count", tensorProto([]uint64{3}, 1, nil, 0x22, 8, 0, 0, 0, 0, 0, 0, 0, 0), "need 3 elements, the typed field holds 2"},

@@ -144,7 +144,7 @@ func (t *Tensor) check(segments, typedFields int, location int64, ext []kv) erro
 			return fmt.Errorf("negative dimension in dims %v", t.Dims)
 		}
 		if d != 0 && n > maxElements/d {
-			return fmt.Errorf("dims %v: element count overflows %d", t.Dims, int64(maxElements))
+			return fmt.Errorf("dims %v: more than %d elements", t.Dims, int64(maxElements))
 		}
 		n *= d
 	}

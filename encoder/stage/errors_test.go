@@ -1,6 +1,7 @@
 package stage
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -81,6 +82,21 @@ func TestBadInputs(t *testing.T) {
 			os.Truncate(filepath.Join(dir, "tiny-op14-external.onnx_data"), 100000)
 			return filepath.Join(dir, "tiny-op14-external.onnx")
 		}, 0, "", []string{"is 100000 bytes, the tensor needs bytes", "tensor \""}},
+		{"dims exceed the stored bytes", func(dir string) string {
+			// conv1.bias is dims [32] FLOAT with 128 bytes of raw_data: claim [33]
+			b := bytes.Replace(good, []byte("\x08\x20\x10\x01\x42\x0aconv1.bias"), []byte("\x08\x21\x10\x01\x42\x0aconv1.bias"), 1)
+			p := filepath.Join(dir, "dims.onnx")
+			os.WriteFile(p, b, 0o644)
+			return p
+		}, 0, "", []string{"dims.onnx", `tensor "conv1.bias"`, "FLOAT dims [33] need 132 bytes, raw_data holds 128"}},
+		{"dims overflow", func(dir string) string {
+			// the same 16 bytes: dims [2^62] (a 9-byte varint) and the name "cb"
+			old := []byte("\x08\x20\x10\x01\x42\x0aconv1.bias")
+			b := bytes.Replace(good, old, []byte("\x08\x80\x80\x80\x80\x80\x80\x80\x80\x40\x10\x01\x42\x02cb"), 1)
+			p := filepath.Join(dir, "overflow.onnx")
+			os.WriteFile(p, b, 0o644)
+			return p
+		}, 0, "", []string{"overflow.onnx", `tensor "cb"`, "dims [4611686018427387904]: more than 1099511627776 elements"}},
 		{"shape disagrees with config", func(string) string { return filepath.Join(models, "bad-ffn.onnx") }, 0, "",
 			[]string{"tensor layers.1.fc1.weight", "/layers.1/fc1/MatMul", "shape [96 32], want [128 32]"}},
 		{"heads do not divide d_model", func(string) string { return filepath.Join(models, "tiny-op14.onnx") }, 5, "",
