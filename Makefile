@@ -120,7 +120,7 @@ verify-generated: generate manifests
 ## built from source by hack/k8s-bins.sh (cached under $(XDNA_CACHE)), with the race detector
 test-operator:
 	@assets=$$(hack/k8s-bins.sh kube-apiserver etcd) && \
-	KUBEBUILDER_ASSETS=$$assets $(GO) test -race -count=1 -timeout 15m ./api/v1alpha1/... ./operator/... ./cmd/whisper-operator/...
+	KUBEBUILDER_ASSETS=$$assets $(GO) test -race -count=1 -timeout 15m ./api/v1alpha1/... ./operator/... ./cmd/whisper-operator/... ./encoder/podreport/...
 
 ## bench-operator: 200 WhisperEncoders (20 sources) reconciled to steady state on envtest;
 ## prints time to steady state, API requests per object and steady-state writes (must be 0)
