@@ -87,10 +87,7 @@ func (g *grpcService) GetModel(context.Context, *encoderv1.GetModelRequest) (*en
 func (g *grpcService) run(ctx context.Context, r *request, req *encoderv1.EncodeRequest, maxWindows int, emit func(window) error) error {
 	g.s.metrics.inFlight.Inc()
 	defer g.s.metrics.inFlight.Dec()
-	in, err := inputFromProto(req)
-	if err == nil {
-		err = g.s.encode(ctx, r, in, maxWindows, emit)
-	}
+	err := g.s.encode(ctx, r, func() (input, error) { return inputFromProto(req) }, maxWindows, emit)
 	g.s.finish(r, err)
 	return g.s.toStatus(err)
 }

@@ -92,18 +92,12 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) {
 	defer s.metrics.inFlight.Dec()
 	req := s.newRequest("http_encode", r.Header.Get("X-Request-Id"))
 	w.Header().Set("X-Request-Id", req.id)
-	var (
-		windows []window
-		err     error
-	)
-	in, err := s.readInput(r)
-	if err == nil {
-		maxWindows := int(math.Ceil(s.opts.MaxAudioSeconds/30)) + 1
-		err = s.encode(r.Context(), req, in, maxWindows, func(win window) error {
-			windows = append(windows, win)
-			return nil
-		})
-	}
+	var windows []window
+	maxWindows := int(math.Ceil(s.opts.MaxAudioSeconds/30)) + 1
+	err := s.encode(r.Context(), req, func() (input, error) { return s.readInput(r) }, maxWindows, func(win window) error {
+		windows = append(windows, win)
+		return nil
+	})
 	s.finish(req, err)
 	if err != nil {
 		s.writeError(w, err)

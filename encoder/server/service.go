@@ -88,10 +88,12 @@ func (s *Server) newRequest(method, clientID string) *request {
 	return &request{id: id, method: method, start: time.Now()}
 }
 
-// encode runs in through admission, the front end and the batcher, calling
-// emit for each window in order. maxWindows bounds the windows one call may
-// produce (1 for Encode).
-func (s *Server) encode(ctx context.Context, req *request, in input, maxWindows int, emit func(window) error) error {
+// encode runs a request through admission, the front end and the batcher,
+// calling emit for each window in order. read produces the request's input;
+// it runs only after admission, so a refused request costs no body reading
+// or unpacking. maxWindows bounds the windows one call may produce (1 for
+// Encode).
+func (s *Server) encode(ctx context.Context, req *request, read func() (input, error), maxWindows int, emit func(window) error) error {
 	if s.draining.Load() {
 		return errorf(codes.Unavailable, "server is shutting down; retry on another replica")
 	}
@@ -104,6 +106,10 @@ func (s *Server) encode(ctx context.Context, req *request, in input, maxWindows 
 	reserved := 1
 	defer func() { s.batcher.release(reserved) }()
 
+	in, err := read()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	windows, err := s.frontend(req, in)
 	frontend := time.Since(start)
