@@ -152,10 +152,17 @@ type operatorRun struct {
 }
 
 // startOperator runs a manager watching namespaces, with a client that counts every write.
+// Automatic staging retries wait an hour: they happen only when a test asks.
 func startOperator(t testing.TB, namespaces ...string) *operatorRun {
 	t.Helper()
+	return startOperatorWith(t, func(cfg *Config) { cfg.RetryBaseDelay, cfg.RetryMaxDelay = time.Hour, time.Hour }, namespaces...)
+}
+
+// startOperatorWith is startOperator with the configuration changed by mut.
+func startOperatorWith(t testing.TB, mut func(*Config), namespaces ...string) *operatorRun {
+	t.Helper()
 	cfg := testConfig()
-	cfg.RetryBaseDelay, cfg.RetryMaxDelay = time.Hour, time.Hour // retries only when a test asks
+	mut(&cfg)
 	run := &operatorRun{counts: &counts{writes: map[string]int{}}, requests: &requestCounter{}, done: make(chan error, 1)}
 	rc := rest.CopyConfig(restConfig)
 	rc.Wrap(run.requests.wrap)

@@ -800,3 +800,38 @@ func TestSamples(t *testing.T) {
 		}
 	}
 }
+
+// TestStagingRetriesWithBackoff: a failed staging is re-run by itself once the backoff passes
+// (the source may have become reachable), with the next attempt number.
+func TestStagingRetriesWithBackoff(t *testing.T) {
+	needEnvtest(t)
+	ctx := context.Background()
+	ns := testNamespace(t, true)
+	startOperatorWith(t, func(cfg *Config) { cfg.RetryBaseDelay, cfg.RetryMaxDelay = 2*time.Second, 4*time.Second }, ns)
+	we := newWE(ns, "flaky")
+	must(t, k8s.Create(ctx, we))
+	job := waitJob(t, ns, sourceHash(we))
+	finishJob(t, job, false, `{"error":"download https://models.test/x.onnx: dial tcp: connection refused"}`)
+	got := waitPhase(t, ns, "flaky", whisperv1.PhaseFailed)
+	if got.Status.Staging == nil || got.Status.Staging.RetryAt == nil {
+		t.Fatalf("status.staging = %+v, want a retryAt", got.Status.Staging)
+	}
+	var next batchv1.Job
+	eventually(t, 20*time.Second, "automatic second attempt", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(job), &next); err != nil {
+			return err
+		}
+		if next.UID == job.UID {
+			return fmt.Errorf("still the failed Job")
+		}
+		return nil
+	})
+	if next.Annotations[annotationTry] != "2" {
+		t.Errorf("retried Job attempt %q, want 2", next.Annotations[annotationTry])
+	}
+	if retried := next.CreationTimestamp.Sub(got.Status.Staging.RetryAt.Time); retried < -time.Second {
+		t.Errorf("retried at %v, before retryAt %v", next.CreationTimestamp, got.Status.Staging.RetryAt)
+	}
+	finishJob(t, &next, true, stagedMessage("kflaky"))
+	waitPhase(t, ns, "flaky", whisperv1.PhaseDeploying)
+}
