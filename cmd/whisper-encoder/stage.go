@@ -140,13 +140,16 @@ func progressReporter(logger *slog.Logger) (func(stage.Progress), func()) {
 	var current *download.Reporter
 	update := func(p stage.Progress) {
 		r, ok := reporters[p.Phase]
-		if !ok {
+		switch {
+		case !ok:
 			if current != nil {
 				current.Finish()
 			}
 			r = &download.Reporter{Label: p.Phase, TTY: tty, W: io.Writer(os.Stderr), Logger: logger}
 			reporters[p.Phase] = r
 			current = r
+		case r != current:
+			return // hashing goes on beside the conversion: show the newest phase only
 		}
 		r.Update(p.Done, p.Total)
 	}
