@@ -86,7 +86,8 @@ test-encoder:
 ## bench-encoder: the Go CPU encoder against ONNX Runtime (onnxruntime-node) on the
 ## same whisper-base-sized fp32 ONNX and input, alternating A/B, at 1 and 2 threads
 BENCH_ONNX ?= $(XDNA_CACHE)/fixtures/whisper-base-fp32.onnx
-bench-encoder: build
+bench-encoder:
+	@mkdir -p bin && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/whisper-encoder
 	@test -f $(BENCH_ONNX) || /usr/bin/python3 testdata/gen/gen_fixtures.py bench $(BENCH_ONNX)
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
 	@dir=$$(bin/whisper-encoder stage --source $(BENCH_ONNX) --cache $(XDNA_CACHE)/staged 2>/dev/null) && \
