@@ -217,13 +217,16 @@ func TestServeSIGTERMMidLoadLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	serverSaw := map[string]string{} // request id → code the server logged
-	var drained bool
+	var drained, autoWarned bool
 	for line := range p.logs {
 		if line["msg"] == "request" {
 			serverSaw[line["request_id"].(string)] = line["code"].(string)
 		}
 		if line["msg"] == "drained" {
 			drained = true
+		}
+		if line["level"] == "WARN" && strings.HasPrefix(line["msg"].(string), "backend auto: the NPU backend is not available") {
+			autoWarned = true
 		}
 	}
 	exitErr := <-p.exited
@@ -264,6 +267,9 @@ func TestServeSIGTERMMidLoadLosesNothing(t *testing.T) {
 	}
 	if !drained {
 		t.Error("serve did not log a completed drain")
+	}
+	if !autoWarned {
+		t.Error("--backend auto (the default) did not warn that it runs on the CPU")
 	}
 	if accepted < 10 {
 		t.Errorf("only %d requests accepted: the test did not load the server", accepted)
