@@ -144,3 +144,22 @@ func TestNewRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestOwnsSocket(t *testing.T) {
+	p, err := New(Options{ResourceName: "amd.com/npu", Family: discovery.XDNA1, PluginDir: "/x", ContextsPerNPU: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{
+		"amd.com_npu-1.sock":       true,
+		"amd.com_npu-42.sock":      true,
+		"amd.com_npu-xdna2-1.sock": false, // the XDNA2 resource's socket
+		"amd.com_npu-.sock":        false,
+		"amd.com_npu-1.sock.tmp":   false,
+		"kubelet.sock":             false,
+	} {
+		if got := p.ownsSocket(name); got != want {
+			t.Errorf("ownsSocket(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -227,14 +228,26 @@ func (p *Plugin) removeStaleSockets() {
 	if err != nil {
 		return
 	}
-	prefix := p.SocketPrefix() + "-"
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), prefix) && strings.HasSuffix(e.Name(), ".sock") && e.Type()&os.ModeSocket != 0 {
+		if p.ownsSocket(e.Name()) && e.Type()&os.ModeSocket != 0 {
 			if err := os.Remove(filepath.Join(p.opts.PluginDir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
 				p.log.Warn("cannot remove stale socket", "err", err)
 			}
 		}
 	}
+}
+
+// ownsSocket reports whether name is one of this plugin's socket names,
+// "<prefix>-<n>.sock" (and not, say, the socket of a resource whose name
+// extends ours, such as amd.com/npu-xdna2 next to amd.com/npu).
+func (p *Plugin) ownsSocket(name string) bool {
+	gen, ok := strings.CutPrefix(name, p.SocketPrefix()+"-")
+	if !ok {
+		return false
+	}
+	gen, ok = strings.CutSuffix(gen, ".sock")
+	_, err := strconv.ParseUint(gen, 10, 64)
+	return ok && err == nil
 }
 
 func (p *Plugin) setRegistration(r registration) {
