@@ -162,15 +162,19 @@ bench: bench-stage bench-server
 fixtures: fixtures-stage fixtures-frontend
 
 ## test-stage: staging (ONNX -> BF16): race tests of the concurrent parts, a bounded
-## fuzz run of the ONNX and safetensors readers, and onnxruntime-node running the
+## fuzz run of the ONNX and safetensors readers and of the graph mapping, and onnxruntime-node running the
 ## quantized fixtures against their dequantized twins (testdata/ort/check_quantized.js)
 .PHONY: test-stage fuzz-stage test-ort-fixtures bench-stage bench-model fixtures-stage
-FUZZTIME ?= 15s
+FUZZTIME ?= 10s
 test-stage: fuzz-stage test-ort-fixtures
 	$(GO) test -race -count=1 ./encoder/stage/... ./encoder/download ./encoder/onnx ./encoder/staged
+# (-fuzzminimizetime bounds the minimization of new inputs: of a 40-80 kB model it
+# would otherwise take the whole run)
+FUZZFLAGS = -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 fuzz-stage:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./encoder/onnx
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./encoder/safetensors
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParse$$' ./encoder/onnx
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParse$$' ./encoder/safetensors
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzPlan$$' ./encoder/stage
 test-ort-fixtures:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
 	node testdata/ort/check_quantized.js verify

@@ -10,7 +10,7 @@ import (
 // model whose every tensor decodes, never panic, and never allocate more than
 // the input justifies (decode buffers are sized from validated element counts).
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"not-encoder-mlp.onnx"} {
+	for _, name := range []string{"not-encoder-mlp.onnx", "tiny-op14-external.onnx"} {
 		b, err := os.ReadFile(filepath.Join(models, name))
 		if err != nil {
 			f.Fatal(err)

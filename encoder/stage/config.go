@@ -72,7 +72,9 @@ func inferConfig(g *graph, ws map[string]*weight, heads int) (staged.Config, err
 	if !ok {
 		return c, fmt.Errorf("not a Whisper encoder: no positional table (a [positions, d_model] initializer added after conv2)")
 	}
-	c.MaxSourcePositions = pos.shape()[0]
+	if ps := pos.shape(); len(ps) == 2 {
+		c.MaxSourcePositions = ps[0]
+	}
 	layers := map[int]bool{}
 	for name := range ws {
 		var i int
@@ -98,7 +100,9 @@ func inferConfig(g *graph, ws map[string]*weight, heads int) (staged.Config, err
 	if !ok {
 		return c, fmt.Errorf("tensor layers.0.fc1.weight not found (no MatMul identified as /layers.0/fc1)")
 	}
-	c.EncoderFFNDim = fc1.shape()[0]
+	if fs := fc1.shape(); len(fs) == 2 {
+		c.EncoderFFNDim = fs[0]
+	}
 	c.EncoderAttentionHeads = heads
 	if heads == 0 {
 		c.EncoderAttentionHeads = headsFromGraph(g, c.DModel)
@@ -209,6 +213,9 @@ func epsFromGraph(g *graph) (float64, bool) {
 			}
 			return 1e-5, true // the operator's default
 		case "Sqrt":
+			if len(n.Inputs) == 0 {
+				continue
+			}
 			p, ok := g.producer[n.Inputs[0]]
 			if !ok || g.nodes[p].OpType != "Add" {
 				continue

@@ -200,6 +200,9 @@ func (mp *mapper) biasAfter(n *onnx.Node) *onnx.Tensor {
 				c := &mp.g.nodes[u.node]
 				switch c.OpType {
 				case "Add":
+					if len(c.Inputs) != 2 {
+						continue
+					}
 					other := c.Inputs[1-u.slot]
 					if t, ok := mp.g.source(other); ok && len(t.Dims) == 1 {
 						return t
@@ -291,9 +294,12 @@ func (mp *mapper) quantParams(wt *weight, n *onnx.Node) error {
 // scaleAfter traces n → Cast → Mul(·, Mul(x_scale, w_scale)) for the weight
 // scale initializer.
 func (mp *mapper) scaleAfter(n *onnx.Node) *onnx.Tensor {
+	if len(n.Outputs) == 0 {
+		return nil
+	}
 	for _, u := range mp.g.users(n.Outputs[0]) {
 		c := &mp.g.nodes[u.node]
-		if c.OpType != "Mul" {
+		if c.OpType != "Mul" || len(c.Inputs) != 2 {
 			continue
 		}
 		p, ok := mp.g.producer[c.Inputs[1-u.slot]]
@@ -374,7 +380,7 @@ func (mp *mapper) decomposedNorm(n *onnx.Node) error {
 		}
 		for _, u := range mp.g.users(n.Outputs[0]) {
 			c := &mp.g.nodes[u.node]
-			if c.OpType != "Add" {
+			if c.OpType != "Add" || len(c.Inputs) != 2 {
 				continue
 			}
 			if b, ok := mp.g.source(c.Inputs[1-u.slot]); ok && len(b.Dims) == 1 {
