@@ -77,13 +77,16 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}()
 
 	k.waitCounts(npuRes, 2, 2, settleTimeout)
-	opts, _, err := k.allocate("e2e", npuRes, 1)
+	opts, _, err := k.allocate("e2e", npuRes, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkOptions(t, opts, []string{"/dev/accel/accel0"},
-		map[string]string{plugin.EnvDevices: "/dev/accel/accel0", plugin.EnvPCIAddresses: "0000:c4:00.1"},
-		[]string{"amd.com/npu=0000:c4:00.1"})
+	checkOptions(t, opts, []string{"/dev/accel/accel0", "/dev/accel/accel1"},
+		map[string]string{
+			plugin.EnvDevices:      "/dev/accel/accel0,/dev/accel/accel1",
+			plugin.EnvPCIAddresses: "0000:c4:00.1,0000:c5:00.1",
+		},
+		[]string{"amd.com/npu=0000:c4:00.1", "amd.com/npu=0000:c5:00.1"})
 
 	k.stop()
 	wipe(t, dir, false)

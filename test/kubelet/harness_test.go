@@ -25,6 +25,7 @@ import (
 	"time"
 	_ "unsafe" // for go:linkname
 
+	"github.com/go-logr/logr"
 	cadvisorapi "github.com/google/cadvisor/lib/model"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -48,7 +49,7 @@ func newManagerImpl(logger klog.Logger, socketPath string, topology []cadvisorap
 func init() {
 	// The manager logs every registration and update at level 0; keep test
 	// output to our own figures.
-	klog.SetLogger(klog.Background().V(100))
+	klog.SetLogger(logr.Discard())
 }
 
 // kubelet is the device-manager part of a kubelet on one node.
@@ -282,10 +283,15 @@ func (s *syncBuffer) String() string {
 func wipe(t *testing.T, dir string, whole bool) {
 	t.Helper()
 	if whole {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Fatal(err)
+		// The plugin re-creates its socket as soon as it sees it go, so the
+		// removal can race with it: retry until the directory is gone.
+		var err error
+		for range 100 {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
 		}
-		return
+		t.Fatal(err)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
