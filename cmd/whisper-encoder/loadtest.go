@@ -44,6 +44,7 @@ func runLoadtest(ctx context.Context, args []string) error {
 		batch    = fs.Int("bench-batch", 1, "batch of the in-process reference")
 		ratioC   = fs.Int("ratio-concurrency", 4, "server concurrency for the saturation ratio rounds")
 		rounds   = fs.Int("rounds", 3, "alternating in-process/server rounds for the saturation ratio")
+		metrics  = fs.String("metrics", "", "the server's /metrics URL, for its backend busy ratio per level (default: from an http:// target)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -70,7 +71,11 @@ func runLoadtest(ctx context.Context, args []string) error {
 	}
 	defer closeFn()
 	fmt.Printf("loadtest: %s → %s (%.2f s of audio, %d window(s) per request), %v per level\n", *file, *target, seconds, windows, *duration)
+	if *metrics == "" && strings.HasPrefix(*target, "http") {
+		*metrics = strings.TrimSuffix(*target, "/") + "/metrics"
+	}
 	for _, c := range conc {
+		before, _ := scrapeBusy(ctx, *metrics)
 		rep, err := client.RunLoad(ctx, client.LoadOptions{
 			Concurrency: c, Duration: *duration, Send: send, AudioSeconds: seconds, Windows: windows,
 			RefusalBackoff: *backoff, Timeout: *timeout,
@@ -79,6 +84,10 @@ func runLoadtest(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Println(rep)
+		if after, err := scrapeBusy(ctx, *metrics); err == nil && before.windows < after.windows {
+			fmt.Printf("  server: backend busy %.0f%% of the run, %.3f s compute per window, %d windows\n",
+				100*(after.busy-before.busy)/rep.Elapsed.Seconds(), (after.compute-before.compute)/(after.windows-before.windows), int(after.windows-before.windows))
+		}
 		if rep.FirstError != "" {
 			fmt.Printf("  first error: %s\n", rep.FirstError)
 		}
@@ -89,7 +98,7 @@ func runLoadtest(ctx context.Context, args []string) error {
 	if *weights == "" {
 		return nil
 	}
-	return saturationRatio(ctx, send, *weights, *threads, *batch, *ratioC, *rounds, *duration, seconds, windows)
+	return saturationRatio(ctx, send, *metrics, *weights, *threads, *batch, *ratioC, *rounds, *duration, seconds, windows)
 }
 
 // saturationRatio alternates the in-process encoder (same weights, threads and
@@ -97,7 +106,7 @@ func runLoadtest(ctx context.Context, args []string) error {
 // concurrency conc, rounds times, and reports each pair and the median ratio
 // of server to in-process throughput. Alternating keeps both sides under the
 // same background load.
-func saturationRatio(ctx context.Context, send client.Sender, dir string, threads, batch, conc, rounds int, d time.Duration, seconds float64, windows int) error {
+func saturationRatio(ctx context.Context, send client.Sender, metrics, dir string, threads, batch, conc, rounds int, d time.Duration, seconds float64, windows int) error {
 	enc, err := model.Load(dir, model.Options{Threads: threads})
 	if err != nil {
 		return err
@@ -111,17 +120,58 @@ func saturationRatio(ctx context.Context, send client.Sender, dir string, thread
 		if err != nil {
 			return err
 		}
+		before, _ := scrapeBusy(ctx, metrics)
 		rep, err := client.RunLoad(ctx, client.LoadOptions{Concurrency: conc, Duration: d, Send: send, AudioSeconds: seconds, Windows: windows})
 		if err != nil {
 			return err
 		}
 		ratios = append(ratios, rep.WindowsPerSecond/ref)
-		fmt.Printf("  round %d: in-process %.3f windows/s, server %.3f windows/s (%d ok, %d errors): %.0f%%\n",
+		fmt.Printf("  round %d: in-process %.3f windows/s, server %.3f windows/s (%d ok, %d errors): %.0f%%",
 			r+1, ref, rep.WindowsPerSecond, rep.OK, rep.Errors, 100*rep.WindowsPerSecond/ref)
+		if after, err := scrapeBusy(ctx, metrics); err == nil && after.windows > before.windows {
+			fmt.Printf("; server backend busy %.0f%%", 100*(after.busy-before.busy)/rep.Elapsed.Seconds())
+		}
+		fmt.Println()
 	}
 	slices.Sort(ratios)
 	fmt.Printf("median server/in-process throughput: %.0f%%\n", 100*ratios[len(ratios)/2])
 	return nil
+}
+
+// busy is the part of a server's metrics that says how busy its backend was.
+type busy struct{ busy, compute, windows float64 }
+
+// scrapeBusy reads the backend busy seconds, batch compute seconds and
+// windows encoded from a /metrics URL.
+func scrapeBusy(ctx context.Context, url string) (busy, error) {
+	if url == "" {
+		return busy{}, errors.New("no metrics URL")
+	}
+	base, path, _ := strings.Cut(strings.TrimPrefix(url, "http://"), "/")
+	body, err := (&client.HTTP{Base: "http://" + base}).Get(ctx, "/"+path)
+	if err != nil {
+		return busy{}, err
+	}
+	var b busy
+	for _, line := range strings.Split(string(body), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "whisper_encoder_backend_busy_seconds_total":
+			b.busy = v
+		case "whisper_encoder_compute_seconds_sum":
+			b.compute = v
+		case "whisper_encoder_windows_encoded_total":
+			b.windows = v
+		}
+	}
+	return b, nil
 }
 
 func parseLevels(s string) ([]int, error) {
