@@ -32,6 +32,9 @@ const (
 	triggerStreamEnded    = "stream-ended"    // the kubelet hung up ListAndWatch
 	triggerDirRemoved     = "plugin-dir-removed"
 	triggerRetry          = "retry" // the previous attempt failed
+
+	// triggerRegistered is not a trigger: the registration in flight finished.
+	triggerRegistered = "registered"
 )
 
 // registration is what the plugin knows of its current registration.
@@ -78,8 +81,11 @@ func (s *server) stop() {
 // with the one it is still tearing down) and registers it. A new cycle starts
 // when kubelet.sock is created anew (kubelet restart), when the plugin's socket
 // is removed (kubelet start-up wipes the directory), when the ListAndWatch stream
-// ends, or after a backoff when registering failed. Run never gives up while the
-// kubelet is away; it returns an error only when it cannot watch the directory.
+// ends, or after a backoff when registering failed. These triggers also cut short
+// a registration in flight: the kubelet's Register blocks while it dials the
+// plugin's socket, for up to 10 s if that socket was just removed. Run never
+// gives up while the kubelet is away; it returns an error only when it cannot
+// watch the directory.
 func (p *Plugin) Run(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -104,20 +110,25 @@ func (p *Plugin) Run(ctx context.Context) error {
 	var gen uint64
 	for trigger := "start"; ; {
 		if trigger != "start" {
+			p.log.Info("re-serving and re-registering", "trigger", trigger)
 			p.opts.Metrics.Reregistering(p.opts.ResourceName, trigger)
 		}
 		p.setRegistration(registration{})
 		cur.stop()
 		gen++
-		var retry <-chan time.Time
 		cur, err = p.serve(w, gen, streamEnded)
 		if err == nil {
-			err = p.register(ctx, cur)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			var interrupted string
+			if interrupted, err = p.registerWatching(ctx, w, ended, cur); interrupted != "" {
+				trigger = interrupted
+				continue
 			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		var retry <-chan time.Time
+		if err != nil {
 			wait := jitter(backoff)
 			p.log.Warn("not registered with the kubelet; will retry", "in", wait.Round(time.Millisecond), "trigger", trigger, "err", err)
 			retry = time.After(wait)
@@ -126,11 +137,33 @@ func (p *Plugin) Run(ctx context.Context) error {
 			backoff = p.opts.MinBackoff
 			p.log.Info("registered with the kubelet", "socket", cur.sock, "trigger", trigger)
 		}
-		if trigger = p.nextTrigger(ctx, w, ended, retry, cur); trigger == "" {
+		if trigger, _ = p.nextTrigger(ctx, w, ended, retry, nil, cur); trigger == "" {
 			return nil
 		}
-		p.log.Info("re-serving and re-registering", "trigger", trigger)
 	}
+}
+
+// registerWatching registers cur while watching for triggers. It returns the
+// registration's error, or the trigger that cut it short ("" when none did).
+func (p *Plugin) registerWatching(ctx context.Context, w *fsnotify.Watcher, ended <-chan uint64, cur *server) (string, error) {
+	kubeletSock := filepath.Join(p.opts.PluginDir, KubeletSocketName)
+	id, ok := statID(kubeletSock)
+	if !ok {
+		return "", fmt.Errorf("%s does not exist (is the kubelet running?)", kubeletSock)
+	}
+	p.setRegistration(registration{kubelet: id})
+	rctx, cancel := context.WithTimeout(ctx, registerTimeout)
+	defer cancel()
+	res := make(chan error, 1)
+	go func() { res <- p.register(rctx, cur, kubeletSock) }()
+	trigger, err := p.nextTrigger(ctx, w, ended, nil, res, cur)
+	if trigger == triggerRegistered {
+		return "", err
+	}
+	cancel()
+	<-res // the registration goroutine is done before the next cycle starts
+	p.setRegistration(registration{})
+	return trigger, nil
 }
 
 // serve listens on generation gen's socket and starts serving it.
@@ -154,20 +187,13 @@ func (p *Plugin) serve(w *fsnotify.Watcher, gen uint64, streamEnded func(uint64)
 	return s, nil
 }
 
-// register asks the kubelet to connect to s.
-func (p *Plugin) register(ctx context.Context, s *server) error {
-	kubeletSock := filepath.Join(p.opts.PluginDir, KubeletSocketName)
-	id, ok := statID(kubeletSock)
-	if !ok {
-		return fmt.Errorf("%s does not exist (is the kubelet running?)", kubeletSock)
-	}
+// register asks the kubelet listening on kubeletSock to connect to s.
+func (p *Plugin) register(ctx context.Context, s *server, kubeletSock string) error {
 	conn, err := grpc.NewClient("unix://"+kubeletSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", kubeletSock, err)
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
-	defer cancel()
 	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{
 		Version:      pluginapi.Version,
 		Endpoint:     filepath.Base(s.sock),
@@ -179,44 +205,49 @@ func (p *Plugin) register(ctx context.Context, s *server) error {
 	if err != nil {
 		return fmt.Errorf("register %s at %s: %w", s.sock, kubeletSock, err)
 	}
-	p.setRegistration(registration{done: true, kubelet: id})
+	p.mu.Lock()
+	p.reg.done = true
+	p.mu.Unlock()
 	p.opts.Metrics.RegisteredWithKubelet(p.opts.ResourceName)
 	return nil
 }
 
-// nextTrigger waits for a reason to start a new cycle and returns it, or "" when
-// ctx is done. Events that do not concern the current generation are dropped:
-// kubelet.sock created when we are registered with that very socket, removal of
-// a socket that still exists or is not ours, streams of replaced servers.
-func (p *Plugin) nextTrigger(ctx context.Context, w *fsnotify.Watcher, ended <-chan uint64, retry <-chan time.Time, cur *server) string {
+// nextTrigger waits for a reason to start a new cycle and returns it, "" when
+// ctx is done, or triggerRegistered and the registration's error when res (if
+// not nil) delivers. Events that
+// do not concern the current generation are dropped: kubelet.sock created when
+// it is the very socket this cycle registers with, removal of a socket that
+// still exists or is not ours, streams of replaced servers.
+func (p *Plugin) nextTrigger(ctx context.Context, w *fsnotify.Watcher, ended <-chan uint64, retry <-chan time.Time, res <-chan error, cur *server) (string, error) {
 	kubeletSock := filepath.Join(p.opts.PluginDir, KubeletSocketName)
 	for {
 		select {
 		case <-ctx.Done():
-			return ""
+			return "", nil
+		case err := <-res:
+			return triggerRegistered, err
 		case <-retry:
-			return triggerRetry
+			return triggerRetry, nil
 		case gen := <-ended:
 			if cur != nil && gen == cur.gen {
-				return triggerStreamEnded
+				return triggerStreamEnded, nil
 			}
 		case err := <-w.Errors:
 			p.log.Warn("plugin directory watch error; re-registering to be safe", "err", err)
-			return triggerDirRemoved
+			return triggerDirRemoved, nil
 		case ev := <-w.Events:
 			switch {
 			case ev.Name == kubeletSock && ev.Has(fsnotify.Create):
-				reg := p.registration()
-				if id, ok := statID(kubeletSock); ok && reg.done && id == reg.kubelet {
-					continue // the kubelet we registered with
+				if id, ok := statID(kubeletSock); ok && id == p.registration().kubelet {
+					continue // the kubelet this cycle registers (or registered) with
 				}
-				return triggerKubeletRestart
+				return triggerKubeletRestart, nil
 			case cur != nil && ev.Name == cur.sock && ev.Has(fsnotify.Remove|fsnotify.Rename):
 				if _, ok := statID(cur.sock); !ok {
-					return triggerSocketRemoved
+					return triggerSocketRemoved, nil
 				}
 			case filepath.Clean(ev.Name) == filepath.Clean(p.opts.PluginDir) && ev.Has(fsnotify.Remove|fsnotify.Rename):
-				return triggerDirRemoved
+				return triggerDirRemoved, nil
 			}
 		}
 	}

@@ -47,7 +47,7 @@ func freeAddr(t *testing.T) string {
 // file removed, the manager sees the NPUs go unhealthy).
 func TestBinaryEndToEnd(t *testing.T) {
 	bin := buildPlugin(t)
-	dir := t.TempDir()
+	dir := socketDir(t)
 	k := startKubelet(t, dir)
 	h := fakehost.New(t)
 	for _, n := range twoNPUs() {

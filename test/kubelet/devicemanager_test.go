@@ -40,7 +40,7 @@ func twoNPUs() []fakehost.NPU {
 // allocatable show both NPUs; an XDNA2 NPU stays invisible until enabled, and
 // then shows up as its own resource.
 func TestRegisterShowsCapacity(t *testing.T) {
-	dir := t.TempDir()
+	dir := socketDir(t)
 	k := startKubelet(t, dir)
 	defer k.stop()
 	npus := append(twoNPUs(), fakehost.NPU{PCI: "0000:c6:00.1", Accel: 2, Device: 0x17f0})
@@ -50,7 +50,7 @@ func TestRegisterShowsCapacity(t *testing.T) {
 		t.Errorf("XDNA2 advertised without being enabled: capacity %d", c)
 	}
 
-	dir2 := t.TempDir()
+	dir2 := socketDir(t)
 	k2 := startKubelet(t, dir2)
 	defer k2.stop()
 	startNode(t, dir2, nodeConfig{npus: npus, xdna2: true})
@@ -63,7 +63,7 @@ func TestRegisterShowsCapacity(t *testing.T) {
 // allocation latency is the manager's whole Allocate (device choice, the plugin's
 // Allocate RPC, checkpoint write).
 func TestAllocateThroughManager(t *testing.T) {
-	dir := t.TempDir()
+	dir := socketDir(t)
 	k := startKubelet(t, dir)
 	defer k.stop()
 	startNode(t, dir, nodeConfig{npus: twoNPUs(), cdi: true})
@@ -139,7 +139,7 @@ func checkOptions(t *testing.T, opts *devicemanager.DeviceRunContainerOptions, d
 // within 2 s every time. The re-registration latency runs from the new manager's
 // Start returning (kubelet.sock exists) to its capacity showing both NPUs.
 func TestKubeletRestart(t *testing.T) {
-	dir := t.TempDir()
+	dir := socketDir(t)
 	k := startKubelet(t, dir)
 	startNode(t, dir, nodeConfig{npus: twoNPUs()})
 	k.waitCounts(npuRes, 2, 2, settleTimeout)
@@ -167,7 +167,7 @@ func TestKubeletRestart(t *testing.T) {
 // TestOwnSocketRemoved: someone deletes the plugin's socket while the kubelet
 // keeps running; the plugin re-serves and re-registers and the resource stays.
 func TestOwnSocketRemoved(t *testing.T) {
-	dir := t.TempDir()
+	dir := socketDir(t)
 	k := startKubelet(t, dir)
 	defer k.stop()
 	n := startNode(t, dir, nodeConfig{npus: twoNPUs()})
@@ -186,9 +186,15 @@ func TestOwnSocketRemoved(t *testing.T) {
 		})
 		k.waitCounts(npuRes, 2, 2, settleTimeout)
 	}
-	if _, _, err := k.allocate("after", npuRes, 1); err != nil {
-		t.Errorf("allocation after re-registration: %v", err)
-	}
+	// The manager drops the endpoints of the replaced sockets as their streams
+	// end, which can lag the new registration: allocation works again once it
+	// has caught up.
+	var err error
+	waitFor(t, settleTimeout, "successful allocation after re-registration", func() bool {
+		k.setPods()
+		_, _, err = k.allocate("after", npuRes, 1)
+		return err == nil
+	})
 }
 
 // TestHealthPropagation: an NPU's node disappears and the manager's healthy
@@ -196,7 +202,7 @@ func TestOwnSocketRemoved(t *testing.T) {
 // and the count recovers within 1 s. Latencies run from the filesystem change to
 // the manager's count.
 func TestHealthPropagation(t *testing.T) {
-	dir := t.TempDir()
+	dir := socketDir(t)
 	k := startKubelet(t, dir)
 	defer k.stop()
 	n := startNode(t, dir, nodeConfig{npus: twoNPUs()})
@@ -252,7 +258,7 @@ func TestSharedMode(t *testing.T) {
 		{plugin.Pack, []string{"/dev/accel/accel0", "/dev/accel/accel0", "/dev/accel/accel0", "/dev/accel/accel1"}},
 	} {
 		t.Run(string(tc.policy), func(t *testing.T) {
-			dir := t.TempDir()
+			dir := socketDir(t)
 			k := startKubelet(t, dir)
 			defer k.stop()
 			startNode(t, dir, nodeConfig{npus: twoNPUs(), contexts: 3, policy: tc.policy})

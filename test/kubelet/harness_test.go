@@ -279,6 +279,28 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// socketDir makes the kubelet's device-plugin directory. It is removed after
+// everything else the test started (cleanups run last-in first-out), retrying
+// because the manager's client goroutines may still be writing its checkpoint
+// there after Stop.
+func socketDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "device-plugins-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 100 {
+			if os.RemoveAll(dir) == nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("could not remove %s", dir)
+	})
+	return dir
+}
+
 // wipe removes everything in dir (whole=false) or dir itself (whole=true).
 func wipe(t *testing.T, dir string, whole bool) {
 	t.Helper()
