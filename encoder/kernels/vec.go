@@ -6,7 +6,9 @@ import (
 )
 
 // Row operations. Each has an AVX-512 path (the bf16-output forms need
-// AVX512BF16) and a portable twin computing the same formulas in float32.
+// AVX512BF16), an AVX2 path for the float32 forms (whole 8-lane blocks; the
+// tail goes through the portable code) and a portable twin computing the same
+// formulas in float32.
 
 // SoftmaxBF16 writes dst[i] = bf16(exp(src[i] − max(src))) and returns the
 // sum of the exponentials (before rounding). The exponential is computed to
@@ -39,10 +41,20 @@ func (i ISA) SoftmaxF32(dst, src []float32) float32 {
 	if i >= AVX512 {
 		return softmaxF32AVX512(&dst[0], &src[0], len(src))
 	}
-	m := maxOf(src)
+	n8 := 0
+	if i == AVX2 {
+		n8 = len(src) &^ 7
+	}
+	m := maxOf(src[n8:])
+	if n8 > 0 {
+		m = max(m, maxAVX2(&src[0], n8))
+	}
 	var sum float32
-	for j, v := range src {
-		dst[j] = expf(v - m)
+	if n8 > 0 {
+		sum = expSubAVX2(&dst[0], &src[0], n8, m)
+	}
+	for j := n8; j < len(src); j++ {
+		dst[j] = expf(src[j] - m)
 		sum += dst[j]
 	}
 	return sum
@@ -82,8 +94,14 @@ func (i ISA) GELU(dst, src []float32) {
 		geluF32AVX512(&dst[0], &src[0], len(src))
 		return
 	}
-	for j, v := range src {
-		dst[j] = gelu(v)
+	n8 := 0
+	if i == AVX2 {
+		if n8 = len(src) &^ 7; n8 > 0 {
+			geluAVX2(&dst[0], &src[0], n8)
+		}
+	}
+	for j := n8; j < len(src); j++ {
+		dst[j] = gelu(src[j])
 	}
 }
 
@@ -112,8 +130,14 @@ func (i ISA) Scale(dst, src []float32, s float32) {
 		scaleF32AVX512(&dst[0], &src[0], len(src), s)
 		return
 	}
-	for j, v := range src {
-		dst[j] = v * s
+	n8 := 0
+	if i == AVX2 {
+		if n8 = len(src) &^ 7; n8 > 0 {
+			scaleAVX2(&dst[0], &src[0], n8, s)
+		}
+	}
+	for j := n8; j < len(src); j++ {
+		dst[j] = src[j] * s
 	}
 }
 
@@ -130,6 +154,10 @@ func (i ISA) LayerNorm(dst, src, gamma, beta []float32, eps float32) error {
 	}
 	if i >= AVX512 && n%16 == 0 {
 		layerNormAVX512(&dst[0], &src[0], n, &gamma[0], &beta[0], 1/float32(n), eps)
+		return nil
+	}
+	if i == AVX2 && n%8 == 0 {
+		layerNormAVX2(&dst[0], &src[0], n, &gamma[0], &beta[0], 1/float32(n), eps)
 		return nil
 	}
 	var sum float32
