@@ -893,8 +893,8 @@ TEXT ·geluAVX2(SB), NOSPLIT, $0-24`)
 		g.expAVX2(3, 4, 5, -1)
 		g.f("VMULPS Y2, Y3, Y3") // erfc(z)
 		g.f("VBROADCASTSS half<>(SB), Y5")
-		g.f("VMULPS Y5, Y3, Y3")      // h = Φ(−|x|)
-		g.f("VSUBPS Y3, Y14, Y4")     // 1 − h
+		g.f("VMULPS Y5, Y3, Y3")  // h = Φ(−|x|)
+		g.f("VSUBPS Y3, Y14, Y4") // 1 − h
 		g.f("VXORPS Y5, Y5, Y5")
 		g.f("VCMPPS $0x1e, Y5, Y0, Y5") // x > 0
 		g.f("VBLENDVPS Y5, Y4, Y3, Y3") // Φ(x)
