@@ -72,18 +72,49 @@ func (f *fft) rec(out, in []complex128, n, stride int, factors []int) {
 			s3 = complex(imag(s3), -real(s3)) // -i·(b-d)
 			out[k], out[m+k], out[2*m+k], out[3*m+k] = s0+s2, s1+s3, s0-s2, s1-s3
 		}
+	case 5:
+		f.radix5(out, m, step)
 	default:
 		f.butterfly(out, n, m, r, step)
 	}
 }
 
-// butterfly is the generic radix-r step (r = 3 or 5): a small DFT across the
+// Radix-5 constants: cos and sin of 2π/5 and 4π/5.
+var (
+	c51, s51 = math.Cos(2 * math.Pi / 5), math.Sin(2 * math.Pi / 5)
+	c52, s52 = math.Cos(4 * math.Pi / 5), math.Sin(4 * math.Pi / 5)
+)
+
+// radix5 is the radix-5 step written out: with ω = exp(-2πi/5),
+// y_j = Σ_q t_q ω^{jq} from the sums and differences of t1±t4 and t2±t3.
+func (f *fft) radix5(out []complex128, m, step int) {
+	for k := range m {
+		t0 := out[k]
+		t1 := out[m+k] * f.twiddle[k*step]
+		t2 := out[2*m+k] * f.twiddle[2*k*step]
+		t3 := out[3*m+k] * f.twiddle[3*k*step]
+		t4 := out[4*m+k] * f.twiddle[4*k*step]
+		a1, b1 := t1+t4, t1-t4
+		a2, b2 := t2+t3, t2-t3
+		m1 := t0 + complex(c51, 0)*a1 + complex(c52, 0)*a2
+		m2 := t0 + complex(c52, 0)*a1 + complex(c51, 0)*a2
+		n1 := complex(s51, 0)*b1 + complex(s52, 0)*b2
+		n2 := complex(s52, 0)*b1 - complex(s51, 0)*b2
+		in1 := complex(-imag(n1), real(n1)) // i·n1
+		in2 := complex(-imag(n2), real(n2))
+		out[k] = t0 + a1 + a2
+		out[m+k], out[4*m+k] = m1-in1, m1+in1
+		out[2*m+k], out[3*m+k] = m2-in2, m2+in2
+	}
+}
+
+// butterfly is the generic radix-r step (r = 3): a small DFT across the
 // r sub-transforms after twiddling them.
 func (f *fft) butterfly(out []complex128, n, m, r, step int) {
 	var t, s [5]complex128
 	for k := range m {
 		for q := range r {
-			t[q] = out[q*m+k] * f.twiddle[(q*k*step)%f.n]
+			t[q] = out[q*m+k] * f.twiddle[q*k*step] // q·k·step < n: no wrap
 		}
 		for j := range r {
 			var acc complex128
