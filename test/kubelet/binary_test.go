@@ -22,7 +22,7 @@ import (
 func buildPlugin(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "xdna-device-plugin")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/xdna-device-plugin")
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "./cmd/xdna-device-plugin")
 	cmd.Dir = filepath.Join("..", "..")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build xdna-device-plugin: %v\n%s", err, out)
