@@ -147,10 +147,11 @@ func Decode(data []byte, f Format, rate int) (Clip, error) {
 	return Clip{}, fmt.Errorf("audio: unrecognised data (first bytes %q): want a RIFF/WAVE or fLaC header, or declare raw pcm16 with its rate", head(data))
 }
 
-// Load decodes data, mixes it to mono and resamples it to 16 kHz, refusing
-// audio longer than maxSeconds (0: no limit) before it resamples.
+// Load decodes data, mixes it to mono and resamples it to 16 kHz. Audio
+// longer than maxSeconds (0: no limit) is refused, from the header where it
+// says (WAV, raw PCM, FLAC's STREAMINFO) before any sample is converted.
 func Load(data []byte, f Format, rate int, maxSeconds float64) ([]float32, error) {
-	clip, err := Decode(data, f, rate)
+	clip, err := decodeLimited(data, f, rate, maxSeconds)
 	if err != nil {
 		return nil, err
 	}
@@ -158,9 +159,45 @@ func Load(data []byte, f Format, rate int, maxSeconds float64) ([]float32, error
 		return nil, errors.New("audio: input holds no samples")
 	}
 	if maxSeconds > 0 && clip.Seconds() > maxSeconds {
-		return nil, fmt.Errorf("audio: %.2f s long, limit is %.0f s", clip.Seconds(), maxSeconds)
+		return nil, tooLong(clip.Seconds(), maxSeconds)
 	}
 	return Resample(clip.Mono(), clip.Rate, SampleRate)
+}
+
+// decodeLimited is Decode with the duration limit checked as early as the
+// format allows.
+func decodeLimited(data []byte, f Format, rate int, maxSeconds float64) (Clip, error) {
+	if len(data) == 0 || maxSeconds <= 0 {
+		return Decode(data, f, rate)
+	}
+	if f == FormatUnknown {
+		f = Sniff(data)
+	}
+	switch f {
+	case FormatWAV:
+		wf, pcm, err := parseWAV(data)
+		if err != nil {
+			return Clip{}, err
+		}
+		if secs := float64(len(pcm)/wf.blockAlign) / float64(wf.rate); secs > maxSeconds {
+			return Clip{}, tooLong(secs, maxSeconds)
+		}
+		return Clip{Rate: wf.rate, Channels: wf.channels, Samples: wavSamples(pcm, &wf)}, nil
+	case FormatPCM16:
+		if rate > 0 {
+			if secs := float64(len(data)/2) / float64(rate); secs > maxSeconds {
+				return Clip{}, tooLong(secs, maxSeconds)
+			}
+		}
+	case FormatFLAC:
+		return decodeFLAC(data, maxSeconds)
+	}
+	return Decode(data, f, rate)
+}
+
+// tooLong is the error for audio over the duration limit.
+func tooLong(seconds, limit float64) error {
+	return fmt.Errorf("audio: %.2f s long, limit is %.0f s", seconds, limit)
 }
 
 // head is the first few bytes of data for an error message.

@@ -13,7 +13,14 @@ import (
 // DecodeFLAC decodes a native FLAC stream (any bit depth from 4 to 32, up to
 // 8 channels). Every frame's CRC is checked by the decoder, and the audio's
 // MD5 against the STREAMINFO signature when the encoder recorded one.
-func DecodeFLAC(data []byte) (clip Clip, err error) {
+func DecodeFLAC(data []byte) (Clip, error) {
+	return decodeFLAC(data, 0)
+}
+
+// decodeFLAC decodes data, giving up as soon as the audio is known to hold
+// more than maxSeconds (0: no limit), so an over-long upload is refused
+// before it is decoded in full.
+func decodeFLAC(data []byte, maxSeconds float64) (clip Clip, err error) {
 	defer func() {
 		// The FLAC library reports malformed input with errors, but a decoder
 		// fed arbitrary bytes from the network must not take the server down
@@ -29,6 +36,9 @@ func DecodeFLAC(data []byte) (clip Clip, err error) {
 	info := stream.Info
 	if info.SampleRate < 1000 {
 		return Clip{}, fmt.Errorf("flac: sample rate %d Hz, want at least 1000", info.SampleRate)
+	}
+	if secs := float64(info.NSamples) / float64(info.SampleRate); maxSeconds > 0 && secs > maxSeconds {
+		return Clip{}, tooLong(secs, maxSeconds)
 	}
 	channels, bits := int(info.NChannels), int(info.BitsPerSample)
 	scale := 1 / float32(uint64(1)<<(bits-1))
@@ -47,6 +57,9 @@ func DecodeFLAC(data []byte) (clip Clip, err error) {
 		}
 		if len(frame.Subframes) != channels || int(frame.BitsPerSample) != bits {
 			return Clip{}, fmt.Errorf("flac: frame %d has %d channels of %d bits, stream header says %d of %d", n, len(frame.Subframes), frame.BitsPerSample, channels, bits)
+		}
+		if secs := float64(len(samples)/channels) / float64(info.SampleRate); maxSeconds > 0 && secs > maxSeconds {
+			return Clip{}, fmt.Errorf("audio: longer than the limit of %.0f s (%.2f s decoded so far)", maxSeconds, secs)
 		}
 		frame.Hash(sum)
 		for i := range frame.Subframes[0].Samples {

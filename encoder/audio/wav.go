@@ -26,12 +26,21 @@ type waveFmt struct {
 // or IEEE float32 samples, plain or WAVE_FORMAT_EXTENSIBLE. A header that
 // claims more bytes than the file holds is an error, not a short read.
 func DecodeWAV(data []byte) (Clip, error) {
+	f, pcm, err := parseWAV(data)
+	if err != nil {
+		return Clip{}, err
+	}
+	return Clip{Rate: f.rate, Channels: f.channels, Samples: wavSamples(pcm, &f)}, nil
+}
+
+// parseWAV checks a RIFF/WAVE file and returns its format and sample bytes.
+func parseWAV(data []byte) (waveFmt, []byte, error) {
 	if len(data) < 12 || string(data[:4]) != "RIFF" || string(data[8:12]) != "WAVE" {
-		return Clip{}, fmt.Errorf("wav: not a RIFF/WAVE file (first bytes %q)", head(data))
+		return waveFmt{}, nil, fmt.Errorf("wav: not a RIFF/WAVE file (first bytes %q)", head(data))
 	}
 	riffEnd := 8 + int64(binary.LittleEndian.Uint32(data[4:8]))
 	if riffEnd > int64(len(data)) {
-		return Clip{}, fmt.Errorf("wav: RIFF header claims %d bytes, file has %d (truncated, or the header lies about its length)", riffEnd, len(data))
+		return waveFmt{}, nil, fmt.Errorf("wav: RIFF header claims %d bytes, file has %d (truncated, or the header lies about its length)", riffEnd, len(data))
 	}
 	var (
 		f      *waveFmt
@@ -43,34 +52,34 @@ func DecodeWAV(data []byte) (Clip, error) {
 		size := int64(binary.LittleEndian.Uint32(data[offset+4 : offset+8]))
 		body := int64(offset + 8)
 		if body+size > riffEnd {
-			return Clip{}, fmt.Errorf("wav: chunk %q at byte %d claims %d bytes, only %d remain (truncated, or the header lies about its length)", id, offset, size, riffEnd-body)
+			return waveFmt{}, nil, fmt.Errorf("wav: chunk %q at byte %d claims %d bytes, only %d remain (truncated, or the header lies about its length)", id, offset, size, riffEnd-body)
 		}
 		chunk := data[body : body+size]
 		switch id {
 		case "fmt ":
 			parsed, err := parseWaveFmt(chunk)
 			if err != nil {
-				return Clip{}, err
+				return waveFmt{}, nil, err
 			}
 			f = &parsed
 		case "data":
 			if f == nil {
-				return Clip{}, fmt.Errorf("wav: data chunk at byte %d comes before any fmt chunk", offset)
+				return waveFmt{}, nil, fmt.Errorf("wav: data chunk at byte %d comes before any fmt chunk", offset)
 			}
 			pcm = chunk
 		}
 		offset = int(body + size + size&1) // chunks are padded to even sizes
 	}
 	if f == nil {
-		return Clip{}, fmt.Errorf("wav: no fmt chunk")
+		return waveFmt{}, nil, fmt.Errorf("wav: no fmt chunk")
 	}
 	if pcm == nil {
-		return Clip{}, fmt.Errorf("wav: no data chunk")
+		return waveFmt{}, nil, fmt.Errorf("wav: no data chunk")
 	}
 	if len(pcm)%f.blockAlign != 0 {
-		return Clip{}, fmt.Errorf("wav: data chunk holds %d bytes, not a multiple of the %d-byte sample frame", len(pcm), f.blockAlign)
+		return waveFmt{}, nil, fmt.Errorf("wav: data chunk holds %d bytes, not a multiple of the %d-byte sample frame", len(pcm), f.blockAlign)
 	}
-	return Clip{Rate: f.rate, Channels: f.channels, Samples: wavSamples(pcm, f)}, nil
+	return *f, pcm, nil
 }
 
 // parseWaveFmt reads and checks a fmt chunk body.
