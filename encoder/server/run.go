@@ -19,6 +19,7 @@ func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTim
 	hs := &http.Server{
 		Handler:           s.HTTPHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute, // a whole body, so a trickling upload cannot hold a slot forever
 		IdleTimeout:       2 * time.Minute,
 	}
 	gs := s.GRPCServer()
