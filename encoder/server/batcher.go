@@ -82,6 +82,9 @@ func (b *batcher) release(n int) {
 	b.metrics.queueDepth.Set(float64(b.reserved.Add(-int64(n))))
 }
 
+// full reports whether no window can be admitted now.
+func (b *batcher) full() bool { return b.reserved.Load() >= b.capacity }
+
 // depth is the number of windows admitted and waiting.
 func (b *batcher) depth() int { return int(b.reserved.Load()) }
 

@@ -90,8 +90,8 @@ func (s *Server) newRequest(method, clientID string) *request {
 
 // encode runs a request through admission, the front end and the batcher,
 // calling emit for each window in order. read produces the request's input;
-// it runs only after admission, so a refused request costs no body reading
-// or unpacking. maxWindows bounds the windows one call may produce (1 for
+// it is not called when the queue is already full, so a refused request
+// costs no body reading or unpacking. maxWindows bounds the windows one call may produce (1 for
 // Encode).
 func (s *Server) encode(ctx context.Context, req *request, read func() (input, error), maxWindows int, emit func(window) error) error {
 	if s.draining.Load() {
@@ -100,16 +100,21 @@ func (s *Server) encode(ctx context.Context, req *request, read func() (input, e
 	if !s.ready.Load() {
 		return errorf(codes.Unavailable, "server is not ready yet (loading or warming up)")
 	}
+	// A full queue refuses before the body is read (cheap refusals under
+	// overload); the slot is reserved only once the body is in, so a slow
+	// upload holds no slot.
+	if s.batcher.full() {
+		return s.queueFull()
+	}
+	in, err := read()
+	if err != nil {
+		return err
+	}
 	if !s.batcher.reserve(1) {
 		return s.queueFull()
 	}
 	reserved := 1
 	defer func() { s.batcher.release(reserved) }()
-
-	in, err := read()
-	if err != nil {
-		return err
-	}
 	start := time.Now()
 	windows, err := s.frontend(req, in)
 	frontend := time.Since(start)
