@@ -40,7 +40,6 @@ var labelValue = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])
 // NPU gets no labels.
 func Labels(resources []Resource, npus []discovery.NPU) string {
 	var b strings.Builder
-	b.WriteString("# Written by xdna-device-plugin; removed when it shuts down cleanly.\n")
 	for _, r := range resources {
 		var count int
 		firmware := map[string]bool{}
