@@ -210,8 +210,11 @@ func TestServeSIGTERMMidLoadLosesNothing(t *testing.T) {
 			}
 		}()
 	}
-	for okCount.Load() < 10 { // mid-load: some requests done, more in flight
-		time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(3 * time.Minute); okCount.Load() < 10; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) { // mid-load: some requests done, more in flight
+			stop.Store(true)
+			t.Fatalf("only %d requests answered in 3 minutes", okCount.Load())
+		}
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
