@@ -130,6 +130,7 @@ func ResolveHF(ref, endpoint string) (string, error) {
 // permanent marks errors that retrying cannot fix.
 type permanent struct{ error }
 
+// Unwrap returns the underlying error.
 func (p permanent) Unwrap() error { return p.error }
 
 // errStall is the cause of an attempt canceled for receiving nothing.

@@ -25,6 +25,7 @@ const (
 	StorageExternal                // an external-data file
 )
 
+// String names the storage as onnx.proto does ("raw_data", ...).
 func (s Storage) String() string {
 	return [...]string{"none", "raw_data", "typed field", "external data"}[s]
 }
