@@ -55,3 +55,16 @@ func TestStageFromHub(t *testing.T) {
 		t.Errorf("cache holds %v after a sha256 mismatch", got)
 	}
 }
+
+func TestSourceName(t *testing.T) {
+	for in, want := range map[string]string{
+		"hf://org/repo/onnx/encoder_model.onnx@refs/pr/1": "encoder_model.onnx",
+		"https://user@example.com/m/encoder.onnx?sig=a@b": "encoder.onnx",
+		"https://example.com/":                            "model.onnx",
+		"https://example.com/..":                          "model.onnx",
+	} {
+		if got := sourceName(in); got != want {
+			t.Errorf("sourceName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

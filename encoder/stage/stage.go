@@ -19,6 +19,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"net/url"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -149,10 +151,7 @@ func fetchSource(ctx context.Context, opts *Options) (string, func(), error) {
 		return "", nil, fmt.Errorf("stage: %w", err)
 	}
 	cleanup := func() { os.RemoveAll(dir); unlock() }
-	name := filepath.Base(strings.SplitN(strings.SplitN(opts.Source, "?", 2)[0], "@", 2)[0])
-	if name == "" || name == "." || name == "/" {
-		name = "model.onnx"
-	}
+	name := sourceName(opts.Source)
 	dl := opts.Download
 	dl.SHA256 = opts.SHA256
 	dl.Logger = opts.Logger
@@ -162,6 +161,26 @@ func fetchSource(ctx context.Context, opts *Options) (string, func(), error) {
 		return "", nil, fmt.Errorf("stage: %w", err)
 	}
 	return filepath.Join(dir, name), cleanup, nil
+}
+
+// sourceName is the file name of a URL or hf:// source (without query or @REV).
+func sourceName(src string) string {
+	var p string
+	if rest, ok := strings.CutPrefix(src, "hf://"); ok {
+		if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+			rest = rest[:i]
+		}
+		if parts := strings.SplitN(rest, "/", 3); len(parts) == 3 {
+			p = parts[2]
+		}
+	} else if u, err := url.Parse(src); err == nil {
+		p = u.Path
+	}
+	name := path.Base(p)
+	if p == "" || strings.HasSuffix(p, "/") || !filepath.IsLocal(name) {
+		return "model.onnx"
+	}
+	return name
 }
 
 // fetchExternal downloads the external-data files a downloaded model names,
