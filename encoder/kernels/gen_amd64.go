@@ -383,6 +383,11 @@ var consts = []struct {
 	{"nr0", "$-1.26551223"}, {"nr1", "$1.00002368"}, {"nr2", "$0.37409196"}, {"nr3", "$0.09678418"},
 	{"nr4", "$-0.18628806"}, {"nr5", "$0.27886807"}, {"nr6", "$-1.13520398"}, {"nr7", "$1.48851587"},
 	{"nr8", "$-0.82215223"}, {"nr9", "$0.17087277"},
+	// exp2 polynomials of attn.go (exp2BF16Coef, exp2F32Coef), highest degree first.
+	{"e2b0", "$0.00957010128"}, {"e2b1", "$0.0559178591"}, {"e2b2", "$0.240247443"}, {"e2b3", "$0.693121791"}, {"e2b4", "$0.999999285"},
+	{"e2f0", "$0.000153458182"}, {"e2f1", "$0.00133999309"}, {"e2f2", "$0.00961848907"}, {"e2f3", "$0.0555032864"},
+	{"e2f4", "$0.240226462"}, {"e2f5", "$0.693147182"}, {"e2f6", "$1.0"},
+	{"negLog2e", "$-1.4426950408889634"}, {"alphaMin", "$-200.0"}, {"exp2Lo", "$-126.0"},
 }
 
 func (g *gen) constData() {
@@ -760,7 +765,299 @@ func genVec() []byte {
 	g.scale(true)
 	g.scale(false)
 	g.layerNorm()
+	g.softmaxBlock(true)
+	g.softmaxBlock(false)
+	g.scaleRows(true)
+	g.scaleRows(false)
+	g.addBF16()
 	return g.b.Bytes()
+}
+
+// ---- Flash-attention row operations (attn.go) ----
+
+// exp2Coefs names the polynomial coefficients of the bf16 or float32 exp2.
+func exp2Coefs(bf16 bool) []string {
+	if bf16 {
+		return []string{"e2b0", "e2b1", "e2b2", "e2b3", "e2b4"}
+	}
+	return []string{"e2f0", "e2f1", "e2f2", "e2f3", "e2f4", "e2f5", "e2f6"}
+}
+
+// exp2 writes 2^Zt into Zp, with Zn a temporary and Zt clobbered (it ends
+// as r): n = round(t), r = t − n, 2^r by Horner's rule on the coefficients
+// held in Z(coef)…, scaled by 2ⁿ with VSCALEFPS (which underflows to 0).
+func (g *gen) exp2(t, n, p, coef, ncoef int) {
+	g.f("VRNDSCALEPS $0, Z%d, Z%d", t, n)
+	g.f("VSUBPS Z%d, Z%d, Z%d", n, t, t)
+	g.f("VMOVAPS Z%d, Z%d", coef, p)
+	for c := coef + 1; c < coef+ncoef; c++ {
+		g.f("VFMADD213PS Z%d, Z%d, Z%d", c, t, p)
+	}
+	g.f("VSCALEFPS Z%d, Z%d, Z%d", n, p, p)
+}
+
+// tailMask splits the count in CX into a block count in reg (CX>>4) and a
+// mask of the CX&15 tail lanes in kreg; it clobbers AX and CX.
+func (g *gen) tailMask(reg, kreg string) {
+	g.f("MOVQ CX, %s", reg)
+	g.f("SHRQ $4, %s", reg)
+	g.f("ANDQ $15, CX")
+	g.f("MOVQ $1, AX")
+	g.f("SHLQ CX, AX")
+	g.f("DECQ AX")
+	g.f("KMOVW AX, %s", kreg)
+}
+
+// softmaxBlock writes softmaxBlockBF16AVX512 or softmaxBlockF32AVX512, one
+// key block of the online softmax (see SoftmaxBlockBF16). Registers: Z16 =
+// log₂e, Z17… the exp2 coefficients, Z24 = −Inf; per row Z13 = the
+// rescaling factor a, Z14 = −m'·log₂e, Z15 = the running sum.
+func (g *gen) softmaxBlock(bf16 bool) {
+	name, pt, out := "softmaxBlockF32AVX512", "*float32", 4
+	if bf16 {
+		name, pt, out = "softmaxBlockBF16AVX512", "*uint16", 2
+	}
+	coefs := exp2Coefs(bf16)
+	g.raw(fmt.Sprintf(`
+// func %s(p %s, ldp uintptr, s *float32, lds uintptr, rows, n int, m, l, o *float32, ldo uintptr, no int)
+// One key block of an online softmax over rows rows; see attn.go.
+TEXT ·%s(SB), NOSPLIT, $32-88`, name, pt, name))
+	g.f("MOVQ p+0(FP), DI")
+	g.f("MOVQ s+16(FP), SI")
+	g.f("MOVQ m+48(FP), R8")
+	g.f("MOVQ l+56(FP), R9")
+	g.f("MOVQ o+64(FP), R10")
+	g.f("MOVQ rows+32(FP), AX")
+	g.f("MOVQ AX, left-32(SP)")
+	g.f("VBROADCASTSS log2e<>(SB), Z16")
+	for i, c := range coefs {
+		g.f("VBROADCASTSS %s<>(SB), Z%d", c, 17+i)
+	}
+	g.f("VBROADCASTSS negInf<>(SB), Z24")
+	g.f("MOVQ n+40(FP), CX")
+	g.tailMask("R11", "K1")
+	g.f("MOVQ no+80(FP), CX")
+	g.tailMask("R12", "K2")
+	g.label("row")
+	g.f("MOVQ DI, prow-8(SP)")
+	g.f("MOVQ SI, srow-16(SP)")
+	g.f("MOVQ R10, orow-24(SP)")
+	// Block maximum, four accumulators.
+	for i := 0; i < 4; i++ {
+		g.f("VMOVAPS Z24, Z%d", i)
+	}
+	g.f("MOVQ R11, DX")
+	g.f("MOVQ SI, BX")
+	g.f("CMPQ DX, $4")
+	g.f("JB max1")
+	g.label("max4")
+	for i := 0; i < 4; i++ {
+		g.f("VMAXPS %d(BX), Z%d, Z%d", 64*i, i, i)
+	}
+	g.f("ADDQ $256, BX")
+	g.f("SUBQ $4, DX")
+	g.f("CMPQ DX, $4")
+	g.f("JAE max4")
+	g.label("max1")
+	g.f("TESTQ DX, DX")
+	g.f("JZ maxtail")
+	g.f("VMAXPS (BX), Z0, Z0")
+	g.f("ADDQ $64, BX")
+	g.f("DECQ DX")
+	g.f("JMP max1")
+	g.label("maxtail")
+	g.f("VMOVAPS Z24, Z4")
+	g.f("VMOVUPS (BX), K1, Z4")
+	g.f("VMAXPS Z4, Z0, Z0")
+	g.f("VMAXPS Z1, Z0, Z0")
+	g.f("VMAXPS Z3, Z2, Z2")
+	g.f("VMAXPS Z2, Z0, Z0")
+	g.hreduce("VMAXPS", 0, 5)
+	// m' = max(m[r], block max); a = exp2(max((m[r] − m')·log₂e, −200)).
+	g.f("VMOVSS (R8), X1")
+	g.f("VMAXSS X1, X0, X2")
+	g.f("VMOVSS X2, (R8)")
+	g.f("VSUBSS X2, X1, X3")
+	g.f("VMULSS log2e<>(SB), X3, X3")
+	g.f("VMAXSS alphaMin<>(SB), X3, X3")
+	g.f("VBROADCASTSS X3, Z8")
+	g.exp2(8, 9, 13, 17, len(coefs))
+	g.f("VMULSS negLog2e<>(SB), X2, X4")
+	g.f("VBROADCASTSS X4, Z14")
+	// P = exp2(s·log₂e − m'·log₂e), summed before rounding.
+	g.f("VPXORD Z15, Z15, Z15")
+	g.f("MOVQ R11, DX")
+	g.f("TESTQ DX, DX")
+	g.f("JZ exptail")
+	g.label("exploop")
+	g.f("VMOVAPS Z14, Z8")
+	g.f("VFMADD231PS (SI), Z16, Z8")
+	g.exp2(8, 9, 10, 17, len(coefs))
+	g.f("VADDPS Z10, Z15, Z15")
+	if bf16 {
+		g.raw("	" + vcvtneps2bf16(11, 10))
+		g.f("VMOVDQU Y11, (DI)")
+	} else {
+		g.f("VMOVUPS Z10, (DI)")
+	}
+	g.f("ADDQ $64, SI")
+	g.f("ADDQ $%d, DI", 16*out)
+	g.f("DECQ DX")
+	g.f("JNZ exploop")
+	g.label("exptail")
+	g.f("MOVQ n+40(FP), CX")
+	g.f("ANDQ $15, CX")
+	g.f("JZ expdone")
+	g.f("VMOVUPS.Z (SI), K1, Z12")
+	g.f("VMOVAPS Z14, Z8")
+	g.f("VFMADD231PS Z12, Z16, Z8")
+	g.exp2(8, 9, 10, 17, len(coefs))
+	g.f("VADDPS Z10, Z15, K1, Z15")
+	if bf16 {
+		g.raw("	" + vcvtneps2bf16(11, 10))
+		g.f("VMOVDQU16 Y11, K1, (DI)")
+	} else {
+		g.f("VMOVUPS Z10, K1, (DI)")
+	}
+	g.label("expdone")
+	if bf16 { // zero pad column for an odd n (the PV product reads k-pairs)
+		g.f("MOVQ n+40(FP), CX")
+		g.f("TESTQ $1, CX")
+		g.f("JZ even")
+		g.f("MOVQ prow-8(SP), BX")
+		g.f("MOVW $0, (BX)(CX*2)")
+		g.label("even")
+	}
+	// l[r] = a·l[r] + Σ.
+	g.f("VMOVAPS Z15, Z7")
+	g.hreduce("VADDPS", 7, 5)
+	g.f("VMOVSS (R9), X6")
+	g.f("VFMADD213SS X7, X13, X6")
+	g.f("VMOVSS X6, (R9)")
+	// O row *= a unless a = 1.
+	g.f("VUCOMISS one<>(SB), X13")
+	g.f("JEQ next")
+	g.f("MOVQ orow-24(SP), BX")
+	g.f("MOVQ R12, DX")
+	g.f("TESTQ DX, DX")
+	g.f("JZ otail")
+	g.label("oloop")
+	g.f("VMULPS (BX), Z13, Z9")
+	g.f("VMOVUPS Z9, (BX)")
+	g.f("ADDQ $64, BX")
+	g.f("DECQ DX")
+	g.f("JNZ oloop")
+	g.label("otail")
+	g.f("MOVQ no+80(FP), CX")
+	g.f("ANDQ $15, CX")
+	g.f("JZ next")
+	g.f("VMOVUPS.Z (BX), K2, Z9")
+	g.f("VMULPS Z9, Z13, Z9")
+	g.f("VMOVUPS Z9, K2, (BX)")
+	g.label("next")
+	g.f("MOVQ prow-8(SP), DI")
+	g.f("ADDQ ldp+8(FP), DI")
+	g.f("MOVQ srow-16(SP), SI")
+	g.f("ADDQ lds+24(FP), SI")
+	g.f("MOVQ orow-24(SP), R10")
+	g.f("ADDQ ldo+72(FP), R10")
+	g.f("ADDQ $4, R8")
+	g.f("ADDQ $4, R9")
+	g.f("DECQ left-32(SP)")
+	g.f("JNZ row")
+	g.f("VZEROUPPER")
+	g.f("RET")
+}
+
+// scaleRows writes scaleRowsBF16AVX512 or scaleRowsF32AVX512:
+// dst[r][j] = src[r][j]·f[r] (rounded to bf16 for the bf16 form).
+func (g *gen) scaleRows(bf16 bool) {
+	name, dt, out := "scaleRowsF32AVX512", "*float32", 4
+	if bf16 {
+		name, dt, out = "scaleRowsBF16AVX512", "*uint16", 2
+	}
+	g.raw(fmt.Sprintf(`
+// func %s(dst %s, ldd uintptr, src *float32, lds uintptr, rows, n int, f *float32)
+// dst[r][j] = src[r][j]·f[r] for r < rows, j < n.
+TEXT ·%s(SB), NOSPLIT, $0-56`, name, dt, name))
+	g.f("MOVQ dst+0(FP), DI")
+	g.f("MOVQ src+16(FP), SI")
+	g.f("MOVQ f+48(FP), R8")
+	g.f("MOVQ rows+32(FP), R9")
+	g.f("MOVQ n+40(FP), CX")
+	g.tailMask("R11", "K1")
+	g.label("row")
+	g.f("VBROADCASTSS (R8), Z1")
+	g.f("MOVQ DI, R10")
+	g.f("MOVQ SI, BX")
+	g.f("MOVQ R11, DX")
+	g.f("TESTQ DX, DX")
+	g.f("JZ tail")
+	g.label("loop")
+	g.f("VMULPS (BX), Z1, Z0")
+	g.storeTo(0, 5, bf16, false, "(R10)")
+	g.f("ADDQ $64, BX")
+	g.f("ADDQ $%d, R10", 16*out)
+	g.f("DECQ DX")
+	g.f("JNZ loop")
+	g.label("tail")
+	g.f("MOVQ n+40(FP), CX")
+	g.f("ANDQ $15, CX")
+	g.f("JZ next")
+	g.f("VMOVUPS.Z (BX), K1, Z0")
+	g.f("VMULPS Z0, Z1, Z0")
+	g.storeTo(0, 5, bf16, true, "(R10)")
+	g.label("next")
+	g.f("ADDQ ldd+8(FP), DI")
+	g.f("ADDQ lds+24(FP), SI")
+	g.f("ADDQ $4, R8")
+	g.f("DECQ R9")
+	g.f("JNZ row")
+	g.f("VZEROUPPER")
+	g.f("RET")
+}
+
+// storeTo is storeOut with an explicit address.
+func (g *gen) storeTo(z, w int, bf16, tail bool, addr string) {
+	switch {
+	case !bf16 && tail:
+		g.f("VMOVUPS Z%d, K1, %s", z, addr)
+	case !bf16:
+		g.f("VMOVUPS Z%d, %s", z, addr)
+	default:
+		g.raw("	" + vcvtneps2bf16(w, z))
+		if tail {
+			g.f("VMOVDQU16 Y%d, K1, %s", w, addr)
+		} else {
+			g.f("VMOVDQU Y%d, %s", w, addr)
+		}
+	}
+}
+
+// addBF16 writes addBF16AVX512: dst[i] += float32(src[i]).
+func (g *gen) addBF16() {
+	g.raw(`
+// func addBF16AVX512(dst *float32, src *uint16, n int)
+// dst[i] += float32(src[i]) (bf16 widened exactly).
+TEXT ·addBF16AVX512(SB), NOSPLIT, $0-24`)
+	g.f("MOVQ dst+0(FP), DI")
+	g.f("MOVQ src+8(FP), SI")
+	g.f("MOVQ n+16(FP), CX")
+	g.blocks()
+	g.rowLoop("add", map[string]int{"SI": 32, "DI": 64}, func(tail bool) {
+		if tail {
+			g.f("VPMOVZXWD.Z (SI), K1, Z0")
+			g.f("VMOVUPS.Z (DI), K1, Z1")
+		} else {
+			g.f("VPMOVZXWD (SI), Z0")
+			g.f("VMOVUPS (DI), Z1")
+		}
+		g.f("VPSLLD $16, Z0, Z0")
+		g.f("VADDPS Z1, Z0, Z0")
+		g.storeOut(0, 5, false, tail)
+	})
+	g.f("VZEROUPPER")
+	g.f("RET")
 }
 
 // ---- AVX2 row operations (vec_avx2_amd64.s): whole 8-lane blocks; the Go
@@ -901,6 +1198,66 @@ TEXT ·geluAVX2(SB), NOSPLIT, $0-24`)
 		g.f("VMULPS Y3, Y0, Y0")
 		g.f("VMOVUPS Y0, (DI)")
 	})
+	g.f("VZEROUPPER")
+	g.f("RET")
+
+	g.raw(`
+// func exp2AVX2(dst, src *float32, n int, mul, add float32) (sum float32)
+// dst[i] = 2^(src[i]·mul + add) for the n&^7 first values, with the degree-6
+// polynomial of exp2F32Coef, 0 where the exponent is below −126; returns the sum.
+TEXT ·exp2AVX2(SB), NOSPLIT, $0-36`)
+	g.f("MOVQ dst+0(FP), DI")
+	g.f("MOVQ src+8(FP), SI")
+	g.f("MOVQ n+16(FP), CX")
+	g.f("VBROADCASTSS mul+24(FP), Y6")
+	g.f("VBROADCASTSS add+28(FP), Y7")
+	for i, c := range exp2Coefs(false) {
+		g.f("VBROADCASTSS %s<>(SB), Y%d", c, 8+i)
+	}
+	g.f("VBROADCASTSS exp2Lo<>(SB), Y15")
+	g.f("VXORPS Y0, Y0, Y0")
+	g.loop8("exp2", func() {
+		g.f("VMOVAPS Y7, Y2")
+		g.f("VFMADD231PS (SI), Y6, Y2") // t
+		g.f("VCMPPS $0x1d, Y15, Y2, Y5") // t ≥ −126
+		g.f("VMAXPS Y15, Y2, Y2")
+		g.f("VROUNDPS $0, Y2, Y3") // n
+		g.f("VSUBPS Y3, Y2, Y2")   // r
+		g.f("VMOVAPS Y8, Y4")
+		for c := 9; c <= 14; c++ {
+			g.f("VFMADD213PS Y%d, Y2, Y4", c)
+		}
+		g.f("VCVTPS2DQ Y3, Y3")
+		g.f("VPSLLD $23, Y3, Y3")
+		g.f("VPADDD Y3, Y4, Y4")
+		g.f("VANDPS Y5, Y4, Y4")
+		g.f("VMOVUPS Y4, (DI)")
+		g.f("VADDPS Y4, Y0, Y0")
+	})
+	g.hreduceAVX2("VADDPS", 0, 3)
+	g.f("VMOVSS X0, sum+32(FP)")
+	g.f("VZEROUPPER")
+	g.f("RET")
+
+	g.raw(`
+// func addBF16AVX2(dst *float32, src *uint16, n int)
+// dst[i] += float32(src[i]) for the n&^7 first values.
+TEXT ·addBF16AVX2(SB), NOSPLIT, $0-24`)
+	g.f("MOVQ dst+0(FP), DI")
+	g.f("MOVQ src+8(FP), SI")
+	g.f("MOVQ n+16(FP), CX")
+	g.f("SHRQ $3, CX")
+	g.f("JZ adddone")
+	g.label("addloop")
+	g.f("VPMOVZXWD (SI), Y0")
+	g.f("VPSLLD $16, Y0, Y0")
+	g.f("VADDPS (DI), Y0, Y0")
+	g.f("VMOVUPS Y0, (DI)")
+	g.f("ADDQ $16, SI")
+	g.f("ADDQ $32, DI")
+	g.f("DECQ CX")
+	g.f("JNZ addloop")
+	g.label("adddone")
 	g.f("VZEROUPPER")
 	g.f("RET")
 

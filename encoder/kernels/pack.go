@@ -122,12 +122,139 @@ func PackBF16(dst *Packed, src []uint16, n, k, ld int) error {
 	if err := checkSrc("bf16 [n][k]", len(src), n, k, ld); err != nil {
 		return err
 	}
-	dst.resize(BF16Pairs, n, k)
-	for i := 0; i < n; i++ {
-		row := src[i*ld : i*ld+k]
-		for j, v := range row {
-			dst.BF16[dst.bf16Index(i, j)] = v
+	dst.reshapePad(BF16Pairs, n, k)
+	words := dst.words()
+	for r := 0; r < n; r++ {
+		dst.packRow(words, r, src[r*ld:r*ld+k])
+	}
+	return nil
+}
+
+// words views the BF16Pairs data as k-pair words (low half the even k).
+func (p *Packed) words() []uint32 {
+	if len(p.BF16) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(p.BF16))), len(p.BF16)/2)
+}
+
+// packRow writes row r (K bf16 values) of a BF16Pairs matrix: its k-pairs
+// are 32 words apart in the row's panel. An odd K gets a zero pad.
+func (p *Packed) packRow(words []uint32, r int, row []uint16) {
+	base := (r/PanelCols)*p.KP/2*PanelCols + r%PanelCols
+	w := words[base : base+(p.KP/2-1)*PanelCols+1]
+	q := 0
+	for ; 2*q+1 < len(row); q++ {
+		w[q*PanelCols] = uint32(row[2*q]) | uint32(row[2*q+1])<<16
+	}
+	if len(row)%2 == 1 {
+		w[q*PanelCols] = uint32(row[2*q])
+	}
+}
+
+// Resize makes p an [n][k] matrix of format f with every entry zero, reusing
+// its buffer (BF16 or F32, by format) when the capacity suffices. The Put
+// methods then fill it row by row or column by column.
+func (p *Packed) Resize(f Format, n, k int) { p.resize(f, n, k) }
+
+// PutRowsBF16 rounds rows [r0, r0+rows) of a BF16Pairs matrix p [N][K] to
+// bf16 from src (row i at src[i·ld : i·ld+K]) and writes them; tmp is
+// scratch of at least K values.
+func (i ISA) PutRowsBF16(p *Packed, r0 int, src []float32, rows, ld int, tmp []uint16) error {
+	if err := p.checkPut(BF16Pairs, "rows", r0, rows, p.N, len(src), ld, p.K, len(tmp)); err != nil {
+		return err
+	}
+	words, row := p.words(), tmp[:p.K]
+	for r := range rows {
+		i.ToBF16(row, src[r*ld:r*ld+p.K])
+		p.packRow(words, r0+r, row)
+	}
+	return nil
+}
+
+// PutColsBF16 rounds columns [c0, c0+cols) of a BF16Pairs matrix p [N][K]
+// to bf16 from src (column j, N values, at src[j·ld : j·ld+N]) and writes
+// them: the layout of a transposed operand filled from its source rows.
+// tmp is scratch of at least 2·N values.
+func (i ISA) PutColsBF16(p *Packed, c0 int, src []float32, cols, ld int, tmp []uint16) error {
+	if err := p.checkPut(BF16Pairs, "columns", c0, cols, p.K, len(src), ld, p.N, len(tmp)/2); err != nil {
+		return err
+	}
+	words := p.words()
+	a, b := tmp[:p.N], tmp[p.N:2*p.N]
+	j := 0
+	if c0%2 == 1 { // finish a pair begun by an earlier call
+		i.ToBF16(a, src[:p.N])
+		p.putHalf(c0, a)
+		j = 1
+	}
+	for ; j+1 < cols; j += 2 {
+		i.ToBF16(a, src[j*ld:j*ld+p.N])
+		i.ToBF16(b, src[(j+1)*ld:(j+1)*ld+p.N])
+		q := (c0 + j) / 2
+		for pn := 0; pn*PanelCols < p.N; pn++ {
+			w := words[pn*p.KP/2*PanelCols+q*PanelCols:][:PanelCols]
+			lo, hi := a[pn*PanelCols:min(p.N, (pn+1)*PanelCols)], b[pn*PanelCols:]
+			for c, v := range lo {
+				w[c] = uint32(v) | uint32(hi[c])<<16
+			}
 		}
+	}
+	if j < cols {
+		i.ToBF16(a, src[j*ld:j*ld+p.N])
+		p.putHalf(c0+j, a)
+	}
+	return nil
+}
+
+// putHalf writes column k of a BF16Pairs matrix (one half of each k-pair word).
+func (p *Packed) putHalf(k int, col []uint16) {
+	for n, v := range col {
+		p.BF16[p.bf16Index(n, k)] = v
+	}
+}
+
+// PutRowsF32 copies rows [r0, r0+rows) of a Float32 matrix p [N][K] from src
+// (row i at src[i·ld : i·ld+K]).
+func PutRowsF32(p *Packed, r0 int, src []float32, rows, ld int) error {
+	if err := p.checkPut(Float32, "rows", r0, rows, p.N, len(src), ld, p.K, p.K); err != nil {
+		return err
+	}
+	for r := range rows {
+		n := r0 + r
+		d := p.F32[(n/PanelCols)*p.K*PanelCols+n%PanelCols:]
+		for k, v := range src[r*ld : r*ld+p.K] {
+			d[k*PanelCols] = v
+		}
+	}
+	return nil
+}
+
+// PutColsF32 copies columns [c0, c0+cols) of a Float32 matrix p [N][K] from
+// src (column j, N values, at src[j·ld : j·ld+N]).
+func PutColsF32(p *Packed, c0 int, src []float32, cols, ld int) error {
+	if err := p.checkPut(Float32, "columns", c0, cols, p.K, len(src), ld, p.N, p.N); err != nil {
+		return err
+	}
+	for j := range cols {
+		col := src[j*ld : j*ld+p.N]
+		for pn := 0; pn*PanelCols < p.N; pn++ {
+			copy(p.F32[pn*p.K*PanelCols+(c0+j)*PanelCols:][:PanelCols], col[pn*PanelCols:min(p.N, (pn+1)*PanelCols)])
+		}
+	}
+	return nil
+}
+
+func (p *Packed) checkPut(f Format, what string, i0, count, limit, srcLen, ld, width, tmp int) error {
+	switch {
+	case p.Format != f:
+		return fmt.Errorf("kernels: put %s: packed format %d, want %d", what, p.Format, f)
+	case i0 < 0 || count < 0 || i0+count > limit:
+		return fmt.Errorf("kernels: put %s [%d, %d) of a packed [%d %d]", what, i0, i0+count, p.N, p.K)
+	case count > 0 && (ld < 0 || srcLen < (count-1)*ld+width):
+		return fmt.Errorf("kernels: put %s: source holds %d values, %d of %d with stride %d need %d", what, srcLen, count, width, ld, (count-1)*ld+width)
+	case tmp < width:
+		return fmt.Errorf("kernels: put %s: scratch of %d values, want %d", what, tmp, width)
 	}
 	return nil
 }

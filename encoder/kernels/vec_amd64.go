@@ -41,3 +41,26 @@ func scaleAVX2(dst, src *float32, n int, s float32)
 
 //go:noescape
 func layerNormAVX2(dst, src *float32, n int, gamma, beta *float32, invN, eps float32)
+
+// Flash-attention row operations (vec_amd64.s, attn.go).
+
+//go:noescape
+func softmaxBlockBF16AVX512(p *uint16, ldp uintptr, s *float32, lds uintptr, rows, n int, m, l, o *float32, ldo uintptr, no int)
+
+//go:noescape
+func softmaxBlockF32AVX512(p *float32, ldp uintptr, s *float32, lds uintptr, rows, n int, m, l, o *float32, ldo uintptr, no int)
+
+//go:noescape
+func scaleRowsBF16AVX512(dst *uint16, ldd uintptr, src *float32, lds uintptr, rows, n int, f *float32)
+
+//go:noescape
+func scaleRowsF32AVX512(dst *float32, ldd uintptr, src *float32, lds uintptr, rows, n int, f *float32)
+
+//go:noescape
+func addBF16AVX512(dst *float32, src *uint16, n int)
+
+//go:noescape
+func exp2AVX2(dst, src *float32, n int, mul, add float32) (sum float32)
+
+//go:noescape
+func addBF16AVX2(dst *float32, src *uint16, n int)

@@ -56,6 +56,36 @@ DATA nr8<>+0(SB)/4, $0xbf527892
 GLOBL nr8<>(SB), RODATA|NOPTR, $4
 DATA nr9<>+0(SB)/4, $0x3e2ef945
 GLOBL nr9<>(SB), RODATA|NOPTR, $4
+DATA e2b0<>+0(SB)/4, $0x3c1ccbea
+GLOBL e2b0<>(SB), RODATA|NOPTR, $4
+DATA e2b1<>+0(SB)/4, $0x3d650a20
+GLOBL e2b1<>(SB), RODATA|NOPTR, $4
+DATA e2b2<>+0(SB)/4, $0x3e76036d
+GLOBL e2b2<>(SB), RODATA|NOPTR, $4
+DATA e2b3<>+0(SB)/4, $0x3f31706e
+GLOBL e2b3<>(SB), RODATA|NOPTR, $4
+DATA e2b4<>+0(SB)/4, $0x3f7ffff4
+GLOBL e2b4<>(SB), RODATA|NOPTR, $4
+DATA e2f0<>+0(SB)/4, $0x3920e99e
+GLOBL e2f0<>(SB), RODATA|NOPTR, $4
+DATA e2f1<>+0(SB)/4, $0x3aafa2b5
+GLOBL e2f1<>(SB), RODATA|NOPTR, $4
+DATA e2f2<>+0(SB)/4, $0x3c1d96de
+GLOBL e2f2<>(SB), RODATA|NOPTR, $4
+DATA e2f3<>+0(SB)/4, $0x3d63576a
+GLOBL e2f3<>(SB), RODATA|NOPTR, $4
+DATA e2f4<>+0(SB)/4, $0x3e75fded
+GLOBL e2f4<>(SB), RODATA|NOPTR, $4
+DATA e2f5<>+0(SB)/4, $0x3f317218
+GLOBL e2f5<>(SB), RODATA|NOPTR, $4
+DATA e2f6<>+0(SB)/4, $0x3f800000
+GLOBL e2f6<>(SB), RODATA|NOPTR, $4
+DATA negLog2e<>+0(SB)/4, $0xbfb8aa3b
+GLOBL negLog2e<>(SB), RODATA|NOPTR, $4
+DATA alphaMin<>+0(SB)/4, $0xc3480000
+GLOBL alphaMin<>(SB), RODATA|NOPTR, $4
+DATA exp2Lo<>+0(SB)/4, $0xc2fc0000
+GLOBL exp2Lo<>(SB), RODATA|NOPTR, $4
 DATA expLoAVX2<>+0(SB)/4, $0xc2ae999a
 GLOBL expLoAVX2<>(SB), RODATA|NOPTR, $4
 
@@ -215,6 +245,82 @@ geluloop:
 	DECQ CX
 	JNZ geluloop
 geludone:
+	VZEROUPPER
+	RET
+
+// func exp2AVX2(dst, src *float32, n int, mul, add float32) (sum float32)
+// dst[i] = 2^(src[i]·mul + add) for the n&^7 first values, with the degree-6
+// polynomial of exp2F32Coef, 0 where the exponent is below −126; returns the sum.
+TEXT ·exp2AVX2(SB), NOSPLIT, $0-36
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS mul+24(FP), Y6
+	VBROADCASTSS add+28(FP), Y7
+	VBROADCASTSS e2f0<>(SB), Y8
+	VBROADCASTSS e2f1<>(SB), Y9
+	VBROADCASTSS e2f2<>(SB), Y10
+	VBROADCASTSS e2f3<>(SB), Y11
+	VBROADCASTSS e2f4<>(SB), Y12
+	VBROADCASTSS e2f5<>(SB), Y13
+	VBROADCASTSS e2f6<>(SB), Y14
+	VBROADCASTSS exp2Lo<>(SB), Y15
+	VXORPS Y0, Y0, Y0
+	SHRQ $3, CX
+	JZ exp2done
+exp2loop:
+	VMOVAPS Y7, Y2
+	VFMADD231PS (SI), Y6, Y2
+	VCMPPS $0x1d, Y15, Y2, Y5
+	VMAXPS Y15, Y2, Y2
+	VROUNDPS $0, Y2, Y3
+	VSUBPS Y3, Y2, Y2
+	VMOVAPS Y8, Y4
+	VFMADD213PS Y9, Y2, Y4
+	VFMADD213PS Y10, Y2, Y4
+	VFMADD213PS Y11, Y2, Y4
+	VFMADD213PS Y12, Y2, Y4
+	VFMADD213PS Y13, Y2, Y4
+	VFMADD213PS Y14, Y2, Y4
+	VCVTPS2DQ Y3, Y3
+	VPSLLD $23, Y3, Y3
+	VPADDD Y3, Y4, Y4
+	VANDPS Y5, Y4, Y4
+	VMOVUPS Y4, (DI)
+	VADDPS Y4, Y0, Y0
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ exp2loop
+exp2done:
+	VEXTRACTF128 $1, Y0, X3
+	VADDPS X3, X0, X0
+	VPERMILPS $0x4e, X0, X3
+	VADDPS X3, X0, X0
+	VPERMILPS $0xb1, X0, X3
+	VADDPS X3, X0, X0
+	VMOVSS X0, sum+32(FP)
+	VZEROUPPER
+	RET
+
+// func addBF16AVX2(dst *float32, src *uint16, n int)
+// dst[i] += float32(src[i]) for the n&^7 first values.
+TEXT ·addBF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ adddone
+addloop:
+	VPMOVZXWD (SI), Y0
+	VPSLLD $16, Y0, Y0
+	VADDPS (DI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ addloop
+adddone:
 	VZEROUPPER
 	RET
 
