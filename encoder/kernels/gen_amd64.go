@@ -1218,7 +1218,7 @@ TEXT ·exp2AVX2(SB), NOSPLIT, $0-36`)
 	g.f("VXORPS Y0, Y0, Y0")
 	g.loop8("exp2", func() {
 		g.f("VMOVAPS Y7, Y2")
-		g.f("VFMADD231PS (SI), Y6, Y2") // t
+		g.f("VFMADD231PS (SI), Y6, Y2")  // t
 		g.f("VCMPPS $0x1d, Y15, Y2, Y5") // t ≥ −126
 		g.f("VMAXPS Y15, Y2, Y2")
 		g.f("VROUNDPS $0, Y2, Y3") // n

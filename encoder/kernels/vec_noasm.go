@@ -30,6 +30,6 @@ func scaleRowsBF16AVX512(dst *uint16, ldd uintptr, src *float32, lds uintptr, ro
 func scaleRowsF32AVX512(dst *float32, ldd uintptr, src *float32, lds uintptr, rows, n int, f *float32) {
 	panic("kernels: no assembly")
 }
-func addBF16AVX512(dst *float32, src *uint16, n int)             { panic("kernels: no assembly") }
+func addBF16AVX512(dst *float32, src *uint16, n int)              { panic("kernels: no assembly") }
 func exp2AVX2(dst, src *float32, n int, mul, add float32) float32 { panic("kernels: no assembly") }
-func addBF16AVX2(dst *float32, src *uint16, n int)               { panic("kernels: no assembly") }
+func addBF16AVX2(dst *float32, src *uint16, n int)                { panic("kernels: no assembly") }
