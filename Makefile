@@ -21,7 +21,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
 
 ## test: every test the project has (what .ci/run runs)
-test: lint test-unit check-proto test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage
+test: lint test-unit check-proto test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-chart verify-docs
 
 ## lint: gofmt and go vet
 lint:
@@ -131,6 +131,40 @@ bench-operator:
 	@assets=$$(hack/k8s-bins.sh kube-apiserver etcd) && \
 	KUBEBUILDER_ASSETS=$$assets WHISPER_SCALE_OBJECTS=$(SCALE_OBJECTS) WHISPER_SCALE_SOURCES=$(SCALE_SOURCES) \
 	  $(GO) test -count=1 -timeout 20m -run '^TestScale$$' -v ./operator/ | grep -E '^(SCALE|---|ok|FAIL|PASS)'
+
+## chart-sync: copy what the Helm chart installs from config/ (the generated CRD, the
+## operator's generated ClusterRole, the leader-election and stager RBAC) into
+## charts/xdna-whisper/files; run it after make manifests. verify-chart-sync fails when
+## the chart's copies differ from config/.
+## test-chart: helm lint --strict, helm template with the defaults and charts/xdna-whisper/ci/*.yaml,
+## a strict server-side dry-run of every rendered object on envtest, the security properties,
+## the exact RBAC rules, and the whisper-operator binary running with only the chart's RBAC
+## (test/chart; helm from hack/helm.sh, third-party CRDs from hack/chart-test-crds.sh)
+.PHONY: chart-sync verify-chart-sync test-chart docs verify-docs
+CHART      := charts/xdna-whisper
+CHART_RBAC := role.yaml leader_election_role.yaml stager.yaml
+chart-sync:
+	rm -f $(CHART)/files/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/files/crds/
+	cp $(addprefix config/rbac/,$(CHART_RBAC)) $(CHART)/files/rbac/
+verify-chart-sync:
+	@ok=1; diff -r config/crd/bases $(CHART)/files/crds >/dev/null || ok=0; \
+	for f in $(CHART_RBAC); do cmp -s config/rbac/$$f $(CHART)/files/rbac/$$f || ok=0; done; \
+	if [ $$ok = 0 ]; then echo "charts/xdna-whisper/files differ from config/ (run make chart-sync and commit):"; \
+	  diff -r config/crd/bases $(CHART)/files/crds | head -20; \
+	  for f in $(CHART_RBAC); do diff config/rbac/$$f $(CHART)/files/rbac/$$f | head -10; done; exit 1; fi
+test-chart: verify-chart-sync
+	@helm=$$(hack/helm.sh) && assets=$$(hack/k8s-bins.sh kube-apiserver etcd) && crds=$$(hack/chart-test-crds.sh) && \
+	HELM=$$helm KUBEBUILDER_ASSETS=$$assets CHART_TEST_CRDS=$$crds XDNA_CHART_TEST=required \
+	  $(GO) test -count=1 -timeout 20m ./test/chart/...
+
+## docs: regenerate the README's configuration reference (chart values and WhisperEncoder
+## spec) from charts/xdna-whisper/values.yaml, values.schema.json and the CRD (hack/docs);
+## verify-docs fails when the committed README differs from what docs would write
+docs:
+	$(GO) run ./hack/docs -readme README.md
+verify-docs:
+	$(GO) run ./hack/docs -readme README.md -check
 
 ## test-server: the front end, server and client tests with the race detector, and a
 ## bounded fuzz run of the WAV/FLAC decoding entry point
