@@ -8,21 +8,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// allocWeights returns zeroed memory for n bf16 values outside the Go heap
-// (anonymous mmap, transparent huge pages requested: the GEMMs stream the
-// weights, and 2 MiB pages spare TLB misses), and a function that frees it.
-// Packed weights live as long as the encoder; keeping them off the heap
-// also keeps them out of the garbage collector's heap goal.
-func allocWeights(n int) ([]uint16, func(), error) {
+// offHeap returns n zeroed bytes outside the Go heap (anonymous mmap,
+// transparent huge pages requested: the kernels stream through it, and
+// 2 MiB pages spare TLB misses) and a function that frees them. Long-lived
+// buffers (packed weights, attention workspaces) live there so they stay out
+// of the garbage collector's heap goal: the heap, and with it the headroom
+// the collector allows before it runs, stays small.
+func offHeap(n int) ([]byte, func(), error) {
 	if n == 0 {
 		return nil, func() {}, nil
 	}
-	b, err := unix.Mmap(-1, 0, 2*n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, nil, err
 	}
 	_ = unix.Madvise(b, unix.MADV_HUGEPAGE) // advice only
-	return unsafe.Slice((*uint16)(unsafe.Pointer(&b[0])), n), func() { _ = unix.Munmap(b) }, nil
+	return b, func() { _ = unix.Munmap(b) }, nil
 }
 
 // DropPages tells the kernel this process no longer needs the pages fully

@@ -2,8 +2,8 @@
 
 package backend
 
-// allocWeights returns heap memory for n bf16 values (the mmap path is Linux only).
-func allocWeights(n int) ([]uint16, func(), error) { return make([]uint16, n), func() {}, nil }
+// offHeap returns heap memory (the mmap path is Linux only).
+func offHeap(n int) ([]byte, func(), error) { return make([]byte, n), func() {}, nil }
 
 // DropPages does nothing off Linux.
 func DropPages(s []uint16) {}

@@ -1,7 +1,7 @@
 // Package backend is the seam between the Whisper encoder's math and the
 // hardware that runs its heavy parts: the weight GEMMs (the convolutions as
-// im2col GEMMs, the fused q/k/v projection, the attention output projection,
-// the feed-forward block) and attention. Weights are packed once at load time
+// im2col GEMMs, the feed-forward block) and the self-attention block (q/k/v
+// projection, attention, output projection). Weights are packed once at load time
 // into the layout the backend's kernels want (Pack); the encoder then calls
 // the operations on float32 activations.
 //
@@ -65,8 +65,11 @@ type Backend interface {
 	// dst may be src (the residual stream): each row is read before it is
 	// written.
 	MLP(dst, src Mat, norm *Norm, w1 Weight, b1 []float32, w2 Weight, b2 []float32) error
-	// Attention computes multi-head self-attention from the fused projection
-	// qkv [n][3d] (q, then k, then v, each d = heads·headDim wide, heads
-	// side by side): dst[n][d] = softmax(scale·q·kᵀ)·v per head.
-	Attention(dst, qkv Mat, heads int, scale float32) error
+	// SelfAttention adds a pre-LayerNorm multi-head self-attention block to
+	// the residual stream x [n][d]:
+	//	[q k v] = x'·Wqkvᵀ + qkvBias   (x' = LayerNorm(x) by norm, or x)
+	//	o = softmax(scale·q·kᵀ)·v      per head (d = heads·head dim, heads side by side)
+	//	x += o·Woutᵀ + outBias
+	// qkv is [3d][d] (q, k, v stacked), out is [d][d]; qkvBias has 3d values.
+	SelfAttention(x Mat, norm *Norm, qkv Weight, qkvBias []float32, out Weight, outBias []float32, heads int, scale float32) error
 }

@@ -26,11 +26,14 @@ func (p Precision) String() string {
 	return "fp32"
 }
 
-// Row-block sizes of the parallel loops: multiples of the 14-row tile.
+// Row-block limits of the parallel loops (multiples of the 14-row tile);
+// taskRows balances the blocks over the workers.
 const (
 	linearRows = 112 // rows per Linear task
-	mlpRows    = 112 // rows per MLP task (bounds its [rows][ffn] scratch)
+	mlpRows    = 56  // rows per MLP task: its [rows][ffn] hidden block stays in L2
+	qkvRows    = 56  // rows per q/k/v projection task ([rows][3d] output block)
 	attnRows   = 14  // query rows per attention task
+	attnKeys   = 256 // keys per attention block: the block's scores stay in L1
 )
 
 // CPU is the CPU backend: kernels from encoder/kernels at one ISA, a fixed
@@ -41,7 +44,7 @@ type CPU struct {
 	pool    *Pool
 	scratch []cpuScratch // per worker
 	mu      sync.Mutex   // guards free and frees
-	free    []*attnPacks // attention workspaces not in use
+	free    []*attnWork  // attention workspaces not in use
 	frees   []func()     // release packed weights
 }
 
@@ -52,18 +55,13 @@ type cpuScratch struct {
 	a16  []uint16  // bf16 A rows
 	a32  []float32 // fp32 A rows
 	row  []float32 // one normalised row
-	c    []float32 // GEMM output block (MLP hidden, attention scores)
+	c    []float32 // GEMM output block (MLP hidden, q/k/v rows, attention scores)
 	h16  []uint16  // bf16 GELU output / attention probabilities
-	o    []float32 // attention output tile
-	sums [attnRows]float32
-}
-
-// attnPacks holds the per-head packed K and V and the scaled q of one
-// Attention call.
-type attnPacks struct {
-	k, v []kernels.Packed
-	q16  []uint16
-	q32  []float32
+	h32  []float32 // fp32 attention probabilities
+	o    []float32 // attention output accumulator [attnRows][head dim]
+	tmp  []uint16  // packing scratch
+	m, l [attnRows]float32
+	inv  [attnRows]float32
 }
 
 // NewCPU returns a CPU backend running the kernels at isa with activations
@@ -99,6 +97,10 @@ func (c *CPU) Close() {
 		f()
 	}
 	c.frees = nil
+	for _, ws := range c.free {
+		ws.release()
+	}
+	c.free = nil
 }
 
 // cpuWeight is a weight packed as bf16 k-pair panels (kernels.Packed).
@@ -116,11 +118,12 @@ func (c *CPU) Pack(w []uint16, out, in int) (Weight, error) {
 	if len(w) != out*in || out < 0 || in < 0 {
 		return nil, fmt.Errorf("backend: pack weight [%d %d]: have %d values", out, in, len(w))
 	}
-	buf, free, err := allocWeights(kernels.PackedLen(kernels.BF16Pairs, out, in))
+	n := kernels.PackedLen(kernels.BF16Pairs, out, in)
+	mem, free, err := offHeap(2 * n)
 	if err != nil {
 		return nil, fmt.Errorf("backend: pack weight [%d %d]: %w", out, in, err)
 	}
-	cw := &cpuWeight{p: kernels.Packed{BF16: buf[:0]}}
+	cw := &cpuWeight{p: kernels.Packed{BF16: view[uint16](mem, n)[:0]}}
 	if err := kernels.PackBF16(&cw.p, w, out, in, in); err != nil {
 		free()
 		return nil, err
@@ -207,8 +210,24 @@ func (c *CPU) matmul(s *cpuScratch, dst []float32, ldc int, lda, m int, b *kerne
 	return c.isa.MatMulF32(dst, ldc, s.a32, lda, m, b, bias, accum, &s.gemm)
 }
 
-// forRows runs f over blocks of rows rows in parallel and returns the first error.
-func (c *CPU) forRows(n, rows int, f func(s *cpuScratch, r0, r1 int) error) error {
+// taskRows is the row-block size of a parallel loop over n rows: at most
+// limit rows, a multiple of 14, and as many blocks as a multiple of the
+// worker count, so that no worker is left with a lone block at the end.
+func (c *CPU) taskRows(n, limit int) int {
+	w := c.pool.Workers()
+	tasks := (n + limit - 1) / limit
+	tasks = (tasks + w - 1) / w * w
+	rows := (n + tasks - 1) / tasks
+	return max(attnRows, (rows+attnRows-1)/attnRows*attnRows)
+}
+
+// forRows runs f over blocks of at most limit rows in parallel (see
+// taskRows) and returns the first error.
+func (c *CPU) forRows(n, limit int, f func(s *cpuScratch, r0, r1 int) error) error {
+	if n == 0 {
+		return nil
+	}
+	rows := c.taskRows(n, limit)
 	blocks := (n + rows - 1) / rows
 	errs := make([]error, blocks)
 	c.pool.For(blocks, func(w, i int) {

@@ -87,6 +87,15 @@ func linearRef(x []float64, n, in int, w []float64, out int, b []float32) []floa
 	return y
 }
 
+// roundBF16 rounds each value to float32, then to bf16.
+func roundBF16(v []float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(kernels.F32(kernels.BF16(float32(x))))
+	}
+	return out
+}
+
 func f64(s []float32) []float64 {
 	out := make([]float64, len(s))
 	for i, v := range s {
@@ -214,7 +223,8 @@ func TestMLP(t *testing.T) {
 	}
 }
 
-func attentionRef(qkv []float32, n, d, heads int, scale float64) []float64 {
+// attentionRef is softmax(scale·q·kᵀ)·v per head of qkv [n][3d], in float64.
+func attentionRef(qkv []float64, n, d, heads int, scale float64) []float64 {
 	hd := d / heads
 	out := make([]float64, n*d)
 	s := make([]float64, n)
@@ -224,7 +234,7 @@ func attentionRef(qkv []float32, n, d, heads int, scale float64) []float64 {
 			for j := range n {
 				dot := 0.0
 				for k := range hd {
-					dot += float64(qkv[i*3*d+h*hd+k]) * float64(qkv[j*3*d+d+h*hd+k])
+					dot += qkv[i*3*d+h*hd+k] * qkv[j*3*d+d+h*hd+k]
 				}
 				s[j] = dot * scale
 				m = math.Max(m, s[j])
@@ -237,7 +247,7 @@ func attentionRef(qkv []float32, n, d, heads int, scale float64) []float64 {
 			for k := range hd {
 				acc := 0.0
 				for j := range n {
-					acc += s[j] * float64(qkv[j*3*d+2*d+h*hd+k])
+					acc += s[j] * qkv[j*3*d+2*d+h*hd+k]
 				}
 				out[i*d+h*hd+k] = acc / sum
 			}
@@ -246,20 +256,85 @@ func attentionRef(qkv []float32, n, d, heads int, scale float64) []float64 {
 	return out
 }
 
-func TestAttention(t *testing.T) {
+// TestSelfAttention checks the fused block (norm, q/k/v projection,
+// attention, output projection added to the residual) against float64 on
+// shapes with odd head dims and d_model, one and several key blocks (a
+// last block of one key), and rows whose growing scale makes the running
+// maximum of the online softmax move from block to block.
+func TestSelfAttention(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 4))
-	for _, sh := range []struct{ n, d, heads int }{{1, 8, 2}, {29, 64, 4}, {51, 96, 3}, {100, 128, 2}, {13, 15, 3}} {
-		qkv := randF32(r, sh.n*3*sh.d, 1)
-		scale := 1 / math.Sqrt(float64(sh.d/sh.heads))
-		want := attentionRef(qkv, sh.n, sh.d, sh.heads, scale)
-		for _, c := range backends(t) {
-			t.Run(fmt.Sprintf("%s/n%d_d%d_h%d", c.Name(), sh.n, sh.d, sh.heads), func(t *testing.T) {
-				y := make([]float32, sh.n*sh.d)
-				if err := c.Attention(Mat{y, sh.n, sh.d, sh.d}, Mat{qkv, sh.n, 3 * sh.d, 3 * sh.d}, sh.heads, float32(scale)); err != nil {
-					t.Fatal(err)
+	shapes := []struct{ n, d, heads int }{
+		{1, 8, 2}, {29, 64, 4}, {51, 96, 3}, {100, 128, 2}, {13, 15, 3}, {530, 32, 2}, {257, 16, 1}, {256, 16, 1}, {258, 16, 1}, {255, 16, 1},
+	}
+	for _, sh := range shapes {
+		n, d := sh.n, sh.d
+		// Projections that keep q, k, v near unit scale, as trained models do:
+		// with bf16 q and k the score error grows with the scores.
+		wqb, wq := randBF16(r, 3*d*d, 1/math.Sqrt(float64(d)))
+		wob, wo := randBF16(r, d*d, 1/math.Sqrt(float64(d)))
+		bq, bo := randF32(r, 3*d, 0.5), randF32(r, d, 0.5)
+		x := randF32(r, n*d, 1)
+		ln := &Norm{Weight: randF32(r, d, 1), Bias: randF32(r, d, 1), Eps: 1e-5}
+		for _, norm := range []*Norm{nil, ln} {
+			in := f64(x)
+			if norm != nil {
+				in = layerNormRef(x, n, d, norm)
+			} else {
+				for i := range n { // later keys score higher: the running max moves
+					for j := range d {
+						in[i*d+j] *= 1 + 2*float64(i)/float64(n)
+					}
 				}
-				closeRel(t, "attention", y, want, tol(c.act))
-			})
+			}
+			xs := make([]float32, n*d)
+			for i := range xs {
+				xs[i] = float32(in[i])
+			}
+			if norm != nil {
+				copy(xs, x)
+			}
+			scale := 1 / math.Sqrt(float64(d/sh.heads))
+			// want[act]: float64 with the activations rounded where the
+			// backend rounds them (bf16: the GEMM inputs, q, k, v and the
+			// attention output; the probabilities' rounding is left out).
+			want := map[Precision][]float64{}
+			for _, act := range []Precision{FP32, BF16} {
+				rnd := func(v []float64) []float64 { return v }
+				if act == BF16 {
+					rnd = roundBF16
+				}
+				qkv := linearRef(rnd(in), n, d, wq, 3*d, bq)
+				for i := range n {
+					for j := range d {
+						qkv[i*3*d+j] = float64(float32(qkv[i*3*d+j]) * float32(scale))
+					}
+				}
+				want[act] = linearRef(rnd(attentionRef(rnd(qkv), n, d, sh.heads, 1)), n, d, wo, d, bo)
+			}
+			for _, c := range backends(t) {
+				t.Run(fmt.Sprintf("%s/n%d_d%d_h%d/norm=%v", c.Name(), n, d, sh.heads, norm != nil), func(t *testing.T) {
+					pq, err := c.Pack(wqb, 3*d, d)
+					if err != nil {
+						t.Fatal(err)
+					}
+					po, err := c.Pack(wob, d, d)
+					if err != nil {
+						t.Fatal(err)
+					}
+					y := append([]float32(nil), xs...)
+					if err := c.SelfAttention(Mat{y, n, d, d}, norm, pq, bq, po, bo, sh.heads, float32(scale)); err != nil {
+						t.Fatal(err)
+					}
+					for i := range y {
+						y[i] -= xs[i] // the block's contribution
+					}
+					rtol := 1e-5
+					if c.act == BF16 {
+						rtol = 6e-3 // rounding flips (a bf16 ulp is 2⁻⁸) and the probabilities
+					}
+					closeRel(t, "attention", y, want[c.act], rtol)
+				})
+			}
 		}
 	}
 }
@@ -271,6 +346,8 @@ func TestBackendErrors(t *testing.T) {
 	}
 	defer c.Close()
 	w, _ := c.Pack(make([]uint16, 4*6), 4, 6)
+	wqkv, _ := c.Pack(make([]uint16, 12*4), 12, 4)
+	wout, _ := c.Pack(make([]uint16, 4*4), 4, 4)
 	cases := []struct {
 		name string
 		err  error
@@ -280,7 +357,11 @@ func TestBackendErrors(t *testing.T) {
 		{"linear out", c.Linear(Mat{make([]float32, 6), 2, 3, 3}, Mat{make([]float32, 12), 2, 6, 6}, nil, w, nil, false)},
 		{"linear short", c.Linear(Mat{make([]float32, 8), 2, 4, 4}, Mat{make([]float32, 11), 2, 6, 6}, nil, w, nil, false)},
 		{"norm size", c.Linear(Mat{make([]float32, 8), 2, 4, 4}, Mat{make([]float32, 12), 2, 6, 6}, &Norm{Weight: make([]float32, 5), Bias: make([]float32, 6)}, w, nil, false)},
-		{"attention heads", c.Attention(Mat{make([]float32, 8), 2, 4, 4}, Mat{make([]float32, 24), 2, 12, 12}, 3, 1)},
+		{"attention heads", c.SelfAttention(Mat{make([]float32, 8), 2, 4, 4}, nil, wqkv, nil, wout, nil, 3, 1)},
+		{"attention qkv shape", c.SelfAttention(Mat{make([]float32, 8), 2, 4, 4}, nil, wout, nil, wout, nil, 2, 1)},
+		{"attention out shape", c.SelfAttention(Mat{make([]float32, 8), 2, 4, 4}, nil, wqkv, nil, wqkv, nil, 2, 1)},
+		{"attention input", c.SelfAttention(Mat{make([]float32, 7), 2, 4, 4}, nil, wqkv, nil, wout, nil, 2, 1)},
+		{"attention bias", c.SelfAttention(Mat{make([]float32, 8), 2, 4, 4}, nil, wqkv, make([]float32, 4), wout, nil, 2, 1)},
 	}
 	for _, tc := range cases {
 		if tc.err == nil {
@@ -295,38 +376,50 @@ func TestBackendErrors(t *testing.T) {
 // TestConcurrentCalls runs operations from several goroutines at once on one
 // backend (run with -race): results equal the sequential ones.
 func TestConcurrentCalls(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 5))
-	c, err := NewCPU(kernels.Detect(), FP32, 2)
-	if err != nil {
-		t.Fatal(err)
+	for _, act := range []Precision{FP32, BF16} {
+		c, err := NewCPU(kernels.Detect(), act, 2)
+		if err != nil {
+			continue // bf16 needs AVX512_BF16
+		}
+		t.Run(c.Name(), func(t *testing.T) { testConcurrent(t, c) })
+		c.Close()
 	}
-	defer c.Close()
-	const n, d, heads = 60, 32, 2
+}
+
+func testConcurrent(t *testing.T, c *CPU) {
+	r := rand.New(rand.NewPCG(5, 5))
+	const n, d, heads = 300, 32, 2
 	wb, _ := randBF16(r, d*d, 0.2)
 	pw, _ := c.Pack(wb, d, d)
+	wq, _ := randBF16(r, 3*d*d, 0.2)
+	pq, _ := c.Pack(wq, 3*d, d)
+	bq, bo := randF32(r, 3*d, 0.5), randF32(r, d, 0.5)
+	norm := &Norm{Weight: randF32(r, d, 1), Bias: randF32(r, d, 1), Eps: 1e-5}
+	run := func(x []float32) ([]float32, error) {
+		y := append([]float32(nil), x...)
+		if err := c.SelfAttention(Mat{y, n, d, d}, norm, pq, bq, pw, bo, heads, 0.25); err != nil {
+			return nil, err
+		}
+		if err := c.Linear(Mat{y, n, d, d}, Mat{x, n, d, d}, nil, pw, nil, true); err != nil {
+			return nil, err
+		}
+		return y, nil
+	}
 	inputs := make([][]float32, 4)
 	want := make([][]float32, 4)
 	for i := range inputs {
-		inputs[i] = randF32(r, n*3*d, 1)
-		want[i] = make([]float32, n*d)
-		if err := c.Attention(Mat{want[i], n, d, d}, Mat{inputs[i], n, 3 * d, 3 * d}, heads, 0.25); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Linear(Mat{want[i], n, d, d}, Mat{inputs[i], n, d, 3 * d}, nil, pw, nil, true); err != nil {
+		inputs[i] = randF32(r, n*d, 1)
+		var err error
+		if want[i], err = run(inputs[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	done := make(chan error)
 	for i := range inputs {
 		go func() {
-			got := make([]float32, n*d)
 			for range 5 {
-				clear(got)
-				if err := c.Attention(Mat{got, n, d, d}, Mat{inputs[i], n, 3 * d, 3 * d}, heads, 0.25); err != nil {
-					done <- err
-					return
-				}
-				if err := c.Linear(Mat{got, n, d, d}, Mat{inputs[i], n, d, 3 * d}, nil, pw, nil, true); err != nil {
+				got, err := run(inputs[i])
+				if err != nil {
 					done <- err
 					return
 				}

@@ -66,7 +66,10 @@ func (i ISA) SoftmaxBlockBF16(p []uint16, ldp int, s []float32, lds, rows, n int
 	}
 	switch {
 	case i >= AVX512BF16:
-		softmaxBlockBF16AVX512(&p[0], uintptr(2*ldp), &s[0], uintptr(4*lds), rows, n, &m[0], &l[0], oPtr(o), uintptr(4*ldo), no)
+		for r0 := 0; r0 < rows; r0 += 16 { // the kernel takes up to 16 rows
+			k := min(16, rows-r0)
+			softmaxBlockBF16AVX512(&p[r0*ldp], uintptr(2*ldp), &s[r0*lds], uintptr(4*lds), k, n, &m[r0], &l[r0], oPtr(o, r0*ldo, no), uintptr(4*ldo), no)
+		}
 	case i == Portable:
 		for r := range rows {
 			a, mn := blockMax(s[r*lds:r*lds+n], m[r], exp2BF16Coef[:])
@@ -100,7 +103,10 @@ func (i ISA) SoftmaxBlockF32(p []float32, ldp int, s []float32, lds, rows, n int
 		return nil
 	}
 	if i >= AVX512 {
-		softmaxBlockF32AVX512(&p[0], uintptr(4*ldp), &s[0], uintptr(4*lds), rows, n, &m[0], &l[0], oPtr(o), uintptr(4*ldo), no)
+		for r0 := 0; r0 < rows; r0 += 16 {
+			k := min(16, rows-r0)
+			softmaxBlockF32AVX512(&p[r0*ldp], uintptr(4*ldp), &s[r0*lds], uintptr(4*lds), k, n, &m[r0], &l[r0], oPtr(o, r0*ldo, no), uintptr(4*ldo), no)
+		}
 		return nil
 	}
 	for r := range rows {
@@ -123,11 +129,12 @@ func (i ISA) SoftmaxBlockF32(p []float32, ldp int, s []float32, lds, rows, n int
 	return nil
 }
 
-func oPtr(o []float32) *float32 {
-	if len(o) == 0 {
+// oPtr is &o[off], or nil when the rows of o have no columns.
+func oPtr(o []float32, off, no int) *float32 {
+	if no == 0 {
 		return nil
 	}
-	return &o[0]
+	return &o[off]
 }
 
 // blockMax returns the rescaling factor a = exp(mOld − m') (computed with

@@ -50,6 +50,7 @@ func (s *source) vec(name string, n int) ([]float32, error) {
 	for i, v := range b {
 		out[i] = kernels.F32(v)
 	}
+	s.drop()
 	return out, nil
 }
 
@@ -86,6 +87,7 @@ func (e *Encoder) convWeight(s *source, name string, out, in int) (backend.Weigh
 			}
 		}
 	}
+	s.drop()
 	return e.pack(r, out, 3*in)
 }
 
@@ -117,10 +119,7 @@ func (e *Encoder) load(sm *staged.Model) error {
 	if err != nil {
 		return err
 	}
-	e.pos = make([]float32, len(pos))
-	for i, v := range pos {
-		e.pos[i] = kernels.F32(v)
-	}
+	e.pos = slices.Clone(pos) // added in bf16 (AddBF16): half the memory of float32
 	e.lnW, err = s.vec("layer_norm.weight", d)
 	if err != nil {
 		return err
@@ -128,22 +127,25 @@ func (e *Encoder) load(sm *staged.Model) error {
 	if e.lnB, err = s.vec("layer_norm.bias", d); err != nil {
 		return err
 	}
+	s.drop()
 	e.layers = make([]layer, c.EncoderLayers)
 	for i := range e.layers {
 		e.layers[i].ln1.Eps, e.layers[i].ln2.Eps = e.eps, e.eps
 	}
-	s.drop()
+	stack := make([]uint16, 3*d*d) // q, k, v stacked, reused by every layer
 	for i := range e.layers {
-		if err := e.loadLayer(s, i, d, f); err != nil {
+		if err := e.loadLayer(s, i, d, f, stack); err != nil {
 			return err
 		}
-		s.drop()
 	}
-	e.packed += 4 * (len(e.pos) + 4*d + len(e.layers)*(9*d+f))
+	e.packed += 2*len(e.pos) + 4*(4*d+len(e.layers)*(9*d+f))
 	return nil
 }
 
-func (e *Encoder) loadLayer(s *source, i, d, f int) error {
+// loadLayer packs block i. Each tensor's source pages leave the resident
+// set as soon as it is copied (source.drop), so loading holds at most one
+// tensor of the file besides the packed weights.
+func (e *Encoder) loadLayer(s *source, i, d, f int, qkv []uint16) error {
 	l := &e.layers[i]
 	p := fmt.Sprintf("layers.%d.", i)
 	vecs := []struct {
@@ -162,13 +164,13 @@ func (e *Encoder) loadLayer(s *source, i, d, f int) error {
 		}
 	}
 	// q, k, v stacked into one [3d][d] projection; k_proj has no bias.
-	qkv := make([]uint16, 0, 3*d*d)
-	for _, n := range []string{"q_proj", "k_proj", "v_proj"} {
+	for j, n := range []string{"q_proj", "k_proj", "v_proj"} {
 		w, err := s.get(p+"self_attn."+n+".weight", d, d)
 		if err != nil {
 			return err
 		}
-		qkv = append(qkv, w...)
+		copy(qkv[j*d*d:], w)
+		s.drop()
 	}
 	qb, err := s.vec(p+"self_attn.q_proj.bias", d)
 	if err != nil {
@@ -195,6 +197,7 @@ func (e *Encoder) loadLayer(s *source, i, d, f int) error {
 		if *m.dst, err = e.pack(w, m.out, m.in); err != nil {
 			return err
 		}
+		s.drop()
 	}
 	return nil
 }

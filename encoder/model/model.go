@@ -56,11 +56,17 @@ type Tensor struct {
 
 // Encoder is a loaded Whisper encoder.
 //
+// Memory: the packed weights (41 MB for whisper-base) live outside the Go
+// heap. A window's residual stream is its output buffer ([P][d] float32);
+// besides it a running call holds the backend's attention workspace (q, k, v
+// in the activation precision: 6·P·d bytes with bf16, 4.6 MB for
+// whisper-base) and the stem's scratch (about 2 MB), both reused by later
+// calls, and the workers' scratch (about 0.7 MB each).
+//
 // Concurrency: Encode may be called from many goroutines at once. All calls
 // share one fixed set of Threads workers (their tasks interleave), and each
-// running call holds one activation workspace (20·P·d bytes, 15 MB for
-// whisper-base, plus the backend's per-call attention workspace), taken from a free list and reused by later calls. Close
-// waits for running calls.
+// running call holds its own workspaces, taken from free lists. Close waits
+// for running calls.
 type Encoder struct {
 	cfg    staged.Config
 	be     backend.Backend
@@ -72,7 +78,7 @@ type Encoder struct {
 
 	conv1, conv2   backend.Weight
 	conv1b, conv2b []float32
-	pos            []float32 // [P][d]
+	pos            []uint16 // [P][d] bf16
 	layers         []layer
 	lnW, lnB       []float32
 
@@ -200,26 +206,45 @@ func (e *Encoder) Encode(ctx context.Context, mel Tensor) (Tensor, error) {
 	if err := e.checkInput(mel); err != nil {
 		return Tensor{}, err
 	}
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.closed {
-		return Tensor{}, errClosed
+	b, p, d := mel.Shape[0], e.cfg.MaxSourcePositions, e.cfg.DModel
+	out := Tensor{Shape: []int{b, p, d}, Data: make([]float32, b*p*d)}
+	if err := e.EncodeInto(ctx, out.Data, mel); err != nil {
+		return Tensor{}, err
+	}
+	return out, nil
+}
+
+// EncodeInto is Encode writing the hidden state into dst, which must hold
+// exactly B·max_source_positions·d_model values ([B, positions, d_model] in
+// row-major order). A caller that reuses dst across calls allocates nothing
+// per window in steady state. dst also holds each window's residual stream
+// while it is encoded, so after an error its contents are unspecified.
+func (e *Encoder) EncodeInto(ctx context.Context, dst []float32, mel Tensor) error {
+	if err := e.checkInput(mel); err != nil {
+		return err
 	}
 	b, nm, frames := mel.Shape[0], mel.Shape[1], mel.Shape[2]
 	p, d := e.cfg.MaxSourcePositions, e.cfg.DModel
-	out := Tensor{Shape: []int{b, p, d}, Data: make([]float32, b*p*d)}
+	if len(dst) != b*p*d {
+		return fmt.Errorf("encode: output holds %d values, [%d %d %d] needs %d", len(dst), b, p, d, b*p*d)
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return errClosed
+	}
 	ws := e.workspace()
 	defer e.release(ws)
 	for i := range b {
 		if err := ctx.Err(); err != nil {
-			return Tensor{}, fmt.Errorf("encode window %d of %d: %w", i+1, b, err)
+			return fmt.Errorf("encode window %d of %d: %w", i+1, b, err)
 		}
 		win := mel.Data[i*nm*frames : (i+1)*nm*frames]
-		if err := e.window(ws, win, frames, out.Data[i*p*d:(i+1)*p*d]); err != nil {
-			return Tensor{}, fmt.Errorf("encode window %d of %d: %w", i+1, b, err)
+		if err := e.window(ws, win, frames, dst[i*p*d:(i+1)*p*d]); err != nil {
+			return fmt.Errorf("encode window %d of %d: %w", i+1, b, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func (e *Encoder) checkInput(mel Tensor) error {
@@ -250,17 +275,15 @@ type Op int
 
 // The timed parts of the forward pass.
 const (
-	OpConv Op = iota
-	OpLayerNorm
-	OpQKV
-	OpAttention
-	OpOutProj
-	OpMLP
-	OpElementwise
+	OpConv        Op = iota // conv1 and conv2 as im2col GEMMs
+	OpLayerNorm             // the final LayerNorm
+	OpAttention             // LN1, q/k/v projection, attention, output projection
+	OpMLP                   // LN2, fc1, GELU, fc2
+	OpElementwise           // the stem's input transpose, GELUs and positional table
 	numOps
 )
 
-var opNames = [numOps]string{"conv (im2col GEMM)", "final layernorm", "ln1+qkv projection", "attention", "out projection", "ln2+mlp (fc1,gelu,fc2)", "gelu/pos/pad"}
+var opNames = [numOps]string{"conv (im2col GEMM)", "final layernorm", "ln1+attention+out proj", "ln2+mlp (fc1,gelu,fc2)", "stem gelu/pos/pad"}
 
 // String names the op as the bench report prints it.
 func (o Op) String() string { return opNames[o] }
