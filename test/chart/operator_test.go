@@ -115,9 +115,7 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := render(t, valuesCase{name: "install-" + tt.name, file: tt.values, namespace: "install-" + tt.name})
 			admin := newAPIClient(t, restConfig)
-			scheme := operator.Scheme()
-			must(t, apiextensionsv1.AddToScheme(scheme))
-			k8s, err := client.New(restConfig, client.Options{Scheme: scheme})
+			k8s, err := client.New(restConfig, client.Options{Scheme: clientScheme(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
