@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/model"
@@ -58,11 +59,14 @@ func runBench(ctx context.Context, args []string) error {
 	if *bf.mf.threads > 0 {
 		runtime.GOMAXPROCS(*bf.mf.threads)
 	}
+	before := readRSS()
+	loadStart, loadCPU := time.Now(), processCPU()
 	enc, err := model.Load(*bf.mf.weights, bf.mf.options())
 	if err != nil {
 		return err
 	}
 	defer enc.Close()
+	loadTime, loadCPU := time.Since(loadStart), processCPU()-loadCPU
 	cfg := enc.Config()
 	mel, err := benchInput(*bf.in, cfg.NumMelBins, 2*cfg.MaxSourcePositions)
 	if err != nil {
@@ -71,23 +75,27 @@ func runBench(ctx context.Context, args []string) error {
 	batch := model.Tensor{Shape: []int{*bf.batch, mel.Shape[1], mel.Shape[2]}, Data: slices.Repeat(mel.Data, *bf.batch)}
 	fmt.Printf("model: d_model %d, %d layers, %d heads, ffn %d, %d mels, %d positions; %.2f GFLOP per window\n",
 		cfg.DModel, cfg.EncoderLayers, cfg.EncoderAttentionHeads, cfg.EncoderFFNDim, cfg.NumMelBins, cfg.MaxSourcePositions, model.FLOPs(cfg)/1e9)
-	fmt.Printf("backend: %s, %d threads, packed weights %.1f MB; after load: RSS %.1f MB, peak %.1f MB\n",
-		enc.Backend(), enc.Threads(), float64(enc.PackedBytes())/1e6, rssMB(), peakRSSMB())
-	if _, err := enc.Encode(ctx, batch); err != nil { // warm-up
+	loaded := readRSS()
+	fmt.Printf("backend: %s, %d threads, packed weights %.1f MB, loaded in %.0f ms (%.0f ms CPU); after load: RSS %.1f MB, peak %.1f MB\n",
+		enc.Backend(), enc.Threads(), float64(enc.PackedBytes())/1e6, ms(loadTime), ms(loadCPU), loaded.rss, loaded.peak)
+	// One output buffer for every call (EncodeInto), as a server reusing its
+	// buffers would: steady state allocates nothing per window.
+	out := make([]float32, *bf.batch*cfg.MaxSourcePositions*cfg.DModel)
+	if err := enc.EncodeInto(ctx, out, batch); err != nil { // warm-up
 		return err
 	}
 	enc.ResetOpTimes()
 	times := make([]float64, *bf.iters)
 	for i := range times {
 		t := time.Now()
-		if _, err := enc.Encode(ctx, batch); err != nil {
+		if err := enc.EncodeInto(ctx, out, batch); err != nil {
 			return err
 		}
 		times[i] = ms(time.Since(t)) / float64(*bf.batch)
 	}
 	windows := *bf.iters * *bf.batch
 	report("go", cfg.MaxSourcePositions, model.FLOPs(cfg), times)
-	fmt.Printf("peak RSS: %.1f MB (VmHWM, whole run: packed weights + activations of one window + runtime), RSS now %.1f MB\n", peakRSSMB(), rssMB())
+	printRSS(before, enc, 4*len(out))
 	fmt.Println("per-op time per window:        wall        process CPU")
 	ops := enc.OpTimes()
 	var wall, cpu time.Duration
@@ -106,6 +114,15 @@ func runBench(ctx context.Context, args []string) error {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// processCPU is the user+system CPU time of the process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 func median(s []float64) float64 {
 	c := slices.Clone(s)
@@ -144,24 +161,49 @@ func benchInput(path string, mels, frames int) (model.Tensor, error) {
 	return t, nil
 }
 
-// peakRSSMB reads VmHWM, the process's peak resident set, from /proc.
-func peakRSSMB() float64 { return procStatusMB("VmHWM:") }
+// rssStat is the process's resident set from /proc/self/status, in MB:
+// peak (VmHWM), now (VmRSS), and now split into anonymous and file-backed
+// pages (the binary's text and data are file-backed).
+type rssStat struct{ peak, rss, anon, file float64 }
 
-// rssMB reads VmRSS, the process's resident set, from /proc.
-func rssMB() float64 { return procStatusMB("VmRSS:") }
-
-func procStatusMB(field string) float64 {
+func readRSS() rssStat {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return math.NaN()
+		return rssStat{math.NaN(), math.NaN(), math.NaN(), math.NaN()}
 	}
+	var r rssStat
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmHWM:":
+			r.peak = kb / 1024
+		case "VmRSS:":
+			r.rss = kb / 1024
+		case "RssAnon:":
+			r.anon = kb / 1024
+		case "RssFile:":
+			r.file = kb / 1024
 		}
 	}
-	return math.NaN()
+	return r
+}
+
+// printRSS reports the peak resident set and what the resident set holds.
+func printRSS(before rssStat, enc *model.Encoder, outBytes int) {
+	now := readRSS()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	fmt.Printf("peak RSS: %.1f MB (VmHWM, whole run); RSS now %.1f MB = %.1f MB file-backed (the binary) + %.1f MB anonymous:\n",
+		now.peak, now.rss, now.file, now.anon)
+	fmt.Printf("  packed weights %.1f MB, workspaces %.1f MB (attention, stem, workers), output buffer %.1f MB,\n",
+		float64(enc.PackedBytes())/1e6, float64(enc.WorkspaceBytes())/1e6, float64(outBytes)/1e6)
+	fmt.Printf("  Go heap objects %.1f MB (the output and stem workspace among them), Go runtime mapped and not released %.1f MB;\n",
+		float64(m.HeapAlloc)/1e6, float64(m.Sys-m.HeapReleased)/1e6)
+	fmt.Printf("  before Load: RSS %.1f MB (%.1f MB file-backed): the binary and Go runtime\n", before.rss, before.file)
 }
 
 // benchORT alternates Go and ONNX Runtime windows on the same input and
@@ -219,9 +261,10 @@ func benchORT(ctx context.Context, enc *model.Encoder, mel model.Tensor, bf benc
 		}
 		return v, nil
 	}
+	out := make([]float32, mel.Shape[0]*enc.Config().MaxSourcePositions*enc.Config().DModel)
 	goRun := func() (float64, error) {
 		t := time.Now()
-		_, err := enc.Encode(ctx, mel)
+		err := enc.EncodeInto(ctx, out, mel)
 		return ms(time.Since(t)), err
 	}
 	if _, err := ortRun(); err != nil { // warm-up

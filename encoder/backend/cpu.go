@@ -43,9 +43,9 @@ type CPU struct {
 	act     Precision
 	pool    *Pool
 	scratch []cpuScratch // per worker
-	mu      sync.Mutex   // guards free and frees
+	mu      sync.Mutex   // guards free
 	free    []*attnWork  // attention workspaces not in use
-	frees   []func()     // release packed weights
+	weights arena        // the packed weights
 }
 
 // cpuScratch is one worker's working memory; it grows to the largest shape
@@ -91,12 +91,9 @@ func (c *CPU) ISA() kernels.ISA { return c.isa }
 // its weights must not be used afterwards.
 func (c *CPU) Close() {
 	c.pool.Close()
+	c.weights.free()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, f := range c.frees {
-		f()
-	}
-	c.frees = nil
 	for _, ws := range c.free {
 		ws.release()
 	}
@@ -119,20 +116,20 @@ func (c *CPU) Pack(w []uint16, out, in int) (Weight, error) {
 		return nil, fmt.Errorf("backend: pack weight [%d %d]: have %d values", out, in, len(w))
 	}
 	n := kernels.PackedLen(kernels.BF16Pairs, out, in)
-	mem, free, err := offHeap(2 * n)
+	mem, err := c.weights.alloc(2 * n)
 	if err != nil {
 		return nil, fmt.Errorf("backend: pack weight [%d %d]: %w", out, in, err)
 	}
 	cw := &cpuWeight{p: kernels.Packed{BF16: view[uint16](mem, n)[:0]}}
 	if err := kernels.PackBF16(&cw.p, w, out, in, in); err != nil {
-		free()
 		return nil, err
 	}
-	c.mu.Lock()
-	c.frees = append(c.frees, free)
-	c.mu.Unlock()
 	return cw, nil
 }
+
+// PackDone tells the backend that no more weights follow for now: it
+// returns the memory reserved past the last packed weight to the kernel.
+func (c *CPU) PackDone() { c.weights.Trim() }
 
 func (c *CPU) weight(w Weight) (*kernels.Packed, error) {
 	cw, ok := w.(*cpuWeight)
@@ -343,4 +340,21 @@ func (c *CPU) MLP(dst, src Mat, norm *Norm, w1 Weight, b1 []float32, w2 Weight, 
 		}
 		return c.matmul(s, dst.Data[r0*dst.Stride:], dst.Stride, ldh, m, p2, b2, true)
 	})
+}
+
+// ScratchBytes is the memory the backend holds besides the packed weights:
+// the attention workspaces not in use and the workers' scratch. Call it
+// between operations (it reads the workers' buffers unsynchronised).
+func (c *CPU) ScratchBytes() int {
+	c.mu.Lock()
+	n := 0
+	for _, ws := range c.free {
+		n += ws.Bytes()
+	}
+	c.mu.Unlock()
+	for i := range c.scratch {
+		s := &c.scratch[i]
+		n += 2*(cap(s.a16)+cap(s.h16)+cap(s.tmp)) + 4*(cap(s.a32)+cap(s.row)+cap(s.c)+cap(s.h32)+cap(s.o)) + s.gemm.Bytes()
+	}
+	return n
 }

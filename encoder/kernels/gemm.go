@@ -232,3 +232,6 @@ func (s *Scratch) partialC(mk micro, ap unsafe.Pointer, ald uintptr, bt unsafe.P
 		copy(c[(r0+r)*ldc+col:(r0+r)*ldc+col+cols], t[r*mk.nr:])
 	}
 }
+
+// Bytes is the memory the scratch holds.
+func (s *Scratch) Bytes() int { return cap(s.a) + 4*len(s.c) + 4*len(s.bias) }

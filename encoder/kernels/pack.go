@@ -124,8 +124,29 @@ func PackBF16(dst *Packed, src []uint16, n, k, ld int) error {
 	}
 	dst.reshapePad(BF16Pairs, n, k)
 	words := dst.words()
-	for r := 0; r < n; r++ {
-		dst.packRow(words, r, src[r*ld:r*ld+k])
+	if k%2 == 1 {
+		for r := 0; r < n; r++ {
+			dst.packRow(words, r, src[r*ld:r*ld+k])
+		}
+		return nil
+	}
+	// Even K: each panel is a transpose of k-pair words, done in blocks of
+	// 16 pairs × 32 rows so that the 2 KiB being written stays in L1.
+	const pairs = 16
+	kq := k / 2
+	for p0 := 0; p0 < n; p0 += PanelCols {
+		panel := words[(p0/PanelCols)*kq*PanelCols:][:kq*PanelCols]
+		rows := min(PanelCols, n-p0)
+		for q0 := 0; q0 < kq; q0 += pairs {
+			q1 := min(kq, q0+pairs)
+			for c := range rows {
+				row := src[(p0+c)*ld+2*q0 : (p0+c)*ld+2*q1]
+				w := panel[q0*PanelCols+c:]
+				for j := 0; 2*j+1 < len(row); j++ {
+					w[j*PanelCols] = uint32(row[2*j]) | uint32(row[2*j+1])<<16
+				}
+			}
+		}
 	}
 	return nil
 }

@@ -139,6 +139,7 @@ func (e *Encoder) load(sm *staged.Model) error {
 		}
 	}
 	e.packed += 2*len(e.pos) + 4*(4*d+len(e.layers)*(9*d+f))
+	e.cpu.PackDone()
 	return nil
 }
 

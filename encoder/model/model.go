@@ -160,8 +160,22 @@ func (e *Encoder) Backend() string { return e.be.Name() }
 // Threads is the number of worker goroutines.
 func (e *Encoder) Threads() int { return e.pool.Workers() }
 
-// PackedBytes is the memory held by the packed weights and float32 vectors.
+// PackedBytes is the memory held by the packed weights, the positional
+// table and the float32 vectors.
 func (e *Encoder) PackedBytes() int { return e.packed }
+
+// WorkspaceBytes is the activation memory the encoder holds between calls
+// (reused by the next ones): the stem's and the backend's workspaces and the
+// workers' scratch. Output buffers are the caller's.
+func (e *Encoder) WorkspaceBytes() int {
+	e.wsMu.Lock()
+	n := 0
+	for _, ws := range e.free {
+		n += 4 * (cap(ws.in) + cap(ws.h1))
+	}
+	e.wsMu.Unlock()
+	return n + e.cpu.ScratchBytes()
+}
 
 // Close stops the workers after running Encode calls return.
 func (e *Encoder) Close() error {
