@@ -72,7 +72,10 @@ func runBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	batch := model.Tensor{Shape: []int{*bf.batch, mel.Shape[1], mel.Shape[2]}, Data: slices.Repeat(mel.Data, *bf.batch)}
+	batch := mel
+	if *bf.batch > 1 {
+		batch = model.Tensor{Shape: []int{*bf.batch, mel.Shape[1], mel.Shape[2]}, Data: slices.Repeat(mel.Data, *bf.batch)}
+	}
 	fmt.Printf("model: d_model %d, %d layers, %d heads, ffn %d, %d mels, %d positions; %.2f GFLOP per window\n",
 		cfg.DModel, cfg.EncoderLayers, cfg.EncoderAttentionHeads, cfg.EncoderFFNDim, cfg.NumMelBins, cfg.MaxSourcePositions, model.FLOPs(cfg)/1e9)
 	loaded := readRSS()

@@ -143,9 +143,9 @@ func (c *CPU) scatterQKV(s *cpuScratch, ws *attnWork, qkv []float32, ldc, r0, r1
 // and writes it over their q.
 func (c *CPU) attendTile(s *cpuScratch, ws *attnWork, h, r0, r1 int) error {
 	m, n, hd := r1-r0, ws.n, ws.d/ws.heads
-	kb := min(n, attnKeys)       // keys per block
-	ldp := (kb + 1) &^ 1         // probability row stride (even: k-pairs)
-	s.c = grow(s.c, attnRows*kb) // scores [m][kb]
+	kb := min((n+kernels.PanelCols-1)&^(kernels.PanelCols-1), attnKeys) // score columns per block
+	ldp := kb                                                           // probability row stride (even: k-pairs)
+	s.c = grow(s.c, attnRows*kb)                                        // scores [m][kb]
 	s.o = grow(s.o, attnRows*hd)
 	clear(s.o)
 	for r := range m {
@@ -175,7 +175,9 @@ func (c *CPU) attendTile(s *cpuScratch, ws *attnWork, h, r0, r1 int) error {
 	for b := range ws.blocks {
 		j0 := b * attnKeys
 		nb := min(attnKeys, n-j0)
-		key := kernels.Packed{Format: kh.Format, N: nb, K: kh.K, KP: kh.KP}
+		// Scores for whole panels: the packed k's pad keys are zero and the
+		// softmax reads only the nb real columns (no partial-panel tile).
+		key := kernels.Packed{Format: kh.Format, N: min(kb, (nb+kernels.PanelCols-1)&^(kernels.PanelCols-1)), K: kh.K, KP: kh.KP}
 		vb := &ws.v[h*ws.blocks+b]
 		var err error
 		if c.act == BF16 {

@@ -6,13 +6,16 @@ import (
 	"sync/atomic"
 )
 
-// Pool is a fixed set of worker goroutines that run parallel loops. It is
-// safe for concurrent use: loops submitted by different goroutines queue up
-// and each worker runs one task at a time, so per-worker scratch indexed by
-// the worker number is never shared by two running tasks.
+// Pool runs parallel loops on a fixed number of workers. Each worker number
+// is a token: a loop's caller takes one and runs tasks itself, and hands any
+// other free tokens to helper goroutines, so per-worker scratch indexed by
+// the worker number is never shared by two running tasks, and a one-worker
+// pool runs every loop on the caller's goroutine. It is safe for concurrent
+// use: loops submitted by different goroutines share the tokens.
 type Pool struct {
-	jobs    chan *job
 	workers int
+	ids     chan int  // free worker numbers
+	wake    chan help // to the helper goroutines
 	once    sync.Once
 }
 
@@ -20,17 +23,26 @@ type job struct {
 	n    int
 	next atomic.Int64
 	f    func(worker, i int)
-	wg   sync.WaitGroup
+	wg   sync.WaitGroup // the helpers
 }
 
-// NewPool starts n workers (GOMAXPROCS when n ≤ 0). Close stops them.
+type help struct {
+	j  *job
+	id int
+}
+
+// NewPool makes a pool of n workers (GOMAXPROCS when n ≤ 0). Close stops
+// its helper goroutines.
 func NewPool(n int) *Pool {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	p := &Pool{jobs: make(chan *job, 64*n), workers: n}
+	p := &Pool{workers: n, ids: make(chan int, n), wake: make(chan help, n)}
 	for w := range n {
-		go p.work(w)
+		p.ids <- w
+	}
+	for range n - 1 {
+		go p.helper()
 	}
 	return p
 }
@@ -38,33 +50,46 @@ func NewPool(n int) *Pool {
 // Workers is the number of workers.
 func (p *Pool) Workers() int { return p.workers }
 
-func (p *Pool) work(w int) {
-	for j := range p.jobs {
-		for {
-			i := int(j.next.Add(1) - 1)
-			if i >= j.n {
-				break
-			}
-			j.f(w, i)
-		}
-		j.wg.Done()
+func (p *Pool) helper() {
+	for h := range p.wake {
+		h.j.run(h.id)
+		p.ids <- h.id
+		h.j.wg.Done()
 	}
 }
 
-// For runs f(worker, i) for every i in [0, n) on the workers and returns when
-// all have finished. worker is in [0, Workers()).
+func (j *job) run(worker int) {
+	for {
+		i := int(j.next.Add(1) - 1)
+		if i >= j.n {
+			return
+		}
+		j.f(worker, i)
+	}
+}
+
+// For runs f(worker, i) for every i in [0, n) and returns when all have
+// finished. worker is in [0, Workers()); the caller runs as one of them.
 func (p *Pool) For(n int, f func(worker, i int)) {
 	if n <= 0 {
 		return
 	}
 	j := &job{n: n, f: f}
-	k := min(n, p.workers)
-	j.wg.Add(k)
-	for range k {
-		p.jobs <- j
+	id := <-p.ids
+	for extra := min(n, p.workers) - 1; extra > 0; extra-- {
+		select {
+		case h := <-p.ids:
+			j.wg.Add(1)
+			p.wake <- help{j, h}
+			continue
+		default:
+		}
+		break // the other workers are busy with other loops
 	}
+	j.run(id)
+	p.ids <- id
 	j.wg.Wait()
 }
 
-// Close stops the workers once the queued loops have run.
-func (p *Pool) Close() { p.once.Do(func() { close(p.jobs) }) }
+// Close stops the helper goroutines; the pool must not be used afterwards.
+func (p *Pool) Close() { p.once.Do(func() { close(p.wake) }) }

@@ -7,9 +7,9 @@ import (
 )
 
 // stemRows is the most conv2 output rows one stem block computes: the
-// block's conv1 output (2·rows+1 rows of d floats) is the stem's largest
-// buffer.
-const stemRows = 256
+// block's conv1 output (2·rows+1 rows of d floats, 0.5 MB for whisper-base)
+// is the stem's largest buffer.
+const stemRows = 128
 
 // workspace is the stem's scratch for one window: the time-major padded
 // input and the conv1 output of one block of conv2 rows. The residual
