@@ -156,7 +156,7 @@ verify-chart-sync:
 test-chart: verify-chart-sync
 	@helm=$$(hack/helm.sh) && assets=$$(hack/k8s-bins.sh kube-apiserver etcd) && crds=$$(hack/chart-test-crds.sh) && \
 	HELM=$$helm KUBEBUILDER_ASSETS=$$assets CHART_TEST_CRDS=$$crds XDNA_CHART_TEST=required \
-	  $(GO) test -count=1 -timeout 20m ./test/chart/...
+	  $(GO) test -race -count=1 -timeout 20m ./test/chart/...
 
 ## docs: regenerate the README's configuration reference (chart values and WhisperEncoder
 ## spec) from charts/xdna-whisper/values.yaml, values.schema.json and the CRD (hack/docs);
