@@ -106,14 +106,23 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 	needEnv(t)
 	tests := []struct {
 		name, values string
-		outside      bool // also a WhisperEncoder outside namespaces.workload (cluster-wide watch)
+		inline       string // values YAML, instead of a file
+		outside      bool   // also a WhisperEncoder outside namespaces.workload (cluster-wide watch)
 	}{
-		{"namespaced", "", false},
-		{"all-namespaces", filepath.Join(ciValues, "all-namespaces-values.yaml"), true},
+		// The defaults: operator and WhisperEncoders in the release namespace.
+		{name: "namespaced"},
+		// The usual production layout: the operator in its own namespace, encoders in two others.
+		{name: "namespaced-separate", inline: "namespaces: {workload: [speech-x, speech-y]}\nstager: {liveProgress: true}\n"},
+		{name: "all-namespaces", values: filepath.Join(ciValues, "all-namespaces-values.yaml"), outside: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := render(t, valuesCase{name: "install-" + tt.name, file: tt.values, namespace: "install-" + tt.name})
+			vc := valuesCase{name: "install-" + tt.name, file: tt.values, namespace: "install-" + tt.name}
+			if tt.inline != "" {
+				vc.file = filepath.Join(t.TempDir(), "values.yaml")
+				must(t, os.WriteFile(vc.file, []byte(tt.inline), 0o644))
+			}
+			r := render(t, vc)
 			admin := newAPIClient(t, restConfig)
 			k8s, err := client.New(restConfig, client.Options{Scheme: clientScheme(t)})
 			if err != nil {
