@@ -1,6 +1,7 @@
 // Package kernels holds the numeric hot loops of the Whisper encoder: GEMM
 // micro-kernels over BF16 weights, and the vectorised row operations around
-// them (LayerNorm, exact-erf GELU, softmax, float32→bf16 conversion).
+// them (LayerNorm, exact-erf GELU, the online-softmax step of a flash
+// attention, float32→bf16 conversion).
 //
 // Every kernel has a portable pure-Go implementation. On amd64, Go assembly
 // fast paths are selected at run time from the CPU's features (see ISA):

@@ -378,7 +378,6 @@ var consts = []struct {
 	{"c6", "$1.3888888888888889e-3"}, {"c5", "$8.3333333333333333e-3"}, {"c4", "$4.1666666666666667e-2"},
 	{"c3", "$1.6666666666666667e-1"}, {"c2", "$0.5"}, {"one", "$1.0"}, {"half", "$0.5"},
 	{"absMask", "0x7fffffff"}, {"rsqrt2", "$0.70710678118654752"},
-	{"magic", "$12582912.0"}, {"expLoFast", "$-87.0"},
 	// Numerical Recipes erfc: erfc(z) = t·exp(−z² + P(t)), t = 1/(1+z/2).
 	{"nr0", "$-1.26551223"}, {"nr1", "$1.00002368"}, {"nr2", "$0.37409196"}, {"nr3", "$0.09678418"},
 	{"nr4", "$-0.18628806"}, {"nr5", "$0.27886807"}, {"nr6", "$-1.13520398"}, {"nr7", "$1.48851587"},
@@ -388,6 +387,10 @@ var consts = []struct {
 	{"e2f0", "$0.000153458182"}, {"e2f1", "$0.00133999309"}, {"e2f2", "$0.00961848907"}, {"e2f3", "$0.0555032864"},
 	{"e2f4", "$0.240226462"}, {"e2f5", "$0.693147182"}, {"e2f6", "$1.0"},
 	{"negLog2e", "$-1.4426950408889634"}, {"alphaMin", "$-200.0"}, {"exp2Lo", "$-126.0"},
+	// bf16 GELU (geluBF16 in vec.go): Abramowitz–Stegun 7.1.26 erfc with the
+	// ½ of Φ folded into its coefficients, t = 1/(1 + p·|x|/√2).
+	{"asP", "$0.23164189952"}, {"as0", "$0.127414796"}, {"as1", "$-0.142248368"}, {"as2", "$0.7107068705"},
+	{"as3", "$-0.7265760135"}, {"as4", "$0.5307027145"}, {"negHalfLog2e", "$-0.7213475204444817"},
 }
 
 func (g *gen) constData() {
@@ -440,34 +443,6 @@ func (g *gen) exp(x, t, n int) {
 	}
 	g.f("VFMADD213PS Z24, Z%d, Z%d", x, t)
 	g.f("VSCALEFPS Z%d, Z%d, Z%d", n, t, x)
-}
-
-// expBF16Consts loads the constants of expBF16 into Z16..Z26.
-func (g *gen) expBF16Consts() {
-	for i, n := range []string{"log2e", "negLn2Hi", "negLn2Lo", "c4", "c3", "c2", "one", "expLoFast", "magic"} {
-		g.f("VBROADCASTSS %s<>(SB), Z%d", n, 16+i)
-	}
-}
-
-// expBF16 replaces Zx by exp(Zx) to the precision a bf16 result needs
-// (relative error < 5e−5, a fiftieth of a bf16 ulp): inputs are clamped at
-// −87 (exp ≈ 1.6e−38), k = round(x·log2e) comes from adding 1.5·2²³, and
-// 2ᵏ is applied by adding k to the exponent bits; exp(r) is a degree-4
-// Taylor polynomial. Uses Zt and Zn.
-func (g *gen) expBF16(x, t, n int) {
-	g.f("VMAXPS Z23, Z%d, Z%d", x, x)
-	g.f("VMOVAPS Z24, Z%d", n)
-	g.f("VFMADD231PS Z16, Z%d, Z%d", x, n) // n = x·log2e + 1.5·2²³
-	g.f("VSUBPS Z24, Z%d, Z%d", n, t)      // t = k
-	g.f("VFMADD231PS Z17, Z%d, Z%d", t, x)
-	g.f("VFMADD231PS Z18, Z%d, Z%d", t, x) // r
-	g.f("VMOVAPS Z19, Z%d", t)
-	g.f("VFMADD213PS Z20, Z%d, Z%d", x, t)
-	g.f("VFMADD213PS Z21, Z%d, Z%d", x, t)
-	g.f("VFMADD213PS Z22, Z%d, Z%d", x, t)
-	g.f("VFMADD213PS Z22, Z%d, Z%d", x, t)
-	g.f("VPSLLD $23, Z%d, Z%d", n, n)
-	g.f("VPADDD Z%d, Z%d, Z%d", n, t, x)
 }
 
 // hreduce folds the 16 lanes of Zz with op (VADDPS or VMAXPS) into lane 0
@@ -548,106 +523,102 @@ func (g *gen) storeOut(z, w int, bf16, tail bool) {
 	}
 }
 
-func (g *gen) softmax(bf16 bool) {
-	name, dst, doc := "softmaxF32AVX512", "*float32", "dst[i] = exp(src[i] − max(src)); returns Σ dst[i]."
-	out := 4
-	if bf16 {
-		name, dst, out = "softmaxBF16AVX512", "*uint16", 2
-		doc = "dst[i] = bf16(exp(src[i] − max(src))) with a bf16-precision exp; returns the\n// sum of the exponentials before rounding."
-	}
-	g.raw(fmt.Sprintf(`
-// func %s(dst %s, src *float32, n int) (sum float32)
-// %s
-TEXT ·%s(SB), NOSPLIT, $0-28`, name, dst, doc, name))
+// geluBF16 writes geluBF16AVX512, the bf16-output GELU: x·Φ(x) with
+// Φ(−|x|) = ½·erfc(|x|/√2) from Abramowitz–Stegun 7.1.26 (absolute error
+// ≤ 1.5e−7), t = 1/(1 + p·|x|/√2) by VRCP14PS and a Newton step, e^(−x²/2)
+// by the bf16 exp2: about a third of the float32 form's work, for results
+// rounded to 8 bits. Two vectors a step, converted with one VCVTNE2PS2BF16.
+// Registers: Z16 = p/√2, Z17 = 1, Z18…Z22 the erfc coefficients, Z23 =
+// −log₂e/2, Z24…Z28 the exp2 coefficients, Z29 = 0, Z30 = the abs mask.
+func (g *gen) geluBF16() {
+	g.raw(`
+// func geluBF16AVX512(dst *uint16, src *float32, n int)
+// dst[i] = bf16(x·Φ(x)), x = src[i], to bf16 precision; see geluBF16.
+TEXT ·geluBF16AVX512(SB), NOSPLIT, $0-24`)
 	g.f("MOVQ dst+0(FP), DI")
 	g.f("MOVQ src+8(FP), SI")
 	g.f("MOVQ n+16(FP), CX")
-	g.blocks()
-	// Max with four independent accumulators over groups of 64 values.
-	g.f("MOVQ SI, R8")
-	g.f("MOVQ DX, R9")
-	g.f("VBROADCASTSS negInf<>(SB), Z0")
-	for i := 8; i <= 10; i++ {
-		g.f("VMOVAPS Z0, Z%d", i)
+	for i, c := range []string{"asP", "one", "as4", "as3", "as2", "as1", "as0", "negHalfLog2e"} {
+		g.f("VBROADCASTSS %s<>(SB), Z%d", c, 16+i)
 	}
-	g.f("CMPQ R9, $4")
-	g.f("JB max1")
-	g.label("max4")
-	g.f("VMAXPS (R8), Z0, Z0")
-	g.f("VMAXPS 64(R8), Z8, Z8")
-	g.f("VMAXPS 128(R8), Z9, Z9")
-	g.f("VMAXPS 192(R8), Z10, Z10")
-	g.f("ADDQ $256, R8")
-	g.f("SUBQ $4, R9")
-	g.f("CMPQ R9, $4")
-	g.f("JAE max4")
-	g.label("max1")
-	g.f("TESTQ R9, R9")
-	g.f("JZ maxtail")
-	g.f("VMAXPS (R8), Z0, Z0")
-	g.f("ADDQ $64, R8")
-	g.f("DECQ R9")
-	g.f("JMP max1")
-	g.label("maxtail")
-	g.load16(2, "(R8)", true, "negInf")
-	g.f("VMAXPS Z2, Z0, Z0")
-	g.f("VMAXPS Z8, Z0, Z0")
-	g.f("VMAXPS Z10, Z9, Z9")
-	g.f("VMAXPS Z9, Z0, Z0")
-	g.hreduce("VMAXPS", 0, 3)
-	g.f("VBROADCASTSS X0, Z1")
-	if bf16 {
-		g.expBF16Consts()
-	} else {
-		g.expConsts()
+	for i, c := range exp2Coefs(true) {
+		g.f("VBROADCASTSS %s<>(SB), Z%d", c, 24+i)
 	}
-	g.f("VPXORD Z7, Z7, Z7")
-	g.rowLoop("exp", map[string]int{"SI": 64, "DI": 16 * out}, func(tail bool) {
-		g.load16(2, "(SI)", tail, "negInf")
-		g.f("VSUBPS Z1, Z2, Z2")
-		if bf16 {
-			g.expBF16(2, 3, 4)
-		} else {
-			g.exp(2, 3, 4)
+	g.f("VPXORD Z29, Z29, Z29")
+	g.f("VPBROADCASTD absMask<>(SB), Z30")
+	g.tailMask("DX", "K1")
+	// one computes GELU of Zx in place, with temporaries Zb…Zb+6.
+	one := func(x, b int) {
+		a, d, t, e, p, n, q := b, b+1, b+2, b+3, b+4, b+5, b+6
+		g.f("VPANDD Z30, Z%d, Z%d", x, a)
+		g.f("VMOVAPS Z17, Z%d", d)
+		g.f("VFMADD231PS Z16, Z%d, Z%d", a, d) // d = 1 + p·|x|/√2
+		g.f("VRCP14PS Z%d, Z%d", d, t)
+		g.f("VMOVAPS Z17, Z%d", e)
+		g.f("VFNMADD231PS Z%d, Z%d, Z%d", t, d, e) // e = 1 − d·t
+		g.f("VFMADD231PS Z%d, Z%d, Z%d", e, t, t)  // t += t·e
+		g.f("VMOVAPS Z18, Z%d", p)
+		for c := 19; c <= 22; c++ {
+			g.f("VFMADD213PS Z%d, Z%d, Z%d", c, t, p)
 		}
-		g.storeOut(2, 5, bf16, tail)
-		if tail {
-			g.f("VADDPS Z2, Z7, K1, Z7")
-		} else {
-			g.f("VADDPS Z2, Z7, Z7")
-		}
-	})
-	g.hreduce("VADDPS", 7, 3)
-	g.f("VMOVSS X7, sum+24(FP)")
+		g.f("VMULPS Z%d, Z%d, Z%d", t, p, p)  // ½·erfc(z)/e^(−z²)
+		g.f("VMULPS Z%d, Z%d, Z%d", x, x, e)  // x²
+		g.f("VMULPS Z23, Z%d, Z%d", e, e)     // −x²·log₂e/2
+		g.exp2(e, n, q, 24, 5)                // e^(−x²/2)
+		g.f("VMULPS Z%d, Z%d, Z%d", q, p, p)  // h = Φ(−|x|)
+		g.f("VCMPPS $0x1e, Z29, Z%d, K2", x)  // x > 0
+		g.f("VSUBPS Z%d, Z17, K2, Z%d", p, p) // Φ(x) = 1 − h where x > 0
+		g.f("VMULPS Z%d, Z%d, Z%d", p, x, x)
+	}
+	g.f("MOVQ DX, CX")
+	g.f("SHRQ $1, CX")
+	g.f("JZ gelu16")
+	g.label("gelu32")
+	g.f("VMOVUPS (SI), Z0")
+	g.f("VMOVUPS 64(SI), Z8")
+	one(0, 1)
+	one(8, 9)
+	g.raw("\t" + vcvtne2ps2bf16(15, 8, 0))
+	g.f("VMOVDQU32 Z15, (DI)")
+	g.f("ADDQ $128, SI")
+	g.f("ADDQ $64, DI")
+	g.f("DECQ CX")
+	g.f("JNZ gelu32")
+	g.label("gelu16")
+	g.f("TESTQ $1, DX")
+	g.f("JZ gelutail")
+	g.f("VMOVUPS (SI), Z0")
+	one(0, 1)
+	g.storeTo(0, 15, true, false, "(DI)")
+	g.f("ADDQ $64, SI")
+	g.f("ADDQ $32, DI")
+	g.label("gelutail")
+	g.f("MOVQ n+16(FP), CX")
+	g.f("ANDQ $15, CX")
+	g.f("JZ geludone")
+	g.f("VMOVUPS.Z (SI), K1, Z0")
+	one(0, 1)
+	g.storeTo(0, 15, true, true, "(DI)")
+	g.label("geludone")
 	g.f("VZEROUPPER")
 	g.f("RET")
 }
 
-func (g *gen) gelu(bf16 bool) {
-	name, dst := "geluF32AVX512", "*float32"
-	out := 4
-	if bf16 {
-		name, dst, out = "geluBF16AVX512", "*uint16", 2
-	}
-	g.raw(fmt.Sprintf(`
-// func %s(dst %s, src *float32, n int)
+// gelu writes geluF32AVX512, the float32 GELU.
+func (g *gen) gelu() {
+	g.raw(`
+// func geluF32AVX512(dst *float32, src *float32, n int)
 // dst[i] = x·Φ(x), x = src[i], with Φ(x) = erfc(−x/√2)/2 from the Numerical
-// Recipes erfc (relative error < 1.2e−7; the bf16 form uses the bf16-precision
-// exp). dst may alias src (float32 form).
-TEXT ·%s(SB), NOSPLIT, $0-24`, name, dst, name))
+// Recipes erfc (relative error < 1.2e−7). dst may alias src.
+TEXT ·geluF32AVX512(SB), NOSPLIT, $0-24`)
 	g.f("MOVQ dst+0(FP), DI")
 	g.f("MOVQ src+8(FP), SI")
 	g.f("MOVQ n+16(FP), CX")
 	g.blocks()
-	one := 24 // register holding 1.0 in the exp constant set
-	if bf16 {
-		g.expBF16Consts()
-		one = 22
-	} else {
-		g.expConsts()
-	}
+	const one = 24 // register holding 1.0 in the exp constant set
+	g.expConsts()
 	g.f("VPXORD Z29, Z29, Z29")
-	g.rowLoop("gelu", map[string]int{"SI": 64, "DI": 16 * out}, func(tail bool) {
+	g.rowLoop("gelu", map[string]int{"SI": 64, "DI": 64}, func(tail bool) {
 		g.load16(0, "(SI)", tail, "")
 		g.f("VPANDD.BCST absMask<>(SB), Z0, Z1")   // |x|
 		g.f("VMULPS.BCST rsqrt2<>(SB), Z1, Z1")    // z = |x|/√2
@@ -663,17 +634,13 @@ TEXT ·%s(SB), NOSPLIT, $0-24`, name, dst, name))
 			g.f("VFMADD213PS.BCST nr%d<>(SB), Z2, Z3", c)
 		}
 		g.f("VFNMADD231PS Z1, Z1, Z3") // P(t) − z²
-		if bf16 {
-			g.expBF16(3, 4, 5)
-		} else {
-			g.exp(3, 4, 5)
-		}
+		g.exp(3, 4, 5)
 		g.f("VMULPS Z2, Z3, Z3")              // erfc(z)
 		g.f("VMULPS.BCST half<>(SB), Z3, Z3") // h = erfc(z)/2 = Φ(−|x|)
 		g.f("VCMPPS $0x1e, Z29, Z0, K2")      // x > 0
 		g.f("VSUBPS Z3, Z%d, K2, Z3", one)    // Φ(x) = 1 − h where x > 0
 		g.f("VMULPS Z3, Z0, Z0")
-		g.storeOut(0, 5, bf16, tail)
+		g.storeOut(0, 5, false, tail)
 	})
 	g.f("VZEROUPPER")
 	g.f("RET")
@@ -758,10 +725,8 @@ func genVec() []byte {
 	g := &gen{}
 	g.raw("// Code generated by gen_amd64.go; DO NOT EDIT.\n\n//go:build !purego\n\n#include \"textflag.h\"\n")
 	g.constData()
-	g.softmax(true)
-	g.softmax(false)
-	g.gelu(true)
-	g.gelu(false)
+	g.geluBF16()
+	g.gelu()
 	g.scale(true)
 	g.scale(false)
 	g.layerNorm()
@@ -1164,46 +1129,6 @@ func genVecAVX2() []byte {
 	g.raw("// Code generated by gen_amd64.go; DO NOT EDIT.\n\n//go:build !purego\n\n#include \"textflag.h\"\n")
 	g.constData() // <> symbols are local to their file
 	g.raw("DATA expLoAVX2<>+0(SB)/4, $" + floatBits("-87.3") + "\nGLOBL expLoAVX2<>(SB), RODATA|NOPTR, $4")
-	g.raw(`
-// func maxAVX2(src *float32, n int) float32
-// The maximum of src[0:n], n a positive multiple of 8.
-TEXT ·maxAVX2(SB), NOSPLIT, $0-20`)
-	g.f("MOVQ src+0(FP), SI")
-	g.f("MOVQ n+8(FP), CX")
-	g.f("VMOVUPS (SI), Y0")
-	g.f("SHRQ $3, CX")
-	g.label("maxloop")
-	g.f("VMAXPS (SI), Y0, Y0")
-	g.f("ADDQ $32, SI")
-	g.f("DECQ CX")
-	g.f("JNZ maxloop")
-	g.hreduceAVX2("VMAXPS", 0, 1)
-	g.f("VMOVSS X0, ret+16(FP)")
-	g.f("VZEROUPPER")
-	g.f("RET")
-
-	g.raw(`
-// func expSubAVX2(dst, src *float32, n int, m float32) (sum float32)
-// dst[i] = exp(src[i] − m) for the n&^7 first values; returns their sum.
-TEXT ·expSubAVX2(SB), NOSPLIT, $0-36`)
-	g.f("MOVQ dst+0(FP), DI")
-	g.f("MOVQ src+8(FP), SI")
-	g.f("MOVQ n+16(FP), CX")
-	g.f("VBROADCASTSS m+24(FP), Y1")
-	g.expConstsAVX2()
-	g.f("VXORPS Y5, Y5, Y5")
-	g.loop8("exp", func() {
-		g.f("VMOVUPS (SI), Y2")
-		g.f("VSUBPS Y1, Y2, Y2")
-		g.expAVX2(2, 3, 4, 0)
-		g.f("VMOVUPS Y2, (DI)")
-		g.f("VADDPS Y2, Y5, Y5")
-	})
-	g.hreduceAVX2("VADDPS", 5, 3)
-	g.f("VMOVSS X5, sum+32(FP)")
-	g.f("VZEROUPPER")
-	g.f("RET")
-
 	g.raw(`
 // func geluAVX2(dst, src *float32, n int)
 // GELU of the n&^7 first values, the formula of geluF32AVX512.

@@ -280,53 +280,6 @@ func (p *Packed) checkPut(f Format, what string, i0, count, limit, srcLen, ld, w
 	return nil
 }
 
-// PackBF16FromF32 rounds the float32 matrix src [n][k] (row stride ld) to bf16
-// (as ToBF16) and packs it into dst as BF16Pairs.
-func (i ISA) PackBF16FromF32(dst *Packed, src []float32, n, k, ld int) error {
-	if err := checkSrc("f32 [n][k]", len(src), n, k, ld); err != nil {
-		return err
-	}
-	dst.reshapePad(BF16Pairs, n, k)
-	row := make([]uint16, dst.KP)
-	words := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(dst.BF16))), len(dst.BF16)/2)
-	for r := 0; r < n; r++ {
-		i.ToBF16(row, src[r*ld:r*ld+k])
-		base := (r/PanelCols)*dst.KP/2*PanelCols + r%PanelCols
-		for q := 0; q < dst.KP/2; q++ {
-			words[base+q*PanelCols] = uint32(row[2*q]) | uint32(row[2*q+1])<<16
-		}
-	}
-	return nil
-}
-
-// PackBF16FromF32T rounds the float32 matrix src [k][n] (row stride ld), the
-// transpose of B, to bf16 and packs B = srcᵀ [n][k] into dst as BF16Pairs.
-func (i ISA) PackBF16FromF32T(dst *Packed, src []float32, n, k, ld int) error {
-	if err := checkSrc("f32 [k][n]", len(src), k, n, ld); err != nil {
-		return err
-	}
-	dst.reshapePad(BF16Pairs, n, k)
-	panels := dst.Panels()
-	r0, r1 := make([]uint16, panels*PanelCols), make([]uint16, panels*PanelCols)
-	words := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(dst.BF16))), len(dst.BF16)/2)
-	for q := 0; 2*q < k; q++ {
-		i.ToBF16(r0, src[2*q*ld:2*q*ld+n])
-		if 2*q+1 < k {
-			i.ToBF16(r1, src[(2*q+1)*ld:(2*q+1)*ld+n])
-		} else {
-			clear(r1)
-		}
-		for p := 0; p < panels; p++ {
-			w := words[p*dst.KP/2*PanelCols+q*PanelCols:][:PanelCols]
-			a, b := r0[p*PanelCols:][:PanelCols], r1[p*PanelCols:][:PanelCols]
-			for c := range w {
-				w[c] = uint32(a[c]) | uint32(b[c])<<16
-			}
-		}
-	}
-	return nil
-}
-
 // PackF32 packs the float32 matrix src [n][k] (row stride ld) into dst as Float32.
 func PackF32(dst *Packed, src []float32, n, k, ld int) error {
 	if err := checkSrc("f32 [n][k]", len(src), n, k, ld); err != nil {
@@ -337,21 +290,6 @@ func PackF32(dst *Packed, src []float32, n, k, ld int) error {
 		base := (i/PanelCols)*k*PanelCols + i%PanelCols
 		for j, v := range src[i*ld : i*ld+k] {
 			dst.F32[base+j*PanelCols] = v
-		}
-	}
-	return nil
-}
-
-// PackF32T packs B = srcᵀ, where src is [k][n] with row stride ld, as Float32.
-func PackF32T(dst *Packed, src []float32, n, k, ld int) error {
-	if err := checkSrc("f32 [k][n]", len(src), k, n, ld); err != nil {
-		return err
-	}
-	dst.resize(Float32, n, k)
-	for j := 0; j < k; j++ {
-		row := src[j*ld : j*ld+n]
-		for p := 0; p*PanelCols < n; p++ {
-			copy(dst.F32[p*k*PanelCols+j*PanelCols:][:PanelCols], row[p*PanelCols:min(n, (p+1)*PanelCols)])
 		}
 	}
 	return nil

@@ -32,10 +32,6 @@ DATA absMask<>+0(SB)/4, $0x7fffffff
 GLOBL absMask<>(SB), RODATA|NOPTR, $4
 DATA rsqrt2<>+0(SB)/4, $0x3f3504f3
 GLOBL rsqrt2<>(SB), RODATA|NOPTR, $4
-DATA magic<>+0(SB)/4, $0x4b400000
-GLOBL magic<>(SB), RODATA|NOPTR, $4
-DATA expLoFast<>+0(SB)/4, $0xc2ae0000
-GLOBL expLoFast<>(SB), RODATA|NOPTR, $4
 DATA nr0<>+0(SB)/4, $0xbfa1fc4e
 GLOBL nr0<>(SB), RODATA|NOPTR, $4
 DATA nr1<>+0(SB)/4, $0x3f8000c7
@@ -86,87 +82,22 @@ DATA alphaMin<>+0(SB)/4, $0xc3480000
 GLOBL alphaMin<>(SB), RODATA|NOPTR, $4
 DATA exp2Lo<>+0(SB)/4, $0xc2fc0000
 GLOBL exp2Lo<>(SB), RODATA|NOPTR, $4
+DATA asP<>+0(SB)/4, $0x3e6d3389
+GLOBL asP<>(SB), RODATA|NOPTR, $4
+DATA as0<>+0(SB)/4, $0x3e027906
+GLOBL as0<>(SB), RODATA|NOPTR, $4
+DATA as1<>+0(SB)/4, $0xbe11a98e
+GLOBL as1<>(SB), RODATA|NOPTR, $4
+DATA as2<>+0(SB)/4, $0x3f35f0e3
+GLOBL as2<>(SB), RODATA|NOPTR, $4
+DATA as3<>+0(SB)/4, $0xbf3a00e3
+GLOBL as3<>(SB), RODATA|NOPTR, $4
+DATA as4<>+0(SB)/4, $0x3f07dc22
+GLOBL as4<>(SB), RODATA|NOPTR, $4
+DATA negHalfLog2e<>+0(SB)/4, $0xbf38aa3b
+GLOBL negHalfLog2e<>(SB), RODATA|NOPTR, $4
 DATA expLoAVX2<>+0(SB)/4, $0xc2ae999a
 GLOBL expLoAVX2<>(SB), RODATA|NOPTR, $4
-
-// func maxAVX2(src *float32, n int) float32
-// The maximum of src[0:n], n a positive multiple of 8.
-TEXT ·maxAVX2(SB), NOSPLIT, $0-20
-	MOVQ src+0(FP), SI
-	MOVQ n+8(FP), CX
-	VMOVUPS (SI), Y0
-	SHRQ $3, CX
-maxloop:
-	VMAXPS (SI), Y0, Y0
-	ADDQ $32, SI
-	DECQ CX
-	JNZ maxloop
-	VEXTRACTF128 $1, Y0, X1
-	VMAXPS X1, X0, X0
-	VPERMILPS $0x4e, X0, X1
-	VMAXPS X1, X0, X0
-	VPERMILPS $0xb1, X0, X1
-	VMAXPS X1, X0, X0
-	VMOVSS X0, ret+16(FP)
-	VZEROUPPER
-	RET
-
-// func expSubAVX2(dst, src *float32, n int, m float32) (sum float32)
-// dst[i] = exp(src[i] − m) for the n&^7 first values; returns their sum.
-TEXT ·expSubAVX2(SB), NOSPLIT, $0-36
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	VBROADCASTSS m+24(FP), Y1
-	VBROADCASTSS log2e<>(SB), Y6
-	VBROADCASTSS negLn2Hi<>(SB), Y7
-	VBROADCASTSS negLn2Lo<>(SB), Y8
-	VBROADCASTSS c6<>(SB), Y9
-	VBROADCASTSS c5<>(SB), Y10
-	VBROADCASTSS c4<>(SB), Y11
-	VBROADCASTSS c3<>(SB), Y12
-	VBROADCASTSS c2<>(SB), Y13
-	VBROADCASTSS one<>(SB), Y14
-	VBROADCASTSS expLoAVX2<>(SB), Y15
-	VXORPS Y5, Y5, Y5
-	SHRQ $3, CX
-	JZ expdone
-exploop:
-	VMOVUPS (SI), Y2
-	VSUBPS Y1, Y2, Y2
-	VCMPPS $0x1d, Y15, Y2, Y0
-	VMAXPS Y15, Y2, Y2
-	VMULPS Y6, Y2, Y4
-	VROUNDPS $0, Y4, Y4
-	VFMADD231PS Y7, Y4, Y2
-	VFMADD231PS Y8, Y4, Y2
-	VMOVAPS Y9, Y3
-	VFMADD213PS Y10, Y2, Y3
-	VFMADD213PS Y11, Y2, Y3
-	VFMADD213PS Y12, Y2, Y3
-	VFMADD213PS Y13, Y2, Y3
-	VFMADD213PS Y14, Y2, Y3
-	VFMADD213PS Y14, Y2, Y3
-	VCVTPS2DQ Y4, Y4
-	VPSLLD $23, Y4, Y4
-	VPADDD Y4, Y3, Y2
-	VANDPS Y0, Y2, Y2
-	VMOVUPS Y2, (DI)
-	VADDPS Y2, Y5, Y5
-	ADDQ $32, SI
-	ADDQ $32, DI
-	DECQ CX
-	JNZ exploop
-expdone:
-	VEXTRACTF128 $1, Y5, X3
-	VADDPS X3, X5, X5
-	VPERMILPS $0x4e, X5, X3
-	VADDPS X3, X5, X5
-	VPERMILPS $0xb1, X5, X3
-	VADDPS X3, X5, X5
-	VMOVSS X5, sum+32(FP)
-	VZEROUPPER
-	RET
 
 // func geluAVX2(dst, src *float32, n int)
 // GELU of the n&^7 first values, the formula of geluF32AVX512.

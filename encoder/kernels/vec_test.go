@@ -57,61 +57,6 @@ func TestBF16Conversion(t *testing.T) {
 	}
 }
 
-func TestSoftmax(t *testing.T) {
-	r := rand.New(rand.NewPCG(7, 8))
-	for _, n := range rowLens {
-		src := randSlice(r, n, 4)
-		if n > 2 {
-			src[1] = -200 // far below the max: exp underflows to 0
-		}
-		m := math.Inf(-1)
-		for _, v := range src {
-			m = math.Max(m, float64(v))
-		}
-		ref := make([]float64, n)
-		for i, v := range src {
-			// The subtraction is float32 in every implementation (its
-			// rounding is the input's), the exponential is what is checked.
-			ref[i] = math.Exp(float64(v - float32(m)))
-		}
-		for _, isa := range isas() {
-			t.Run(fmt.Sprintf("%s/n%d", isa, n), func(t *testing.T) {
-				d32 := make([]float32, n+1)
-				sum := isa.SoftmaxF32(d32[:n], src)
-				var s64 float64
-				for i := range n {
-					if e := math.Abs(float64(d32[i]) - ref[i]); e > 4e-7*ref[i]+1e-38 {
-						t.Fatalf("f32 exp[%d] = %g, want %g", i, d32[i], ref[i])
-					}
-					s64 += float64(d32[i])
-				}
-				if d32[n] != 0 {
-					t.Fatal("wrote past n")
-				}
-				if math.Abs(float64(sum)-s64) > 1e-5*s64 {
-					t.Fatalf("f32 sum %g, want %g", sum, s64)
-				}
-				d16 := make([]uint16, n+1)
-				sum = isa.SoftmaxBF16(d16[:n], src)
-				s64 = 0
-				for i := range n {
-					// bf16 rounding (half an ulp, 2⁻⁸) plus the bf16-precision exp (5e−5).
-					if e := math.Abs(float64(F32(d16[i])) - ref[i]); e > ref[i]*(1.0/256+5e-5)+1e-37 {
-						t.Fatalf("bf16 exp[%d] = %g, want %g", i, F32(d16[i]), ref[i])
-					}
-					s64 += ref[i]
-				}
-				if d16[n] != 0 {
-					t.Fatal("wrote past n")
-				}
-				if math.Abs(float64(sum)-s64) > 6e-5*s64 {
-					t.Fatalf("bf16 sum %g, want %g", sum, s64)
-				}
-			})
-		}
-	}
-}
-
 func geluRef(x float64) float64 { return 0.5 * x * math.Erfc(-x/math.Sqrt2) }
 
 func TestGELU(t *testing.T) {
