@@ -12,10 +12,12 @@
 //	hidden = LN(x)
 //
 // The convolutions run as GEMMs over im2col views of the time-major signal
-// (weights reordered to [out][tap][in] at load), the q/k/v projections as one
-// fused GEMM. BF16 weights are packed in memory; activations are float32,
-// optionally rounded to bf16 at GEMM inputs (Options.Activations);
-// accumulation is float32.
+// (weights reordered to [out][tap][in] at load), a block of conv2 rows at a
+// time. Each attention half is one backend call (LN1, the q/k/v projection as
+// one GEMM, a flash attention, the output projection), each feed-forward half
+// another. The residual stream is the caller's output buffer. BF16 weights
+// are packed in memory; activations are float32, optionally rounded to bf16
+// at GEMM inputs (Options.Activations); accumulation is float32.
 package model
 
 import (
