@@ -735,7 +735,106 @@ func genVec() []byte {
 	g.scaleRows(true)
 	g.scaleRows(false)
 	g.addBF16()
+	g.pairs()
+	g.scatterPairs()
 	return g.b.Bytes()
+}
+
+// pairs writes pairsBF16AVX512: dst[i] = bf16(a[i]) | bf16(b[i])<<16, the
+// k-pair words of two consecutive columns of a packed B. VCVTNE2PS2BF16
+// puts a's 16 words below b's, VPERMW interleaves them.
+func (g *gen) pairs() {
+	g.raw(`
+// func pairsBF16AVX512(dst *uint32, a, b *float32, n int)
+// dst[i] = bf16(a[i]) | bf16(b[i])<<16 for i < n.
+TEXT ·pairsBF16AVX512(SB), NOSPLIT, $0-32`)
+	g.f("MOVQ dst+0(FP), DI")
+	g.f("MOVQ a+8(FP), SI")
+	g.f("MOVQ b+16(FP), BX")
+	g.f("MOVQ n+24(FP), CX")
+	g.f("VMOVDQU32 interleave<>(SB), Z4")
+	g.tailMask("DX", "K1")
+	g.f("TESTQ DX, DX")
+	g.f("JZ pairstail")
+	g.label("pairsloop")
+	g.f("VMOVUPS (SI), Z0")
+	g.f("VMOVUPS (BX), Z1")
+	g.raw("\t" + vcvtne2ps2bf16(2, 1, 0))
+	g.f("VPERMW Z2, Z4, Z3")
+	g.f("VMOVDQU32 Z3, (DI)")
+	g.f("ADDQ $64, SI")
+	g.f("ADDQ $64, BX")
+	g.f("ADDQ $64, DI")
+	g.f("DECQ DX")
+	g.f("JNZ pairsloop")
+	g.label("pairstail")
+	g.f("MOVQ n+24(FP), CX")
+	g.f("ANDQ $15, CX")
+	g.f("JZ pairsdone")
+	g.f("VMOVUPS.Z (SI), K1, Z0")
+	g.f("VMOVUPS.Z (BX), K1, Z1")
+	g.raw("\t" + vcvtne2ps2bf16(2, 1, 0))
+	g.f("VPERMW Z2, Z4, Z3")
+	g.f("VMOVDQU32 Z3, K1, (DI)")
+	g.label("pairsdone")
+	g.f("VZEROUPPER")
+	g.f("RET")
+	// Word 2k takes a's word k, word 2k+1 b's (word 16+k).
+	for i := 0; i < 32; i += 2 {
+		g.raw(fmt.Sprintf("DATA interleave<>+%d(SB)/4, $0x%04x%04x", 2*i, 16+i/2, i/2))
+	}
+	g.raw("GLOBL interleave<>(SB), RODATA|NOPTR, $64")
+}
+
+// scatterPairs writes scatterPairsBF16AVX512: the k-pair words of one row
+// of a packed B, 32 words (one per panel column) apart.
+func (g *gen) scatterPairs() {
+	g.raw(`
+// func scatterPairsBF16AVX512(dst *uint32, src *float32, pairs int)
+// dst[32q] = bf16(src[2q]) | bf16(src[2q+1])<<16 for q < pairs.
+TEXT ·scatterPairsBF16AVX512(SB), NOSPLIT, $0-24`)
+	g.f("MOVQ dst+0(FP), DI")
+	g.f("MOVQ src+8(FP), SI")
+	g.f("MOVQ pairs+16(FP), CX")
+	g.f("VMOVDQU32 stride32<>(SB), Z4")
+	g.tailMask("DX", "K1")
+	g.f("TESTQ DX, DX")
+	g.f("JZ scattail")
+	g.label("scatloop")
+	g.f("VMOVUPS (SI), Z0")
+	g.f("VMOVUPS 64(SI), Z1")
+	g.raw("\t" + vcvtne2ps2bf16(2, 1, 0))
+	g.f("KXNORW K2, K2, K2")
+	g.f("VPSCATTERDD Z2, K2, (DI)(Z4*4)")
+	g.f("ADDQ $128, SI")
+	g.f("ADDQ $2048, DI")
+	g.f("DECQ DX")
+	g.f("JNZ scatloop")
+	g.label("scattail")
+	g.f("MOVQ pairs+16(FP), CX")
+	g.f("ANDQ $15, CX")
+	g.f("JZ scatdone")
+	// The tail's pairs are the first 2·(pairs%16) floats: split the mask
+	// over the two source vectors.
+	g.f("SHLQ $1, CX")
+	g.f("MOVQ $1, AX")
+	g.f("SHLQ CX, AX")
+	g.f("DECQ AX")
+	g.f("KMOVW AX, K3")
+	g.f("SHRQ $16, AX")
+	g.f("KMOVW AX, K4")
+	g.f("VMOVUPS.Z (SI), K3, Z0")
+	g.f("VMOVUPS.Z 64(SI), K4, Z1")
+	g.raw("\t" + vcvtne2ps2bf16(2, 1, 0))
+	g.f("KMOVW K1, K2")
+	g.f("VPSCATTERDD Z2, K2, (DI)(Z4*4)")
+	g.label("scatdone")
+	g.f("VZEROUPPER")
+	g.f("RET")
+	for i := 0; i < 16; i++ {
+		g.raw(fmt.Sprintf("DATA stride32<>+%d(SB)/4, $%d", 4*i, 32*i))
+	}
+	g.raw("GLOBL stride32<>(SB), RODATA|NOPTR, $64")
 }
 
 // ---- Flash-attention row operations (attn.go) ----

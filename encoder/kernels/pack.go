@@ -187,6 +187,13 @@ func (i ISA) PutRowsBF16(p *Packed, r0 int, src []float32, rows, ld int, tmp []u
 	}
 	words, row := p.words(), tmp[:p.K]
 	for r := range rows {
+		if i >= AVX512BF16 && p.K%2 == 0 && p.K > 0 {
+			n := r0 + r
+			base := (n/PanelCols)*p.KP/2*PanelCols + n%PanelCols
+			_ = words[base+(p.K/2-1)*PanelCols] // the kernel's last store
+			scatterPairsBF16AVX512(&words[base], &src[r*ld], p.K/2)
+			continue
+		}
 		i.ToBF16(row, src[r*ld:r*ld+p.K])
 		p.packRow(words, r0+r, row)
 	}
@@ -210,9 +217,17 @@ func (i ISA) PutColsBF16(p *Packed, c0 int, src []float32, cols, ld int, tmp []u
 		j = 1
 	}
 	for ; j+1 < cols; j += 2 {
+		q := (c0 + j) / 2
+		if i >= AVX512BF16 {
+			sa, sb := src[j*ld:j*ld+p.N], src[(j+1)*ld:(j+1)*ld+p.N]
+			for pn := 0; pn*PanelCols < p.N; pn++ {
+				w := words[pn*p.KP/2*PanelCols+q*PanelCols:][:PanelCols]
+				pairsBF16AVX512(&w[0], &sa[pn*PanelCols], &sb[pn*PanelCols], min(PanelCols, p.N-pn*PanelCols))
+			}
+			continue
+		}
 		i.ToBF16(a, src[j*ld:j*ld+p.N])
 		i.ToBF16(b, src[(j+1)*ld:(j+1)*ld+p.N])
-		q := (c0 + j) / 2
 		for pn := 0; pn*PanelCols < p.N; pn++ {
 			w := words[pn*p.KP/2*PanelCols+q*PanelCols:][:PanelCols]
 			lo, hi := a[pn*PanelCols:min(p.N, (pn+1)*PanelCols)], b[pn*PanelCols:]

@@ -12,7 +12,7 @@ import (
 // packers.
 func TestPut(t *testing.T) {
 	r := rand.New(rand.NewPCG(23, 24))
-	for _, sh := range []struct{ n, k int }{{1, 1}, {5, 3}, {32, 64}, {33, 65}, {64, 250}, {70, 9}} {
+	for _, sh := range []struct{ n, k int }{{1, 1}, {5, 3}, {32, 64}, {33, 65}, {64, 250}, {70, 9}, {40, 18}, {3, 10}, {17, 32}} {
 		ld := sh.k + 2
 		src := randSlice(r, sh.n*ld, 1)     // B [n][k]
 		trans := make([]float32, sh.k*sh.n) // Bᵀ [k][n]

@@ -52,3 +52,11 @@ func exp2AVX2(dst, src *float32, n int, mul, add float32) (sum float32)
 
 //go:noescape
 func addBF16AVX2(dst *float32, src *uint16, n int)
+
+// Packing helpers of the attention operands (pack.go).
+
+//go:noescape
+func pairsBF16AVX512(dst *uint32, a, b *float32, n int)
+
+//go:noescape
+func scatterPairsBF16AVX512(dst *uint32, src *float32, pairs int)

@@ -1099,3 +1099,124 @@ addtail:
 adddone:
 	VZEROUPPER
 	RET
+
+// func pairsBF16AVX512(dst *uint32, a, b *float32, n int)
+// dst[i] = bf16(a[i]) | bf16(b[i])<<16 for i < n.
+TEXT ·pairsBF16AVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), BX
+	MOVQ n+24(FP), CX
+	VMOVDQU32 interleave<>(SB), Z4
+	MOVQ CX, DX
+	SHRQ $4, DX
+	ANDQ $15, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K1
+	TESTQ DX, DX
+	JZ pairstail
+pairsloop:
+	VMOVUPS (SI), Z0
+	VMOVUPS (BX), Z1
+	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0 // objdump: vcvtne2ps2bf16 %zmm0,%zmm1,%zmm2
+	VPERMW Z2, Z4, Z3
+	VMOVDQU32 Z3, (DI)
+	ADDQ $64, SI
+	ADDQ $64, BX
+	ADDQ $64, DI
+	DECQ DX
+	JNZ pairsloop
+pairstail:
+	MOVQ n+24(FP), CX
+	ANDQ $15, CX
+	JZ pairsdone
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z (BX), K1, Z1
+	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0 // objdump: vcvtne2ps2bf16 %zmm0,%zmm1,%zmm2
+	VPERMW Z2, Z4, Z3
+	VMOVDQU32 Z3, K1, (DI)
+pairsdone:
+	VZEROUPPER
+	RET
+DATA interleave<>+0(SB)/4, $0x00100000
+DATA interleave<>+4(SB)/4, $0x00110001
+DATA interleave<>+8(SB)/4, $0x00120002
+DATA interleave<>+12(SB)/4, $0x00130003
+DATA interleave<>+16(SB)/4, $0x00140004
+DATA interleave<>+20(SB)/4, $0x00150005
+DATA interleave<>+24(SB)/4, $0x00160006
+DATA interleave<>+28(SB)/4, $0x00170007
+DATA interleave<>+32(SB)/4, $0x00180008
+DATA interleave<>+36(SB)/4, $0x00190009
+DATA interleave<>+40(SB)/4, $0x001a000a
+DATA interleave<>+44(SB)/4, $0x001b000b
+DATA interleave<>+48(SB)/4, $0x001c000c
+DATA interleave<>+52(SB)/4, $0x001d000d
+DATA interleave<>+56(SB)/4, $0x001e000e
+DATA interleave<>+60(SB)/4, $0x001f000f
+GLOBL interleave<>(SB), RODATA|NOPTR, $64
+
+// func scatterPairsBF16AVX512(dst *uint32, src *float32, pairs int)
+// dst[32q] = bf16(src[2q]) | bf16(src[2q+1])<<16 for q < pairs.
+TEXT ·scatterPairsBF16AVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ pairs+16(FP), CX
+	VMOVDQU32 stride32<>(SB), Z4
+	MOVQ CX, DX
+	SHRQ $4, DX
+	ANDQ $15, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K1
+	TESTQ DX, DX
+	JZ scattail
+scatloop:
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0 // objdump: vcvtne2ps2bf16 %zmm0,%zmm1,%zmm2
+	KXNORW K2, K2, K2
+	VPSCATTERDD Z2, K2, (DI)(Z4*4)
+	ADDQ $128, SI
+	ADDQ $2048, DI
+	DECQ DX
+	JNZ scatloop
+scattail:
+	MOVQ pairs+16(FP), CX
+	ANDQ $15, CX
+	JZ scatdone
+	SHLQ $1, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K3
+	SHRQ $16, AX
+	KMOVW AX, K4
+	VMOVUPS.Z (SI), K3, Z0
+	VMOVUPS.Z 64(SI), K4, Z1
+	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0 // objdump: vcvtne2ps2bf16 %zmm0,%zmm1,%zmm2
+	KMOVW K1, K2
+	VPSCATTERDD Z2, K2, (DI)(Z4*4)
+scatdone:
+	VZEROUPPER
+	RET
+DATA stride32<>+0(SB)/4, $0
+DATA stride32<>+4(SB)/4, $32
+DATA stride32<>+8(SB)/4, $64
+DATA stride32<>+12(SB)/4, $96
+DATA stride32<>+16(SB)/4, $128
+DATA stride32<>+20(SB)/4, $160
+DATA stride32<>+24(SB)/4, $192
+DATA stride32<>+28(SB)/4, $224
+DATA stride32<>+32(SB)/4, $256
+DATA stride32<>+36(SB)/4, $288
+DATA stride32<>+40(SB)/4, $320
+DATA stride32<>+44(SB)/4, $352
+DATA stride32<>+48(SB)/4, $384
+DATA stride32<>+52(SB)/4, $416
+DATA stride32<>+56(SB)/4, $448
+DATA stride32<>+60(SB)/4, $480
+GLOBL stride32<>(SB), RODATA|NOPTR, $64
