@@ -76,6 +76,7 @@ func runBench(ctx context.Context, args []string) error {
 	if *bf.batch > 1 {
 		batch = model.Tensor{Shape: []int{*bf.batch, mel.Shape[1], mel.Shape[2]}, Data: slices.Repeat(mel.Data, *bf.batch)}
 	}
+	fmt.Printf("machine: %d CPUs, load average %s (timings on a shared machine are noisy; the A/B alternates rounds)\n", runtime.NumCPU(), loadAvg())
 	fmt.Printf("model: d_model %d, %d layers, %d heads, ffn %d, %d mels, %d positions; %.2f GFLOP per window\n",
 		cfg.DModel, cfg.EncoderLayers, cfg.EncoderAttentionHeads, cfg.EncoderFFNDim, cfg.NumMelBins, cfg.MaxSourcePositions, model.FLOPs(cfg)/1e9)
 	loaded := readRSS()
@@ -162,6 +163,15 @@ func benchInput(path string, mels, frames int) (model.Tensor, error) {
 		t.Data[i] = float32(r.Float64()*3 - 1.5)
 	}
 	return t, nil
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages from /proc/loadavg.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 // rssStat is the process's resident set from /proc/self/status, in MB:
@@ -297,7 +307,7 @@ func benchORT(ctx context.Context, enc *model.Encoder, mel model.Tensor, bf benc
 	fmt.Printf("A/B, %d alternating rounds, %d thread(s), same input:\n", *bf.round, enc.Threads())
 	report("  go ", cfg.MaxSourcePositions, model.FLOPs(cfg), goT)
 	report("  ort", cfg.MaxSourcePositions, model.FLOPs(cfg), ortT)
-	fmt.Printf("  speed-up go/ort: %.2fx (ratio of medians)\n", median(ortT)/median(goT))
+	fmt.Printf("  speed-up go/ort: %.2fx (ratio of medians); load average now %s\n", median(ortT)/median(goT), loadAvg())
 	// Accuracy against ORT on the same input.
 	outPath := filepath.Join(dir, "ort.npy")
 	if resp, err := ask("out " + outPath); err != nil || resp != "ok" {
