@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
@@ -84,5 +85,46 @@ func TestStateDictVsORT(t *testing.T) {
 			})
 		}
 		e.Close()
+	}
+}
+
+// TestEncodeInto: EncodeInto into a reused, garbage-filled buffer gives
+// Encode's output bit for bit (the buffer holds the residual stream, so
+// nothing may depend on its old contents), and a buffer of the wrong size is
+// refused before any work.
+func TestEncodeInto(t *testing.T) {
+	dir := stageONNX(t, filepath.Join(repo, "testdata/models/tiny-op14.onnx"))
+	in := readNPY(t, filepath.Join(repo, "testdata/golden/tiny_in_b3.npy"))
+	mel := Tensor{Shape: in.Shape, Data: in.Data}
+	for _, o := range configs() {
+		t.Run(o.Kernels+"/"+o.Activations, func(t *testing.T) {
+			e, err := Load(dir, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			want, err := e.Encode(context.Background(), mel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := make([]float32, len(want.Data))
+			for round := range 2 {
+				for i := range dst {
+					dst[i] = float32(math.NaN())
+				}
+				if err := e.EncodeInto(context.Background(), dst, mel); err != nil {
+					t.Fatal(err)
+				}
+				for i := range dst {
+					if dst[i] != want.Data[i] {
+						t.Fatalf("round %d: value %d = %g, Encode gave %g", round, i, dst[i], want.Data[i])
+					}
+				}
+			}
+			err = e.EncodeInto(context.Background(), dst[:len(dst)-1], mel)
+			if err == nil || !strings.Contains(err.Error(), "output holds") {
+				t.Fatalf("short output buffer: error %v", err)
+			}
+		})
 	}
 }
