@@ -5,8 +5,9 @@
 GO          ?= go
 XDNA_CACHE  ?= /var/cache/xdna-whisper
 export XDNA_CACHE
-VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# Evaluated once (:=): a commit landing mid-build must not change the stamp.
+VERSION     := $(or $(VERSION),$(shell git describe --tags --always --dirty 2>/dev/null || echo dev))
+COMMIT      := $(or $(COMMIT),$(shell git rev-parse HEAD 2>/dev/null || echo unknown))
 LDFLAGS     := -s -w -X github.com/xdna-whisper/xdna-whisper/internal/version.Version=$(VERSION) \
                -X github.com/xdna-whisper/xdna-whisper/internal/version.Commit=$(COMMIT)
 BINARIES    := whisper-encoder xdna-device-plugin whisper-operator
