@@ -28,7 +28,7 @@ done
 http=$(sed -n 's/.*"msg":"serving","http":"\([^"]*\)".*/\1/p' "$log")
 grpc=$(sed -n 's/.*"msg":"serving","http":"[^"]*","grpc":"\([^"]*\)".*/\1/p' "$log")
 echo "== HTTP POST /v1/encode, audio (espeak-ng clip, 22.05 kHz WAV; front end in the server) =="
-"$bin" loadtest --target "http://$http" --file testdata/audio/speech_22k.wav --concurrency 1,4,16,64 --duration "$duration"
+"$bin" loadtest --target "http://$http" --concurrency 1,4,16,64 --duration "$duration"
 echo "== gRPC Encode, log-mel (jfk, 3000 frames; encoder only), with the in-process reference =="
 "$bin" loadtest --target "$grpc" --metrics "http://$http/metrics" --file testdata/mel/jfk_80.npy --concurrency 1,4,16,64 --duration "$duration" \
   --bench-weights "$dir" --bench-threads "$threads" --bench-batch "$batch"

@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
 	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage/bundled"
 )
 
 func init() {
@@ -23,7 +23,7 @@ func init() {
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	cache := fs.String("cache", "", "cache directory (default: a temporary one, removed afterwards)")
-	clip := fs.String("audio", "testdata/audio/speech_22k.wav", "speech clip the demo encodes through the server's HTTP API")
+	clip := fs.String("audio", "", "speech clip (WAV or FLAC) the demo encodes through the server's HTTP API (default: the bundled "+bundled.SpeechName+", embedded in the binary)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -48,7 +48,14 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	printReport(os.Stdout, rep)
-	return demoServe(ctx, os.Stdout, r.Dir, *clip)
+	name, wav := bundled.SpeechName, bundled.Speech()
+	if *clip != "" {
+		if wav, err = os.ReadFile(*clip); err != nil {
+			return fmt.Errorf("demo speech clip: %w", err)
+		}
+		name = *clip
+	}
+	return demoServe(ctx, os.Stdout, r.Dir, name, wav)
 }
 
 // stageDemo writes the embedded model next to the cache and stages it.

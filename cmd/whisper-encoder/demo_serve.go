@@ -20,12 +20,8 @@ import (
 // demoServe is the serving half of `whisper-encoder demo`: it serves the
 // staged model on loopback, encodes the speech clip through POST /v1/encode,
 // prints the output shape, the realtime factor and the server's metrics, and
-// shuts the server down with a drain.
-func demoServe(ctx context.Context, w io.Writer, weights, clip string) error {
-	wav, err := os.ReadFile(clip)
-	if err != nil {
-		return fmt.Errorf("demo speech clip: %w (run from the repository root, or pass --audio)", err)
-	}
+// shuts the server down with a drain. clip names the audio in wav for the report.
+func demoServe(ctx context.Context, w io.Writer, weights, clip string, wav []byte) error {
 	samples, err := audio.Load(wav, audio.FormatUnknown, 0, 0)
 	if err != nil {
 		return fmt.Errorf("demo speech clip %s: %w", clip, err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
 	"github.com/xdna-whisper/xdna-whisper/encoder/model"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server"
@@ -61,8 +62,8 @@ func TestEncodeRemote(t *testing.T) {
 		addr, file string
 		windows    int
 	}{
-		{httpURL, "../../testdata/audio/speech_22k.wav", 1},
-		{grpcAddr, "../../testdata/audio/speech_22k.wav", 1},
+		{httpURL, "../../encoder/bundled/speech_22k.wav", 1},
+		{grpcAddr, "../../encoder/bundled/speech_22k.wav", 1},
 		{grpcAddr, "../../testdata/mel/jfk_80.npy", 1},
 		{httpURL, "../../testdata/mel/jfk_80.npy", 1},
 		{grpcAddr, "../../../shared/data/whisper/jfk.flac", 1},
@@ -100,7 +101,7 @@ func TestEncodeRemote(t *testing.T) {
 func TestDemoServe(t *testing.T) {
 	dir := stageBundled(t, t.TempDir())
 	var out bytes.Buffer
-	if err := demoServe(context.Background(), &out, dir, "../../testdata/audio/speech_22k.wav"); err != nil {
+	if err := demoServe(context.Background(), &out, dir, bundled.SpeechName, bundled.Speech()); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{

@@ -15,6 +15,7 @@ import (
 
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
+	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
 	"github.com/xdna-whisper/xdna-whisper/encoder/client"
 	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
 	"github.com/xdna-whisper/xdna-whisper/encoder/model"
@@ -33,7 +34,7 @@ func runLoadtest(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	var (
 		target   = fs.String("target", "http://127.0.0.1:8080", "server: http://HOST:PORT (POST /v1/encode) or gRPC HOST:PORT")
-		file     = fs.String("file", "testdata/audio/speech_22k.wav", "request body: audio (WAV/FLAC) or a log-mel .npy")
+		file     = fs.String("file", "", "request body: audio (WAV/FLAC) or a log-mel .npy (default: the bundled speech clip, "+bundled.SpeechName+")")
 		levels   = fs.String("concurrency", "1,4,16,64", "comma-separated client counts, run one after another")
 		duration = fs.Duration("duration", 20*time.Second, "length of each run")
 		stream   = fs.Bool("stream", false, "gRPC: use EncodeStream instead of Encode")
@@ -56,21 +57,24 @@ func runLoadtest(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	body, err := os.ReadFile(*file)
-	if err != nil {
-		return err
+	name, body := bundled.SpeechName, bundled.Speech()
+	if *file != "" {
+		if body, err = os.ReadFile(*file); err != nil {
+			return err
+		}
+		name = *file
 	}
-	isNPY := strings.EqualFold(filepath.Ext(*file), ".npy")
+	isNPY := strings.EqualFold(filepath.Ext(name), ".npy")
 	seconds, windows, err := describeInput(body, isNPY)
 	if err != nil {
-		return fmt.Errorf("%s: %w", *file, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	send, closeFn, err := sender(*target, body, isNPY, *stream)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	fmt.Printf("loadtest: %s → %s (%.2f s of audio, %d window(s) per request), %v per level\n", *file, *target, seconds, windows, *duration)
+	fmt.Printf("loadtest: %s → %s (%.2f s of audio, %d window(s) per request), %v per level\n", name, *target, seconds, windows, *duration)
 	if *metrics == "" && strings.HasPrefix(*target, "http") {
 		*metrics = strings.TrimSuffix(*target, "/") + "/metrics"
 	}

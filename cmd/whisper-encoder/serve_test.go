@@ -21,9 +21,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
+	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
 	"github.com/xdna-whisper/xdna-whisper/encoder/client"
 	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage/bundled"
 )
 
 // TestServeBackendNPUFailsLoudly: this build has no NPU backend, so --backend
@@ -156,7 +156,7 @@ func notAccepted(err error) bool {
 func TestServeSIGTERMMidLoadLosesNothing(t *testing.T) {
 	weights := stageBundled(t, t.TempDir())
 	p := startServe(t, weights, "--max-queue", "64", "--drain-timeout", "2m")
-	wav, err := os.ReadFile("../../testdata/audio/speech_22k.wav")
+	wav, err := os.ReadFile("../../encoder/bundled/speech_22k.wav")
 	if err != nil {
 		t.Fatal(err)
 	}

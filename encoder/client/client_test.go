@@ -16,11 +16,11 @@ import (
 
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
+	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
 	"github.com/xdna-whisper/xdna-whisper/encoder/model"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server"
 	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage/bundled"
 )
 
 // serve runs the real server (the bundled demo model on the CPU encoder) on
@@ -76,7 +76,7 @@ func serve(t *testing.T) (string, string) {
 
 func TestClients(t *testing.T) {
 	base, addr := serve(t)
-	wav, err := os.ReadFile("../../testdata/audio/speech_22k.wav")
+	wav, err := os.ReadFile("../../encoder/bundled/speech_22k.wav")
 	if err != nil {
 		t.Fatal(err)
 	}

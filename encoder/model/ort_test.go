@@ -82,7 +82,7 @@ func TestEncoderVsORT(t *testing.T) {
 // TestDemoVsORT runs the bundled demo model (full 30 s windows: 3000 frames,
 // 1500 positions) on the jfk log-mel and compares with ONNX Runtime.
 func TestDemoVsORT(t *testing.T) {
-	dir := stageONNX(t, filepath.Join(repo, "encoder/stage/bundled/whisper-demo.onnx"))
+	dir := stageONNX(t, filepath.Join(repo, "encoder/bundled/whisper-demo.onnx"))
 	mel := readNPY(t, filepath.Join(repo, "testdata/mel/jfk_80.npy"))
 	ref := readNPY(t, filepath.Join(repo, "testdata/golden/demo_out_b1.npy"))
 	for _, o := range configs() {
@@ -110,7 +110,7 @@ func TestDemoVsORT(t *testing.T) {
 // frames must give exactly the same output: Encode pads with the value
 // normalised log-mel of silence takes.
 func TestShortInputPadding(t *testing.T) {
-	dir := stageONNX(t, filepath.Join(repo, "encoder/stage/bundled/whisper-demo.onnx"))
+	dir := stageONNX(t, filepath.Join(repo, "encoder/bundled/whisper-demo.onnx"))
 	mel := readNPY(t, filepath.Join(repo, "testdata/mel/jfk_80.npy"))
 	const keep = 1102
 	short := make([]float32, 80*keep)

@@ -22,11 +22,11 @@ import (
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
+	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
 	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
 	"github.com/xdna-whisper/xdna-whisper/encoder/model"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
 	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage/bundled"
 )
 
 // The data-path tests run the REAL encoder (encoder/model) on the bundled
@@ -133,7 +133,7 @@ func readFile(t testing.TB, path string) []byte {
 }
 
 const (
-	speechWAV = "../../testdata/audio/speech_22k.wav"
+	speechWAV = "../../encoder/bundled/speech_22k.wav"
 	jfkFLAC   = "../../../shared/data/whisper/jfk.flac"
 )
 

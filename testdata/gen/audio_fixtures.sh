@@ -26,5 +26,7 @@ sox "$src" -b 32 -e floating-point "$tmp/jfk_1s_f32.wav" trim 3 1
 espeak-ng -v en-us -s 150 -w "$tmp/speech_22k.wav" \
   "The encoder turns thirty seconds of speech into fifteen hundred vectors. It runs on the neural processing unit when there is one."
 
+# The speech clip is embedded in the binary (encoder/bundled) so the demo runs anywhere.
+mv "$tmp/speech_22k.wav" "$(dirname "$0")/../../encoder/bundled/speech_22k.wav"
 for f in "$tmp"/*; do mv "$f" "$out/"; done
-ls -l "$out"
+ls -l "$out" "$(dirname "$0")/../../encoder/bundled/speech_22k.wav"

@@ -28,7 +28,7 @@ import whisper_module as wm  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODELS = os.path.join(ROOT, "testdata", "models")
-BUNDLED = os.path.join(ROOT, "encoder", "stage", "bundled")
+BUNDLED = os.path.join(ROOT, "encoder", "bundled")
 
 # The small fixture: shapes that tell every tensor kind apart except q/k/v/out
 # (all [d, d]), which only the graph can tell apart.

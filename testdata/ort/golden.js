@@ -1,7 +1,7 @@
 'use strict';
 // golden.js — ONNX Runtime as the numeric oracle of the Go encoder.
 //
-// Runs the committed fixture ONNX files (testdata/models, encoder/stage/bundled)
+// Runs the committed fixture ONNX files (testdata/models, encoder/bundled)
 // with onnxruntime-node on inputs cut from a real speech log-mel
 // (testdata/mel/jfk_80.npy) plus one seeded random window, and writes the
 // inputs and ORT's last_hidden_state as .npy files into testdata/golden/.
@@ -61,7 +61,7 @@ async function main() {
     { name: 'tiny', frames: 48, b1: [window(100, 48)], b3: [window(200, 48), window(560, 48), randomWindow(48, 7)],
       models: ['tiny-op14', 'tiny-op17', 'tiny-op14-fp16', 'tiny-op14-external'].map(m => [m, path.join(root, 'testdata', 'models', m + '.onnx')]) },
     { name: 'demo', frames: 3000, b1: [window(0, 3000)], b3: null,
-      models: [['demo', path.join(root, 'encoder', 'stage', 'bundled', 'whisper-demo.onnx')]] },
+      models: [['demo', path.join(root, 'encoder', 'bundled', 'whisper-demo.onnx')]] },
   ];
   for (const set of sets) {
     for (const [tag, windows] of [['b1', set.b1], ['b3', set.b3]]) {

@@ -31,7 +31,7 @@ image_set() {
 chart_volumes() {
   mkdir -p "$CHART_STORE/cache" "$CHART_STORE/models"
   chown 65532:65532 "$CHART_STORE/cache"
-  install -m 0644 "$REPO_ROOT/encoder/stage/bundled/whisper-demo.onnx" "$CHART_STORE/models/whisper-demo.onnx"
+  install -m 0644 "$REPO_ROOT/encoder/bundled/whisper-demo.onnx" "$CHART_STORE/models/whisper-demo.onnx"
   kc apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: PersistentVolume
@@ -116,7 +116,7 @@ YAML
   ip=$(kc -n "$CHART_NS" get service demo -o jsonpath='{.spec.clusterIP}')
   out="$E2E_RUN/chart-hidden.npy"
   innet "$REPO_ROOT/bin/whisper-encoder" encode --server "http://$ip:8080" --out "$out" \
-    "$REPO_ROOT/testdata/audio/speech_22k.wav" >"$E2E_LOGS/chart-encode.log" 2>&1 ||
+    "$REPO_ROOT/encoder/bundled/speech_22k.wav" >"$E2E_LOGS/chart-encode.log" 2>&1 ||
     { cat "$E2E_LOGS/chart-encode.log" >&2; die "encode through Service demo ($ip) failed"; }
   [ -s "$out" ] || die "encode wrote no hidden states"
   log "encoded speech_22k.wav through Service demo ($ip): $(stat -c %s "$out") bytes of hidden states"
