@@ -105,7 +105,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 		p, err := plugin.New(plugin.Options{
 			ResourceName: r.Name, Family: r.Family, PluginDir: cfg.PluginDir,
 			ContextsPerNPU: cfg.ContextsPerNPU, Policy: plugin.Policy(cfg.AllocationPolicy),
-			CDI: cfg.CDI.Enabled, Metrics: d.metrics, Log: log,
+			CDI: cfg.CDI.Enabled, HostDevRoot: cfg.HostDevRoot, Metrics: d.metrics, Log: log,
 		})
 		if err != nil {
 			return err
@@ -172,7 +172,7 @@ func (d *daemon) publish(npus []discovery.NPU) {
 	d.scanned = true
 	if d.cfg.CDI.Enabled {
 		for _, r := range resources {
-			spec := cdi.Build(r.Name, ofFamily(npus, r.Family))
+			spec := cdi.Build(r.Name, d.cfg.HostDevRoot, ofFamily(npus, r.Family))
 			key := fmt.Sprint(spec)
 			if d.cdiSpecs[r.Name] == key {
 				continue

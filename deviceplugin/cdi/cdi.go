@@ -58,14 +58,15 @@ type DeviceNode struct {
 	Permissions string `json:"permissions"`
 }
 
-// Build returns the spec for kind (the resource name) and the NPUs of its family.
-func Build(kind string, npus []discovery.NPU) Spec {
+// Build returns the spec for kind (the resource name) and the NPUs of its family,
+// on a node whose /dev is at hostDevRoot ("/dev" when empty) as the runtime sees it.
+func Build(kind, hostDevRoot string, npus []discovery.NPU) Spec {
 	s := Spec{Version: Version, Kind: kind, Devices: []Device{}}
 	for _, n := range npus {
 		s.Devices = append(s.Devices, Device{
 			Name: n.PCIAddress,
 			ContainerEdits: Edits{
-				DeviceNodes: []DeviceNode{{Path: n.DevicePath, HostPath: n.DevicePath, Permissions: "rw"}},
+				DeviceNodes: []DeviceNode{{Path: n.DevicePath, HostPath: n.HostPath(hostDevRoot), Permissions: "rw"}},
 			},
 		})
 	}

@@ -16,7 +16,7 @@ func TestWriteAndRemove(t *testing.T) {
 		{PCIAddress: "0000:c4:00.1", DevicePath: "/dev/accel/accel0"},
 		{PCIAddress: "0000:c5:00.1", DevicePath: "/dev/accel/accel1"},
 	}
-	path, err := Write(dir, Build("amd.com/npu", npus))
+	path, err := Write(dir, Build("amd.com/npu", "", npus))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,5 +54,20 @@ func TestWriteAndRemove(t *testing.T) {
 	}
 	if err := Remove(dir, "amd.com/npu"); err != nil {
 		t.Errorf("removing a missing spec: %v", err)
+	}
+}
+
+func TestBuildHostDevRoot(t *testing.T) {
+	npus := []discovery.NPU{{PCIAddress: "0000:c4:00.1", DevicePath: "/dev/accel/accel0"}}
+	for _, tc := range []struct{ root, wantHost string }{
+		{"", "/dev/accel/accel0"},
+		{"/dev", "/dev/accel/accel0"},
+		{"/var/lib/node/dev", "/var/lib/node/dev/accel/accel0"},
+	} {
+		got := Build("amd.com/npu", tc.root, npus).Devices[0].ContainerEdits.DeviceNodes
+		want := []DeviceNode{{Path: "/dev/accel/accel0", HostPath: tc.wantHost, Permissions: "rw"}}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("host dev root %q: device nodes %+v, want %+v", tc.root, got, want)
+		}
 	}
 }

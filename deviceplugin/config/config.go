@@ -44,6 +44,10 @@ type Config struct {
 	// SysfsRoot and DevRoot are where the host's /sys and /dev are visible.
 	SysfsRoot string `json:"sysfsRoot"`
 	DevRoot   string `json:"devRoot"`
+	// HostDevRoot is DevRoot's path on the node, as the container runtime sees it:
+	// allocations hand the runtime <HostDevRoot>/accel/accelN, which containers
+	// see as /dev/accel/accelN ("/dev" on a real node).
+	HostDevRoot string `json:"hostDevRoot"`
 	// PluginDir is the kubelet's device-plugin directory.
 	PluginDir string `json:"pluginDir"`
 	// HealthInterval is the periodic rescan interval.
@@ -108,6 +112,7 @@ func Defaults() Config {
 		AllocationPolicy: string(plugin.Spread),
 		SysfsRoot:        "/sys",
 		DevRoot:          "/dev",
+		HostDevRoot:      "/dev",
 		PluginDir:        "/var/lib/kubelet/device-plugins",
 		HealthInterval:   Duration{discovery.DefaultInterval},
 		CDI:              Output{Dir: cdi.DefaultDir},
@@ -180,6 +185,7 @@ func newFlagSet(name string, c *Config) (fs *flag.FlagSet, version *bool, file *
 	fs.StringVar(&c.AllocationPolicy, "allocation-policy", c.AllocationPolicy, "with sharing, prefer slots on the least-loaded NPU (spread) or fill NPUs one by one (pack)")
 	fs.StringVar(&c.SysfsRoot, "sysfs-root", c.SysfsRoot, "where the host's /sys is mounted")
 	fs.StringVar(&c.DevRoot, "dev-root", c.DevRoot, "where the host's /dev is mounted (nodes are handed to containers as /dev/accel/...)")
+	fs.StringVar(&c.HostDevRoot, "host-dev-root", c.HostDevRoot, "the node's path of --dev-root as the container runtime sees it (allocations name <host-dev-root>/accel/accelN)")
 	fs.StringVar(&c.PluginDir, "plugin-dir", c.PluginDir, "the kubelet's device-plugin directory (holds kubelet.sock)")
 	fs.DurationVar(&c.HealthInterval.Duration, "health-interval", c.HealthInterval.Duration, "periodic rescan interval (changes under /dev are also seen at once)")
 	fs.BoolVar(&c.CDI.Enabled, "cdi", c.CDI.Enabled, "write a CDI spec and add CDI device names to allocations")
@@ -243,7 +249,7 @@ func (c Config) Validate() error {
 		bad("allocationPolicy %q: want %q or %q", c.AllocationPolicy, plugin.Spread, plugin.Pack)
 	}
 	for _, d := range []struct{ field, path string }{
-		{"sysfsRoot", c.SysfsRoot}, {"devRoot", c.DevRoot}, {"pluginDir", c.PluginDir},
+		{"sysfsRoot", c.SysfsRoot}, {"devRoot", c.DevRoot}, {"hostDevRoot", c.HostDevRoot}, {"pluginDir", c.PluginDir},
 		{"cdi.dir", c.CDI.Dir}, {"nfd.dir", c.NFD.Dir},
 	} {
 		if !filepath.IsAbs(d.path) {

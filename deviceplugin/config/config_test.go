@@ -39,6 +39,8 @@ func TestValidate(t *testing.T) {
 		{"ID in both lists", func(c *Config) { c.XDNA2.Enabled = true; c.XDNA2.DeviceIDs = []string{"0x1502"} }, "xdna2.deviceIDs: 0x1502 is already listed for xdna1"},
 		{"policy", func(c *Config) { c.AllocationPolicy = "random" }, `allocationPolicy "random": want "spread" or "pack"`},
 		{"relative path", func(c *Config) { c.PluginDir = "device-plugins" }, `pluginDir "device-plugins": want an absolute path`},
+		{"relative host dev root", func(c *Config) { c.HostDevRoot = "node/dev" }, `hostDevRoot "node/dev": want an absolute path`},
+		{"host dev root elsewhere", func(c *Config) { c.HostDevRoot = "/var/lib/node/dev" }, ""},
 		{"tiny interval", func(c *Config) { c.HealthInterval.Duration = time.Millisecond }, "healthInterval 1ms: want at least 100ms"},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, `logFormat "xml"`},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, `logLevel "loud"`},
@@ -64,6 +66,7 @@ func TestParsePrecedence(t *testing.T) {
 resourceName: example.com/npu
 contextsPerNPU: 4
 healthInterval: 2s
+hostDevRoot: /var/lib/node/dev
 cdi:
   enabled: true
 xdna2:
@@ -77,7 +80,8 @@ xdna2:
 		t.Fatalf("Parse: %v (version %v)", err, version)
 	}
 	if c.ResourceName != "example.com/npu" || c.ContextsPerNPU != 2 || c.HealthInterval.Duration != 2*time.Second ||
-		!c.CDI.Enabled || c.CDI.Dir != "/var/run/cdi" || !c.XDNA2.Enabled || c.LogFormat != "text" || !c.NFD.Enabled {
+		!c.CDI.Enabled || c.CDI.Dir != "/var/run/cdi" || !c.XDNA2.Enabled || c.LogFormat != "text" || !c.NFD.Enabled ||
+		c.HostDevRoot != "/var/lib/node/dev" || c.DevRoot != "/dev" {
 		t.Errorf("got %+v: want the file's values, defaults where it is silent, and the flags over both", c)
 	}
 }
@@ -100,6 +104,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad duration", []string{"--config", write("b.yaml", "healthInterval: often\n")}, `duration "often"`},
 		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, "no such file"},
 		{"invalid flag value", []string{"--contexts-per-npu=9"}, "contextsPerNPU 9"},
+		{"relative host dev root", []string{"--host-dev-root=dev"}, `hostDevRoot "dev": want an absolute path`},
 		{"stray argument", []string{"serve"}, `unexpected arguments ["serve"]`},
 		{"unknown flag", []string{"--gpus=1"}, "flag provided but not defined: -gpus"},
 	}

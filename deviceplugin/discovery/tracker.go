@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strings"
 )
 
 // NPU is one NPU as advertised: identity, topology, attributes and health.
@@ -28,6 +29,16 @@ type NPU struct {
 	Healthy bool
 	// Problem says why the NPU is unhealthy; "" when it is healthy.
 	Problem string
+}
+
+// HostPath is the node's path of the NPU's device node on a node whose /dev is at
+// hostDevRoot, as the container runtime sees it: DevicePath itself when
+// hostDevRoot is "/dev" or "".
+func (n NPU) HostPath(hostDevRoot string) string {
+	if hostDevRoot == "" {
+		return n.DevicePath
+	}
+	return path.Join(hostDevRoot, strings.TrimPrefix(n.DevicePath, "/dev/"))
 }
 
 // Tracker turns successive scans into the advertised NPU list. An NPU is

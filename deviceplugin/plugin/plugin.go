@@ -39,6 +39,9 @@ type Options struct {
 	Policy Policy
 	// CDI adds CDI device names "<ResourceName>=<PCI address>" to allocations.
 	CDI bool
+	// HostDevRoot is the node's /dev as the container runtime sees it ("/dev" when
+	// empty): allocations name <HostDevRoot>/accel/accelN as each node's host path.
+	HostDevRoot string
 	// MinBackoff and MaxBackoff bound the wait between failed registrations
 	// (50 ms and 5 s when zero).
 	MinBackoff, MaxBackoff time.Duration

@@ -66,8 +66,9 @@ func (s *service) GetPreferredAllocation(_ context.Context, req *pluginapi.Prefe
 	return resp, nil
 }
 
-// Allocate returns, per container, the NPUs' device nodes (read-write, same path
-// inside), XDNA_DEVICES and XDNA_PCI_ADDRESSES, and CDI names when enabled.
+// Allocate returns, per container, the NPUs' device nodes (read-write, at
+// /dev/accel/accelN inside, from Options.HostDevRoot on the node), XDNA_DEVICES
+// and XDNA_PCI_ADDRESSES, and CDI names when enabled.
 // Unknown or unhealthy IDs fail the whole request with an error naming them.
 func (s *service) Allocate(_ context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
 	p := s.p
@@ -84,7 +85,7 @@ func (s *service) Allocate(_ context.Context, req *pluginapi.AllocateRequest) (*
 		var paths, addrs []string
 		for _, n := range npus {
 			car.Devices = append(car.Devices, &pluginapi.DeviceSpec{
-				ContainerPath: n.DevicePath, HostPath: n.DevicePath, Permissions: "rw",
+				ContainerPath: n.DevicePath, HostPath: n.HostPath(p.opts.HostDevRoot), Permissions: "rw",
 			})
 			if p.opts.CDI {
 				car.CdiDevices = append(car.CdiDevices, &pluginapi.CDIDevice{Name: p.opts.ResourceName + "=" + n.PCIAddress})

@@ -96,6 +96,31 @@ func TestAllocate(t *testing.T) {
 	}
 }
 
+// TestAllocateHostDevRoot: on a node whose /dev the runtime sees elsewhere, the
+// runtime is told that path while the container still gets /dev/accel/accelN.
+func TestAllocateHostDevRoot(t *testing.T) {
+	p, err := New(Options{ResourceName: "amd.com/npu", Family: discovery.XDNA1, PluginDir: t.TempDir(), ContextsPerNPU: 1,
+		HostDevRoot: "/var/lib/node/dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Update(twoNPUs())
+	resp, err := dial(t, p).Allocate(context.Background(), &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{
+		{DevicesIds: []string{"0000:c5:00.1"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resp.ContainerResponses[0]
+	want := []*pluginapi.DeviceSpec{{HostPath: "/var/lib/node/dev/accel/accel1", ContainerPath: "/dev/accel/accel1", Permissions: "rw"}}
+	if len(r.Devices) != 1 || r.Devices[0].HostPath != want[0].HostPath || r.Devices[0].ContainerPath != want[0].ContainerPath {
+		t.Errorf("device specs %v, want %v", r.Devices, want)
+	}
+	if got := r.Envs[EnvDevices]; got != "/dev/accel/accel1" {
+		t.Errorf("%s=%q, want the container's path /dev/accel/accel1", EnvDevices, got)
+	}
+}
+
 func TestOptions(t *testing.T) {
 	for _, contexts := range []int{1, 3} {
 		c := dial(t, newPlugin(t, contexts, false))
