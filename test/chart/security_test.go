@@ -147,7 +147,7 @@ func checkDevicePluginMounts(t *testing.T, id string, spec corev1.PodSpec) {
 	want := map[string]mount{ // container path → host path, read-only
 		cfg.PluginDir: {cfg.PluginDir, false}, // the kubelet's sockets: same path inside
 		cfg.SysfsRoot: {"/sys", true},
-		cfg.DevRoot:   {"/dev", true},
+		cfg.DevRoot:   {cfg.HostDevRoot, true}, // what allocations name is what is mounted
 	}
 	if cfg.NFD.Enabled {
 		want[cfg.NFD.Dir] = mount{cfg.NFD.Dir, false}
