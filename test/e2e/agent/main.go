@@ -2,14 +2,19 @@
 // way agnhost is for Kubernetes' own e2e tests: a small static binary in an
 // image of our own, with no registry needed.
 //
-//	e2e-agent serve [-listen :8080] [-dir DIR]   HTTP: /healthz /readyz /whoami /version, files under /files/
+//	e2e-agent serve [-listen :8080] [-dir DIR] [-rate BYTES]   HTTP: /healthz /readyz /whoami /version, files under /files/
 //	e2e-agent get [-in-cluster] [-timeout 10s] [-o FILE] URL
+//	e2e-agent npy-compare [-tol 1e-3] GOT.npy WANT.npy
 //	e2e-agent version
 //
 // `get` is the client the scenario runs on the node or, through kubectl exec,
 // inside a pod; with -in-cluster it authenticates to the API server with the
 // pod's service-account token, and a URL that starts with "/" is sent to
 // https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT.
+//
+// `serve -rate` sends files at most BYTES per second (a model download slow
+// enough for the scenario to act while staging runs). `npy-compare` checks that
+// two float32 .npy files have the same shape and agree within tol·max|WANT|.
 package main
 
 import (
@@ -38,7 +43,7 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 
-const usage = "usage: e2e-agent serve [-listen :8080] [-dir DIR] | get [-in-cluster] [-timeout 10s] [-o FILE] URL | version"
+const usage = "usage: e2e-agent serve [-listen :8080] [-dir DIR] [-rate BYTES] | get [-in-cluster] [-timeout 10s] [-o FILE] URL | npy-compare [-tol 1e-3] GOT.npy WANT.npy | version"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -65,6 +70,8 @@ func run(ctx context.Context, args []string) error {
 		return serve(ctx, args[1:])
 	case "get":
 		return get(ctx, args[1:])
+	case "npy-compare":
+		return npyCompare(os.Stdout, args[1:])
 	default:
 		return usageError{fmt.Errorf("unknown subcommand %q; %s", args[0], usage)}
 	}
@@ -75,8 +82,12 @@ func serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	listen := fs.String("listen", ":8080", "address to listen on")
 	dir := fs.String("dir", "", "directory served under /files/ (none if empty)")
+	rate := fs.Int("rate", 0, "send files at most this many bytes per second (0: unthrottled)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
+	}
+	if *rate < 0 {
+		return usageError{fmt.Errorf("-rate %d: want bytes per second ≥ 0", *rate)}
 	}
 	mux := http.NewServeMux()
 	ok := func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }
@@ -87,14 +98,15 @@ func serve(ctx context.Context, args []string) error {
 	})
 	mux.HandleFunc("GET /whoami", whoami)
 	if *dir != "" {
-		mux.Handle("GET /files/", logged(http.StripPrefix("/files/", http.FileServer(http.Dir(*dir)))))
+		files := http.StripPrefix("/files/", http.FileServer(http.Dir(*dir)))
+		mux.Handle("GET /files/", logged(throttled(files, *rate)))
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("e2e-agent: %s serving on %s (files: %q)\n", version.String("e2e-agent"), ln.Addr(), *dir)
+	fmt.Printf("e2e-agent: %s serving on %s (files: %q, rate %d B/s)\n", version.String("e2e-agent"), ln.Addr(), *dir, *rate)
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
