@@ -2,9 +2,12 @@ package operator
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Config is what the operator's flags and environment decide for every WhisperEncoder.
@@ -13,6 +16,9 @@ type Config struct {
 	EncoderImage string
 	// ImagePullPolicy of staging and encoder containers.
 	ImagePullPolicy corev1.PullPolicy
+	// ImagePullSecrets names the Secrets (in each WhisperEncoder's own namespace) that staging and
+	// encoder pods pull their image with; empty leaves pulling to the pods' ServiceAccount.
+	ImagePullSecrets []string
 	// EncoderCommand is the whisper-encoder executable inside the image (looked up on its PATH).
 	EncoderCommand string
 	// CacheClaimName is the RWX PersistentVolumeClaim holding the weights cache, looked up in
@@ -75,6 +81,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("queue depth metric: empty, want the encoder's queue-depth gauge name")
 	case c.EncoderCommand == "":
 		return fmt.Errorf("encoder command: empty, want the whisper-encoder executable in the image")
+	}
+	return validatePullSecrets(c.ImagePullSecrets)
+}
+
+// validatePullSecrets checks that every image pull secret is a Secret name, named once.
+func validatePullSecrets(names []string) error {
+	for i, name := range names {
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			return fmt.Errorf("image pull secret %d %q: %s; want a Secret name (--image-pull-secrets or WHISPER_IMAGE_PULL_SECRETS)", i+1, name, strings.Join(errs, "; "))
+		}
+		if slices.Contains(names[:i], name) {
+			return fmt.Errorf("image pull secret %d %q: named twice, want each Secret once", i+1, name)
+		}
 	}
 	return nil
 }

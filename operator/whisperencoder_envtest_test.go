@@ -835,3 +835,45 @@ func TestStagingRetriesWithBackoff(t *testing.T) {
 	finishJob(t, &next, true, stagedMessage("kflaky"))
 	waitPhase(t, ns, "flaky", whisperv1.PhaseDeploying)
 }
+
+// TestImagePullSecretsOnCluster: the operator's --image-pull-secrets reach the staging Job and
+// the encoder Deployment as the API server stores them, a steady state with them still makes no
+// writes, and an operator restarted without them takes them off the Deployment.
+func TestImagePullSecretsOnCluster(t *testing.T) {
+	needEnvtest(t)
+	ctx := context.Background()
+	ns := testNamespace(t, true)
+	secrets := []string{"regcred", "mirror-creds"}
+	wantRefs := []corev1.LocalObjectReference{{Name: "regcred"}, {Name: "mirror-creds"}}
+	op := startOperatorWith(t, func(cfg *Config) {
+		cfg.RetryBaseDelay, cfg.RetryMaxDelay = time.Hour, time.Hour
+		cfg.ImagePullSecrets = secrets
+	}, ns)
+	we := newWE(ns, "private")
+	must(t, k8s.Create(ctx, we))
+	job := waitJob(t, ns, sourceHash(we))
+	if diff := cmp.Diff(wantRefs, job.Spec.Template.Spec.ImagePullSecrets); diff != "" {
+		t.Errorf("staging Job imagePullSecrets (-want +got):\n%s", diff)
+	}
+	finishJob(t, job, true, stagedMessage("kprivate"))
+	var d appsv1.Deployment
+	eventually(t, 20*time.Second, "deployment", func() error { return k8s.Get(ctx, client.ObjectKeyFromObject(we), &d) })
+	if diff := cmp.Diff(wantRefs, d.Spec.Template.Spec.ImagePullSecrets); diff != "" {
+		t.Errorf("Deployment imagePullSecrets (-want +got):\n%s", diff)
+	}
+	rollOut(t, ns, "private")
+	waitPhase(t, ns, "private", whisperv1.PhaseReady)
+	assertSteadyState(t, op, ns, "private")
+
+	op.stop()
+	startOperator(t, ns)
+	eventually(t, 20*time.Second, "pull secrets removed", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(we), &d); err != nil {
+			return err
+		}
+		if got := d.Spec.Template.Spec.ImagePullSecrets; len(got) != 0 {
+			return fmt.Errorf("imagePullSecrets %v after a restart without them", got)
+		}
+		return nil
+	})
+}

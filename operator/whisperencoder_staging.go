@@ -340,6 +340,7 @@ func stagingJob(we *whisperv1.WhisperEncoder, hash string, attempt int32, retrie
 					AutomountServiceAccountToken:  ptr.To(false),
 					EnableServiceLinks:            ptr.To(false),
 					SecurityContext:               restrictedPodSecurity(cfg.RunAsUser),
+					ImagePullSecrets:              pullSecrets(cfg),
 					TerminationGracePeriodSeconds: ptr.To(int64(30)),
 					Volumes:                       volumes,
 					Containers: []corev1.Container{{
@@ -404,6 +405,16 @@ func claimVolume(name, claim string, readOnly bool) corev1.Volume {
 	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
 		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: readOnly},
 	}}
+}
+
+// pullSecrets references cfg.ImagePullSecrets from a pod spec; nil without any, so that objects
+// built without them keep the spec hash they had before the setting existed.
+func pullSecrets(cfg Config) []corev1.LocalObjectReference {
+	var refs []corev1.LocalObjectReference
+	for _, name := range cfg.ImagePullSecrets {
+		refs = append(refs, corev1.LocalObjectReference{Name: name})
+	}
+	return refs
 }
 
 func image(we *whisperv1.WhisperEncoder, cfg Config) string {

@@ -105,6 +105,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
 					SecurityContext:              podSecurity,
+					ImagePullSecrets:             pullSecrets(cfg),
 					NodeSelector:                 we.Spec.NodeSelector,
 					Tolerations:                  we.Spec.Tolerations,
 					Affinity:                     we.Spec.Affinity,

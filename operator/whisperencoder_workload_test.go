@@ -198,3 +198,50 @@ func TestSpecHash(t *testing.T) {
 		t.Errorf("specHash ignores the container args")
 	}
 }
+
+// TestImagePullSecrets: the operator's pull secrets reach the pod spec of staging Jobs and of
+// encoder Deployments on either backend, in order; without any the pod spec has none, so the
+// spec hash of objects written before the setting existed is unchanged.
+func TestImagePullSecrets(t *testing.T) {
+	cpu := func(we *whisperv1.WhisperEncoder) { we.Spec.Backend = whisperv1.BackendCPU }
+	builders := []struct {
+		name  string
+		build func(cfg Config) *corev1.PodSpec
+	}{
+		{"staging Job", func(cfg Config) *corev1.PodSpec {
+			return &stagingJob(testEncoder(), "h", 1, nil, cfg).Spec.Template.Spec
+		}},
+		{"npu Deployment", func(cfg Config) *corev1.PodSpec {
+			return &encoderDeployment(testEncoder(), "k", cfg).Spec.Template.Spec
+		}},
+		{"cpu Deployment", func(cfg Config) *corev1.PodSpec {
+			return &encoderDeployment(testEncoder(cpu), "k", cfg).Spec.Template.Spec
+		}},
+	}
+	tests := []struct {
+		name    string
+		secrets []string
+		want    []corev1.LocalObjectReference
+	}{
+		{"none", nil, nil},
+		{"empty list", []string{}, nil},
+		{"one", []string{"regcred"}, []corev1.LocalObjectReference{{Name: "regcred"}}},
+		{"two in order", []string{"mirror", "regcred"}, []corev1.LocalObjectReference{{Name: "mirror"}, {Name: "regcred"}}},
+	}
+	for _, b := range builders {
+		for _, tt := range tests {
+			t.Run(b.name+"/"+tt.name, func(t *testing.T) {
+				cfg := testConfig()
+				cfg.ImagePullSecrets = tt.secrets
+				if diff := cmp.Diff(tt.want, b.build(cfg).ImagePullSecrets); diff != "" {
+					t.Errorf("imagePullSecrets (-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+	without, with := testConfig(), testConfig()
+	with.ImagePullSecrets = []string{"regcred"}
+	if specHash(encoderDeployment(testEncoder(), "k", without)) == specHash(encoderDeployment(testEncoder(), "k", with)) {
+		t.Errorf("specHash ignores the image pull secrets: adding one would never reach a running Deployment")
+	}
+}

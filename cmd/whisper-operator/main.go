@@ -46,7 +46,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (setting
 		}
 		return def
 	}
-	var pullPolicy, namespaces string
+	var pullPolicy, pullSecrets, namespaces string
 	var bad []error
 	dur := func(p *time.Duration, name, envName, usage string) {
 		d := *p
@@ -71,6 +71,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (setting
 	fs.BoolVar(&s.showVersion, "version", false, "print the version and exit")
 	fs.StringVar(&c.EncoderImage, "encoder-image", env("WHISPER_ENCODER_IMAGE", ""), "default whisper-encoder image for staging Jobs and encoder pods (env WHISPER_ENCODER_IMAGE)")
 	fs.StringVar(&pullPolicy, "image-pull-policy", env("WHISPER_IMAGE_PULL_POLICY", string(c.ImagePullPolicy)), "Always, IfNotPresent or Never (env WHISPER_IMAGE_PULL_POLICY)")
+	fs.StringVar(&pullSecrets, "image-pull-secrets", env("WHISPER_IMAGE_PULL_SECRETS", ""), "comma-separated image pull Secrets of staging and encoder pods, in each WhisperEncoder's namespace (env WHISPER_IMAGE_PULL_SECRETS)")
 	fs.StringVar(&c.EncoderCommand, "encoder-command", env("WHISPER_ENCODER_COMMAND", c.EncoderCommand), "whisper-encoder executable in the image (env WHISPER_ENCODER_COMMAND)")
 	fs.StringVar(&c.CacheClaimName, "cache-claim", env("WHISPER_CACHE_CLAIM", c.CacheClaimName), "name of the RWX weights-cache PersistentVolumeClaim in each WhisperEncoder's namespace (env WHISPER_CACHE_CLAIM)")
 	fs.StringVar(&namespaces, "watch-namespaces", env("WATCH_NAMESPACES", ""), "comma-separated namespaces to watch; empty watches all (env WATCH_NAMESPACES)")
@@ -106,12 +107,20 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (setting
 	}
 	c.StageBackoffLimit = int32(backoff)
 	c.ImagePullPolicy = corev1.PullPolicy(pullPolicy)
-	for _, ns := range strings.Split(namespaces, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			s.opts.WatchNamespaces = append(s.opts.WatchNamespaces, ns)
+	c.ImagePullSecrets = commaList(pullSecrets)
+	s.opts.WatchNamespaces = commaList(namespaces)
+	return s, c.Validate()
+}
+
+// commaList splits a comma-separated flag value into its non-empty, trimmed items.
+func commaList(v string) []string {
+	var items []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
 		}
 	}
-	return s, c.Validate()
+	return items
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {

@@ -35,6 +35,14 @@ func TestParse(t *testing.T) {
 				o.WatchNamespaces, o.Config.StageTTLAfterFinished, o.Config.QueueDepthMetric = []string{"ml"}, 2*time.Hour, "q"
 				o.LeaderElection, o.LeaderElectionNamespace = true, "whisper-system"
 			}, ""},
+		{"image pull secrets", []string{"--encoder-image", "img:1", "--image-pull-secrets", "regcred, mirror-creds,"}, nil,
+			func(o *operator.Options) { o.Config.ImagePullSecrets = []string{"regcred", "mirror-creds"} }, ""},
+		{"image pull secrets from the environment", nil, map[string]string{"WHISPER_ENCODER_IMAGE": "img:1", "WHISPER_IMAGE_PULL_SECRETS": "regcred"},
+			func(o *operator.Options) { o.Config.ImagePullSecrets = []string{"regcred"} }, ""},
+		{"bad image pull secret", []string{"--encoder-image", "i", "--image-pull-secrets", "RegCred"}, nil, nil,
+			`image pull secret 1 "RegCred": a lowercase RFC 1123 subdomain`},
+		{"image pull secret twice", []string{"--encoder-image", "i", "--image-pull-secrets", "a,b,a"}, nil, nil,
+			`image pull secret 3 "a": named twice`},
 		{"flag beats environment", []string{"--cache-claim", "flag"}, map[string]string{"WHISPER_ENCODER_IMAGE": "img:1", "WHISPER_CACHE_CLAIM": "env"},
 			func(o *operator.Options) { o.Config.CacheClaimName = "flag" }, ""},
 		{"no image", nil, nil, nil, "encoder image: empty"},

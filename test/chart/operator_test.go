@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -79,6 +80,45 @@ func TestOperatorFlagsAccepted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEncoderPullSecretsReachTheOperator: encoder.imagePullSecrets becomes the operator's
+// --image-pull-secrets, in order, and no flag at all when the list is empty (so renderings
+// without it are what they were before the value existed).
+func TestEncoderPullSecretsReachTheOperator(t *testing.T) {
+	needEnv(t)
+	for _, vc := range valuesCases(t) {
+		t.Run(vc.name, func(t *testing.T) {
+			r := render(t, vc)
+			dep := operatorDeployment(t, r)
+			if dep == nil {
+				return
+			}
+			var got []string
+			for _, a := range dep.Spec.Template.Spec.Containers[0].Args {
+				if v, ok := strings.CutPrefix(a, "--image-pull-secrets="); ok {
+					got = append(got, v)
+				}
+			}
+			var want []string
+			if names := r.encoderPullSecrets(); len(names) > 0 {
+				want = []string{strings.Join(names, ",")}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("--image-pull-secrets values %q, want %q (encoder.imagePullSecrets)", got, want)
+			}
+		})
+	}
+}
+
+// encoderPullSecrets is encoder.imagePullSecrets of the case's values.
+func (r *rendering) encoderPullSecrets() []string {
+	var names []string
+	l, _ := r.value("encoder.imagePullSecrets", nil).([]any)
+	for _, v := range l {
+		names = append(names, v.(string))
+	}
+	return names
 }
 
 // operatorDeployment returns the rendered operator Deployment, or nil when disabled.
@@ -167,6 +207,13 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 					}
 					if wantSA := map[bool]string{true: stagerSA, false: ""}[liveProgress]; spec.ServiceAccountName != wantSA {
 						return fmt.Errorf("staging pod ServiceAccount %q, want %q", spec.ServiceAccountName, wantSA)
+					}
+					var secrets []string
+					for _, ref := range spec.ImagePullSecrets {
+						secrets = append(secrets, ref.Name)
+					}
+					if want := r.encoderPullSecrets(); !slices.Equal(secrets, want) {
+						return fmt.Errorf("staging pod imagePullSecrets %q, want %q (encoder.imagePullSecrets)", secrets, want)
 					}
 					var we whisperv1.WhisperEncoder
 					if err := k8s.Get(bg(), types.NamespacedName{Namespace: ns, Name: "base"}, &we); err != nil || we.Status.Phase != whisperv1.PhaseStaging {

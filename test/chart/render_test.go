@@ -213,6 +213,8 @@ func TestBadValuesAreRefused(t *testing.T) {
 		{"device ID without 0x", []string{"devicePlugin.deviceIDs={1502}"}, "deviceIDs"},
 		{"bad digest", []string{"operator.image.digest=sha256:abc"}, "digest"},
 		{"bad pull policy", []string{"encoder.image.pullPolicy=Sometimes"}, "pullPolicy"},
+		{"bad encoder pull secret", []string{"encoder.imagePullSecrets={Registry_Creds}"}, "imagePullSecrets"},
+		{"encoder pull secret twice", []string{"encoder.imagePullSecrets={regcred,regcred}"}, "imagePullSecrets"},
 		{"bad duration", []string{"operator.staging.deadline=an hour"}, "deadline"},
 		{"bad namespace", []string{"namespaces.workload={Team_A}"}, "workload"},
 		{"nodeFeatureRule yes", []string{"nodeFeatureRule.create=yes"}, "create"},
