@@ -103,17 +103,22 @@ goldens:
 	node testdata/ort/golden.js
 
 ## generate: deepcopy code of the WhisperEncoder API (controller-gen, pinned as a go tool)
-## manifests: CRD bases (config/crd/bases) and the operator's ClusterRole (config/rbac/role.yaml)
-## from the kubebuilder markers in api/ and operator/
-## verify-generated: fail when generate or manifests would change the committed files
-.PHONY: generate manifests verify-generated test-operator bench-operator
+## manifests: everything generated from the kubebuilder markers in api/ and operator/, in order:
+## the CRD bases (config/crd/bases) and the operator's ClusterRole (config/rbac/role.yaml) by
+## controller-gen (controller-gen-manifests), then the chart's copies of config/ (chart-sync)
+## and the README's configuration reference (docs). After an API change: make generate manifests.
+## verify-generated: fail when generate or controller-gen-manifests would change the committed
+## files (verify-chart-sync and verify-docs check the chart's copies and the README)
+.PHONY: generate manifests controller-gen-manifests verify-generated test-operator bench-operator
 CONTROLLER_GEN := $(GO) tool controller-gen
 generate:
 	$(CONTROLLER_GEN) object paths=./api/v1alpha1/...
-manifests:
+manifests: controller-gen-manifests
+	@$(MAKE) --no-print-directory chart-sync docs
+controller-gen-manifests:
 	$(CONTROLLER_GEN) crd paths=./api/v1alpha1/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=whisper-operator paths=./operator/... output:rbac:artifacts:config=config/rbac
-verify-generated: generate manifests
+verify-generated: generate controller-gen-manifests
 	@out=$$(git status --porcelain -- api/v1alpha1 config/crd config/rbac); if [ -n "$$out" ]; then \
 	  echo "generated files differ from the committed ones (run make generate manifests and commit):"; echo "$$out"; \
 	  git --no-pager diff --stat -- api/v1alpha1 config/crd config/rbac; exit 1; fi
@@ -135,7 +140,7 @@ bench-operator:
 
 ## chart-sync: copy what the Helm chart installs from config/ (the generated CRD, the
 ## operator's generated ClusterRole, the leader-election and stager RBAC) into
-## charts/xdna-whisper/files; run it after make manifests. verify-chart-sync fails when
+## charts/xdna-whisper/files (make manifests runs it). verify-chart-sync fails when
 ## the chart's copies differ from config/.
 ## test-chart: helm lint --strict, helm template with the defaults and charts/xdna-whisper/ci/*.yaml,
 ## a strict server-side dry-run of every rendered object on envtest, the security properties,
@@ -151,7 +156,7 @@ chart-sync:
 verify-chart-sync:
 	@ok=1; diff -r config/crd/bases $(CHART)/files/crds >/dev/null || ok=0; \
 	for f in $(CHART_RBAC); do cmp -s config/rbac/$$f $(CHART)/files/rbac/$$f || ok=0; done; \
-	if [ $$ok = 0 ]; then echo "charts/xdna-whisper/files differ from config/ (run make chart-sync and commit):"; \
+	if [ $$ok = 0 ]; then echo "charts/xdna-whisper/files differ from config/ (run make manifests, or make chart-sync, and commit):"; \
 	  diff -r config/crd/bases $(CHART)/files/crds | head -20; \
 	  for f in $(CHART_RBAC); do diff config/rbac/$$f $(CHART)/files/rbac/$$f | head -10; done; exit 1; fi
 test-chart: verify-chart-sync
