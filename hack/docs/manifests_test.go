@@ -67,11 +67,12 @@ func runMake(t *testing.T, dir string, targets ...string) {
 	}
 }
 
-// copyRepository copies the files git tracks under root, as they are in the working tree, into
-// a temporary directory (no .git: the Makefile's version stamp falls back to "dev").
+// copyRepository copies the files under root that git tracks or would track (not ignored), as
+// they are in the working tree, into a temporary directory (no .git: the Makefile's version
+// stamp falls back to "dev").
 func copyRepository(t *testing.T, root string) string {
 	t.Helper()
-	cmd := exec.Command("git", "ls-files", "-z")
+	cmd := exec.Command("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
 	cmd.Dir = root
 	out, err := cmd.Output()
 	if err != nil {
