@@ -5,12 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/model"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
+	"github.com/xdna-whisper/xdna-whisper/internal/atomicfile"
 )
 
 func init() {
@@ -102,17 +103,8 @@ func readMel(path string) (model.Tensor, error) {
 
 // writeNPY writes a to path through a temporary file and a rename.
 func writeNPY(path string, a npy.Array) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".encode-*.npy")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := npy.Write(tmp, a); err != nil {
-		tmp.Close()
+	if err := atomicfile.WriteFunc(path, 0o644, func(w io.Writer) error { return npy.Write(w, a) }); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }

@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/xdna-whisper/xdna-whisper/deviceplugin/discovery"
-	"github.com/xdna-whisper/xdna-whisper/deviceplugin/internal/atomicfile"
+	"github.com/xdna-whisper/xdna-whisper/internal/atomicfile"
 )
 
 // DefaultDir is the CDI spec directory for dynamically generated specs.

@@ -12,8 +12,9 @@ package bundled
 import (
 	_ "embed"
 	"fmt"
-	"os"
 	"path/filepath"
+
+	"github.com/xdna-whisper/xdna-whisper/internal/atomicfile"
 )
 
 // Name is the embedded model's file name.
@@ -37,23 +38,8 @@ func Speech() []byte { return speech }
 // WriteTo writes the embedded model into dir as Name (atomically) and returns
 // its path.
 func WriteTo(dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("bundled model: %w", err)
-	}
-	f, err := os.CreateTemp(dir, ".whisper-demo-*.onnx")
-	if err != nil {
-		return "", fmt.Errorf("bundled model: %w", err)
-	}
-	_, err = f.Write(model)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	path := filepath.Join(dir, Name)
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.Write(path, model, 0o644); err != nil {
 		return "", fmt.Errorf("bundled model: %w", err)
 	}
 	return path, nil

@@ -25,6 +25,7 @@ import (
 	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 
+	"github.com/xdna-whisper/xdna-whisper/internal/atomicfile"
 	"github.com/xdna-whisper/xdna-whisper/internal/version"
 )
 
@@ -72,7 +73,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if updated == string(old) {
 		return nil
 	}
-	return writeAtomic(*readme, []byte(updated))
+	perm := os.FileMode(0o644)
+	if fi, err := os.Stat(*readme); err == nil {
+		perm = fi.Mode().Perm()
+	}
+	return atomicfile.Write(*readme, []byte(updated), perm)
 }
 
 // generate renders every generated section by name.
@@ -105,26 +110,6 @@ func replaceSections(doc string, sections map[string]string) (string, error) {
 		doc = doc[:i+len(begin)] + sections[n] + doc[j:]
 	}
 	return doc, nil
-}
-
-// writeAtomic replaces path through a temporary file in the same directory.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".docs-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if fi, err := os.Stat(path); err == nil {
-		_ = os.Chmod(tmp.Name(), fi.Mode())
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // valueRow is one documented chart value.

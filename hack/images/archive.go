@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/xdna-whisper/xdna-whisper/internal/atomicfile"
 )
 
 // Annotations that name an image inside an OCI layout. containerd's importer
@@ -24,30 +24,9 @@ const (
 // writeArchive writes img as an OCI image layout in a tar file at dst, naming it
 // ref in index.json. The file appears complete or not at all (temp file + rename);
 // every tar header has mtime, so the same image gives the same bytes.
-func writeArchive(dst, ref string, img v1.Image, mtime time.Time) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+func writeArchive(dst, ref string, img v1.Image, mtime time.Time) error {
+	err := atomicfile.WriteFunc(dst, 0o644, func(w io.Writer) error { return writeLayout(w, ref, img, mtime) })
 	if err != nil {
-		return fmt.Errorf("archive %s: %w", dst, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = writeLayout(tmp, ref, img, mtime); err != nil {
-		return fmt.Errorf("archive %s: %w", dst, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("archive %s: %w", dst, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("archive %s: %w", dst, err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("archive %s: %w", dst, err)
-	}
-	if err = os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("archive %s: %w", dst, err)
 	}
 	return nil

@@ -1,17 +1,28 @@
-// Package atomicfile replaces files so that readers never see a partial one.
+// Package atomicfile replaces files so that readers never see a partial one: the new content
+// goes to a hidden temporary file in the same directory, is synced to disk and renamed over
+// the old file, so readers see the old content or the new, never a part. On any error the
+// temporary file is removed and the old file is left as it was.
 package atomicfile
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
 
-// Write writes data to path through a temporary file in the same
-// directory (hidden, so readers that skip dotfiles never see it), fsyncs it and
-// renames it into place, so readers see the old or the new content, never a
-// part. It creates the directory if needed.
+// Write replaces path with data, mode perm, creating its directory if needed.
 func Write(path string, data []byte, perm os.FileMode) error {
+	return WriteFunc(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFunc replaces path with what write writes, mode perm, creating its directory if
+// needed. The temporary file is named after path with a leading dot, so that readers that
+// skip dotfiles (the NFD and CDI directory scanners) never pick it up.
+func WriteFunc(path string, perm os.FileMode, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
@@ -22,7 +33,7 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after the rename
-	if _, err := f.Write(data); err != nil {
+	if err := write(f); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
