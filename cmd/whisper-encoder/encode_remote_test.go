@@ -4,53 +4,20 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
-	"github.com/xdna-whisper/xdna-whisper/encoder/model"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
-	"github.com/xdna-whisper/xdna-whisper/encoder/server"
+	"github.com/xdna-whisper/xdna-whisper/encoder/server/servertest"
 )
 
 // serveInProcess runs the server on the staged bundled model on loopback.
 func serveInProcess(t *testing.T) (httpURL, grpcAddr string) {
 	t.Helper()
-	dir := stageBundled(t, t.TempDir())
-	enc, err := model.Load(dir, model.Options{Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := server.InfoFor(dir, "cpu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.New(server.ModelBackend(enc), info, server.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, _ := net.Listen("tcp", "127.0.0.1:0")
-	gl, _ := net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- server.Run(ctx, s, hl, gl, time.Minute) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		enc.Close()
-	})
-	for deadline := time.Now().Add(time.Minute); !s.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("not ready")
-		}
-	}
-	return "http://" + hl.Addr().String(), gl.Addr().String()
+	return servertest.Start(t, stageBundled(t, t.TempDir()))
 }
 
 // TestEncodeRemote: `encode --server ADDR FILE` over HTTP and gRPC, for audio

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,9 +20,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
-	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
 	"github.com/xdna-whisper/xdna-whisper/encoder/client"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+	"github.com/xdna-whisper/xdna-whisper/encoder/stage/stagetest"
 )
 
 // TestServeBackendNPUFailsLoudly: this build has no NPU backend, so --backend
@@ -48,15 +46,11 @@ func TestServeBackendNPUFailsLoudly(t *testing.T) {
 // stageBundled stages the bundled demo model into dir and returns the staged directory.
 func stageBundled(t *testing.T, dir string) string {
 	t.Helper()
-	src, err := bundled.WriteTo(filepath.Join(dir, "src"))
+	weights, err := stagetest.Demo(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := stage.Stage(context.Background(), stage.Options{Source: src, CacheDir: filepath.Join(dir, "cache"), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r.Dir
+	return weights
 }
 
 // servedProcess is `whisper-encoder serve` running as its own process.

@@ -3,79 +3,26 @@ package client
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
-	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
-	"github.com/xdna-whisper/xdna-whisper/encoder/model"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
-	"github.com/xdna-whisper/xdna-whisper/encoder/server"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+	"github.com/xdna-whisper/xdna-whisper/encoder/server/servertest"
+	"github.com/xdna-whisper/xdna-whisper/encoder/stage/stagetest"
 )
 
-// serve runs the real server (the bundled demo model on the CPU encoder) on
-// loopback and returns its HTTP base URL and gRPC address.
-func serve(t *testing.T) (string, string) {
-	t.Helper()
-	dir := t.TempDir()
-	src, err := bundled.WriteTo(filepath.Join(dir, "src"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := stage.Stage(context.Background(), stage.Options{Source: src, CacheDir: filepath.Join(dir, "cache"), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := model.Load(r.Dir, model.Options{Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := server.InfoFor(r.Dir, "cpu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.New(server.ModelBackend(enc), info, server.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- server.Run(ctx, s, hl, gl, time.Minute) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-		enc.Close()
-	})
-	for deadline := time.Now().Add(time.Minute); !s.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("server not ready")
-		}
-	}
-	return "http://" + hl.Addr().String(), gl.Addr().String()
-}
-
 func TestClients(t *testing.T) {
-	base, addr := serve(t)
+	weights, err := stagetest.Demo(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, addr := servertest.Start(t, weights)
 	wav, err := os.ReadFile("../../encoder/bundled/speech_22k.wav")
 	if err != nil {
 		t.Fatal(err)

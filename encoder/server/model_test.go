@@ -7,11 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,11 +20,10 @@ import (
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
-	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
 	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
 	"github.com/xdna-whisper/xdna-whisper/encoder/model"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+	"github.com/xdna-whisper/xdna-whisper/encoder/stage/stagetest"
 )
 
 // The data-path tests run the REAL encoder (encoder/model) on the bundled
@@ -49,14 +46,7 @@ func stagedDemo(t testing.TB) string {
 			return
 		}
 		cleanups = append(cleanups, func() { os.RemoveAll(root) })
-		src, err := bundled.WriteTo(filepath.Join(root, "src"))
-		if err != nil {
-			stageErr = err
-			return
-		}
-		r, err := stage.Stage(context.Background(), stage.Options{Source: src, CacheDir: filepath.Join(root, "cache"),
-			Logger: slog.New(slog.DiscardHandler)})
-		stagedDir, stageErr = r.Dir, err
+		stagedDir, stageErr = stagetest.Demo(root)
 	})
 	if stageErr != nil {
 		t.Fatal(stageErr)

@@ -1,0 +1,30 @@
+package stagetest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
+)
+
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	weights, err := Demo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(weights) != filepath.Join(dir, "cache") {
+		t.Errorf("staged into %s, want a key directory under %s", weights, filepath.Join(dir, "cache"))
+	}
+	if _, err := os.Stat(filepath.Join(weights, staged.WeightsFile)); err != nil {
+		t.Errorf("no weights file: %v", err)
+	}
+	blocked := filepath.Join(dir, "file")
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Demo(blocked); err == nil {
+		t.Error("Demo under a regular file: no error")
+	}
+}
