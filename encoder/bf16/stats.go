@@ -66,69 +66,75 @@ func (s *ErrorStats) finish() {
 
 // acc accumulates error stats across the conversion loops.
 type acc struct {
-	maxAbs, sumSqErr, sumSq float64
-	nonFinite, overflow     int64
+	sums
+	nonFinite, overflow int64
 }
 
-// run converts src into dst and records the errors: the hot loop of staging,
-// with the accumulators in registers and integer tests for the rare
-// non-finite and overflow cases.
+// sums are the error sums of the finite values, copied into locals by the conversion loops so
+// that they stay in registers.
+type sums struct{ maxAbs, sumSqErr, sumSq float64 }
+
+// run converts src into dst and records the errors: the hot loop of staging.
 func (a *acc) run(dst []uint16, src []float32) {
 	dst = dst[:len(src)]
-	maxAbs, sumSqErr, sumSq := a.maxAbs, a.sumSqErr, a.sumSq
+	s := a.sums // a local: stays in registers
 	for i, x := range src {
 		b := math.Float32bits(x)
-		r := b + 0x7fff + (b>>16)&1
-		h := uint16(r >> 16)
-		if b&0x7f800000 == 0x7f800000 || h&0x7f80 == 0x7f80 {
-			dst[i] = a.special(x, b)
-			continue
+		h, ok := round(b)
+		if ok {
+			s = s.add(b, h)
+		} else {
+			h = a.special(b)
 		}
 		dst[i] = h
-		fx := float64(x)
-		d := fx - float64(math.Float32frombits(r&0xffff0000))
-		sumSqErr += d * d
-		sumSq += fx * fx
-		if ad := math.Abs(d); ad > maxAbs {
-			maxAbs = ad
-		}
 	}
-	a.maxAbs, a.sumSqErr, a.sumSq = maxAbs, sumSqErr, sumSq
+	a.sums = s
 }
 
 // runLE is run reading little-endian float32 bytes in place (4·len(dst) of them).
 func (a *acc) runLE(dst []uint16, src []byte) {
 	src = src[:4*len(dst)]
-	maxAbs, sumSqErr, sumSq := a.maxAbs, a.sumSqErr, a.sumSq
+	s := a.sums
 	for i := range dst {
 		b := binary.LittleEndian.Uint32(src[4*i : 4*i+4])
-		x := math.Float32frombits(b)
-		r := b + 0x7fff + (b>>16)&1
-		h := uint16(r >> 16)
-		if b&0x7f800000 == 0x7f800000 || h&0x7f80 == 0x7f80 {
-			dst[i] = a.special(x, b)
-			continue
+		h, ok := round(b)
+		if ok {
+			s = s.add(b, h)
+		} else {
+			h = a.special(b)
 		}
 		dst[i] = h
-		fx := float64(x)
-		d := fx - float64(math.Float32frombits(r&0xffff0000))
-		sumSqErr += d * d
-		sumSq += fx * fx
-		if ad := math.Abs(d); ad > maxAbs {
-			maxAbs = ad
-		}
 	}
-	a.maxAbs, a.sumSqErr, a.sumSq = maxAbs, sumSqErr, sumSq
+	a.sums = s
 }
 
-// special handles NaN, ±Inf and overflow to ±Inf: counted apart.
-func (a *acc) special(x float32, b uint32) uint16 {
+// round converts the float32 with bits b to bfloat16, rounding to nearest even; ok is false
+// for NaN, ±Inf and overflow to ±Inf (integer tests), which special converts and counts.
+func round(b uint32) (h uint16, ok bool) {
+	h = uint16((b + 0x7fff + (b>>16)&1) >> 16)
+	return h, b&0x7f800000 != 0x7f800000 && h&0x7f80 != 0x7f80
+}
+
+// add returns s with the error of converting the finite float32 with bits b to the bfloat16 h.
+func (s sums) add(b uint32, h uint16) sums {
+	x := float64(math.Float32frombits(b))
+	d := x - float64(math.Float32frombits(uint32(h)<<16))
+	s.sumSqErr += d * d
+	s.sumSq += x * x
+	if ad := math.Abs(d); ad > s.maxAbs {
+		s.maxAbs = ad
+	}
+	return s
+}
+
+// special converts the NaN, ±Inf or overflowing float32 with bits b and counts it apart.
+func (a *acc) special(b uint32) uint16 {
 	if b&0x7f800000 == 0x7f800000 {
 		a.nonFinite++
 	} else {
 		a.overflow++
 	}
-	return FromFloat32(x)
+	return FromFloat32(math.Float32frombits(b))
 }
 
 func (a *acc) stats(n int) ErrorStats {
