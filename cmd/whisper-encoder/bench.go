@@ -60,13 +60,13 @@ func runBench(ctx context.Context, args []string) error {
 		runtime.GOMAXPROCS(*bf.mf.threads)
 	}
 	before := readRSS()
-	loadStart, loadCPU := time.Now(), processCPU()
-	enc, err := model.Load(*bf.mf.weights, bf.mf.options())
+	loadCPU := processCPU()
+	enc, loadTime, err := bf.mf.load()
 	if err != nil {
 		return err
 	}
 	defer enc.Close()
-	loadTime, loadCPU := time.Since(loadStart), processCPU()-loadCPU
+	loadCPU = processCPU() - loadCPU
 	cfg := enc.Config()
 	mel, err := benchInput(*bf.in, cfg.NumMelBins, 2*cfg.MaxSourcePositions)
 	if err != nil {

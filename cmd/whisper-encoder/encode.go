@@ -22,7 +22,7 @@ func init() {
 	})
 }
 
-// modelFlags are the encoder options shared by encode and bench.
+// modelFlags are the encoder options shared by encode, serve and bench.
 type modelFlags struct {
 	weights, kernels, activations *string
 	threads                       *int
@@ -37,8 +37,11 @@ func addModelFlags(fs *flag.FlagSet) modelFlags {
 	}
 }
 
-func (m modelFlags) options() model.Options {
-	return model.Options{Threads: *m.threads, Kernels: *m.kernels, Activations: *m.activations}
+// load loads the staged weights with the flags' options and says how long that took.
+func (m modelFlags) load() (*model.Encoder, time.Duration, error) {
+	t0 := time.Now()
+	enc, err := model.Load(*m.weights, model.Options{Threads: *m.threads, Kernels: *m.kernels, Activations: *m.activations})
+	return enc, time.Since(t0), err
 }
 
 func runEncode(ctx context.Context, args []string) error {
@@ -60,13 +63,11 @@ func runEncode(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
-	enc, err := model.Load(*mf.weights, mf.options())
+	enc, loaded, err := mf.load()
 	if err != nil {
 		return err
 	}
 	defer enc.Close()
-	loaded := time.Since(t0)
 	t1 := time.Now()
 	hidden, err := enc.Encode(ctx, mel)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/model"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server"
 )
 
@@ -74,8 +73,7 @@ func serve(ctx context.Context, log *slog.Logger, mf modelFlags, backend, httpAd
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
-	enc, err := model.Load(*mf.weights, mf.options())
+	enc, loadTime, err := mf.load()
 	if err != nil {
 		return err
 	}
@@ -86,7 +84,7 @@ func serve(ctx context.Context, log *slog.Logger, mf modelFlags, backend, httpAd
 	}
 	info.Engine = enc.Backend()
 	log.Info("model loaded", "model", info.ModelKey, "backend", chosen, "engine", info.Engine, "threads", enc.Threads(),
-		"d_model", info.DModel, "layers", info.Layers, "n_mels", info.NMels, "seconds", time.Since(t0).Seconds())
+		"d_model", info.DModel, "layers", info.Layers, "n_mels", info.NMels, "seconds", loadTime.Seconds())
 	s, err := server.New(server.ModelBackend(enc), info, opts)
 	if err != nil {
 		return err
