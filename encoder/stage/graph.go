@@ -66,17 +66,7 @@ func passThrough(n *onnx.Node) bool {
 
 // source follows value v back through pass-through nodes to an initializer.
 func (g *graph) source(v string) (*onnx.Tensor, bool) {
-	for range len(g.nodes) + 1 {
-		if t, ok := g.inits[v]; ok {
-			return t, true
-		}
-		p, ok := g.producer[v]
-		if !ok || !passThrough(&g.nodes[p]) || len(g.nodes[p].Inputs) == 0 {
-			return nil, false
-		}
-		v = g.nodes[p].Inputs[0]
-	}
-	return nil, false
+	return g.follow(v, g.inits)
 }
 
 // constant returns the tensor behind v if it is an initializer or a Constant
@@ -85,8 +75,14 @@ func (g *graph) constant(v string) (*onnx.Tensor, bool) {
 	if t, ok := g.source(v); ok {
 		return t, true
 	}
+	return g.follow(v, g.constants)
+}
+
+// follow walks value v back through pass-through nodes until it names a tensor of tensors.
+// The walk is bounded by the node count, so a cyclic (malformed) graph ends it too.
+func (g *graph) follow(v string, tensors map[string]*onnx.Tensor) (*onnx.Tensor, bool) {
 	for range len(g.nodes) + 1 {
-		if t, ok := g.constants[v]; ok {
+		if t, ok := tensors[v]; ok {
 			return t, true
 		}
 		p, ok := g.producer[v]
