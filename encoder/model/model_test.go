@@ -41,6 +41,17 @@ func compare(got, ref []float32, d int) (minCos, relErr float64) {
 	return minCos, maxDiff / maxRef
 }
 
+// requireMatchesORT logs how close got is to ONNX Runtime's ref (both [B, P, d]) and fails t
+// unless it meets the accuracy bar.
+func requireMatchesORT(t *testing.T, got, ref []float32, d int) {
+	t.Helper()
+	cos, rel := compare(got, ref, d)
+	t.Logf("min per-frame cosine %.7f, max|Δ|/max|ref| %.2e", cos, rel)
+	if cos < minCosine || rel > maxRelAbs {
+		t.Fatalf("vs ORT: min per-frame cosine %.7f (want ≥ %g), max|Δ|/max|ref| %.3g (want ≤ %g)", cos, minCosine, rel, maxRelAbs)
+	}
+}
+
 // configs lists every kernel/activation combination runnable here.
 func configs() []Options {
 	var out []Options
@@ -77,11 +88,7 @@ func TestStateDictVsORT(t *testing.T) {
 				in := readNPY(t, filepath.Join(repo, "testdata/golden/tiny_in_"+b+".npy"))
 				ref := readNPY(t, filepath.Join(repo, "testdata/golden/tiny-op14_out_"+b+".npy"))
 				out := encodeFile(t, e, in)
-				cos, rel := compare(out.Data, ref.Data, tinyConfig.DModel)
-				t.Logf("min cosine %.7f, max|Δ|/max|ref| %.2e", cos, rel)
-				if cos < minCosine || rel > maxRelAbs {
-					t.Fatalf("vs ORT: min per-frame cosine %.7f (want ≥ %g), max|Δ|/max|ref| %.3g (want ≤ %g)", cos, minCosine, rel, maxRelAbs)
-				}
+				requireMatchesORT(t, out.Data, ref.Data, tinyConfig.DModel)
 			})
 		}
 		e.Close()

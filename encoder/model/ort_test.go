@@ -67,11 +67,7 @@ func TestEncoderVsORT(t *testing.T) {
 					if len(out.Data) != len(ref.Data) {
 						t.Fatalf("output shape %v, ORT %v", out.Shape, ref.Shape)
 					}
-					cos, rel := compare(out.Data, ref.Data, e.Config().DModel)
-					t.Logf("min per-frame cosine %.7f, max|Δ|/max|ref| %.2e", cos, rel)
-					if cos < minCosine || rel > maxRelAbs {
-						t.Fatalf("vs ORT: min per-frame cosine %.7f (want ≥ %g), max|Δ|/max|ref| %.3g (want ≤ %g)", cos, minCosine, rel, maxRelAbs)
-					}
+					requireMatchesORT(t, out.Data, ref.Data, e.Config().DModel)
 				})
 			}
 			e.Close()
@@ -96,11 +92,7 @@ func TestDemoVsORT(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cos, rel := compare(out.Data, ref.Data, e.Config().DModel)
-			t.Logf("min per-frame cosine %.7f, max|Δ|/max|ref| %.2e", cos, rel)
-			if cos < minCosine || rel > maxRelAbs {
-				t.Fatalf("vs ORT: min per-frame cosine %.7f (want ≥ %g), max|Δ|/max|ref| %.3g (want ≤ %g)", cos, minCosine, rel, maxRelAbs)
-			}
+			requireMatchesORT(t, out.Data, ref.Data, e.Config().DModel)
 		})
 	}
 }
