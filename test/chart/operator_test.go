@@ -66,20 +66,13 @@ func operatorBinary(t *testing.T) string {
 func TestOperatorFlagsAccepted(t *testing.T) {
 	needEnv(t)
 	bin := operatorBinary(t)
-	for _, vc := range valuesCases(t) {
-		t.Run(vc.name, func(t *testing.T) {
-			r := render(t, vc)
-			dep := operatorDeployment(t, r)
-			if dep == nil {
-				return
-			}
-			c := dep.Spec.Template.Spec.Containers[0]
-			out, err := exec.Command(bin, append(c.Args, "--version")...).CombinedOutput()
-			if err != nil {
-				t.Fatalf("whisper-operator %q: %v\n%s", c.Args, err, out)
-			}
-		})
-	}
+	eachOperatorDeployment(t, func(t *testing.T, _ *rendering, dep *appsv1.Deployment) {
+		c := dep.Spec.Template.Spec.Containers[0]
+		out, err := exec.Command(bin, append(c.Args, "--version")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("whisper-operator %q: %v\n%s", c.Args, err, out)
+		}
+	})
 }
 
 // TestEncoderPullSecretsReachTheOperator: encoder.imagePullSecrets becomes the operator's
@@ -87,25 +80,32 @@ func TestOperatorFlagsAccepted(t *testing.T) {
 // without it are what they were before the value existed).
 func TestEncoderPullSecretsReachTheOperator(t *testing.T) {
 	needEnv(t)
+	eachOperatorDeployment(t, func(t *testing.T, r *rendering, dep *appsv1.Deployment) {
+		var got []string
+		for _, a := range dep.Spec.Template.Spec.Containers[0].Args {
+			if v, ok := strings.CutPrefix(a, "--image-pull-secrets="); ok {
+				got = append(got, v)
+			}
+		}
+		var want []string
+		if names := r.encoderPullSecrets(); len(names) > 0 {
+			want = []string{strings.Join(names, ",")}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("--image-pull-secrets values %q, want %q (encoder.imagePullSecrets)", got, want)
+		}
+	})
+}
+
+// eachOperatorDeployment runs check, as a subtest, on the operator Deployment of every values
+// case that renders one.
+func eachOperatorDeployment(t *testing.T, check func(t *testing.T, r *rendering, dep *appsv1.Deployment)) {
+	t.Helper()
 	for _, vc := range valuesCases(t) {
 		t.Run(vc.name, func(t *testing.T) {
 			r := render(t, vc)
-			dep := operatorDeployment(t, r)
-			if dep == nil {
-				return
-			}
-			var got []string
-			for _, a := range dep.Spec.Template.Spec.Containers[0].Args {
-				if v, ok := strings.CutPrefix(a, "--image-pull-secrets="); ok {
-					got = append(got, v)
-				}
-			}
-			var want []string
-			if names := r.encoderPullSecrets(); len(names) > 0 {
-				want = []string{strings.Join(names, ",")}
-			}
-			if !slices.Equal(got, want) {
-				t.Errorf("--image-pull-secrets values %q, want %q (encoder.imagePullSecrets)", got, want)
+			if dep := operatorDeployment(t, r); dep != nil {
+				check(t, r, dep)
 			}
 		})
 	}
