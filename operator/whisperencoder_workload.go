@@ -75,25 +75,20 @@ func npu(we *whisperv1.WhisperEncoder) whisperv1.NPUSpec {
 // encoderDeployment builds the Deployment serving key from the cache claim.
 func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *appsv1.Deployment {
 	s := serving(we)
-	labels := encoderLabels(we)
+	meta := controlledMeta(we)
+	meta.Annotations = map[string]string{annotationKey: key}
 	podSecurity, containerSecurity := restrictedPodSecurity(cfg.RunAsUser), restrictedContainerSecurity()
 	if backend(we) == whisperv1.BackendNPU {
 		podSecurity, containerSecurity = npuPodSecurity(), npuContainerSecurity()
 	}
 	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            we.Name,
-			Namespace:       we.Namespace,
-			Labels:          labels,
-			Annotations:     map[string]string{annotationKey: key},
-			OwnerReferences: []metav1.OwnerReference{controllerRef(we)},
-		},
+		ObjectMeta: meta,
 		Spec: appsv1.DeploymentSpec{
 			Replicas: desiredReplicas(we),
 			Selector: &metav1.LabelSelector{MatchLabels: selectorLabels(we)},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
-					Labels: labels,
+					Labels: encoderLabels(we),
 					Annotations: map[string]string{
 						"prometheus.io/scrape": "true",
 						"prometheus.io/port":   strconv.Itoa(int(s.HTTPPort)),
@@ -185,12 +180,7 @@ func httpProbe(path string, period, failures int32) *corev1.Probe {
 func encoderService(we *whisperv1.WhisperEncoder) *corev1.Service {
 	s := serving(we)
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            we.Name,
-			Namespace:       we.Namespace,
-			Labels:          encoderLabels(we),
-			OwnerReferences: []metav1.OwnerReference{controllerRef(we)},
-		},
+		ObjectMeta: controlledMeta(we),
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
 			Selector: selectorLabels(we),
@@ -212,12 +202,7 @@ func encoderAutoscaler(we *whisperv1.WhisperEncoder, cfg Config) *autoscalingv2.
 	}
 	minReplicas, target := max(a.MinReplicas, 1), max(a.TargetQueueDepth, 1)
 	return &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            we.Name,
-			Namespace:       we.Namespace,
-			Labels:          encoderLabels(we),
-			OwnerReferences: []metav1.OwnerReference{controllerRef(we)},
-		},
+		ObjectMeta: controlledMeta(we),
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: we.Name},
 			MinReplicas:    ptr.To(minReplicas),
@@ -233,6 +218,17 @@ func encoderAutoscaler(we *whisperv1.WhisperEncoder, cfg Config) *autoscalingv2.
 				},
 			}},
 		},
+	}
+}
+
+// controlledMeta is the metadata of an object only we uses (Deployment, Service, autoscaler):
+// named like we, in its namespace, with the encoder labels and we as controller.
+func controlledMeta(we *whisperv1.WhisperEncoder) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:            we.Name,
+		Namespace:       we.Namespace,
+		Labels:          encoderLabels(we),
+		OwnerReferences: []metav1.OwnerReference{controllerRef(we)},
 	}
 }
 
