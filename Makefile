@@ -16,10 +16,11 @@ BINARIES    := whisper-encoder xdna-device-plugin whisper-operator
 
 all: build
 
-## build: the binaries into bin/ (static, version stamped)
+## build: the binaries into bin/ (static, version stamped; BINDIR=dir for another directory)
+BINDIR      ?= bin
 build:
-	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
+	@mkdir -p $(BINDIR)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/ $(addprefix ./cmd/,$(BINARIES))
 
 ## test: every test the project has (what .ci/run runs)
 test: lint test-unit check-proto test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-chart verify-docs
@@ -48,20 +49,25 @@ IMAGE_TAG   ?= $(VERSION)
 CREATED     ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 .PHONY: images test-images e2e
 images: build
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/pause ./hack/images/pause
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/e2e-agent ./test/e2e/agent
-	@rm -f bin/images/*.tar
-	$(GO) run ./hack/images -out bin/images -repository $(IMAGE_REPO) -tag $(IMAGE_TAG) -version $(VERSION) \
-	    -revision $(COMMIT) -created $(CREATED) $(foreach b,$(BINARIES) pause e2e-agent,$(b)=bin/$(b))
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/pause ./hack/images/pause
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/e2e-agent ./test/e2e/agent
+	@rm -f $(BINDIR)/images/*.tar
+	$(GO) run ./hack/images -out $(BINDIR)/images -repository $(IMAGE_REPO) -tag $(IMAGE_TAG) -version $(VERSION) \
+	    -revision $(COMMIT) -created $(CREATED) $(foreach b,$(BINARIES) pause e2e-agent,$(b)=$(BINDIR)/$(b))
 
 ## test-images: the image builder's tests (test-unit runs them too)
 test-images:
 	$(GO) test ./hack/images/...
 
-## e2e: a real single-node Kubernetes from nothing, as root (test/e2e/e2e.sh):
-## node up, our images, scenarios (E2E_SCENARIOS, default smoke), full teardown
-e2e: images
-	test/e2e/e2e.sh run $(E2E_SCENARIOS)
+## e2e: a real single-node Kubernetes from nothing, as root (test/e2e/e2e.sh): node up,
+## our images, scenarios (E2E_SCENARIOS, default "smoke whisper"), full teardown, timings.
+## Its binaries and images go to their own directory (E2E_BINDIR), so that other builds
+## into bin/ cannot change them under a running test.
+E2E_BINDIR  ?= bin/e2e
+e2e:
+	@start=$$(date +%s%3N) && \
+	$(MAKE) --no-print-directory images BINDIR=$(E2E_BINDIR) VERSION=$(VERSION) COMMIT=$(COMMIT) && \
+	E2E_BIN=$(abspath $(E2E_BINDIR)) E2E_IMAGES_BUILD_MS=$$(( $$(date +%s%3N) - start )) test/e2e/e2e.sh run $(E2E_SCENARIOS)
 
 ## test-deviceplugin: the device plugin's unit tests with the race detector
 ## (fake sysfs/devfs trees with real character devices: run as root, as CI does)

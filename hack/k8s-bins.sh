@@ -8,6 +8,8 @@
 # the directory holding the binaries on stdout; progress goes to stderr.
 # Concurrent invocations are serialized by a lock in the cache directory, so two
 # callers never build the same binary twice (and never compete for the CPU).
+# The Kubernetes commands that are missing are built by one `go build`, so their
+# shared packages and their links keep both cores busy to the end.
 #
 # How: a throwaway wrapper module requires k8s.io/kubernetes and replaces every
 # k8s.io staging repository (read from k8s.io/kubernetes's own go.mod) with the
@@ -109,19 +111,31 @@ stamped() {
   esac
 }
 
+k8s=()
 for b in "${bins[@]}"; do
-  if [ -x "$BIN/$b" ] && stamped "$b"; then continue; fi
-  start=$(date +%s)
   case "$b" in
-    etcd)
-      etcd_module
-      (cd "$ETCDWRAP" && CGO_ENABLED=0 go build -trimpath -o "$BIN/.etcd.tmp" . ) ;;
-    kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|kubectl)
-      wrapper_module
-      (cd "$WRAP" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w$VERSION_LDFLAGS" -o "$BIN/.$b.tmp" "k8s.io/kubernetes/cmd/$b") ;;
+    etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | kubectl) ;;
     *) echo "k8s-bins: unknown binary $b (want kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl or etcd)" >&2; exit 2 ;;
   esac
-  mv -f "$BIN/.$b.tmp" "$BIN/$b"
-  log "built $b in $(( $(date +%s) - start ))s"
+  if [ -x "$BIN/$b" ] && stamped "$b"; then continue; fi
+  if [ "$b" = etcd ]; then
+    start=$(date +%s)
+    etcd_module
+    (cd "$ETCDWRAP" && CGO_ENABLED=0 go build -trimpath -o "$BIN/.etcd.tmp" .)
+    mv -f "$BIN/.etcd.tmp" "$BIN/etcd"
+    log "built etcd in $(($(date +%s) - start))s"
+  else
+    k8s+=("$b")
+  fi
 done
+if [ ${#k8s[@]} -gt 0 ]; then
+  start=$(date +%s)
+  wrapper_module
+  tmp="$BIN/.build"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  (cd "$WRAP" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w$VERSION_LDFLAGS" -o "$tmp/" "${k8s[@]/#/k8s.io/kubernetes/cmd/}")
+  for b in "${k8s[@]}"; do mv -f "$tmp/$b" "$BIN/$b"; done
+  rmdir "$tmp"
+  log "built ${k8s[*]} in $(($(date +%s) - start))s"
+fi
 echo "$BIN"

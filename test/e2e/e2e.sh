@@ -3,7 +3,7 @@
 # this machine: no Docker, no image registry, no network beyond namespaces it
 # creates itself (see lib/common.sh).
 #
-#   test/e2e/e2e.sh run [SCENARIO...]  up, scenarios (default: smoke), down; prints timings
+#   test/e2e/e2e.sh run [SCENARIO...]  up, scenarios (default: smoke whisper), down; prints timings
 #   test/e2e/e2e.sh up                 bring the node up and leave it running
 #   test/e2e/e2e.sh down               tear it down (idempotent; fails if anything is left)
 #   test/e2e/e2e.sh restart-kubelet    stop and start the kubelet, wait for node Ready
@@ -12,8 +12,10 @@
 #
 # Scenarios are files scenarios/NAME.sh defining a function scenario_NAME; they
 # run in order against the same node, using the helpers of lib/*.sh.
-# Needs root and `make images` (bin/images, bin/e2e-agent); `run` installs the
-# rest (test/e2e/install-deps.sh), the other commands expect it installed.
+# Needs root and `make images` (bin/images, bin/e2e-agent, bin/whisper-encoder, or
+# the same under E2E_BIN); `run` installs the rest (test/e2e/install-deps.sh), the
+# other commands expect it installed. run, up and down hold a lock: runs from other
+# checkouts on this machine wait for each other.
 # Settings: the E2E_* variables in lib/common.sh.
 set -euo pipefail
 
@@ -27,6 +29,8 @@ source "$E2E_DIR/lib/pki.sh"
 source "$E2E_DIR/lib/node.sh"
 # shellcheck source=lib/teardown.sh
 source "$E2E_DIR/lib/teardown.sh"
+# shellcheck source=lib/fakenpu.sh
+source "$E2E_DIR/lib/fakenpu.sh"
 
 # k8s_bins builds (or finds cached) the Kubernetes binaries and sets K8S_BIN.
 k8s_bins() {
@@ -54,7 +58,9 @@ run_scenarios() {
 
 cmd_run() {
   local scenarios=("$@")
-  [ ${#scenarios[@]} -gt 0 ] || scenarios=(smoke)
+  [ ${#scenarios[@]} -gt 0 ] || scenarios=(smoke whisper)
+  # make e2e says how long it took to build the images (before this script ran).
+  [ -z "${E2E_IMAGES_BUILD_MS:-}" ] || timing_add "images build (make images)" "$E2E_IMAGES_BUILD_MS"
   timer_start "dependencies (apt, k8s binaries)"
   install_deps
   timer_stop "dependencies (apt, k8s binaries)"
@@ -85,16 +91,17 @@ main() {
   shift || true
   case "$cmd" in
     run)
+      node_lock
       trap on_run_exit EXIT # whatever happens, leave nothing behind
       cmd_run "$@"
       ;;
-    up) install_deps && node_up && print_timings && log "node is up; kubectl: test/e2e/e2e.sh kubectl ...; stop: test/e2e/e2e.sh down" ;;
-    down) k8s_bins && node_down ;;
+    up) node_lock && install_deps && node_up && print_timings && log "node is up; kubectl: test/e2e/e2e.sh kubectl ...; stop: test/e2e/e2e.sh down" ;;
+    down) node_lock && k8s_bins && node_down ;;
     restart-kubelet)
       k8s_bins
-      timer_start "kubelet restart → node Ready"
+      timer_start "kubelet restart -> node Ready"
       kubelet_restart
-      timer_stop "kubelet restart → node Ready"
+      timer_stop "kubelet restart -> node Ready"
       ;;
     kubectl) k8s_bins && kc "$@" ;;
     status)
@@ -106,7 +113,7 @@ main() {
       kc get nodes,pods -A -o wide 2>/dev/null || true
       ;;
     *)
-      sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end node needs on a Debian 12 machine (idempotent):
-# containerd and runc, the CNI plugins and iptables from Debian, and the
+# containerd and runc, the CNI plugins, iptables and jq from Debian, and the
 # Kubernetes binaries built from the Go module proxy by hack/k8s-bins.sh
 # (cached under $XDNA_CACHE). Prints the Kubernetes binary directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-pkgs=(containerd runc containernetworking-plugins iptables)
+pkgs=(containerd runc containernetworking-plugins iptables jq)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -20,7 +20,9 @@ E2E_NODE_IP=${E2E_NODE_IP:-10.200.0.1}         # on a veth inside the node's net
 E2E_POD_CIDR=${E2E_POD_CIDR:-10.244.0.0/24}
 E2E_SERVICE_CIDR=${E2E_SERVICE_CIDR:-10.97.0.0/24}
 E2E_API_SERVICE_IP=${E2E_API_SERVICE_IP:-10.97.0.1}
-E2E_IMAGES=${E2E_IMAGES:-$REPO_ROOT/bin/images} # NAME.tar from `make images`
+E2E_BIN=${E2E_BIN:-$REPO_ROOT/bin}           # whisper-encoder, e2e-agent (`make images`)
+E2E_IMAGES=${E2E_IMAGES:-$E2E_BIN/images}      # NAME.tar from `make images`
+E2E_LOCK=${E2E_LOCK:-/run/lock/xdna-e2e.lock}  # one node on this machine at a time
 E2E_TIMEOUT=${E2E_TIMEOUT:-120}                # default seconds for one wait
 CNI_BIN_DIR=${CNI_BIN_DIR:-/usr/lib/cni}
 XDNA_CACHE=${XDNA_CACHE:-/var/cache/xdna-whisper}
@@ -46,7 +48,18 @@ kc() { innet "$K8S_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" --cache-dir "$E
 ctrc() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 
 # agent runs our e2e-agent binary (HTTP client) inside the node's network namespace.
-agent() { innet "$REPO_ROOT/bin/e2e-agent" "$@"; }
+agent() { innet "$E2E_BIN/e2e-agent" "$@"; }
+
+# node_lock waits until no other e2e run (of any checkout) holds the machine's node:
+# every run uses the same netns, cgroup, kubelet directory and state directories.
+node_lock() {
+  mkdir -p "$(dirname "$E2E_LOCK")"
+  exec 8>"$E2E_LOCK"
+  if ! flock -n 8; then
+    log "another e2e run holds $E2E_LOCK; waiting for it"
+    flock 8
+  fi
+}
 
 # wait_for DESCRIPTION TIMEOUT CMD...: polls CMD (quietly) until it succeeds.
 wait_for() {
@@ -62,16 +75,17 @@ wait_for() {
   done
 }
 
-# Timings: timer_start NAME; ...; timer_stop NAME. print_timings shows them all.
+# Timings: timer_start NAME; ...; timer_stop NAME, or timing_add NAME MS for one
+# measured otherwise. print_timings shows them all. Names are ASCII (aligned columns).
 declare -A TIMER_START=()
 TIMINGS=()
 now_ms() { date +%s%3N; }
 timer_start() { TIMER_START[$1]=$(now_ms); }
-timer_stop() {
-  local ms=$(($(now_ms) - TIMER_START[$1]))
+timer_stop() { timing_add "$1" $(($(now_ms) - TIMER_START[$1])); }
+timing_add() {
   local secs
-  secs=$(awk -v ms="$ms" 'BEGIN { printf "%.1f", ms / 1000 }')
-  TIMINGS+=("$(printf '%-36s %7s s' "$1" "$secs")")
+  secs=$(awk -v ms="$2" 'BEGIN { printf "%.1f", ms / 1000 }')
+  TIMINGS+=("$(printf '%-56s %7s s' "$1" "$secs")")
   log "$1: $secs s"
 }
 print_timings() {

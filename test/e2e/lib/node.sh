@@ -52,7 +52,7 @@ cgroup_make() {
 preflight() {
   [ "$(id -u)" = 0 ] || die "the e2e node needs root (it makes network namespaces, mounts and cgroups)"
   local c missing=()
-  for c in containerd containerd-shim-runc-v2 runc ctr nsenter setsid ip iptables openssl base64 awk findmnt; do
+  for c in containerd containerd-shim-runc-v2 runc ctr nsenter setsid ip iptables openssl base64 awk findmnt flock jq mknod; do
     command -v "$c" >/dev/null || missing+=("$c")
   done
   for c in bridge host-local portmap loopback; do
@@ -64,7 +64,9 @@ preflight() {
   for c in pause e2e-agent whisper-encoder; do
     [ -f "$E2E_IMAGES/$c.tar" ] || missing+=("$E2E_IMAGES/$c.tar")
   done
-  [ -x "$REPO_ROOT/bin/e2e-agent" ] || missing+=("$REPO_ROOT/bin/e2e-agent")
+  for c in e2e-agent whisper-encoder; do
+    [ -x "$E2E_BIN/$c" ] || missing+=("$E2E_BIN/$c")
+  done
   [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]} (run test/e2e/install-deps.sh and make images)"
   if [ -e "$E2E_KUBELET_DIR" ] && [ ! -e "$E2E_KUBELET_DIR/$OWNED" ] && [ -n "$(ls -A "$E2E_KUBELET_DIR")" ]; then
     die "$E2E_KUBELET_DIR exists and was not made by this script (is a real kubelet running here?); set E2E_KUBELET_DIR"
@@ -334,7 +336,7 @@ node_up() {
   mkdir -p "$E2E_KUBELET_DIR" && touch "$E2E_KUBELET_DIR/$OWNED"
   log "node $E2E_NAME: cgroup v$CGROUP_VERSION, driver $CGROUP_DRIVER, root $CGROUP_ROOT; netns $E2E_NAME, node IP $E2E_NODE_IP"
 
-  timer_start "node up (nothing → node Ready)"
+  timer_start "node up (nothing -> node Ready)"
   netns_up
   cgroup_make
   write_configs
@@ -358,7 +360,7 @@ node_up() {
   start_kube_proxy
   wait_for "node $E2E_NAME Ready" "$E2E_TIMEOUT" node_ready
   wait_for "service account default/default" 60 kc -n default get serviceaccount default
-  timer_stop "node up (nothing → node Ready)"
+  timer_stop "node up (nothing -> node Ready)"
 }
 
 # kubelet_restart stops the kubelet by PID, starts it again, and waits until
