@@ -23,7 +23,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/ $(addprefix ./cmd/,$(BINARIES))
 
 ## test: every test the project has (what .ci/run runs)
-test: lint test-unit check-proto test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-chart verify-docs
+test: lint test-unit check-proto test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-chart verify-docs e2e
 
 ## lint: gofmt and go vet
 lint:
