@@ -84,13 +84,41 @@ func mapFile(path string) *externalFile {
 	return e
 }
 
-// drop releases the pages of b, a part of the model's mapping, from the
-// resident set (a no-op for models parsed from memory).
+// dropBatch is how much of the model's mapping drop lets accumulate before
+// one madvise releases it: a call per tensor costs more than the parse itself
+// (each walks and flushes page tables), one per 32 MiB bounds what the parse
+// keeps resident.
+const dropBatch = 32 << 20
+
+// drop releases the pages of b, a part of the model's mapping that follows
+// the parts dropped before, from the resident set: pages pile up until
+// dropBatch bytes are pending, then go in one madvise (a no-op for models
+// parsed from memory). flushDrop releases what is still pending.
 func (m *Model) drop(b []byte) {
 	if len(m.mapped) == 0 || len(b) == 0 {
 		return
 	}
-	dropPages(m.mapped, b)
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(m.mapped)))
+	lo := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) - base)
+	hi := lo + len(b)
+	if lo < 0 || hi > len(m.mapped) {
+		return
+	}
+	if m.dropHi == 0 {
+		m.dropLo = lo
+	}
+	m.dropHi = hi
+	if m.dropHi-m.dropLo >= dropBatch {
+		m.flushDrop()
+	}
+}
+
+// flushDrop releases the pages drop left pending.
+func (m *Model) flushDrop() {
+	if m.dropHi > m.dropLo {
+		dropPages(m.mapped, m.mapped[m.dropLo:m.dropHi])
+	}
+	m.dropLo, m.dropHi = 0, 0
 }
 
 // dropPages madvises away the pages of whole that hold part, if part lies in whole.

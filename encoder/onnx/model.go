@@ -31,10 +31,12 @@ type Model struct {
 	// Graph is the main graph.
 	Graph Graph
 
-	size     int64
-	mapped   []byte
-	mu       sync.Mutex // guards external
-	external map[string]*externalFile
+	size   int64
+	mapped []byte
+	// dropLo, dropHi: the part of mapped that drop has yet to release.
+	dropLo, dropHi int
+	mu             sync.Mutex // guards external
+	external       map[string]*externalFile
 }
 
 // Graph is a GraphProto: nodes in topological order, initializers, inputs and

@@ -212,7 +212,9 @@ func parseInto(m *Model, b []byte) (*Model, error) {
 	if !sawGraph || m.IRVersion <= 0 {
 		return nil, fmt.Errorf("%s: not an ONNX model: want a ModelProto with ir_version and graph, found ir_version %d and %s", m.where(), m.IRVersion, map[bool]string{true: "a graph", false: "no graph"}[sawGraph])
 	}
-	if err := m.parseGraph(graph); err != nil {
+	err = m.parseGraph(graph)
+	m.flushDrop()
+	if err != nil {
 		return nil, fmt.Errorf("%s: graph: %w", m.where(), err)
 	}
 	return m, nil
