@@ -81,12 +81,12 @@ test-deviceplugin:
 test-kubelet:
 	cd test/kubelet && $(GO) vet ./... && $(GO) test -race -count=1 -v -timeout 20m ./...
 
-## test-encoder: the CPU encoder's tests again with the portable (purego) kernels
+## test-encoder: the CPU encoder's and BF16 conversion's tests again with the portable (purego) kernels
 ## forced at build time, and the backend and concurrent Encode calls under the
 ## race detector (plain `go test ./...` already runs every ISA this machine supports)
 .PHONY: test-encoder bench-encoder goldens
 test-encoder:
-	$(GO) test -count=1 -tags purego ./encoder/kernels ./encoder/backend ./encoder/model
+	$(GO) test -count=1 -tags purego ./encoder/bf16 ./encoder/kernels ./encoder/backend ./encoder/model
 	$(GO) test -race -count=1 ./encoder/backend
 	$(GO) test -race -count=1 -run Concurrent ./encoder/model
 

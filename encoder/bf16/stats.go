@@ -3,6 +3,7 @@ package bf16
 import (
 	"encoding/binary"
 	"math"
+	"unsafe"
 )
 
 // ErrorStats summarizes the error of converting a tensor to bfloat16.
@@ -75,37 +76,48 @@ type acc struct {
 type sums struct{ maxAbs, sumSqErr, sumSq float64 }
 
 // run converts src into dst and records the errors: the hot loop of staging.
+// Where the platform has one, a vector loop converts whole blocks of values
+// (runBlocks) and the scalar loop below takes the blocks it leaves: ones
+// holding NaN, ±Inf or overflow, and the tail.
 func (a *acc) run(dst []uint16, src []float32) {
 	dst = dst[:len(src)]
 	s := a.sums // a local: stays in registers
-	for i, x := range src {
-		b := math.Float32bits(x)
-		h, ok := round(b)
-		if ok {
-			s = s.add(b, h)
-		} else {
-			h = a.special(b)
+	var v sums  // the vector loop's sums
+	for i := 0; i < len(dst); {
+		i += runBlocks(dst[i:], unsafe.Pointer(unsafe.SliceData(src[i:])), &v)
+		for end := min(i+16, len(dst)); i < end; i++ {
+			b := math.Float32bits(src[i])
+			h, ok := round(b)
+			if ok {
+				s = s.add(b, h)
+			} else {
+				h = a.special(b)
+			}
+			dst[i] = h
 		}
-		dst[i] = h
 	}
-	a.sums = s
+	a.sums = s.merge(v)
 }
 
 // runLE is run reading little-endian float32 bytes in place (4·len(dst) of them).
 func (a *acc) runLE(dst []uint16, src []byte) {
 	src = src[:4*len(dst)]
 	s := a.sums
-	for i := range dst {
-		b := binary.LittleEndian.Uint32(src[4*i : 4*i+4])
-		h, ok := round(b)
-		if ok {
-			s = s.add(b, h)
-		} else {
-			h = a.special(b)
+	var v sums
+	for i := 0; i < len(dst); {
+		i += runBlocks(dst[i:], unsafe.Pointer(unsafe.SliceData(src[4*i:])), &v)
+		for end := min(i+16, len(dst)); i < end; i++ {
+			b := binary.LittleEndian.Uint32(src[4*i : 4*i+4])
+			h, ok := round(b)
+			if ok {
+				s = s.add(b, h)
+			} else {
+				h = a.special(b)
+			}
+			dst[i] = h
 		}
-		dst[i] = h
 	}
-	a.sums = s
+	a.sums = s.merge(v)
 }
 
 // round converts the float32 with bits b to bfloat16, rounding to nearest even; ok is false
@@ -125,6 +137,11 @@ func (s sums) add(b uint32, h uint16) sums {
 		s.maxAbs = ad
 	}
 	return s
+}
+
+// merge returns the sums of s and o together.
+func (s sums) merge(o sums) sums {
+	return sums{maxAbs: math.Max(s.maxAbs, o.maxAbs), sumSqErr: s.sumSqErr + o.sumSqErr, sumSq: s.sumSq + o.sumSq}
 }
 
 // special converts the NaN, ±Inf or overflowing float32 with bits b and counts it apart.
@@ -219,10 +236,24 @@ func ConvertTransposedLE(dst []uint16, src []byte, rows, cols int) ErrorStats {
 }
 
 // transposeStrip writes rows i0..i0+n of a rows×cols matrix, held in buf as
-// n×cols, into dst, its cols×rows transpose.
+// n×cols, into dst, its cols×rows transpose: eight output columns at a time
+// (one 16-byte read of buf per row feeds eight sequential writers; 4× faster
+// than a column at a time for whisper-base's fc1), then the columns left.
 func transposeStrip(dst, buf []uint16, i0, n, rows, cols int) {
-	for j := range cols {
-		out := dst[j*rows+i0 : j*rows+i0+n]
+	j := 0
+	for ; j+8 <= cols; j += 8 {
+		o0, o1 := dst[j*rows+i0:][:n], dst[(j+1)*rows+i0:][:n]
+		o2, o3 := dst[(j+2)*rows+i0:][:n], dst[(j+3)*rows+i0:][:n]
+		o4, o5 := dst[(j+4)*rows+i0:][:n], dst[(j+5)*rows+i0:][:n]
+		o6, o7 := dst[(j+6)*rows+i0:][:n], dst[(j+7)*rows+i0:][:n]
+		for k := range o0 {
+			r := buf[k*cols+j:][:8]
+			o0[k], o1[k], o2[k], o3[k] = r[0], r[1], r[2], r[3]
+			o4[k], o5[k], o6[k], o7[k] = r[4], r[5], r[6], r[7]
+		}
+	}
+	for ; j < cols; j++ {
+		out := dst[j*rows+i0:][:n]
 		for k := range out {
 			out[k] = buf[k*cols+j]
 		}
