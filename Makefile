@@ -213,14 +213,14 @@ fixtures: fixtures-stage fixtures-frontend
 .PHONY: test-stage fuzz-stage test-ort-fixtures bench-stage bench-model fixtures-stage
 FUZZTIME ?= 10s
 test-stage: fuzz-stage test-ort-fixtures
-	$(GO) test -race -count=1 ./encoder/stage/... ./encoder/download ./encoder/onnx ./encoder/staged
+	$(GO) test -race -count=1 ./encoder/convert/... ./encoder/download ./encoder/onnx ./encoder/staged
 # (-fuzzminimizetime bounds the minimization of new inputs: of a 40-80 kB model it
 # would otherwise take the whole run)
 FUZZFLAGS = -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 fuzz-stage:
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParse$$' ./encoder/onnx
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParse$$' ./encoder/safetensors
-	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzPlan$$' ./encoder/stage
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzPlan$$' ./encoder/convert
 test-ort-fixtures:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
 	node testdata/ort/check_quantized.js verify

@@ -9,7 +9,7 @@ import (
 	"os"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 )
 
 func init() {
@@ -43,7 +43,7 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("staged the bundled model (%s, %d bytes, embedded in the binary) into %s\n\n", bundled.Name, len(bundled.Model()), r.Dir)
-	rep, err := stage.Inspect(r.Dir, 0)
+	rep, err := convert.Inspect(r.Dir, 0)
 	if err != nil {
 		return err
 	}
@@ -59,17 +59,17 @@ func runDemo(ctx context.Context, args []string) error {
 }
 
 // stageDemo writes the embedded model next to the cache and stages it.
-func stageDemo(ctx context.Context, cache string) (stage.Result, error) {
+func stageDemo(ctx context.Context, cache string) (convert.Result, error) {
 	src, err := os.MkdirTemp("", "whisper-demo-src-")
 	if err != nil {
-		return stage.Result{}, err
+		return convert.Result{}, err
 	}
 	defer os.RemoveAll(src)
 	path, err := bundled.WriteTo(src)
 	if err != nil {
-		return stage.Result{}, err
+		return convert.Result{}, err
 	}
-	return stage.Stage(ctx, stage.Options{
+	return convert.Stage(ctx, convert.Options{
 		Source: path, CacheDir: cache, ConverterVersion: converterVersion(),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})

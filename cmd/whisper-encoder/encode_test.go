@@ -7,15 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
 )
 
 const golden = "../../testdata/golden/"
 
 func stageTiny(t *testing.T) string {
 	t.Helper()
-	res, err := stage.Stage(context.Background(), stage.Options{Source: stageModels + "tiny-op17.onnx", CacheDir: t.TempDir(), NoSync: true})
+	res, err := convert.Stage(context.Background(), convert.Options{Source: stageModels + "tiny-op17.onnx", CacheDir: t.TempDir(), NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

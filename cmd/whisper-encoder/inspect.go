@@ -11,7 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 )
 
 func init() {
@@ -36,7 +36,7 @@ func runInspect(ctx context.Context, args []string) error {
 	if fs.NArg() != 1 {
 		return usageError{errors.New("want one ONNX file or staged directory")}
 	}
-	r, err := stage.Inspect(fs.Arg(0), *heads)
+	r, err := convert.Inspect(fs.Arg(0), *heads)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func runInspect(ctx context.Context, args []string) error {
 }
 
 // printReport writes the human-readable report.
-func printReport(w io.Writer, r stage.Report) {
+func printReport(w io.Writer, r convert.Report) {
 	c := r.Config
 	fmt.Fprintf(w, "%s (%s)\n", r.Path, map[string]string{"onnx": "ONNX source", "staged": "staged directory"}[r.Kind])
 	if r.Key != "" {
@@ -92,7 +92,7 @@ func printReport(w io.Writer, r stage.Report) {
 	tw.Flush()
 }
 
-func via(t stage.TensorRow) string {
+func via(t convert.TensorRow) string {
 	if t.Node == "" {
 		return t.IdentifiedBy
 	}

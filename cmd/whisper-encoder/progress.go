@@ -4,13 +4,13 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 )
 
 // syncProgress serializes calls from the stager's concurrent workers.
-func syncProgress(f func(stage.Progress)) func(stage.Progress) {
+func syncProgress(f func(convert.Progress)) func(convert.Progress) {
 	var mu sync.Mutex
-	return func(p stage.Progress) {
+	return func(p convert.Progress) {
 		mu.Lock()
 		defer mu.Unlock()
 		f(p)

@@ -21,7 +21,7 @@ import (
 
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/client"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage/stagetest"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert/converttest"
 )
 
 // TestServeBackendNPUFailsLoudly: this build has no NPU backend, so --backend
@@ -46,7 +46,7 @@ func TestServeBackendNPUFailsLoudly(t *testing.T) {
 // stageBundled stages the bundled demo model into dir and returns the staged directory.
 func stageBundled(t *testing.T, dir string) string {
 	t.Helper()
-	weights, err := stagetest.Demo(dir)
+	weights, err := converttest.Demo(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 	"github.com/xdna-whisper/xdna-whisper/encoder/download"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
 	"github.com/xdna-whisper/xdna-whisper/internal/version"
 )
 
@@ -64,7 +64,7 @@ func runStage(ctx context.Context, args []string) error {
 	progress, finish := progressReporter(logger)
 	progress, finishReport := withPodReport(logger, *reportPod, progress)
 	defer finishReport()
-	r, err := stage.Stage(ctx, stage.Options{
+	r, err := convert.Stage(ctx, convert.Options{
 		Source: *source, SHA256: *sum, CacheDir: *cache, Heads: *heads,
 		ConverterVersion: converterVersion(), Logger: logger, Progress: progress,
 		Download: download.Options{Token: os.Getenv("HF_TOKEN"), StallTimeout: *stall},
@@ -134,11 +134,11 @@ func writeResult(path string, s stageSummary) error {
 
 // progressReporter draws a progress bar per phase on a terminal and logs
 // periodic structured lines otherwise.
-func progressReporter(logger *slog.Logger) (func(stage.Progress), func()) {
+func progressReporter(logger *slog.Logger) (func(convert.Progress), func()) {
 	tty := term.IsTerminal(int(os.Stderr.Fd()))
 	reporters := map[string]*download.Reporter{}
 	var current *download.Reporter
-	update := func(p stage.Progress) {
+	update := func(p convert.Progress) {
 		r, ok := reporters[p.Phase]
 		switch {
 		case !ok:

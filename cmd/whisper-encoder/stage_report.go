@@ -3,15 +3,15 @@ package main
 import (
 	"log/slog"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 	"github.com/xdna-whisper/xdna-whisper/encoder/podreport"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
 )
 
 // withPodReport also publishes staging progress as an annotation on pod (the operator's staging
 // Job passes its own pod's name), for the WhisperEncoder's status.staging. Reporting is best
 // effort: when the pod cannot be reached the stager logs why and stages anyway. The returned
 // finish sends the last report.
-func withPodReport(logger *slog.Logger, pod string, progress func(stage.Progress)) (func(stage.Progress), func()) {
+func withPodReport(logger *slog.Logger, pod string, progress func(convert.Progress)) (func(convert.Progress), func()) {
 	if pod == "" {
 		return progress, func() {}
 	}
@@ -20,7 +20,7 @@ func withPodReport(logger *slog.Logger, pod string, progress func(stage.Progress
 		logger.Warn("no progress reporting to the pod", "err", err)
 		return progress, func() {}
 	}
-	return func(p stage.Progress) {
+	return func(p convert.Progress) {
 			progress(p)
 			r.Report(podreport.Progress{Phase: p.Phase, BytesDone: p.Done, BytesTotal: p.Total})
 		}, func() {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 )
 
 const stageModels = "../../testdata/models/"
@@ -109,7 +109,7 @@ func TestStageDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := stage.Inspect(r.Dir, 0)
+	rep, err := convert.Inspect(r.Dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

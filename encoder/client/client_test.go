@@ -12,13 +12,13 @@ import (
 
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert/converttest"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server/servertest"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage/stagetest"
 )
 
 func TestClients(t *testing.T) {
-	weights, err := stagetest.Demo(t.TempDir())
+	weights, err := converttest.Demo(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

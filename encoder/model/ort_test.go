@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 )
 
 // stageONNX stages an ONNX fixture with the real staging code (once per test
@@ -39,7 +39,7 @@ func stageONNX(t *testing.T, file string) string {
 	if d, ok := staged_.dirs[file]; ok {
 		return d
 	}
-	res, err := stage.Stage(context.Background(), stage.Options{Source: file, CacheDir: staged_.cache, NoSync: true})
+	res, err := convert.Stage(context.Background(), convert.Options{Source: file, CacheDir: staged_.cache, NoSync: true})
 	if err != nil {
 		t.Fatalf("stage %s: %v", file, err)
 	}

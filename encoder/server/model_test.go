@@ -20,10 +20,10 @@ import (
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert/converttest"
 	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
 	"github.com/xdna-whisper/xdna-whisper/encoder/model"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage/stagetest"
 )
 
 // The data-path tests run the REAL encoder (encoder/model) on the bundled
@@ -46,7 +46,7 @@ func stagedDemo(t testing.TB) string {
 			return
 		}
 		cleanups = append(cleanups, func() { os.RemoveAll(root) })
-		stagedDir, stageErr = stagetest.Demo(root)
+		stagedDir, stageErr = converttest.Demo(root)
 	})
 	if stageErr != nil {
 		t.Fatal(stageErr)

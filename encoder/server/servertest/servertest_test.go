@@ -5,13 +5,13 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage/stagetest"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert/converttest"
 )
 
 // TestStart: once Start returns, the server answers /readyz and /healthz with 200 and accepts
 // connections on its gRPC address.
 func TestStart(t *testing.T) {
-	weights, err := stagetest.Demo(t.TempDir())
+	weights, err := converttest.Demo(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

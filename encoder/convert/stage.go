@@ -1,4 +1,4 @@
-// Package stage turns a Whisper encoder ONNX export (fp32, fp16, dynamic
+// Package convert turns a Whisper encoder ONNX export (fp32, fp16, dynamic
 // int8/uint8 or 4-bit MatMulNBits; weights inline, in typed fields or in
 // external data) into a staged directory (package staged): BF16 tensors under
 // canonical Hugging Face names, found through the graph rather than by name,
@@ -8,7 +8,7 @@
 // precision and format version; it is written into a temporary sibling and
 // renamed into place, so concurrent stagers of the same source both succeed
 // and a killed one leaves nothing that looks complete.
-package stage
+package convert
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package stagetest
+package converttest
 
 import (
 	"os"

@@ -1,5 +1,5 @@
-// Package stagetest stages models for other packages' tests.
-package stagetest
+// Package converttest stages models for other packages' tests.
+package converttest
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 )
 
 // Demo stages the bundled demo model (encoder/bundled: d_model 64, 2 layers, 80 mel bins)
@@ -19,7 +19,7 @@ func Demo(dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("stage the demo model: %w", err)
 	}
-	r, err := stage.Stage(context.Background(), stage.Options{
+	r, err := convert.Stage(context.Background(), convert.Options{
 		Source: src, CacheDir: filepath.Join(dir, "cache"), Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -1,4 +1,4 @@
-package stage
+package convert
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert/internal/npz"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
-	"github.com/xdna-whisper/xdna-whisper/encoder/stage/internal/npz"
 	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
 )
 
