@@ -12,7 +12,7 @@ LDFLAGS     := -s -w -X github.com/xdna-whisper/xdna-whisper/internal/version.Ve
                -X github.com/xdna-whisper/xdna-whisper/internal/version.Commit=$(COMMIT)
 BINARIES    := whisper-encoder xdna-device-plugin whisper-operator
 
-.PHONY: all build test test-unit lint demo bench fixtures clean generate-proto check-proto
+.PHONY: all build test test-unit lint demo bench fixtures clean generate-proto check-proto check-asm
 
 all: build
 
@@ -23,7 +23,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/ $(addprefix ./cmd/,$(BINARIES))
 
 ## test: every test the project has (what .ci/run runs)
-test: lint test-unit check-proto test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-chart verify-docs e2e
+test: lint test-unit check-proto check-asm test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-chart verify-docs e2e
 
 ## lint: gofmt and go vet
 lint:
@@ -41,6 +41,11 @@ generate-proto:
 ## check-proto: fail if the committed generated proto code is stale
 check-proto:
 	bash hack/proto.sh check
+
+## check-asm: fail if encoder/kernels' committed assembly is not what its generator
+## (encoder/kernels/internal/asmgen; go generate ./encoder/kernels) writes today
+check-asm:
+	bash hack/asm.sh check
 
 ## images: OCI image tarballs in bin/images without a container engine (hack/images):
 ## one per binary in BINARIES, plus the e2e node's pause and e2e-agent images

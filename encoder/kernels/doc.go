@@ -12,7 +12,8 @@
 //   - AVX2: AVX2/FMA fp32 GEMMs with BF16 weights widened to fp32.
 //   - Portable: pure Go (the only ISA when built with the purego tag).
 //
-// The assembly is written by gen_amd64.go (go generate); the BF16 instructions
+// The assembly is written by the generator internal/asmgen (go generate; make
+// check-asm verifies the committed files are its output); the BF16 instructions
 // the Go assembler cannot spell are emitted as raw EVEX bytes, and a test
 // disassembles them with GNU objdump.
 //
@@ -20,3 +21,5 @@
 // weight matrix [N][K] (out × in, as PyTorch stores Linear weights) packed
 // once into panels of 32 columns (see Packed).
 package kernels
+
+//go:generate go run ./internal/asmgen -out .

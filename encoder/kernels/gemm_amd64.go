@@ -2,8 +2,6 @@
 
 package kernels
 
-//go:generate go run gen_amd64.go
-
 const haveAsm = true
 
 // The micro-kernels (gemm_amd64.s) compute register tiles
