@@ -22,7 +22,7 @@ ARG VERSION=dev
 ARG COMMIT=unknown
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
       -ldflags "-s -w -X github.com/xdna-whisper/xdna-whisper/internal/version.Version=${VERSION} -X github.com/xdna-whisper/xdna-whisper/internal/version.Commit=${COMMIT}" \
-      -o /out/ ./cmd/...
+      -o /out/ ./cmd/whisper-encoder ./cmd/xdna-device-plugin ./cmd/whisper-operator
 RUN mkdir -p /rootfs/etc/ssl/certs /rootfs/home/nonroot /rootfs/tmp \
  && printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > /rootfs/etc/passwd \
  && printf 'root:x:0:\nnonroot:x:65532:\n' > /rootfs/etc/group \

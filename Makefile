@@ -22,6 +22,12 @@ build:
 	@mkdir -p $(BINDIR)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/ $(addprefix ./cmd/,$(BINARIES))
 
+## bench-tool: whisper-encoder and the developer benchmark tool whisper-bench into
+## bin/ (whisper-bench is in no image: it runs node/python3 scripts from testdata/)
+.PHONY: bench-tool
+bench-tool:
+	@mkdir -p bin && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/whisper-encoder ./cmd/whisper-bench
+
 ## test: every test the project has (what .ci/run runs)
 test: lint test-unit check-proto check-asm test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-chart verify-docs e2e
 
@@ -98,14 +104,13 @@ test-encoder:
 ## bench-encoder: the Go CPU encoder against ONNX Runtime (onnxruntime-node) on the
 ## same whisper-base-sized fp32 ONNX and input, alternating A/B, at 1 and 2 threads
 BENCH_ONNX ?= $(XDNA_CACHE)/fixtures/whisper-base-fp32.onnx
-bench-encoder:
-	@mkdir -p bin && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/whisper-encoder
+bench-encoder: bench-tool
 	@test -f $(BENCH_ONNX) || /usr/bin/python3 testdata/gen/gen_fixtures.py bench $(BENCH_ONNX)
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
 	@dir=$$(bin/whisper-encoder stage --source $(BENCH_ONNX) --cache $(XDNA_CACHE)/staged 2>/dev/null) && \
 	for t in 1 2; do \
 	  echo "== $$t thread(s) =="; \
-	  bin/whisper-encoder bench --weights $$dir --threads $$t --in testdata/mel/jfk_80.npy --ort $(BENCH_ONNX) --rounds 9 || exit 1; \
+	  bin/whisper-bench encoder --weights $$dir --threads $$t --in testdata/mel/jfk_80.npy --ort $(BENCH_ONNX) --rounds 9 || exit 1; \
 	done
 
 ## goldens: ONNX Runtime's outputs for the fixture models (testdata/golden)
@@ -239,8 +244,8 @@ $(BENCH_ONNX):
 ## bench-stage: staging wall time and peak RSS of the base-sized export, side by side
 ## with the seed pipeline (onnx.load + numpy + torch.bfloat16), then a large-v3-sized
 ## external-data model (payload synthesized for the committed real graph) against sha256sum
-bench-stage: build $(BENCH_ONNX)
-	bin/whisper-encoder bench-stage --model $(BENCH_ONNX) --large testdata/models/graphs/whisper-large-v3.onnx.gz
+bench-stage: bench-tool $(BENCH_ONNX)
+	bin/whisper-bench stage --encoder bin/whisper-encoder --model $(BENCH_ONNX) --large testdata/models/graphs/whisper-large-v3.onnx.gz
 
 ## fixtures-stage: testdata/models and the bundled demo model from PyTorch and onnx
 ## (Debian python3-torch, python3-onnx), the graph-only exports of every Whisper size,

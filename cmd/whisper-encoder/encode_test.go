@@ -4,9 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/cli"
 	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
 )
@@ -48,12 +48,12 @@ func TestEncodeCommand(t *testing.T) {
 	if len(got.Shape) != 3 || got.Shape[0] != 3 || got.Shape[1] != 24 || got.Shape[2] != 32 {
 		t.Fatalf("output shape %v, want [3 24 32]", got.Shape)
 	}
-	if cos, rel := agreement(got.Data, ref.Data, 32); cos < 0.9999 || rel > 1e-2 {
+	if cos, rel := cli.Agreement(got.Data, ref.Data, 32); cos < 0.9999 || rel > 1e-2 {
 		t.Fatalf("vs ORT: min per-frame cosine %.7f, max|Δ|/max|ref| %.3g", cos, rel)
 	}
 }
 
-func TestEncodeAndBenchFailures(t *testing.T) {
+func TestEncodeFailures(t *testing.T) {
 	dir := stageTiny(t)
 	tmp := t.TempDir()
 	wrong := filepath.Join(tmp, "wrong.npy")
@@ -71,8 +71,6 @@ func TestEncodeAndBenchFailures(t *testing.T) {
 		{"wrong mel bins", []string{"encode", "--weights", dir, "--in", wrong, "--out", filepath.Join(tmp, "o.npy")}, 1},
 		{"not staged", []string{"encode", "--weights", tmp, "--in", wrong, "--out", filepath.Join(tmp, "o.npy")}, 1},
 		{"bad kernels", []string{"encode", "--weights", dir, "--kernels", "mmx", "--in", wrong, "--out", filepath.Join(tmp, "o.npy")}, 1},
-		{"bench no weights", []string{"bench"}, 2},
-		{"bench zero batch", []string{"bench", "--weights", dir, "--batch", "0"}, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,18 +81,5 @@ func TestEncodeAndBenchFailures(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "o.npy")); !os.IsNotExist(err) {
 		t.Errorf("a failed encode left an output file: %v", err)
-	}
-}
-
-func TestBenchCommand(t *testing.T) {
-	dir := stageTiny(t)
-	code, out := runQuiet(t, "bench", "--weights", dir, "--iterations", "2", "--batch", "2", "--threads", "2")
-	if code != 0 {
-		t.Fatalf("bench: exit %d", code)
-	}
-	for _, want := range []string{"ms per 0.48 s window", "realtime factor", "GFLOP/s", "peak RSS", "attention", "mlp"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("bench output lacks %q:\n%s", want, out)
-		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"runtime"
 	"sync"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
@@ -16,6 +15,3 @@ func syncProgress(f func(convert.Progress)) func(convert.Progress) {
 		f(p)
 	}
 }
-
-// numCPU is the number of CPUs the process may use.
-func numCPU() int { return runtime.GOMAXPROCS(0) }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/cli"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server"
 )
 
@@ -28,7 +29,7 @@ const defaultTerminationLog = "/dev/termination-log"
 
 func runServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	mf := addModelFlags(fs)
+	mf := cli.AddModelFlags(fs)
 	def := server.DefaultOptions()
 	var (
 		httpAddr     = fs.String("http-addr", ":8080", "HTTP listen address (POST /v1/encode, /healthz, /readyz, /metrics, /v1/model)")
@@ -49,7 +50,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	if *mf.weights == "" || fs.NArg() > 0 {
+	if *mf.Weights == "" || fs.NArg() > 0 {
 		return usageError{errors.New("want --weights DIR and no arguments (see -h)")}
 	}
 	log, err := newLogger(*logLevel, *logFormat)
@@ -68,17 +69,17 @@ func runServe(ctx context.Context, args []string) error {
 }
 
 // serve loads the model for the chosen backend and runs the server until ctx ends.
-func serve(ctx context.Context, log *slog.Logger, mf modelFlags, backend, httpAddr, grpcAddr string, opts server.Options, drain time.Duration) error {
+func serve(ctx context.Context, log *slog.Logger, mf cli.ModelFlags, backend, httpAddr, grpcAddr string, opts server.Options, drain time.Duration) error {
 	chosen, err := chooseBackend(log, backend)
 	if err != nil {
 		return err
 	}
-	enc, loadTime, err := mf.load()
+	enc, loadTime, err := mf.Load()
 	if err != nil {
 		return err
 	}
 	defer enc.Close()
-	info, err := server.InfoFor(*mf.weights, chosen)
+	info, err := server.InfoFor(*mf.Weights, chosen)
 	if err != nil {
 		return err
 	}

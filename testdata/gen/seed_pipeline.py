@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""The seed document's staging pipeline, the reference for `whisper-encoder
-bench-stage`: onnx.load the whole model, numpy arrays of every initializer,
+"""The seed document's staging pipeline, the reference for `whisper-bench
+stage`: onnx.load the whole model, numpy arrays of every initializer,
 torch.bfloat16 conversion (transposing the MatMul weights), torch.save.
 
   /usr/bin/python3 testdata/gen/seed_pipeline.py MODEL.onnx OUT.pt

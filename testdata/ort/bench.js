@@ -1,5 +1,5 @@
 'use strict';
-// bench.js — ONNX Runtime side of `whisper-encoder bench --ort MODEL`.
+// bench.js — ONNX Runtime side of `whisper-bench encoder --ort MODEL`.
 //
 //   node bench.js --model MODEL.onnx --in MEL.npy --threads N
 //

@@ -1,5 +1,8 @@
 package main
 
+// The encoder subcommand: the CPU encoder's speed and memory, and an A/B
+// against ONNX Runtime (testdata/ort/bench.js) on the same input.
+
 import (
 	"bufio"
 	"context"
@@ -18,28 +21,21 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/cli"
 	"github.com/xdna-whisper/xdna-whisper/encoder/model"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
 )
 
-func init() {
-	register(command{
-		name:    "bench",
-		summary: "measure the CPU encoder: ms per 30 s window, realtime factor, GFLOP/s, peak RSS, per-op times; optionally A/B against ONNX Runtime",
-		run:     runBench,
-	})
-}
-
 type benchFlags struct {
-	mf                  modelFlags
+	mf                  cli.ModelFlags
 	batch, iters, round *int
 	in, ort, ortScript  *string
 }
 
 func runBench(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("encoder", flag.ContinueOnError)
 	bf := benchFlags{
-		mf:        addModelFlags(fs),
+		mf:        cli.AddModelFlags(fs),
 		batch:     fs.Int("batch", 1, "windows per Encode call"),
 		iters:     fs.Int("iterations", 5, "timed Encode calls (after one warm-up call)"),
 		round:     fs.Int("rounds", 7, "with --ort: alternating Go/ORT rounds"),
@@ -50,18 +46,18 @@ func runBench(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	if *bf.mf.weights == "" || fs.NArg() > 0 {
+	if *bf.mf.Weights == "" || fs.NArg() > 0 {
 		return usageError{errors.New("want --weights and no arguments (see -h)")}
 	}
 	if *bf.batch < 1 || *bf.iters < 1 || *bf.round < 1 {
 		return usageError{errors.New("--batch, --iterations and --rounds must be ≥ 1")}
 	}
-	if *bf.mf.threads > 0 {
-		runtime.GOMAXPROCS(*bf.mf.threads)
+	if *bf.mf.Threads > 0 {
+		runtime.GOMAXPROCS(*bf.mf.Threads)
 	}
 	before := readRSS()
 	loadCPU := processCPU()
-	enc, loadTime, err := bf.mf.load()
+	enc, loadTime, err := bf.mf.Load()
 	if err != nil {
 		return err
 	}
@@ -148,7 +144,7 @@ func report(who string, positions int, flops float64, perWindow []float64) {
 // benchInput reads --in or makes seeded log-mel-like noise, one window.
 func benchInput(path string, mels, frames int) (model.Tensor, error) {
 	if path != "" {
-		t, err := readMel(path)
+		t, err := cli.ReadMel(path)
 		if err != nil {
 			return t, err
 		}
@@ -228,7 +224,7 @@ func benchORT(ctx context.Context, enc *model.Encoder, mel model.Tensor, bf benc
 	}
 	defer os.RemoveAll(dir)
 	inPath := filepath.Join(dir, "in.npy")
-	if err := writeNPY(inPath, npy.Array{Shape: mel.Shape, Data: mel.Data}); err != nil {
+	if err := cli.WriteNPY(inPath, npy.Array{Shape: mel.Shape, Data: mel.Data}); err != nil {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, "node", *bf.ortScript, "--model", *bf.ort, "--in", inPath, "--threads", strconv.Itoa(enc.Threads()))
@@ -326,27 +322,11 @@ func benchORT(ctx context.Context, enc *model.Encoder, mel model.Tensor, bf benc
 	if err != nil {
 		return err
 	}
-	cos, rel := agreement(got.Data, ref.Data, cfg.DModel)
+	cos, rel := cli.Agreement(got.Data, ref.Data, cfg.DModel)
 	fmt.Printf("  accuracy vs ort: min per-frame cosine %.7f, max|Δ|/max|ref| %.2e\n", cos, rel)
 	_, err = ask("quit")
 	if err != nil && !strings.Contains(err.Error(), "exited") {
 		return err
 	}
 	return nil
-}
-
-// agreement is the minimum per-frame cosine similarity and max|Δ|/max|ref|.
-func agreement(got, ref []float32, d int) (float64, float64) {
-	minCos, maxRef, maxDiff := 1.0, 0.0, 0.0
-	for f := 0; f*d < len(ref) && f*d < len(got); f++ {
-		var dot, ng, nr float64
-		for i := f * d; i < (f+1)*d; i++ {
-			g, r := float64(got[i]), float64(ref[i])
-			dot, ng, nr = dot+g*r, ng+g*g, nr+r*r
-			maxRef = math.Max(maxRef, math.Abs(r))
-			maxDiff = math.Max(maxDiff, math.Abs(g-r))
-		}
-		minCos = math.Min(minCos, dot/math.Sqrt(ng*nr))
-	}
-	return minCos, maxDiff / maxRef
 }

@@ -1,5 +1,9 @@
 package main
 
+// The stage subcommand: `whisper-encoder stage` (a child process per run) side
+// by side with the seed pipeline (testdata/gen/seed_pipeline.py), and on a
+// synthesized large-v3-sized model against reading and hashing its bytes.
+
 import (
 	"compress/gzip"
 	"context"
@@ -13,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"syscall"
@@ -20,14 +25,6 @@ import (
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/onnx"
 )
-
-func init() {
-	register(command{
-		name:    "bench-stage",
-		summary: "measure staging wall time and peak RSS side by side with the seed pipeline",
-		run:     runBenchStage,
-	})
-}
 
 // measurement is one child process run.
 type measurement struct {
@@ -37,7 +34,7 @@ type measurement struct {
 }
 
 func runBenchStage(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench-stage", flag.ContinueOnError)
+	fs := flag.NewFlagSet("stage", flag.ContinueOnError)
 	cacheRoot := os.Getenv("XDNA_CACHE")
 	if cacheRoot == "" {
 		cacheRoot = "/var/cache/xdna-whisper"
@@ -48,15 +45,16 @@ func runBenchStage(ctx context.Context, args []string) error {
 	seed := fs.String("seed-script", "testdata/gen/seed_pipeline.py", "the seed pipeline script")
 	large := fs.String("large", "", "also stage a large-v3-sized external-data model synthesized from this graph-only export (.onnx or .onnx.gz)")
 	work := fs.String("work", filepath.Join(cacheRoot, "bench"), "folder for synthesized models and caches")
+	encoder := fs.String("encoder", defaultEncoder(), "the whisper-encoder binary whose stage subcommand is measured")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if fs.NArg() > 0 || *runs < 1 {
-		return usageError{errors.New("bench-stage takes flags only, --runs ≥ 1")}
+		return usageError{errors.New("stage takes flags only, --runs ≥ 1")}
 	}
-	self, err := os.Executable()
+	bin, err := exec.LookPath(*encoder)
 	if err != nil {
-		return err
+		return fmt.Errorf("the whisper-encoder binary (--encoder): %w", err)
 	}
 	if err := os.MkdirAll(*work, 0o755); err != nil {
 		return err
@@ -67,7 +65,7 @@ func runBenchStage(ctx context.Context, args []string) error {
 	st, _ := os.Stat(*model)
 	fmt.Printf("staging %s (%.1f MB), %d runs each, GOMAXPROCS %d\n", *model, float64(st.Size())/1e6, *runs, stageProcs())
 	ours, err := repeat(ctx, *runs, *work, func(cache string) *exec.Cmd {
-		return exec.CommandContext(ctx, self, "stage", "--source", *model, "--cache", cache)
+		return exec.CommandContext(ctx, bin, "stage", "--source", *model, "--cache", cache)
 	})
 	if err != nil {
 		return err
@@ -90,7 +88,7 @@ func runBenchStage(ctx context.Context, args []string) error {
 		}
 	}
 	if *large != "" {
-		return benchLarge(ctx, self, *large, *work, *runs)
+		return benchLarge(ctx, bin, *large, *work, *runs)
 	}
 	return nil
 }
@@ -147,14 +145,24 @@ func stageReport(name string, ms []measurement, bytes int64, _ int) {
 	fmt.Println(line)
 }
 
-func stageProcs() int {
-	return int(math.Max(1, float64(numCPU())))
+func stageProcs() int { return runtime.GOMAXPROCS(0) }
+
+// defaultEncoder is whisper-encoder next to this executable (make builds both
+// into bin/), else whisper-encoder on PATH.
+func defaultEncoder() string {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "whisper-encoder")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return "whisper-encoder"
 }
 
 // benchLarge synthesizes the payload of a graph-only large export (random
 // float32 in ±0.05 at every tensor's offset), then stages it and compares
 // the throughput with reading and hashing the same bytes.
-func benchLarge(ctx context.Context, self, graph, work string, runs int) error {
+func benchLarge(ctx context.Context, bin, graph, work string, runs int) error {
 	dir := filepath.Join(work, "large")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -181,7 +189,7 @@ func benchLarge(ctx context.Context, self, graph, work string, runs int) error {
 	}
 	stageReport("read+sha256 (Go, in process)", []measurement{goHash}, total, 0)
 	ours, err := repeat(ctx, max(1, runs/2), work, func(cache string) *exec.Cmd {
-		return exec.CommandContext(ctx, self, "stage", "--source", model, "--cache", cache)
+		return exec.CommandContext(ctx, bin, "stage", "--source", model, "--cache", cache)
 	})
 	if err != nil {
 		return err
