@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
 	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
 )
 
@@ -37,8 +38,8 @@ func randF32(r *rand.Rand, n int, scale float64) []float32 {
 func randBF16(r *rand.Rand, n int, scale float64) ([]uint16, []float64) {
 	b, f := make([]uint16, n), make([]float64, n)
 	for i := range b {
-		b[i] = kernels.BF16(float32(r.NormFloat64() * scale))
-		f[i] = float64(kernels.F32(b[i]))
+		b[i] = bf16.FromFloat32FTZ(float32(r.NormFloat64() * scale))
+		f[i] = float64(bf16.ToFloat32(b[i]))
 	}
 	return b, f
 }
@@ -91,7 +92,7 @@ func linearRef(x []float64, n, in int, w []float64, out int, b []float32) []floa
 func roundBF16(v []float64) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {
-		out[i] = float64(kernels.F32(kernels.BF16(float32(x))))
+		out[i] = float64(bf16.ToFloat32(bf16.FromFloat32FTZ(float32(x))))
 	}
 	return out
 }

@@ -67,6 +67,49 @@ func TestFromFloat32Table(t *testing.T) {
 	}
 }
 
+// TestFromFloat32FTZ checks the flush-to-zero variant against an independent
+// reading of its definition: a zero exponent gives a zero of the input's sign,
+// every other input rounds exactly as the nearest-even oracle (NaN stays NaN).
+// Every upper half is tried with the low halves at and around the rounding cut.
+func TestFromFloat32FTZ(t *testing.T) {
+	for _, tc := range []struct {
+		in, want uint32
+	}{
+		{0x00400000, 0x0000}, // subnormal: FromFloat32 gives 0x0040
+		{0x80400000, 0x8000}, // negative subnormal keeps its sign
+		{0x007fffff, 0x0000}, // largest subnormal: FromFloat32 gives 0x0080
+		{0x00800000, 0x0080}, // smallest normal stays
+		{0x3f808000, 0x3f80}, // tie to even, as FromFloat32
+		{0x7f7fffff, 0x7f80}, // overflow to +Inf
+		{0x7f800001, 0x7fc0}, // signalling NaN becomes quiet
+	} {
+		if got := FromFloat32FTZ(math.Float32frombits(tc.in)); uint32(got) != tc.want {
+			t.Errorf("FromFloat32FTZ(%#08x) = %#04x, want %#04x", tc.in, got, tc.want)
+		}
+	}
+	for hi := uint32(0); hi <= 0xffff; hi++ {
+		for _, lo := range []uint32{0, 1, 0x7fff, 0x8000, 0x8001, 0xffff} {
+			b := hi<<16 | lo
+			f := math.Float32frombits(b)
+			got := FromFloat32FTZ(f)
+			switch {
+			case b&0x7f800000 == 0:
+				if want := uint16(b>>16) & 0x8000; got != want {
+					t.Fatalf("FromFloat32FTZ(%#08x) = %#04x, want the signed zero %#04x", b, got, want)
+				}
+			case math.IsNaN(float64(f)):
+				if !math.IsNaN(float64(ToFloat32(got))) || got>>15 != uint16(b>>31) {
+					t.Fatalf("FromFloat32FTZ(NaN %#08x) = %#04x, want a NaN of the same sign", b, got)
+				}
+			default:
+				if want := nearest(f); got != want {
+					t.Fatalf("FromFloat32FTZ(%#08x) = %#04x, oracle %#04x", b, got, want)
+				}
+			}
+		}
+	}
+}
+
 func TestRoundTripEveryBF16(t *testing.T) {
 	for h := 0; h <= 0xffff; h++ {
 		f := ToFloat32(uint16(h))

@@ -93,6 +93,10 @@ func convertInPlace(m *onnx.Model, w *weight, dst []uint16, b []byte) bf16.Error
 	return c.Stats()
 }
 
+// toBF16 converts a weight to bfloat16 with bf16.Convert (bf16.FromFloat32
+// rounding: staged weights are the nearest bfloat16 of every value, subnormals
+// included, not the kernels' flush-to-zero rounding), transposed when
+// w.transposed.
 func toBF16(dst []uint16, f []float32, w *weight, t *onnx.Tensor) bf16.ErrorStats {
 	if w.transposed {
 		r, c := rowsCols(t)

@@ -3,6 +3,8 @@ package kernels
 import (
 	"fmt"
 	"math"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
 )
 
 // Flash-attention row operations: one key block of an online softmax, the
@@ -78,7 +80,7 @@ func (i ISA) SoftmaxBlockBF16(p []uint16, ldp int, s []float32, lds, rows, n int
 			pr := p[r*ldp:]
 			for j, v := range s[r*lds : r*lds+n] {
 				e := exp2Poly(v*log2e+nml, exp2BF16Coef[:])
-				pr[j] = BF16(e)
+				pr[j] = bf16.FromFloat32FTZ(e)
 				sum += e
 			}
 			if n%2 == 1 {
@@ -247,6 +249,6 @@ func (i ISA) AddBF16(dst []float32, src []uint16) {
 		}
 	}
 	for j := n0; j < n; j++ {
-		dst[j] += F32(src[j])
+		dst[j] += bf16.ToFloat32(src[j])
 	}
 }

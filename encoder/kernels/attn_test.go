@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
 )
 
 // TestSoftmaxBlock runs a whole online softmax, block by block, over rows
@@ -121,7 +123,7 @@ func testOnline(t *testing.T, isa ISA, bf bool, rows, no int, blocks []int, s []
 				tErr := (math.Abs(float64(s[b][row*lds+j])) + math.Abs(runMax[row]) + math.Abs(x)) * math.Log2E * 0x1p-24 * math.Ln2
 				got, tol := float64(p32[row*ldp+j]), (2e-7+tErr)*want+1e-37
 				if bf {
-					got, tol = float64(F32(p16[row*ldp+j])), want*(1.0/256+3e-6+tErr)+1e-37
+					got, tol = float64(bf16.ToFloat32(p16[row*ldp+j])), want*(1.0/256+3e-6+tErr)+1e-37
 				}
 				if math.Abs(got-want) > tol {
 					t.Fatalf("block %d P[%d][%d] = %g, want %g", b, row, j, got, want)
@@ -148,7 +150,7 @@ func testOnline(t *testing.T, isa ISA, bf bool, rows, no int, blocks []int, s []
 				for j := range n {
 					pv := p32[row*ldp+j]
 					if bf {
-						pv = F32(p16[row*ldp+j])
+						pv = bf16.ToFloat32(p16[row*ldp+j])
 					}
 					acc += pv * v[(col+j)*no+k]
 				}
@@ -226,7 +228,7 @@ func TestScaleRows(t *testing.T) {
 					want32, want16 := float32(0), uint16(0)
 					if j < n {
 						want32 = src[row*lds+j] * f[row]
-						want16 = BF16(want32)
+						want16 = bf16.FromFloat32FTZ(want32)
 					}
 					if d32[row*ldd+j] != want32 {
 						t.Fatalf("%s n%d: [%d][%d] = %g, want %g", isa, n, row, j, d32[row*ldd+j], want32)
@@ -246,13 +248,13 @@ func TestAddBF16(t *testing.T) {
 		x := randSlice(r, n+1, 2)
 		b := make([]uint16, n+1)
 		for i := range b {
-			b[i] = BF16(float32(r.NormFloat64()))
+			b[i] = bf16.FromFloat32FTZ(float32(r.NormFloat64()))
 		}
 		for _, isa := range isas() {
 			got := append([]float32(nil), x...)
 			isa.AddBF16(got[:n], b)
 			for i := range n {
-				if want := x[i] + F32(b[i]); got[i] != want {
+				if want := x[i] + bf16.ToFloat32(b[i]); got[i] != want {
 					t.Fatalf("%s n%d: [%d] = %g, want %g", isa, n, i, got[i], want)
 				}
 			}

@@ -1,26 +1,13 @@
 package kernels
 
-import "math"
+import "github.com/xdna-whisper/xdna-whisper/encoder/bf16"
 
-// BF16 rounds f to bfloat16 the way VCVTNE2PS2BF16 does: to nearest, ties to
-// even; denormal inputs become a signed zero; NaN stays a quiet NaN; values
-// past the largest finite bf16 round to ±Inf.
-func BF16(f float32) uint16 {
-	u := math.Float32bits(f)
-	switch exp := u & 0x7f800000; {
-	case exp == 0:
-		return uint16(u>>16) & 0x8000
-	case exp == 0x7f800000 && u&0x007fffff != 0:
-		return uint16(u>>16) | 0x0040
-	}
-	u += 0x7fff + (u>>16)&1
-	return uint16(u >> 16)
-}
-
-// F32 widens a bfloat16 to float32 (exact).
-func F32(b uint16) float32 { return math.Float32frombits(uint32(b) << 16) }
-
-// ToBF16 converts src to bf16 into dst (len(dst) ≥ len(src)), rounding as BF16.
+// ToBF16 converts src to bf16 into dst (len(dst) ≥ len(src)), rounding as
+// bf16.FromFloat32FTZ: flush-to-zero, because on AVX512_BF16 the whole
+// 32-value blocks go through VCVTNE2PS2BF16, which flushes subnormals, and
+// every ISA and every tail must give the same bits. (The other bf16 outputs
+// of this package, the row operations' and softmax's, round the same way for
+// the same reason; bf16 inputs widen exactly with bf16.ToFloat32.)
 func (i ISA) ToBF16(dst []uint16, src []float32) {
 	dst = dst[:len(src)]
 	n := 0
@@ -31,6 +18,6 @@ func (i ISA) ToBF16(dst []uint16, src []float32) {
 		}
 	}
 	for j := n; j < len(src); j++ {
-		dst[j] = BF16(src[j])
+		dst[j] = bf16.FromFloat32FTZ(src[j])
 	}
 }

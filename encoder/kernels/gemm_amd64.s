@@ -1094,7 +1094,7 @@ nobias:
 
 // func cvtBF16AVX512(dst *uint16, src *float32, n int)
 // Converts n float32 (n a multiple of 32) to bf16, round to nearest even,
-// with VCVTNE2PS2BF16 (denormals flush to zero).
+// with VCVTNE2PS2BF16 (denormals flush to zero): bf16.FromFloat32FTZ.
 TEXT ·cvtBF16AVX512(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
 )
 
 // BenchmarkMatMul measures the weight GEMMs of one whisper-base window
@@ -22,7 +24,7 @@ func BenchmarkMatMul(b *testing.B) {
 	for _, sh := range shapes {
 		w := make([]uint16, sh.n*sh.k)
 		for i := range w {
-			w[i] = BF16(float32(r.NormFloat64()))
+			w[i] = bf16.FromFloat32FTZ(float32(r.NormFloat64()))
 		}
 		var pk Packed
 		_ = PackBF16(&pk, w, sh.n, sh.k, sh.k)

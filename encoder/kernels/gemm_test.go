@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
 )
 
 // isas lists every ISA this machine can run, so forced lower paths are
@@ -90,7 +92,7 @@ func testMatMul(t *testing.T, r *rand.Rand, variant string, sh gemmShape, withBi
 	w := randSlice(r, n*k, 1)
 	wb := make([]uint16, n*k)
 	for i, v := range w {
-		wb[i] = BF16(v)
+		wb[i] = bf16.FromFloat32FTZ(v)
 	}
 	a32 := randSlice(r, m*kp, 1)
 	for i := 0; i < m; i++ {
@@ -116,10 +118,10 @@ func testMatMul(t *testing.T, r *rand.Rand, variant string, sh gemmShape, withBi
 	ab := make([]uint16, m*kp)
 	for i := 0; i < m; i++ {
 		for l := 0; l < kp; l++ {
-			ab[i*kp+l] = BF16(a32[i*kp+l])
+			ab[i*kp+l] = bf16.FromFloat32FTZ(a32[i*kp+l])
 			if l < k {
 				if variant == "bf16" {
-					a64[i*k+l] = float64(F32(ab[i*kp+l]))
+					a64[i*k+l] = float64(bf16.ToFloat32(ab[i*kp+l]))
 				} else {
 					a64[i*k+l] = float64(a32[i*kp+l])
 				}
@@ -131,7 +133,7 @@ func testMatMul(t *testing.T, r *rand.Rand, variant string, sh gemmShape, withBi
 		if variant == "f32·f32" {
 			b64[i] = float64(w[i])
 		} else {
-			b64[i] = float64(F32(wb[i]))
+			b64[i] = float64(bf16.ToFloat32(wb[i]))
 		}
 	}
 	if variant == "f32·f32" {

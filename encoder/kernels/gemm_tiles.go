@@ -1,6 +1,10 @@
 package kernels
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
+)
 
 // Assembly tiles behind the common tileFn signature.
 
@@ -74,11 +78,11 @@ func bf16PortableTile(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *float3
 		initTile(&acc, c, ldc, r, bias, accum)
 		ar := unsafe.Slice((*uint16)(unsafe.Add(a, uintptr(r)*lda)), 2*n)
 		for q := 0; q < n; q++ {
-			a0, a1 := F32(ar[2*q]), F32(ar[2*q+1])
+			a0, a1 := bf16.ToFloat32(ar[2*q]), bf16.ToFloat32(ar[2*q+1])
 			bq := bs[q*2*goNR : (q+1)*2*goNR]
 			for j := range acc {
-				acc[j] += a1 * F32(bq[2*j+1])
-				acc[j] += a0 * F32(bq[2*j])
+				acc[j] += a1 * bf16.ToFloat32(bq[2*j+1])
+				acc[j] += a0 * bf16.ToFloat32(bq[2*j])
 			}
 		}
 		storeTile(&acc, c, ldc, r)
@@ -100,8 +104,8 @@ func f32bf16PortableTile(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *flo
 			a0, a1 := ar[2*q], ar[2*q+1]
 			bq := bs[q*2*goNR : (q+1)*2*goNR]
 			for j := range acc {
-				acc[j] += a0 * F32(bq[2*j])
-				acc[j] += a1 * F32(bq[2*j+1])
+				acc[j] += a0 * bf16.ToFloat32(bq[2*j])
+				acc[j] += a1 * bf16.ToFloat32(bq[2*j+1])
 			}
 		}
 		storeTile(&acc, c, ldc, r)

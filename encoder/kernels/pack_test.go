@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
 )
 
 // TestPut fills packed matrices row by row and column by column in uneven
@@ -24,7 +26,7 @@ func TestPut(t *testing.T) {
 		rounded := make([]uint16, sh.n*sh.k)
 		for i := range sh.n {
 			for j := range sh.k {
-				rounded[i*sh.k+j] = BF16(src[i*ld+j])
+				rounded[i*sh.k+j] = bf16.FromFloat32FTZ(src[i*ld+j])
 			}
 		}
 		var want16, want32 Packed

@@ -3,6 +3,8 @@ package kernels
 import (
 	"fmt"
 	"math"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
 )
 
 // Row operations. Each has an AVX-512 path (the bf16-output forms need
@@ -30,7 +32,7 @@ func (i ISA) GELUBF16(dst []uint16, src []float32) {
 		return
 	}
 	for j, v := range src {
-		dst[j] = BF16(geluBF16(v))
+		dst[j] = bf16.FromFloat32FTZ(geluBF16(v))
 	}
 }
 
@@ -66,7 +68,7 @@ func (i ISA) ScaleBF16(dst []uint16, src []float32, s float32) {
 		return
 	}
 	for j, v := range src {
-		dst[j] = BF16(v * s)
+		dst[j] = bf16.FromFloat32FTZ(v * s)
 	}
 }
 

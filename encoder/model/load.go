@@ -5,7 +5,7 @@ import (
 	"slices"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/backend"
-	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
+	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
 	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
 )
 
@@ -48,7 +48,7 @@ func (s *source) vec(name string, n int) ([]float32, error) {
 	}
 	out := make([]float32, n)
 	for i, v := range b {
-		out[i] = kernels.F32(v)
+		out[i] = bf16.ToFloat32(v)
 	}
 	s.drop()
 	return out, nil

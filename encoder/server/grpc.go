@@ -146,7 +146,8 @@ func (g *grpcService) response(r *request, req *encoderv1.EncodeRequest, w windo
 	}
 }
 
-// tensorProto packs float32 values as float32 or bfloat16 bytes.
+// tensorProto packs float32 values as float32 or bfloat16 bytes (the nearest
+// bfloat16, bf16.FromFloat32: sent values keep their subnormals).
 func tensorProto(v []float32, shape []int64, dtype encoderv1.DType) *encoderv1.Tensor {
 	if dtype == encoderv1.DType_D_TYPE_BFLOAT16 {
 		h := make([]uint16, len(v))
