@@ -21,13 +21,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/cli"
+	"github.com/xdna-whisper/xdna-whisper/cmd/internal/encodercli"
 	"github.com/xdna-whisper/xdna-whisper/encoder/model"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
 )
 
 type benchFlags struct {
-	mf                  cli.ModelFlags
+	mf                  encodercli.ModelFlags
 	batch, iters, round *int
 	in, ort, ortScript  *string
 }
@@ -35,7 +35,7 @@ type benchFlags struct {
 func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("encoder", flag.ContinueOnError)
 	bf := benchFlags{
-		mf:        cli.AddModelFlags(fs),
+		mf:        encodercli.AddModelFlags(fs),
 		batch:     fs.Int("batch", 1, "windows per Encode call"),
 		iters:     fs.Int("iterations", 5, "timed Encode calls (after one warm-up call)"),
 		round:     fs.Int("rounds", 7, "with --ort: alternating Go/ORT rounds"),
@@ -144,7 +144,7 @@ func report(who string, positions int, flops float64, perWindow []float64) {
 // benchInput reads --in or makes seeded log-mel-like noise, one window.
 func benchInput(path string, mels, frames int) (model.Tensor, error) {
 	if path != "" {
-		t, err := cli.ReadMel(path)
+		t, err := encodercli.ReadMel(path)
 		if err != nil {
 			return t, err
 		}
@@ -224,7 +224,7 @@ func benchORT(ctx context.Context, enc *model.Encoder, mel model.Tensor, bf benc
 	}
 	defer os.RemoveAll(dir)
 	inPath := filepath.Join(dir, "in.npy")
-	if err := cli.WriteNPY(inPath, npy.Array{Shape: mel.Shape, Data: mel.Data}); err != nil {
+	if err := encodercli.WriteNPY(inPath, npy.Array{Shape: mel.Shape, Data: mel.Data}); err != nil {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, "node", *bf.ortScript, "--model", *bf.ort, "--in", inPath, "--threads", strconv.Itoa(enc.Threads()))
@@ -322,7 +322,7 @@ func benchORT(ctx context.Context, enc *model.Encoder, mel model.Tensor, bf benc
 	if err != nil {
 		return err
 	}
-	cos, rel := cli.Agreement(got.Data, ref.Data, cfg.DModel)
+	cos, rel := encodercli.Agreement(got.Data, ref.Data, cfg.DModel)
 	fmt.Printf("  accuracy vs ort: min per-frame cosine %.7f, max|Δ|/max|ref| %.2e\n", cos, rel)
 	_, err = ask("quit")
 	if err != nil && !strings.Contains(err.Error(), "exited") {

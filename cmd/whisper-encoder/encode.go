@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/cli"
+	"github.com/xdna-whisper/xdna-whisper/cmd/internal/encodercli"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
 )
 
@@ -22,7 +22,7 @@ func init() {
 
 func runEncode(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("encode", flag.ContinueOnError)
-	mf := cli.AddModelFlags(fs)
+	mf := encodercli.AddModelFlags(fs)
 	in := fs.String("in", "", "input log-mel .npy, float32 [n_mels, frames] or [batch, n_mels, frames] (required)")
 	out := fs.String("out", "", "output .npy, float32 [batch, positions, d_model] (required)")
 	server := fs.String("server", "", "encode FILE (audio or log-mel .npy) on a running server instead: http://HOST:PORT or gRPC HOST:PORT")
@@ -35,7 +35,7 @@ func runEncode(ctx context.Context, args []string) error {
 	if *mf.Weights == "" || *in == "" || *out == "" || fs.NArg() > 0 {
 		return usageError{errors.New("want --weights, --in and --out, and no arguments (see -h)")}
 	}
-	mel, err := cli.ReadMel(*in)
+	mel, err := encodercli.ReadMel(*in)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func runEncode(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s: %w", *in, err)
 	}
 	took := time.Since(t1)
-	if err := cli.WriteNPY(*out, npy.Array{Shape: hidden.Shape, Data: hidden.Data}); err != nil {
+	if err := encodercli.WriteNPY(*out, npy.Array{Shape: hidden.Shape, Data: hidden.Data}); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "%s %v → %s %v (%s, load %v, encode %v)\n",

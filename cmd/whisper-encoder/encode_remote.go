@@ -11,7 +11,7 @@ import (
 	"time"
 
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
-	"github.com/xdna-whisper/xdna-whisper/encoder/cli"
+	"github.com/xdna-whisper/xdna-whisper/cmd/internal/encodercli"
 	"github.com/xdna-whisper/xdna-whisper/encoder/client"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
 )
@@ -52,7 +52,7 @@ func encodeRemote(ctx context.Context, addr string, files []string, out string) 
 		}
 	}
 	if out != "" {
-		if err := cli.WriteNPY(out, hidden); err != nil {
+		if err := encodercli.WriteNPY(out, hidden); err != nil {
 			return err
 		}
 	}

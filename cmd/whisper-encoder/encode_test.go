@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/cli"
+	"github.com/xdna-whisper/xdna-whisper/cmd/internal/encodercli"
 	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
 )
@@ -48,7 +48,7 @@ func TestEncodeCommand(t *testing.T) {
 	if len(got.Shape) != 3 || got.Shape[0] != 3 || got.Shape[1] != 24 || got.Shape[2] != 32 {
 		t.Fatalf("output shape %v, want [3 24 32]", got.Shape)
 	}
-	if cos, rel := cli.Agreement(got.Data, ref.Data, 32); cos < 0.9999 || rel > 1e-2 {
+	if cos, rel := encodercli.Agreement(got.Data, ref.Data, 32); cos < 0.9999 || rel > 1e-2 {
 		t.Fatalf("vs ORT: min per-frame cosine %.7f, max|Δ|/max|ref| %.3g", cos, rel)
 	}
 }

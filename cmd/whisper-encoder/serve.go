@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/cli"
+	"github.com/xdna-whisper/xdna-whisper/cmd/internal/encodercli"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server"
 )
 
@@ -29,7 +29,7 @@ const defaultTerminationLog = "/dev/termination-log"
 
 func runServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	mf := cli.AddModelFlags(fs)
+	mf := encodercli.AddModelFlags(fs)
 	def := server.DefaultOptions()
 	var (
 		httpAddr     = fs.String("http-addr", ":8080", "HTTP listen address (POST /v1/encode, /healthz, /readyz, /metrics, /v1/model)")
@@ -69,7 +69,7 @@ func runServe(ctx context.Context, args []string) error {
 }
 
 // serve loads the model for the chosen backend and runs the server until ctx ends.
-func serve(ctx context.Context, log *slog.Logger, mf cli.ModelFlags, backend, httpAddr, grpcAddr string, opts server.Options, drain time.Duration) error {
+func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, backend, httpAddr, grpcAddr string, opts server.Options, drain time.Duration) error {
 	chosen, err := chooseBackend(log, backend)
 	if err != nil {
 		return err

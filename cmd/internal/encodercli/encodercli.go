@@ -1,7 +1,8 @@
-// Package cli holds the command-line pieces the whisper-encoder command and the
-// whisper-bench developer tool share: the flags that load an encoder, log-mel
-// and hidden-state .npy files, and the agreement measure between two outputs.
-package cli
+// Package encodercli holds the command-line pieces the whisper-encoder command
+// and the whisper-bench developer tool share: the flags that load an encoder,
+// log-mel and hidden-state .npy files, and the agreement measure between two
+// outputs. It is internal to cmd/: no library package depends on it.
+package encodercli
 
 import (
 	"flag"
