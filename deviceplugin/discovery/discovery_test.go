@@ -307,3 +307,28 @@ func TestMonitorPeriod(t *testing.T) {
 	}
 	r.waitFor(t, "0000:c4:00.1:xdna1:bad")
 }
+
+func TestOfFamily(t *testing.T) {
+	npus := []discovery.NPU{
+		{PCIAddress: "0000:c4:00.1", Family: discovery.XDNA1},
+		{PCIAddress: "0000:c5:00.1", Family: discovery.XDNA2},
+		{PCIAddress: "0000:c6:00.1", Family: discovery.XDNA1},
+	}
+	if got := summary(discovery.OfFamily(npus, discovery.XDNA1)); got != "0000:c4:00.1:xdna1:bad 0000:c6:00.1:xdna1:bad" {
+		t.Errorf("xdna1: %s", got)
+	}
+	if got := summary(discovery.OfFamily(npus, discovery.XDNA2)); got != "0000:c5:00.1:xdna2:bad" {
+		t.Errorf("xdna2: %s", got)
+	}
+	if got := discovery.OfFamily(npus, "xdna9"); len(got) != 0 {
+		t.Errorf("unknown family: %v", got)
+	}
+}
+
+func TestMonitorNeedsInterval(t *testing.T) {
+	m := &discovery.Monitor{Scanner: discovery.Scanner{SysfsRoot: t.TempDir(), DevRoot: t.TempDir()}}
+	err := m.Run(context.Background(), func([]discovery.NPU) {})
+	if err == nil || !strings.Contains(err.Error(), "rescan interval 0s: want a positive period") {
+		t.Errorf("Run with no interval: %v", err)
+	}
+}
