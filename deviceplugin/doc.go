@@ -11,5 +11,10 @@
 //   - cdi: the CDI spec file naming each NPU for CDI-aware runtimes.
 //   - nfd: the Node Feature Discovery feature file that labels the node.
 //   - metrics: the Prometheus collectors.
-//   - config: the configuration (defaults, YAML file, validation).
+//   - config: the configuration (defaults, YAML file, validation); a leaf that
+//     imports nothing of ours.
+//   - daemon: runs it all from a configuration: the Monitor's NPU lists fan out
+//     to one plugin per resource, the metrics, the CDI spec and the NFD file;
+//     /metrics, /healthz and /readyz. cmd/xdna-device-plugin only parses flags
+//     and calls daemon.Run.
 package deviceplugin

@@ -15,9 +15,6 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/internal/atomicfile"
 )
 
-// DefaultDir is the CDI spec directory for dynamically generated specs.
-const DefaultDir = "/var/run/cdi"
-
 // Version is the CDI spec version written: 0.5.0 is the first that allows a
 // device name to start with a digit, as PCI addresses do.
 const Version = "0.5.0"

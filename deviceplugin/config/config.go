@@ -1,6 +1,8 @@
 // Package config is the xdna-device-plugin configuration: defaults, an optional
 // YAML file, command-line flags (which win over the file) and validation with
-// errors that say what is wrong and what is accepted.
+// errors that say what is wrong and what is accepted. It is a leaf: it holds
+// plain values and imports nothing else of this repository; the daemon package
+// turns them into the other packages' types.
 package config
 
 import (
@@ -18,16 +20,29 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
-
-	"github.com/xdna-whisper/xdna-whisper/deviceplugin/cdi"
-	"github.com/xdna-whisper/xdna-whisper/deviceplugin/discovery"
-	"github.com/xdna-whisper/xdna-whisper/deviceplugin/nfd"
-	"github.com/xdna-whisper/xdna-whisper/deviceplugin/plugin"
 )
 
 // XDNA1Contexts is the number of hardware contexts of an XDNA1 NPU, shared by
 // every process on the machine; more slots than this cannot all run at once.
 const XDNA1Contexts = 6
+
+// The allocation policies (plugin.Spread and plugin.Pack take these values).
+const (
+	// PolicySpread prefers shared slots on the least-loaded NPU.
+	PolicySpread = "spread"
+	// PolicyPack fills NPUs one by one.
+	PolicyPack = "pack"
+)
+
+// Defaults of the settings that name a place or a period.
+const (
+	// DefaultHealthInterval is the periodic rescan interval.
+	DefaultHealthInterval = 5 * time.Second
+	// DefaultCDIDir is the CDI spec directory for dynamically generated specs.
+	DefaultCDIDir = "/var/run/cdi"
+	// DefaultNFDDir is NFD's default features.d directory on the host.
+	DefaultNFDDir = "/etc/kubernetes/node-feature-discovery/features.d"
+)
 
 // Config is the whole configuration. The YAML file uses the JSON names.
 type Config struct {
@@ -109,14 +124,14 @@ func Defaults() Config {
 		DeviceIDs:        []string{"0x1502"},
 		XDNA2:            XDNA2{ResourceName: "amd.com/npu-xdna2", DeviceIDs: []string{"0x17f0"}},
 		ContextsPerNPU:   1,
-		AllocationPolicy: string(plugin.Spread),
+		AllocationPolicy: PolicySpread,
 		SysfsRoot:        "/sys",
 		DevRoot:          "/dev",
 		HostDevRoot:      "/dev",
 		PluginDir:        "/var/lib/kubelet/device-plugins",
-		HealthInterval:   Duration{discovery.DefaultInterval},
-		CDI:              Output{Dir: cdi.DefaultDir},
-		NFD:              Output{Enabled: true, Dir: nfd.DefaultDir},
+		HealthInterval:   Duration{DefaultHealthInterval},
+		CDI:              Output{Dir: DefaultCDIDir},
+		NFD:              Output{Enabled: true, Dir: DefaultNFDDir},
 		MetricsAddress:   ":8080",
 		LogFormat:        "json",
 		LogLevel:         "info",
@@ -234,7 +249,7 @@ func (c Config) Validate() error {
 			bad("xdna2.resourceName %q: must differ from resourceName, XDNA2 runs different kernels", c.XDNA2.ResourceName)
 		}
 	}
-	if _, err := c.AllowList(); err != nil {
+	if _, _, err := c.ParseDeviceIDs(); err != nil {
 		errs = append(errs, err)
 	}
 	switch {
@@ -245,8 +260,8 @@ func (c Config) Validate() error {
 			"so at most %d containers can hold one at a time; advertising more would admit pods that fail to "+
 			"create a context; want 1..%d", c.ContextsPerNPU, XDNA1Contexts, XDNA1Contexts, XDNA1Contexts)
 	}
-	if p := plugin.Policy(c.AllocationPolicy); p != plugin.Spread && p != plugin.Pack {
-		bad("allocationPolicy %q: want %q or %q", c.AllocationPolicy, plugin.Spread, plugin.Pack)
+	if p := c.AllocationPolicy; p != PolicySpread && p != PolicyPack {
+		bad("allocationPolicy %q: want %q or %q", c.AllocationPolicy, PolicySpread, PolicyPack)
 	}
 	for _, d := range []struct{ field, path string }{
 		{"sysfsRoot", c.SysfsRoot}, {"devRoot", c.DevRoot}, {"hostDevRoot", c.HostDevRoot}, {"pluginDir", c.PluginDir},
@@ -268,43 +283,38 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// AllowList maps the configured device IDs to their families.
-func (c Config) AllowList() (map[uint16]discovery.Family, error) {
-	out := map[uint16]discovery.Family{}
-	add := func(field string, ids []string, fam discovery.Family) error {
+// ParseDeviceIDs parses the allow-lists: the XDNA1 IDs (deviceIDs) and, when
+// XDNA2 is enabled, the XDNA2 IDs (xdna2.deviceIDs). An ID may be in one list
+// only.
+func (c Config) ParseDeviceIDs() (xdna1, xdna2 []uint16, err error) {
+	listed := map[uint16]string{} // ID → family of the list that has it
+	parse := func(field, family string, ids []string) ([]uint16, error) {
 		if len(ids) == 0 {
-			return fmt.Errorf("%s: empty, want at least one PCI device ID such as 0x1502", field)
+			return nil, fmt.Errorf("%s: empty, want at least one PCI device ID such as 0x1502", field)
 		}
+		var out []uint16
 		for _, s := range ids {
 			v, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(s), "0x"), 16, 16)
 			if err != nil {
-				return fmt.Errorf("%s: %q is not a 16-bit hex PCI device ID such as 0x1502", field, s)
+				return nil, fmt.Errorf("%s: %q is not a 16-bit hex PCI device ID such as 0x1502", field, s)
 			}
-			if f, dup := out[uint16(v)]; dup {
-				return fmt.Errorf("%s: %s is already listed for %s", field, s, f)
+			if f, dup := listed[uint16(v)]; dup {
+				return nil, fmt.Errorf("%s: %s is already listed for %s", field, s, f)
 			}
-			out[uint16(v)] = fam
+			listed[uint16(v)] = family
+			out = append(out, uint16(v))
 		}
-		return nil
+		return out, nil
 	}
-	if err := add("deviceIDs", c.DeviceIDs, discovery.XDNA1); err != nil {
-		return nil, err
+	if xdna1, err = parse("deviceIDs", "xdna1", c.DeviceIDs); err != nil {
+		return nil, nil, err
 	}
 	if c.XDNA2.Enabled {
-		if err := add("xdna2.deviceIDs", c.XDNA2.DeviceIDs, discovery.XDNA2); err != nil {
-			return nil, err
+		if xdna2, err = parse("xdna2.deviceIDs", "xdna2", c.XDNA2.DeviceIDs); err != nil {
+			return nil, nil, err
 		}
 	}
-	return out, nil
-}
-
-// Resources lists the advertised resources with their families.
-func (c Config) Resources() []nfd.Resource {
-	rs := []nfd.Resource{{Name: c.ResourceName, Family: discovery.XDNA1, ContextsPerNPU: c.ContextsPerNPU}}
-	if c.XDNA2.Enabled {
-		rs = append(rs, nfd.Resource{Name: c.XDNA2.ResourceName, Family: discovery.XDNA2, ContextsPerNPU: c.ContextsPerNPU})
-	}
-	return rs
+	return xdna1, xdna2, nil
 }
 
 // levels are the accepted log levels.

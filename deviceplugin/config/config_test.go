@@ -6,17 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/xdna-whisper/xdna-whisper/deviceplugin/discovery"
 )
 
 func TestDefaultsAreValid(t *testing.T) {
 	if err := Defaults().Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ids, err := Defaults().AllowList()
-	if err != nil || len(ids) != 1 || ids[0x1502] != discovery.XDNA1 {
-		t.Fatalf("default allow-list %v (%v), want only 0x1502 as xdna1", ids, err)
+	xdna1, xdna2, err := Defaults().ParseDeviceIDs()
+	if err != nil || len(xdna1) != 1 || xdna1[0] != 0x1502 || xdna2 != nil {
+		t.Fatalf("default allow-lists %#x and %#x (%v), want only 0x1502 as xdna1", xdna1, xdna2, err)
 	}
 }
 

@@ -139,6 +139,34 @@ func TestNodeProblems(t *testing.T) {
 	}
 }
 
+// TestNodeMode: a node whose owner cannot both read and write it is a problem
+// that says so, whatever the group and other bits allow.
+func TestNodeMode(t *testing.T) {
+	h := fakehost.New(t)
+	h.Add(fakehost.NPU{PCI: "0000:c4:00.1", Accel: 0})
+	for _, tc := range []struct {
+		mode os.FileMode
+		want string // "" = usable
+	}{
+		{0o600, ""},
+		{0o666, ""},
+		{0o660, ""},
+		{0o000, "mode 0000, want at least 0600 (owner read and write)"},
+		{0o400, "mode 0400, want at least 0600"},
+		{0o200, "mode 0200, want at least 0600"},
+		{0o066, "mode 0066, want at least 0600"},
+	} {
+		h.Chmod(0, tc.mode)
+		err := discovery.CheckNode(h.NodePath(0), "261:0")
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("mode %04o: unexpected error %v", tc.mode, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("mode %04o: error %v, want one containing %q", tc.mode, err, tc.want)
+		}
+	}
+}
+
 // TestTrackerLifecycle walks one NPU through the ways it can break and come back.
 func TestTrackerLifecycle(t *testing.T) {
 	h := fakehost.New(t)
@@ -157,6 +185,8 @@ func TestTrackerLifecycle(t *testing.T) {
 		{"node back", func() { h.Mknod(0) }, true, "", "/dev/accel/accel0"},
 		{"regular file", func() { h.ReplaceNodeWithFile(0) }, false, "is a regular file", "/dev/accel/accel0"},
 		{"node fixed", func() { h.RemoveNode(0); h.Mknod(0) }, true, "", "/dev/accel/accel0"},
+		{"mode 000", func() { h.Chmod(0, 0) }, false, "mode 0000, want at least 0600", "/dev/accel/accel0"},
+		{"mode 0600 again", func() { h.Chmod(0, 0o600) }, true, "", "/dev/accel/accel0"},
 		{"driver switched", func() { h.Bind("0000:c4:00.1", "vfio-pci") }, false, "driver vfio-pci bound, want amdxdna", "/dev/accel/accel0"},
 		{"driver rebound", func() { h.Bind("0000:c4:00.1", "amdxdna") }, true, "", "/dev/accel/accel0"},
 		{"unbound", func() { h.Bind("0000:c4:00.1", ""); h.RemoveAccel("0000:c4:00.1", 0) }, false, "no driver bound", "/dev/accel/accel0"},
@@ -245,6 +275,10 @@ func TestMonitorHotplug(t *testing.T) {
 	r.waitFor(t, "0000:c4:00.1:xdna1:bad 0000:c5:00.1:xdna1:ok")
 	h.Mknod(0)
 	r.waitFor(t, "0000:c4:00.1:xdna1:ok 0000:c5:00.1:xdna1:ok")
+	h.Chmod(0, 0)
+	r.waitFor(t, "0000:c4:00.1:xdna1:bad 0000:c5:00.1:xdna1:ok")
+	h.Chmod(0, 0o600)
+	r.waitFor(t, "0000:c4:00.1:xdna1:ok 0000:c5:00.1:xdna1:ok")
 	h.Bind("0000:c5:00.1", "")
 	r.waitFor(t, "0000:c4:00.1:xdna1:ok 0000:c5:00.1:xdna1:bad")
 	h.Bind("0000:c5:00.1", "amdxdna")
@@ -272,4 +306,29 @@ func TestMonitorPeriod(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitFor(t, "0000:c4:00.1:xdna1:bad")
+}
+
+func TestOfFamily(t *testing.T) {
+	npus := []discovery.NPU{
+		{PCIAddress: "0000:c4:00.1", Family: discovery.XDNA1},
+		{PCIAddress: "0000:c5:00.1", Family: discovery.XDNA2},
+		{PCIAddress: "0000:c6:00.1", Family: discovery.XDNA1},
+	}
+	if got := summary(discovery.OfFamily(npus, discovery.XDNA1)); got != "0000:c4:00.1:xdna1:bad 0000:c6:00.1:xdna1:bad" {
+		t.Errorf("xdna1: %s", got)
+	}
+	if got := summary(discovery.OfFamily(npus, discovery.XDNA2)); got != "0000:c5:00.1:xdna2:bad" {
+		t.Errorf("xdna2: %s", got)
+	}
+	if got := discovery.OfFamily(npus, "xdna9"); len(got) != 0 {
+		t.Errorf("unknown family: %v", got)
+	}
+}
+
+func TestMonitorNeedsInterval(t *testing.T) {
+	m := &discovery.Monitor{Scanner: discovery.Scanner{SysfsRoot: t.TempDir(), DevRoot: t.TempDir()}}
+	err := m.Run(context.Background(), func([]discovery.NPU) {})
+	if err == nil || !strings.Contains(err.Error(), "rescan interval 0s: want a positive period") {
+		t.Errorf("Run with no interval: %v", err)
+	}
 }

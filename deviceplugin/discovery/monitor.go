@@ -11,9 +11,6 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// DefaultInterval is how often the Monitor rescans when nothing told it to.
-const DefaultInterval = 5 * time.Second
-
 // settle is how long the Monitor waits after a filesystem event before it scans,
 // so that a burst of events (mknod, chmod, symlinks) costs one scan.
 const settle = 5 * time.Millisecond
@@ -26,7 +23,7 @@ const settle = 5 * time.Millisecond
 type Monitor struct {
 	// Scanner reads the trees.
 	Scanner Scanner
-	// Interval is the rescan period; DefaultInterval when zero.
+	// Interval is the rescan period; it must be positive.
 	Interval time.Duration
 	// Log receives warnings and health changes; slog.Default() when nil.
 	Log *slog.Logger
@@ -41,7 +38,7 @@ func (m *Monitor) Run(ctx context.Context, publish func([]NPU)) error {
 	}
 	interval := m.Interval
 	if interval <= 0 {
-		interval = DefaultInterval
+		return fmt.Errorf("rescan interval %v: want a positive period", interval)
 	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {

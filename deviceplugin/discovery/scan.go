@@ -167,9 +167,16 @@ func DriverOf(pciDir string) string {
 	return filepath.Base(target)
 }
 
-// CheckNode verifies that path is a character device and, when wantDev
-// ("major:minor", as in sysfs's `dev` attribute) is not empty, that its device
-// number matches.
+// NodeMode is the permission bits a usable accel node has at least: read and
+// write for its owner (amdxdna's nodes are 0600 root:root). The container
+// runtime gives a container the node with the host node's mode and owner, and a
+// process needs O_RDWR to drive the NPU, so without these bits a container
+// could open it only with CAP_DAC_OVERRIDE.
+const NodeMode = 0o600
+
+// CheckNode verifies that path is a character device whose owner may read and
+// write it (NodeMode) and, when wantDev ("major:minor", as in sysfs's `dev`
+// attribute) is not empty, that its device number matches.
 func CheckNode(path, wantDev string) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
@@ -181,12 +188,12 @@ func CheckNode(path, wantDev string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFCHR {
 		return fmt.Errorf("device node %s: is a %s, want a character device", path, fileKind(st.Mode))
 	}
-	if wantDev == "" {
-		return nil
-	}
-	got := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
-	if got != wantDev {
+	if got := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)); wantDev != "" && got != wantDev {
 		return fmt.Errorf("device node %s: device number %s, want %s (from sysfs)", path, got, wantDev)
+	}
+	if perm := st.Mode & 0o7777; perm&NodeMode != NodeMode {
+		return fmt.Errorf("device node %s: mode %04o, want at least %04o (owner read and write): "+
+			"containers get the node with this mode and could not open it", path, perm, NodeMode)
 	}
 	return nil
 }

@@ -31,6 +31,17 @@ type NPU struct {
 	Problem string
 }
 
+// OfFamily returns the NPUs of family f in npus, in their order.
+func OfFamily(npus []NPU, f Family) []NPU {
+	var out []NPU
+	for _, n := range npus {
+		if n.Family == f {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // HostPath is the node's path of the NPU's device node on a node whose /dev is at
 // hostDevRoot, as the container runtime sees it: DevicePath itself when
 // hostDevRoot is "/dev" or "".

@@ -122,6 +122,14 @@ func (h *Host) Mknod(accel int) {
 	}
 }
 
+// Chmod sets the permission bits of the node accel<n> (mknod makes it 0600).
+func (h *Host) Chmod(accel int, mode os.FileMode) {
+	h.t.Helper()
+	if err := os.Chmod(h.NodePath(accel), mode); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // RemoveNode deletes the node accel<n>.
 func (h *Host) RemoveNode(accel int) {
 	h.t.Helper()

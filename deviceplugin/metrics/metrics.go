@@ -68,16 +68,14 @@ func (m *Metrics) SetDevices(families []discovery.Family, npus []discovery.NPU) 
 		return
 	}
 	for _, f := range families {
-		var total, healthy float64
-		for _, n := range npus {
-			if n.Family == f {
-				total++
-				if n.Healthy {
-					healthy++
-				}
+		mine := discovery.OfFamily(npus, f)
+		var healthy float64
+		for _, n := range mine {
+			if n.Healthy {
+				healthy++
 			}
 		}
-		m.Devices.WithLabelValues(string(f)).Set(total)
+		m.Devices.WithLabelValues(string(f)).Set(float64(len(mine)))
 		m.HealthyDevices.WithLabelValues(string(f)).Set(healthy)
 	}
 }

@@ -15,9 +15,6 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/internal/atomicfile"
 )
 
-// DefaultDir is NFD's default features.d directory on the host.
-const DefaultDir = "/etc/kubernetes/node-feature-discovery/features.d"
-
 // FileName is the feature file's name in that directory.
 const FileName = "xdna-npu"
 
@@ -41,13 +38,11 @@ var labelValue = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])
 func Labels(resources []Resource, npus []discovery.NPU) string {
 	var b strings.Builder
 	for _, r := range resources {
-		var count int
+		mine := discovery.OfFamily(npus, r.Family)
+		count := len(mine)
 		firmware := map[string]bool{}
-		for _, n := range npus {
-			if n.Family == r.Family {
-				count++
-				firmware[n.Firmware] = true
-			}
+		for _, n := range mine {
+			firmware[n.Firmware] = true
 		}
 		if count == 0 {
 			continue

@@ -107,12 +107,7 @@ func (p *Plugin) ResourceName() string { return p.opts.ResourceName }
 // Update replaces the advertised NPUs with those of the plugin's family in npus
 // and wakes every ListAndWatch stream.
 func (p *Plugin) Update(npus []discovery.NPU) {
-	var mine []discovery.NPU
-	for _, n := range npus {
-		if n.Family == p.opts.Family {
-			mine = append(mine, n)
-		}
-	}
+	mine := discovery.OfFamily(npus, p.opts.Family)
 	p.mu.Lock()
 	p.inv = newInventory(mine, p.opts.ContextsPerNPU)
 	close(p.changed)

@@ -25,6 +25,18 @@ const KubeletSocketName = "kubelet.sock"
 // registerTimeout bounds one Register call (the kubelet dials back within it).
 const registerTimeout = 10 * time.Second
 
+// A kubelet creates kubelet.sock a moment before it accepts on it, so the first
+// attempts at a new socket may be refused. While a kubelet socket is younger
+// than newKubeletWindow (from when the plugin first tried it), failed attempts
+// at it are retried at most newKubeletRetry apart: the plugin is back as soon
+// as the new kubelet listens, not after the backoff that the kubelet's absence
+// built up. Past the window (a stale socket nobody serves) the backoff grows
+// as usual.
+const (
+	newKubeletRetry  = 100 * time.Millisecond
+	newKubeletWindow = 10 * time.Second
+)
+
 // Triggers of a re-serve/re-register cycle, as logged and counted.
 const (
 	triggerKubeletRestart = "kubelet-restart" // kubelet.sock created anew
@@ -59,6 +71,41 @@ func statID(path string) (fileID, bool) {
 	return fileID{dev: st.Dev, ino: st.Ino, ctime: st.Ctim}, true
 }
 
+// retryPolicy chooses the wait after a failed registration: exponential from
+// min to max, started over for each new kubelet socket and capped at
+// newKubeletRetry while that socket is new.
+type retryPolicy struct {
+	min, max time.Duration
+	next     time.Duration // the exponential wait of the next failure
+	kubelet  fileID        // the kubelet.sock incarnation last tried; zero: none existed
+	since    time.Time     // when the plugin first tried that incarnation
+}
+
+// failed returns the wait after an attempt at the kubelet socket incarnation
+// kubelet (zero when kubelet.sock did not exist) failed at now.
+func (r *retryPolicy) failed(kubelet fileID, now time.Time) time.Duration {
+	r.tried(kubelet, now)
+	wait := r.next
+	r.next = min(2*r.next, r.max)
+	if kubelet != (fileID{}) && now.Sub(r.since) < newKubeletWindow {
+		wait = min(wait, newKubeletRetry)
+	}
+	return wait
+}
+
+// succeeded notes a registration with kubelet at now: the next failure waits min.
+func (r *retryPolicy) succeeded(kubelet fileID, now time.Time) {
+	r.tried(kubelet, now)
+	r.next = r.min
+}
+
+// tried starts the backoff over when kubelet is another socket than the last.
+func (r *retryPolicy) tried(kubelet fileID, now time.Time) {
+	if kubelet != r.kubelet || r.next == 0 {
+		r.kubelet, r.since, r.next = kubelet, now, r.min
+	}
+}
+
 // server is one serving generation: a gRPC server on its own socket.
 type server struct {
 	gen  uint64
@@ -81,7 +128,8 @@ func (s *server) stop() {
 // with the one it is still tearing down) and registers it. A new cycle starts
 // when kubelet.sock is created anew (kubelet restart), when the plugin's socket
 // is removed (kubelet start-up wipes the directory), when the ListAndWatch stream
-// ends, or after a backoff when registering failed. These triggers also cut short
+// ends, or after a backoff when registering failed (see retryPolicy: a new
+// kubelet socket starts it over). These triggers also cut short
 // a registration in flight: the kubelet's Register blocks while it dials the
 // plugin's socket, for up to 10 s if that socket was just removed. Run never
 // gives up while the kubelet is away; it returns an error only when it cannot
@@ -106,7 +154,7 @@ func (p *Plugin) Run(ctx context.Context) error {
 		cur.stop()
 		p.setRegistration(registration{})
 	}()
-	backoff := p.opts.MinBackoff
+	retries := retryPolicy{min: p.opts.MinBackoff, max: p.opts.MaxBackoff}
 	var gen uint64
 	for trigger := "start"; ; {
 		if trigger != "start" {
@@ -117,9 +165,10 @@ func (p *Plugin) Run(ctx context.Context) error {
 		cur.stop()
 		gen++
 		cur, err = p.serve(w, gen, streamEnded)
+		var kubelet fileID // the kubelet.sock tried; zero when none
 		if err == nil {
 			var interrupted string
-			if interrupted, err = p.registerWatching(ctx, w, ended, cur); interrupted != "" {
+			if interrupted, kubelet, err = p.registerWatching(ctx, w, ended, cur); interrupted != "" {
 				trigger = interrupted
 				continue
 			}
@@ -129,12 +178,11 @@ func (p *Plugin) Run(ctx context.Context) error {
 		}
 		var retry <-chan time.Time
 		if err != nil {
-			wait := jitter(backoff)
+			wait := jitter(retries.failed(kubelet, time.Now()))
 			p.log.Warn("not registered with the kubelet; will retry", "in", wait.Round(time.Millisecond), "trigger", trigger, "err", err)
 			retry = time.After(wait)
-			backoff = min(2*backoff, p.opts.MaxBackoff)
 		} else {
-			backoff = p.opts.MinBackoff
+			retries.succeeded(kubelet, time.Now())
 			p.log.Info("registered with the kubelet", "socket", cur.sock, "trigger", trigger)
 		}
 		if trigger, _ = p.nextTrigger(ctx, w, ended, retry, nil, cur); trigger == "" {
@@ -144,12 +192,13 @@ func (p *Plugin) Run(ctx context.Context) error {
 }
 
 // registerWatching registers cur while watching for triggers. It returns the
-// registration's error, or the trigger that cut it short ("" when none did).
-func (p *Plugin) registerWatching(ctx context.Context, w *fsnotify.Watcher, ended <-chan uint64, cur *server) (string, error) {
+// trigger that cut it short ("" when none did), the incarnation of kubelet.sock
+// it tried (zero when there was none) and the registration's error.
+func (p *Plugin) registerWatching(ctx context.Context, w *fsnotify.Watcher, ended <-chan uint64, cur *server) (string, fileID, error) {
 	kubeletSock := filepath.Join(p.opts.PluginDir, KubeletSocketName)
 	id, ok := statID(kubeletSock)
 	if !ok {
-		return "", fmt.Errorf("%s does not exist (is the kubelet running?)", kubeletSock)
+		return "", fileID{}, fmt.Errorf("%s does not exist (is the kubelet running?)", kubeletSock)
 	}
 	p.setRegistration(registration{kubelet: id})
 	rctx, cancel := context.WithTimeout(ctx, registerTimeout)
@@ -158,12 +207,12 @@ func (p *Plugin) registerWatching(ctx context.Context, w *fsnotify.Watcher, ende
 	go func() { res <- p.register(rctx, cur, kubeletSock) }()
 	trigger, err := p.nextTrigger(ctx, w, ended, nil, res, cur)
 	if trigger == triggerRegistered {
-		return "", err
+		return "", id, err
 	}
 	cancel()
 	<-res // the registration goroutine is done before the next cycle starts
 	p.setRegistration(registration{})
-	return trigger, nil
+	return trigger, id, nil
 }
 
 // serve listens on generation gen's socket and starts serving it.

@@ -227,6 +227,11 @@ func TestHealthPropagation(t *testing.T) {
 	k.waitCounts(npuRes, 2, 1, healthTimeout)
 	n.host.Bind("0000:c4:00.1", "amdxdna")
 	k.waitCounts(npuRes, 2, 2, healthTimeout)
+	// A node that containers could not open (mode 000) is unhealthy until fixed.
+	n.host.Chmod(0, 0)
+	k.waitCounts(npuRes, 2, 1, healthTimeout)
+	n.host.Chmod(0, 0o600)
+	k.waitCounts(npuRes, 2, 2, healthTimeout)
 
 	// A hot-added NPU raises capacity.
 	n.host.Add(fakehost.NPU{PCI: "0000:c6:00.1", Accel: 2})

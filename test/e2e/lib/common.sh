@@ -75,6 +75,13 @@ wait_for() {
   done
 }
 
+# utc_now prints the time as the API server writes timestamps (one-second resolution).
+utc_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+
+# clock_past T: the clock has left second T (from utc_now), so every timestamp
+# written from now on compares greater than T.
+clock_past() { [[ "$(utc_now)" > "$1" ]]; }
+
 # Timings: timer_start NAME; ...; timer_stop NAME, or timing_add NAME MS for one
 # measured otherwise. print_timings shows them all. Names are ASCII (aligned columns).
 declare -A TIMER_START=()

@@ -364,15 +364,32 @@ node_up() {
 }
 
 # kubelet_restart stops the kubelet by PID, starts it again, and waits until
-# it has reported the node Ready after the restart.
+# it has reported the node Ready after the restart and knows the node's pods.
 kubelet_restart() {
   local before
-  before=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  sleep 1 # heartbeat timestamps have one-second resolution
+  before=$(utc_now)
+  # Heartbeats have one-second resolution: restart in a later second than $before.
+  wait_for "the clock to pass $before" 5 clock_past "$before"
   stop_daemon kubelet
   start_kubelet
   wait_for "kubelet /healthz after restart" 60 agent get -timeout 2s http://127.0.0.1:10248/healthz
   wait_for "node $E2E_NAME Ready after the kubelet restart" "$E2E_TIMEOUT" node_ready_since "$before"
+  wait_for "the restarted kubelet to know the node's pods" "$E2E_TIMEOUT" kubelet_has_pods
+}
+
+# kubelet_has_pods: the kubelet's pod manager (its /pods, read through the API
+# server's node proxy) holds every pod the API server has bound to the node and
+# that has not finished. A restarted kubelet reports the node Ready before it has
+# synced its pods; until then exec, logs and attach to them fail with "pod does
+# not exist".
+kubelet_has_pods() {
+  local want have uid
+  want=$(kc get pods --all-namespaces --field-selector "spec.nodeName=$E2E_NAME,status.phase!=Succeeded,status.phase!=Failed" \
+    -o jsonpath='{range .items[*]}{.metadata.uid}{"\n"}{end}') || return 1
+  have=$(kc get --raw "/api/v1/nodes/$E2E_NAME/proxy/pods" | jq -r '.items[].metadata.uid') || return 1
+  for uid in $want; do
+    grep -qxF "$uid" <<<"$have" || return 1
+  done
 }
 
 # node_ready_since TIME: Ready is True with a heartbeat later than TIME.

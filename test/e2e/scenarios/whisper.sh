@@ -530,9 +530,18 @@ whisper_npu_encoder() {
   kcn scale we/npu-enc --replicas 2 >/dev/null
   wait_for "a second npu-enc pod unschedulable" "$E2E_TIMEOUT" npu_pod_unschedulable ||
     { kcn get pods -o wide >&2; die "the second NPU pod was not refused by the scheduler"; }
-  sleep 2
-  npu_pod_unschedulable || die "the second NPU pod did not stay Pending"
+  # It stays Pending because the NPU is taken, not for a moment: the node's one
+  # allocatable NPU is held by the first pod, bound to the node.
+  local bound
+  bound="$(npu_pods_bound) bound, $(node_npu) capacity/allocatable"
+  [ "$bound" = "1 bound, 1/1 capacity/allocatable" ] ||
+    die "npu-enc pods: $bound; want the one NPU held by the first pod (1 bound, 1/1)"
   log "second npu-enc pod Pending: $(jp "pod/$W_PENDING" '{.status.conditions[?(@.type=="PodScheduled")].message}')"
+}
+
+# npu_pods_bound prints how many npu-enc pods are bound to a node.
+npu_pods_bound() {
+  kcn get pods -l whisper.xdna.io/encoder=npu-enc -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | grep -c . || true
 }
 
 npu_pods_exist() { [ -n "$(kcn get pods -l whisper.xdna.io/encoder=npu-enc -o name)" ]; }
@@ -565,15 +574,16 @@ whisper_kubelet_restart() {
   local regs before t0 t_plugin="" pods_before
   regs=$(plugin_metric xdna_device_plugin_registrations_total) || die "cannot read the device plugin's /metrics"
   pods_before=$(running_containers)
-  before=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  sleep 1 # heartbeats have one-second resolution
+  before=$(utc_now)
+  # Heartbeats have one-second resolution: restart in a later second than $before.
+  wait_for "the clock to pass $before" 5 clock_past "$before"
   stop_daemon kubelet
   t0=$(now_ms)
   start_kubelet
   local deadline=$((SECONDS + E2E_TIMEOUT)) seen0="" s hb
   while :; do
     ((SECONDS < deadline)) || die "amd.com/npu not allocatable ${E2E_TIMEOUT}s after the kubelet restart ($(node_npu))"
-    if [ -z "$t_plugin" ] && [ "$(plugin_metric xdna_device_plugin_registrations_total 2>/dev/null)" = "$((regs + 1))" ]; then
+    if [ -z "$t_plugin" ] && registered_since "$regs"; then
       t_plugin=$(now_ms)
     fi
     s=$(kc get node "$E2E_NAME" -o jsonpath='{.status.allocatable.amd\.com/npu} {.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}' 2>/dev/null) || s=""
@@ -590,13 +600,25 @@ whisper_kubelet_restart() {
   timing_add "kubelet restart -> amd.com/npu allocatable again" $((t1 - t0))
   [ -z "$seen0" ] || log "(the node reported amd.com/npu allocatable 0 after the restart, before the plugin was back)"
   wait_for "device plugin ready after the kubelet restart" 60 daemonset_ready || die "the device plugin is not ready after the kubelet restart"
+  # The node is Ready and the resource back before the new kubelet has synced its
+  # pods (on a fast machine by seconds): exec needs the pod in the kubelet.
+  wait_for "the restarted kubelet to know the node's pods" "$E2E_TIMEOUT" kubelet_has_pods ||
+    die "the kubelet does not know every pod of the node ${E2E_TIMEOUT}s after its restart"
   # Running pods were left alone (same containers, no restart), and exec still works.
   [ "$(running_containers)" = "$pods_before" ] ||
     die "containers changed across the kubelet restart:
 $pods_before
 →
 $(running_containers)"
-  kcn exec model-server -- e2e-agent version >/dev/null || die "exec into model-server fails after the kubelet restart"
+  wait_for "exec into model-server after the kubelet restart" "$E2E_TIMEOUT" kcn exec model-server -- e2e-agent version ||
+    die "exec into model-server fails after the kubelet restart"
+}
+
+# registered_since N: the device plugin has registered with a kubelet more than N
+# times (a restart may cost it more than one registration).
+registered_since() {
+  local r
+  r=$(plugin_metric xdna_device_plugin_registrations_total 2>/dev/null) && [ -n "$r" ] && ((r > $1))
 }
 
 # running_containers lists the CPU encoders' and the model server's containers with
@@ -614,14 +636,17 @@ whisper_device_removed() {
   wait_for "amd.com/npu allocatable 0 (capacity 1)" "$E2E_TIMEOUT" npu_is 1/0 ||
     die "the node still advertises a healthy NPU after its device node was removed ($(node_npu))"
   timer_stop "device node removed -> amd.com/npu allocatable 0"
-  plugin_metric_is 'xdna_device_plugin_devices_healthy' 0 || die "the plugin's devices_healthy is $(plugin_metric xdna_device_plugin_devices_healthy), want 0"
-  plugin_log_has "NPU unhealthy" || die "the plugin's log has no 'NPU unhealthy' line: $(kcn logs "daemonset/$W_PLUGIN" 2>&1 | tail -20)"
+  # The plugin updates its metrics after it tells the kubelet: wait for them too.
+  wait_for "devices_healthy 0" 30 plugin_metric_is 'xdna_device_plugin_devices_healthy' 0 ||
+    die "the plugin's devices_healthy is $(plugin_metric xdna_device_plugin_devices_healthy), want 0"
+  wait_for "'NPU unhealthy' in the plugin's log" 30 plugin_log_has "NPU unhealthy" ||
+    die "the plugin's log has no 'NPU unhealthy' line: $(kcn logs "daemonset/$W_PLUGIN" 2>&1 | tail -20)"
   timer_start "device node restored -> amd.com/npu allocatable 1"
   fake_npu_node_add
   wait_for "amd.com/npu allocatable 1 again" "$E2E_TIMEOUT" npu_is 1/1 ||
     die "the node did not advertise the NPU again after its device node came back ($(node_npu))"
   timer_stop "device node restored -> amd.com/npu allocatable 1"
-  plugin_metric_is 'xdna_device_plugin_devices_healthy' 1 || die "the plugin's devices_healthy is $(plugin_metric xdna_device_plugin_devices_healthy), want 1"
+  wait_for "devices_healthy 1" 30 plugin_metric_is 'xdna_device_plugin_devices_healthy' 1 || die "the plugin's devices_healthy is $(plugin_metric xdna_device_plugin_devices_healthy), want 1"
 }
 
 # whisper_npu_sharing: helm upgrade to two contexts per NPU → the node advertises 2
@@ -674,7 +699,7 @@ whisper_uninstall() {
   kc get crd whisperencoders.whisper.xdna.io >/dev/null || die "helm uninstall removed the CRD (it must be kept)"
   ! kcn get pvc whisper-cache >/dev/null 2>&1 || die "helm uninstall left the cache claim whisper-cache"
   wait_for "device plugin gone" "$E2E_TIMEOUT" no_plugin_pods || die "the device plugin still runs after helm uninstall"
-  [ ! -e "$W_NFD_DIR/xdna-npu" ] || die "the device plugin left its NFD feature file behind"
+  wait_for "the NFD feature file removed" 30 test ! -e "$W_NFD_DIR/xdna-npu" || die "the device plugin left its NFD feature file behind"
   kc delete crd whisperencoders.whisper.xdna.io >/dev/null
   # The teardown deletes the namespace and waits for its pods.
   kc delete namespace "$W_NS" --wait=false >/dev/null
