@@ -23,9 +23,6 @@ const (
 	annotationSource = "whisper.xdna.io/source"
 	annotationTry    = "whisper.xdna.io/attempt"
 	annotationKey    = "whisper.xdna.io/weights-key"
-	// annotationProgress is written by the stager on its own pod (encoder/podreport):
-	// {"phase": "download", "bytesDone": N, "bytesTotal": M}.
-	annotationProgress = "whisper.xdna.io/progress"
 
 	appName   = "whisper-encoder"
 	managedBy = "whisper-operator"

@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/podreport"
 )
@@ -648,8 +650,8 @@ func TestRestartMidStaging(t *testing.T) {
 	waitPhase(t, ns, "restart", whisperv1.PhaseDeploying)
 }
 
-// TestEncoderFailureSurfaces: the encoder container's termination message (no usable NPU)
-// becomes Available=False/NPUUnavailable and phase Failed.
+// TestEncoderFailureSurfaces: the encoder container's termination message (reason code
+// NPUUnavailable) becomes Available=False/NPUUnavailable and phase Failed.
 func TestEncoderFailureSurfaces(t *testing.T) {
 	needEnvtest(t)
 	ctx := context.Background()
@@ -658,6 +660,7 @@ func TestEncoderFailureSurfaces(t *testing.T) {
 	we := newWE(ns, "npu")
 	d := stageAndServe(t, we, "knpu")
 	msg := "NPU backend is not available in this build; /dev/accel/accel0: not present"
+	termination := string(report.TerminationFor(report.WithCode(report.CodeNPUUnavailable, errors.New(msg))))
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "npu-abc", Namespace: ns, Labels: d.Spec.Template.Labels},
 		Spec:       *d.Spec.Template.Spec.DeepCopy(),
@@ -668,7 +671,7 @@ func TestEncoderFailureSurfaces(t *testing.T) {
 		Name: encoderContainer, RestartCount: 2,
 		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
 		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-			ExitCode: 3, Reason: "Error", Message: msg, StartedAt: now, FinishedAt: now}},
+			ExitCode: 3, Reason: "Error", Message: termination, StartedAt: now, FinishedAt: now}},
 	}}}
 	must(t, k8s.Status().Update(ctx, pod))
 	got := waitPhase(t, ns, "npu", whisperv1.PhaseFailed)
@@ -758,7 +761,7 @@ func TestLiveProgress(t *testing.T) {
 	must(t, err)
 	reporter, err := podreport.New(restConfig.Host, ns, pod.Name, "", httpClient, 10*time.Millisecond)
 	must(t, err)
-	reporter.Report(podreport.Progress{Phase: "download", BytesDone: 40 << 20, BytesTotal: 82 << 20})
+	reporter.Report(report.Progress{Phase: "download", BytesDone: 40 << 20, BytesTotal: 82 << 20})
 	must(t, reporter.Close())
 
 	eventually(t, 20*time.Second, "progress in status", func() error {

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 
+	contract "github.com/xdna-whisper/xdna-whisper/api/report" // bench.go has a func report
 	"github.com/xdna-whisper/xdna-whisper/encoder/podreport"
 	"github.com/xdna-whisper/xdna-whisper/encoder/stage"
 )
@@ -22,7 +23,7 @@ func withPodReport(logger *slog.Logger, pod string, progress func(stage.Progress
 	}
 	return func(p stage.Progress) {
 			progress(p)
-			r.Report(podreport.Progress{Phase: p.Phase, BytesDone: p.Done, BytesTotal: p.Total})
+			r.Report(contract.Progress{Phase: p.Phase, BytesDone: p.Done, BytesTotal: p.Total})
 		}, func() {
 			if err := r.Close(); err != nil {
 				logger.Warn("progress reporting to the pod failed", "err", err)
