@@ -32,6 +32,9 @@ const (
 	tmpMount    = "/tmp"
 	// maxMessage bounds the stager's or encoder's message copied into a condition.
 	maxMessage = 1024
+	// stagerTokenEnv is the environment variable `whisper-encoder stage` reads its Hugging Face
+	// token from.
+	stagerTokenEnv = "HF_TOKEN"
 )
 
 // stagingState is where the staging of one source stands.
@@ -232,13 +235,9 @@ func stagingJob(we *whisperv1.WhisperEncoder, hash string, attempt int32, retrie
 		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: sourceMount, ReadOnly: true})
 	}
 	env := []corev1.EnvVar{{Name: "TMPDIR", Value: tmpMount}}
-	if s := we.Spec.Model.CredentialsSecret; s != nil {
-		key := s.Key
-		if key == "" {
-			key = "HF_TOKEN"
-		}
-		env = append(env, corev1.EnvVar{Name: "HF_TOKEN", ValueFrom: &corev1.EnvVarSource{
-			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: s.Name}, Key: key},
+	if s := we.Spec.Defaulted().Model.CredentialsSecret; s != nil {
+		env = append(env, corev1.EnvVar{Name: stagerTokenEnv, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: s.Name}, Key: s.Key},
 		}})
 	}
 	podSpecExtras := func(*corev1.PodSpec) {}

@@ -45,7 +45,7 @@ func computeStatus(we *whisperv1.WhisperEncoder, stg stagingView, wl workloadVie
 		}
 	}
 	want := int32(0)
-	if r := desiredReplicas(we); r != nil {
+	if r := desiredReplicas(we.Spec); r != nil {
 		want = *r
 	}
 	if d := wl.Deployment; d != nil {
@@ -56,7 +56,7 @@ func computeStatus(we *whisperv1.WhisperEncoder, stg stagingView, wl workloadVie
 	}
 	st.ReadySummary = fmt.Sprintf("%d/%d", st.ReadyReplicas, want)
 	if s := wl.Service; s != nil {
-		sv := serving(we)
+		sv := we.Spec.Defaulted().Serving
 		st.Endpoint = &whisperv1.EndpointStatus{
 			Service: s.Name, Host: s.Name + "." + s.Namespace + ".svc",
 			HTTPPort: sv.HTTPPort, GRPCPort: sv.GRPCPort,

@@ -32,59 +32,27 @@ type workloadView struct {
 }
 
 // desiredReplicas is the replica count the operator sets, or nil when an autoscaler owns it.
-func desiredReplicas(we *whisperv1.WhisperEncoder) *int32 {
-	if we.Spec.Autoscaling != nil {
+func desiredReplicas(spec whisperv1.WhisperEncoderSpec) *int32 {
+	if spec.Autoscaling != nil {
 		return nil
 	}
-	if we.Spec.Replicas != nil {
-		return ptr.To(*we.Spec.Replicas)
-	}
-	return ptr.To(int32(1))
-}
-
-// serving returns spec.serving with the API defaults filled in (for objects created before defaulting).
-func serving(we *whisperv1.WhisperEncoder) whisperv1.ServingSpec {
-	s := we.Spec.Serving
-	if s.MaxBatch == 0 {
-		s.MaxBatch = 8
-	}
-	if s.MaxQueue == 0 {
-		s.MaxQueue = 64
-	}
-	if s.HTTPPort == 0 {
-		s.HTTPPort = 8080
-	}
-	if s.GRPCPort == 0 {
-		s.GRPCPort = 9090
-	}
-	return s
-}
-
-// npu returns spec.npu with the API defaults filled in.
-func npu(we *whisperv1.WhisperEncoder) whisperv1.NPUSpec {
-	n := we.Spec.NPU
-	if n.ResourceName == "" {
-		n.ResourceName = "amd.com/npu"
-	}
-	if n.Count == 0 {
-		n.Count = 1
-	}
-	return n
+	return ptr.To(*spec.Defaulted().Replicas)
 }
 
 // encoderDeployment builds the Deployment serving key from the cache claim.
 func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *appsv1.Deployment {
-	s := serving(we)
+	spec := we.Spec.Defaulted()
+	s := spec.Serving
 	meta := controlledMeta(we)
 	meta.Annotations = map[string]string{annotationKey: key}
 	podSecurity, containerSecurity := restrictedPodSecurity(cfg.RunAsUser), restrictedContainerSecurity()
-	if backend(we) == whisperv1.BackendNPU {
+	if spec.Backend == whisperv1.BackendNPU {
 		podSecurity, containerSecurity = npuPodSecurity(), npuContainerSecurity()
 	}
 	return &appsv1.Deployment{
 		ObjectMeta: meta,
 		Spec: appsv1.DeploymentSpec{
-			Replicas: desiredReplicas(we),
+			Replicas: desiredReplicas(spec),
 			Selector: &metav1.LabelSelector{MatchLabels: selectorLabels(we)},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
@@ -118,7 +86,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 							"--weights", weightsMount,
 							"--http-addr", ":" + strconv.Itoa(int(s.HTTPPort)),
 							"--grpc-addr", ":" + strconv.Itoa(int(s.GRPCPort)),
-							"--backend", string(backend(we)),
+							"--backend", string(spec.Backend),
 							"--max-batch", strconv.Itoa(int(s.MaxBatch)),
 							"--max-queue", strconv.Itoa(int(s.MaxQueue)),
 						},
@@ -131,7 +99,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 							{Name: "cache", MountPath: weightsMount, SubPath: key, ReadOnly: true},
 							{Name: "tmp", MountPath: tmpMount},
 						},
-						Resources:                encoderResources(we),
+						Resources:                encoderResources(spec),
 						ReadinessProbe:           httpProbe("/readyz", 5, 3),
 						LivenessProbe:            httpProbe("/healthz", 10, 3),
 						StartupProbe:             httpProbe("/healthz", 2, 60),
@@ -145,13 +113,14 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 	}
 }
 
-// encoderResources is spec.resources plus, for backend npu, the device request as request and limit.
-func encoderResources(we *whisperv1.WhisperEncoder) corev1.ResourceRequirements {
-	res := *we.Spec.Resources.DeepCopy()
-	if backend(we) != whisperv1.BackendNPU {
+// encoderResources is spec.resources plus, for backend npu, the device request as request and
+// limit (spec is defaulted).
+func encoderResources(spec whisperv1.WhisperEncoderSpec) corev1.ResourceRequirements {
+	res := *spec.Resources.DeepCopy()
+	if spec.Backend != whisperv1.BackendNPU {
 		return res
 	}
-	n := npu(we)
+	n := spec.NPU
 	q := *resource.NewQuantity(int64(n.Count), resource.DecimalSI)
 	if res.Requests == nil {
 		res.Requests = corev1.ResourceList{}
@@ -178,7 +147,7 @@ func httpProbe(path string, period, failures int32) *corev1.Probe {
 
 // encoderService builds the ClusterIP Service in front of the encoder pods.
 func encoderService(we *whisperv1.WhisperEncoder) *corev1.Service {
-	s := serving(we)
+	s := we.Spec.Defaulted().Serving
 	return &corev1.Service{
 		ObjectMeta: controlledMeta(we),
 		Spec: corev1.ServiceSpec{
@@ -196,16 +165,15 @@ func encoderService(we *whisperv1.WhisperEncoder) *corev1.Service {
 // It scales the Deployment on the average of the encoder's queue-depth gauge per pod, which a
 // metrics adapter (for example prometheus-adapter) must serve through the custom metrics API.
 func encoderAutoscaler(we *whisperv1.WhisperEncoder, cfg Config) *autoscalingv2.HorizontalPodAutoscaler {
-	a := we.Spec.Autoscaling
+	a := we.Spec.Defaulted().Autoscaling
 	if a == nil {
 		return nil
 	}
-	minReplicas, target := max(a.MinReplicas, 1), max(a.TargetQueueDepth, 1)
 	return &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: controlledMeta(we),
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: we.Name},
-			MinReplicas:    ptr.To(minReplicas),
+			MinReplicas:    ptr.To(a.MinReplicas),
 			MaxReplicas:    a.MaxReplicas,
 			Metrics: []autoscalingv2.MetricSpec{{
 				Type: autoscalingv2.PodsMetricSourceType,
@@ -213,7 +181,7 @@ func encoderAutoscaler(we *whisperv1.WhisperEncoder, cfg Config) *autoscalingv2.
 					Metric: autoscalingv2.MetricIdentifier{Name: cfg.QueueDepthMetric},
 					Target: autoscalingv2.MetricTarget{
 						Type:         autoscalingv2.AverageValueMetricType,
-						AverageValue: resource.NewQuantity(int64(target), resource.DecimalSI),
+						AverageValue: resource.NewQuantity(int64(a.TargetQueueDepth), resource.DecimalSI),
 					},
 				},
 			}},
