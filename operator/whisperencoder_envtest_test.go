@@ -51,6 +51,8 @@ func replicas(n int32) func(*whisperv1.WhisperEncoder) {
 	return func(we *whisperv1.WhisperEncoder) { we.Spec.Replicas = ptr.To(n) }
 }
 
+func backendNPU(we *whisperv1.WhisperEncoder) { we.Spec.Backend = whisperv1.BackendNPU }
+
 // stageAndServe creates we, completes its staging Job with key and waits for its Deployment.
 func stageAndServe(t *testing.T, we *whisperv1.WhisperEncoder, key string) *appsv1.Deployment {
 	t.Helper()
@@ -77,7 +79,7 @@ func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
 	ns := testNamespace(t, true)
 	op := startOperator(t, ns)
-	we := newWE(ns, "base", replicas(2))
+	we := newWE(ns, "base", replicas(2), backendNPU)
 	must(t, k8s.Create(ctx, we))
 	hash := sourceHash(we)
 
@@ -458,13 +460,27 @@ func TestValidation(t *testing.T) {
 	var we whisperv1.WhisperEncoder
 	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "v0"}, &we))
 	wantSpec := whisperv1.WhisperEncoderSpec{
-		Model: whisperv1.ModelSpec{Source: whisperv1.ModelSource{URL: testURL}}, Precision: "bf16", Backend: "npu",
+		Model: whisperv1.ModelSpec{Source: whisperv1.ModelSource{URL: testURL}}, Precision: "bf16", Backend: "auto",
 		Replicas: ptr.To(int32(1)),
 		NPU:      whisperv1.NPUSpec{ResourceName: "amd.com/npu", Count: 1},
 		Serving:  whisperv1.ServingSpec{MaxBatch: 8, MaxQueue: 64, HTTPPort: 8080, GRPCPort: 9090},
 	}
 	if diff := cmp.Diff(wantSpec, we.Spec); diff != "" {
 		t.Errorf("defaulted spec (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(newWE(ns, "v0").Spec.Defaulted(), we.Spec); diff != "" {
+		t.Errorf("the API server's defaults differ from Defaulted() (-Go +API server):\n%s", diff)
+	}
+	// The defaults inside optional structs (credentialsSecret.key, autoscaling's floor and target).
+	full := newWE(ns, "defaults-inside", func(we *whisperv1.WhisperEncoder) {
+		we.Spec.Model.CredentialsSecret = &whisperv1.SecretKeyReference{Name: "hf"}
+		we.Spec.Autoscaling = &whisperv1.AutoscalingSpec{MaxReplicas: 3}
+	})
+	must(t, k8s.Create(ctx, full.DeepCopy()))
+	var gotFull whisperv1.WhisperEncoder
+	must(t, k8s.Get(ctx, client.ObjectKeyFromObject(full), &gotFull))
+	if diff := cmp.Diff(full.Spec.Defaulted(), gotFull.Spec); diff != "" {
+		t.Errorf("the API server's defaults inside optional structs differ from Defaulted() (-Go +API server):\n%s", diff)
 	}
 
 	// The source is immutable; other fields are not.
@@ -657,7 +673,7 @@ func TestEncoderFailureSurfaces(t *testing.T) {
 	ctx := context.Background()
 	ns := testNamespace(t, true)
 	startOperator(t, ns)
-	we := newWE(ns, "npu")
+	we := newWE(ns, "npu", backendNPU)
 	d := stageAndServe(t, we, "knpu")
 	msg := "NPU backend is not available in this build; /dev/accel/accel0: not present"
 	termination := string(report.TerminationFor(report.WithCode(report.CodeNPUUnavailable, errors.New(msg))))
@@ -802,6 +818,58 @@ func TestSamples(t *testing.T) {
 			t.Errorf("%s: rejected: %v", f, err)
 		}
 	}
+}
+
+// TestDefaultSampleWithoutNPU: config/samples/whisper_v1alpha1_whisperencoder.yaml as written
+// (backend auto) is staged, served by pods that request no NPU and run restricted on the CPU
+// backend, and reaches Ready on a cluster where no node has an NPU.
+func TestDefaultSampleWithoutNPU(t *testing.T) {
+	needEnvtest(t)
+	ctx := context.Background()
+	ns := testNamespace(t, true)
+	op := startOperator(t, ns)
+	b, err := os.ReadFile(filepath.Join("..", "config", "samples", "whisper_v1alpha1_whisperencoder.yaml"))
+	must(t, err)
+	var we whisperv1.WhisperEncoder
+	must(t, yaml.UnmarshalStrict(b, &we))
+	we.Namespace = ns
+	must(t, k8s.Create(ctx, &we))
+	if we.Spec.Backend != whisperv1.BackendAuto {
+		t.Fatalf("the sample's backend is %q, want auto", we.Spec.Backend)
+	}
+	d := stageAndServe(t, &we, "k-sample")
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	for name := range c.Resources.Requests {
+		if strings.Contains(string(name), "npu") {
+			t.Errorf("encoder requests %s: an auto encoder must run where no NPU is", name)
+		}
+	}
+	for name := range c.Resources.Limits {
+		if strings.Contains(string(name), "npu") {
+			t.Errorf("encoder limits %s: an auto encoder must run where no NPU is", name)
+		}
+	}
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"backend arg", c.Args[7:9], []string{"--backend", "cpu"}},
+		{"non-root", *pod.SecurityContext.RunAsNonRoot, true},
+		{"capabilities", c.SecurityContext.Capabilities, &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+		{"replicas", *d.Spec.Replicas, int32(2)},
+	}
+	for _, ch := range checks {
+		if diff := cmp.Diff(ch.want, ch.got); diff != "" {
+			t.Errorf("sample's Deployment %s (-want +got):\n%s", ch.what, diff)
+		}
+	}
+	rollOut(t, ns, we.Name)
+	got := waitPhase(t, ns, we.Name, whisperv1.PhaseReady)
+	if c := condition(got, whisperv1.ConditionReady); c.Status != metav1.ConditionTrue {
+		t.Errorf("Ready = %+v", c)
+	}
+	assertSteadyState(t, op, ns, we.Name)
 }
 
 // TestStagingRetriesWithBackoff: a failed staging is re-run by itself once the backoff passes

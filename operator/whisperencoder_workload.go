@@ -39,6 +39,16 @@ func desiredReplicas(spec whisperv1.WhisperEncoderSpec) *int32 {
 	return ptr.To(*spec.Defaulted().Replicas)
 }
 
+// podBackend is the backend encoder pods are built for (spec defaulted). auto is the CPU backend
+// until the encoder has an NPU backend: an auto encoder requests no device, runs restricted and
+// serves on any node.
+func podBackend(spec whisperv1.WhisperEncoderSpec) whisperv1.Backend {
+	if spec.Backend == whisperv1.BackendAuto {
+		return whisperv1.BackendCPU
+	}
+	return spec.Backend
+}
+
 // encoderDeployment builds the Deployment serving key from the cache claim.
 func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *appsv1.Deployment {
 	spec := we.Spec.Defaulted()
@@ -46,7 +56,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 	meta := controlledMeta(we)
 	meta.Annotations = map[string]string{annotationKey: key}
 	podSecurity, containerSecurity := restrictedPodSecurity(cfg.RunAsUser), restrictedContainerSecurity()
-	if spec.Backend == whisperv1.BackendNPU {
+	if podBackend(spec) == whisperv1.BackendNPU {
 		podSecurity, containerSecurity = npuPodSecurity(), npuContainerSecurity()
 	}
 	return &appsv1.Deployment{
@@ -86,7 +96,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 							"--weights", weightsMount,
 							"--http-addr", ":" + strconv.Itoa(int(s.HTTPPort)),
 							"--grpc-addr", ":" + strconv.Itoa(int(s.GRPCPort)),
-							"--backend", string(spec.Backend),
+							"--backend", string(podBackend(spec)),
 							"--max-batch", strconv.Itoa(int(s.MaxBatch)),
 							"--max-queue", strconv.Itoa(int(s.MaxQueue)),
 						},
@@ -117,7 +127,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 // limit (spec is defaulted).
 func encoderResources(spec whisperv1.WhisperEncoderSpec) corev1.ResourceRequirements {
 	res := *spec.Resources.DeepCopy()
-	if spec.Backend != whisperv1.BackendNPU {
+	if podBackend(spec) != whisperv1.BackendNPU {
 		return res
 	}
 	n := spec.NPU

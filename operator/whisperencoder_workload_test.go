@@ -94,6 +94,17 @@ func TestEncoderDeploymentVariants(t *testing.T) {
 				return []any{c.Resources, d.Spec.Template.Spec.SecurityContext, c.SecurityContext.Capabilities},
 					[]any{corev1.ResourceRequirements{}, restrictedPodSecurity(65532), &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
 			}},
+		{"auto is the CPU backend today: no device, restricted, non-root, --backend cpu", func(we *whisperv1.WhisperEncoder) { we.Spec.Backend = whisperv1.BackendAuto },
+			func(d *appsv1.Deployment) (any, any) {
+				c := d.Spec.Template.Spec.Containers[0]
+				return []any{c.Resources, d.Spec.Template.Spec.SecurityContext, c.SecurityContext.Capabilities, c.Args[7:9]},
+					[]any{corev1.ResourceRequirements{}, restrictedPodSecurity(65532), &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}, []string{"--backend", "cpu"}}
+			}},
+		{"unset backend is auto", func(we *whisperv1.WhisperEncoder) { we.Spec.Backend = ""; we.Spec.NPU = whisperv1.NPUSpec{} },
+			func(d *appsv1.Deployment) (any, any) {
+				c := d.Spec.Template.Spec.Containers[0]
+				return []any{c.Resources, c.Args[7:9]}, []any{corev1.ResourceRequirements{}, []string{"--backend", "cpu"}}
+			}},
 		{"two devices of another resource", func(we *whisperv1.WhisperEncoder) {
 			we.Spec.NPU = whisperv1.NPUSpec{ResourceName: "xdna.io/npu", Count: 2}
 		},

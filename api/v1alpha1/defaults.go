@@ -7,7 +7,7 @@ const (
 	// DefaultPrecision of the staged weights.
 	DefaultPrecision = PrecisionBF16
 	// DefaultBackend of the encoder.
-	DefaultBackend = BackendNPU
+	DefaultBackend = BackendAuto
 	// DefaultReplicas of the encoder Deployment without autoscaling.
 	DefaultReplicas int32 = 1
 	// DefaultNPUResourceName is the extended resource the device plugin advertises.
