@@ -820,6 +820,127 @@ func TestSamples(t *testing.T) {
 	}
 }
 
+// TestDriftIsReverted: hand edits of what the operator sets on its Deployment (replicas, image,
+// env), Service (a port), HorizontalPodAutoscaler (its bounds) and weights record (garbage) are
+// put back by server-side apply, without touching what others added; afterwards a steady state
+// makes no writes.
+func TestDriftIsReverted(t *testing.T) {
+	needEnvtest(t)
+	ctx := context.Background()
+	ns := testNamespace(t, true)
+	op := startOperator(t, ns)
+	we := newWE(ns, "drift", replicas(2), func(we *whisperv1.WhisperEncoder) {
+		we.Spec.Backend = whisperv1.BackendCPU
+	})
+	d := stageAndServe(t, we, "k-drift")
+	rollOut(t, ns, "drift")
+	waitPhase(t, ns, "drift", whisperv1.PhaseReady)
+	want := d.DeepCopy()
+
+	// The Deployment: replicas, image and env edited, a label and an env var of someone else added.
+	must(t, retryOnConflict(func() error {
+		var live appsv1.Deployment
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), &live); err != nil {
+			return err
+		}
+		live.Spec.Replicas = ptr.To(int32(7))
+		c := &live.Spec.Template.Spec.Containers[0]
+		c.Image = "registry.test/someone-else:latest"
+		c.Env = []corev1.EnvVar{{Name: "TMPDIR", Value: "/var/tmp"}, {Name: "EXTRA", Value: "kept"}}
+		live.Labels = withEntry(live.Labels, "team", "ml")
+		return k8s.Update(ctx, &live)
+	}))
+	eventually(t, 20*time.Second, "Deployment put back", func() error {
+		var live appsv1.Deployment
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), &live); err != nil {
+			return err
+		}
+		c := live.Spec.Template.Spec.Containers[0]
+		switch {
+		case *live.Spec.Replicas != 2:
+			return fmt.Errorf("replicas %d", *live.Spec.Replicas)
+		case c.Image != want.Spec.Template.Spec.Containers[0].Image:
+			return fmt.Errorf("image %s", c.Image)
+		case !cmp.Equal(c.Env, []corev1.EnvVar{{Name: "TMPDIR", Value: "/tmp"}, {Name: "EXTRA", Value: "kept"}}):
+			return fmt.Errorf("env %v, want ours put back and the other one kept", c.Env)
+		case live.Labels["team"] != "ml":
+			return fmt.Errorf("labels %v: someone else's label is gone", live.Labels)
+		}
+		return nil
+	})
+
+	// The Service: the HTTP port edited.
+	must(t, retryOnConflict(func() error {
+		var live corev1.Service
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), &live); err != nil {
+			return err
+		}
+		live.Spec.Ports[0].Port = 1234
+		return k8s.Update(ctx, &live)
+	}))
+	eventually(t, 20*time.Second, "Service put back", func() error {
+		var live corev1.Service
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), &live); err != nil {
+			return err
+		}
+		var ports []int32
+		for _, p := range live.Spec.Ports {
+			ports = append(ports, p.Port)
+		}
+		if !cmp.Equal(ports, []int32{8080, 9090}) {
+			return fmt.Errorf("ports %v", ports)
+		}
+		return nil
+	})
+
+	// The weights record: its result edited into garbage (the Job that staged is still there).
+	hash := sourceHash(we)
+	must(t, retryOnConflict(func() error {
+		var cm corev1.ConfigMap
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: recordName(hash)}, &cm); err != nil {
+			return err
+		}
+		cm.Data[recordResultKey] = "garbage"
+		return k8s.Update(ctx, &cm)
+	}))
+	eventually(t, 20*time.Second, "weights record put back", func() error {
+		var cm corev1.ConfigMap
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: recordName(hash)}, &cm); err != nil {
+			return err
+		}
+		if r := report.ParseStageResult(cm.Data[recordResultKey]); r.Failed() || r.Key != "k-drift" {
+			return fmt.Errorf("record result %q", cm.Data[recordResultKey])
+		}
+		return nil
+	})
+	rollOut(t, ns, "drift")
+	waitPhase(t, ns, "drift", whisperv1.PhaseReady)
+	assertSteadyState(t, op, ns, "drift")
+
+	// The autoscaler: its bounds edited.
+	must(t, retryOnConflict(func() error {
+		var live whisperv1.WhisperEncoder
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(we), &live); err != nil {
+			return err
+		}
+		live.Spec.Autoscaling = &whisperv1.AutoscalingSpec{MinReplicas: 1, MaxReplicas: 4, TargetQueueDepth: 2}
+		return k8s.Update(ctx, &live)
+	}))
+	var hpa autoscalingv2.HorizontalPodAutoscaler
+	eventually(t, 20*time.Second, "HPA", func() error { return k8s.Get(ctx, client.ObjectKeyFromObject(we), &hpa) })
+	hpa.Spec.MaxReplicas, hpa.Spec.MinReplicas = 40, ptr.To(int32(3))
+	must(t, k8s.Update(ctx, &hpa))
+	eventually(t, 20*time.Second, "HPA put back", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(we), &hpa); err != nil {
+			return err
+		}
+		if hpa.Spec.MaxReplicas != 4 || *hpa.Spec.MinReplicas != 1 {
+			return fmt.Errorf("HPA bounds %d–%d", *hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas)
+		}
+		return nil
+	})
+}
+
 // TestDefaultSampleWithoutNPU: config/samples/whisper_v1alpha1_whisperencoder.yaml as written
 // (backend auto) is staged, served by pods that request no NPU and run restricted on the CPU
 // backend, and reaches Ready on a cluster where no node has an NPU.

@@ -344,7 +344,7 @@ func claimVolume(name, claim string, readOnly bool) corev1.Volume {
 }
 
 // pullSecrets references cfg.ImagePullSecrets from a pod spec; nil without any, so that objects
-// built without them keep the spec hash they had before the setting existed.
+// built without them are what they were before the setting existed.
 func pullSecrets(cfg Config) []corev1.LocalObjectReference {
 	var refs []corev1.LocalObjectReference
 	for _, name := range cfg.ImagePullSecrets {
@@ -419,10 +419,7 @@ func (r *Reconciler) reconcileStaging(ctx context.Context, we *whisperv1.Whisper
 		v.Attempt++
 		v.State, v.Message, v.RetryAt, v.StartedAt, v.RequeueAfter = stagingNoJob, "retrying staging: "+v.Message, nil, nil, 0
 	case actionRecord:
-		err = r.Client.Create(ctx, weightsRecord(we, hash, v.Result))
-		if apierrors.IsAlreadyExists(err) {
-			err = nil
-		}
+		_, err = apply(ctx, r.Client, weightsRecord(we, hash, v.Result), nil) // also puts back a record edited into garbage
 	}
 	if err != nil {
 		return v, fmt.Errorf("staging %s/%s: %w", we.Namespace, v.Job, err)

@@ -264,7 +264,7 @@ func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.Whispe
 		return v, err
 	}
 	v.Deployment = deploy
-	if v.Service, err = apply(ctx, r.Client, encoderService(we), keepServiceAllocations); err != nil {
+	if v.Service, err = apply(ctx, r.Client, encoderService(we), nil); err != nil {
 		return v, err
 	}
 	if hpa := encoderAutoscaler(we, r.Config); hpa != nil {
@@ -294,19 +294,10 @@ func (r *Reconciler) deleteAutoscaler(ctx context.Context, we *whisperv1.Whisper
 	return nil
 }
 
-// keepAutoscaledReplicas leaves the replica count to the autoscaler when the operator sets none.
+// keepAutoscaledReplicas leaves the replica count to the autoscaler when the operator sets none:
+// applying the live count keeps it (omitting a field the operator applied before would reset it).
 func keepAutoscaledReplicas(existing, desired *appsv1.Deployment) {
 	if desired.Spec.Replicas == nil {
 		desired.Spec.Replicas = existing.Spec.Replicas
 	}
-}
-
-// keepServiceAllocations keeps what the API server allocated (cluster IPs, families).
-func keepServiceAllocations(existing, desired *corev1.Service) {
-	desired.Spec.ClusterIP = existing.Spec.ClusterIP
-	desired.Spec.ClusterIPs = existing.Spec.ClusterIPs
-	desired.Spec.IPFamilies = existing.Spec.IPFamilies
-	desired.Spec.IPFamilyPolicy = existing.Spec.IPFamilyPolicy
-	desired.Spec.InternalTrafficPolicy = existing.Spec.InternalTrafficPolicy
-	desired.Spec.SessionAffinity = existing.Spec.SessionAffinity
 }

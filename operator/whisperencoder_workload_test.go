@@ -9,8 +9,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 )
@@ -188,31 +190,83 @@ func TestKeepFunctions(t *testing.T) {
 	if *auto.Spec.Replicas != 5 || *fixed.Spec.Replicas != 2 {
 		t.Errorf("keepAutoscaledReplicas: autoscaled %d (want 5, the HPA's), fixed %d (want 2, ours)", *auto.Spec.Replicas, *fixed.Spec.Replicas)
 	}
-	svc := &corev1.Service{Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.7", ClusterIPs: []string{"10.0.0.7"}, IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}}}
-	desired := encoderService(testEncoder())
-	keepServiceAllocations(svc, desired)
-	if desired.Spec.ClusterIP != "10.0.0.7" || len(desired.Spec.ClusterIPs) != 1 || len(desired.Spec.IPFamilies) != 1 {
-		t.Errorf("keepServiceAllocations lost the allocation: %+v", desired.Spec)
-	}
 }
 
-func TestSpecHash(t *testing.T) {
+// liveCopy is obj as the API server might return it: what the operator set, plus defaults and
+// allocations the server adds, plus metadata it manages.
+func liveCopy(t *testing.T, obj client.Object, mut func(map[string]any)) map[string]any {
+	t.Helper()
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := m["metadata"].(map[string]any)
+	meta["resourceVersion"], meta["uid"], meta["generation"] = "42", "u-1", int64(3)
+	if mut != nil {
+		mut(m)
+	}
+	return m
+}
+
+func container(m map[string]any) map[string]any {
+	return m["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+}
+
+// TestContains: the no-write check of apply: a live object holding every field the operator sets
+// needs no write, whatever the API server or others added; a hand edit of any of them does.
+func TestContains(t *testing.T) {
 	cfg := testConfig()
-	a := specHash(encoderDeployment(testEncoder(), "k", cfg))
-	if b := specHash(encoderDeployment(testEncoder(), "k", cfg)); a != b {
-		t.Errorf("specHash not deterministic: %s vs %s", a, b)
+	d := encoderDeployment(testEncoder(), "k", cfg)
+	want, err := appliedFields(d)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if b := specHash(encoderDeployment(testEncoder(), "k2", cfg)); a == b {
-		t.Errorf("specHash ignores the weights key")
+	tests := []struct {
+		name  string
+		mut   func(map[string]any)
+		write bool
+	}{
+		{"as applied", nil, false},
+		{"server defaults and status", func(m map[string]any) {
+			m["spec"].(map[string]any)["revisionHistoryLimit"] = int64(10)
+			container(m)["terminationMessagePath"] = "/dev/termination-log"
+			container(m)["livenessProbe"].(map[string]any)["timeoutSeconds"] = int64(2)
+			m["status"] = map[string]any{"replicas": int64(2)}
+		}, false},
+		{"labels, annotations and env others added", func(m map[string]any) {
+			m["metadata"].(map[string]any)["labels"].(map[string]any)["team"] = "ml"
+			m["metadata"].(map[string]any)["annotations"].(map[string]any)["deployment.kubernetes.io/revision"] = "3"
+			c := container(m)
+			c["env"] = append(c["env"].([]any), map[string]any{"name": "EXTRA", "value": "1"})
+		}, false},
+		{"replicas edited", func(m map[string]any) { m["spec"].(map[string]any)["replicas"] = int64(5) }, true},
+		{"image edited", func(m map[string]any) { container(m)["image"] = "evil:latest" }, true},
+		{"env value edited", func(m map[string]any) {
+			container(m)["env"] = []any{map[string]any{"name": "TMPDIR", "value": "/var/tmp"}}
+		}, true},
+		{"env removed", func(m map[string]any) { delete(container(m), "env") }, true},
+		{"an arg appended", func(m map[string]any) { c := container(m); c["args"] = append(c["args"].([]any), "--debug") }, true},
+		{"our label edited", func(m map[string]any) {
+			m["metadata"].(map[string]any)["labels"].(map[string]any)[labelManagedBy] = "someone"
+		}, true},
+		{"emptyDir volume replaced", func(m map[string]any) {
+			v := m["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["volumes"].([]any)[1].(map[string]any)
+			delete(v, "emptyDir")
+			v["hostPath"] = map[string]any{"path": "/tmp"}
+		}, true},
 	}
-	if b := specHash(encoderDeployment(testEncoder(func(we *whisperv1.WhisperEncoder) { we.Spec.Serving.MaxBatch = 4 }), "k", cfg)); a == b {
-		t.Errorf("specHash ignores the container args")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := !contains(ownedFields(want), liveCopy(t, d, tt.mut)); got != tt.write {
+				t.Errorf("write needed = %v, want %v", got, tt.write)
+			}
+		})
 	}
 }
 
 // TestImagePullSecrets: the operator's pull secrets reach the pod spec of staging Jobs and of
-// encoder Deployments on either backend, in order; without any the pod spec has none, so the
-// spec hash of objects written before the setting existed is unchanged.
+// encoder Deployments on either backend, in order; without any the pod spec has none, so
+// objects written before the setting existed are unchanged.
 func TestImagePullSecrets(t *testing.T) {
 	cpu := func(we *whisperv1.WhisperEncoder) { we.Spec.Backend = whisperv1.BackendCPU }
 	builders := []struct {
@@ -252,7 +306,11 @@ func TestImagePullSecrets(t *testing.T) {
 	}
 	without, with := testConfig(), testConfig()
 	with.ImagePullSecrets = []string{"regcred"}
-	if specHash(encoderDeployment(testEncoder(), "k", without)) == specHash(encoderDeployment(testEncoder(), "k", with)) {
-		t.Errorf("specHash ignores the image pull secrets: adding one would never reach a running Deployment")
+	want, err := appliedFields(encoderDeployment(testEncoder(), "k", with))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contains(ownedFields(want), liveCopy(t, encoderDeployment(testEncoder(), "k", without), nil)) {
+		t.Errorf("apply would skip a Deployment without the new image pull secret: adding one would never reach it")
 	}
 }

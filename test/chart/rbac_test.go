@@ -19,6 +19,7 @@ var operatorRules = permissions(`
  configmaps create
  configmaps get
  configmaps list
+ configmaps patch
  configmaps watch
  persistentvolumeclaims get
  persistentvolumeclaims list
@@ -29,18 +30,18 @@ var operatorRules = permissions(`
  services create
  services get
  services list
- services update
+ services patch
  services watch
 apps deployments create
 apps deployments get
 apps deployments list
-apps deployments update
+apps deployments patch
 apps deployments watch
 autoscaling horizontalpodautoscalers create
 autoscaling horizontalpodautoscalers delete
 autoscaling horizontalpodautoscalers get
 autoscaling horizontalpodautoscalers list
-autoscaling horizontalpodautoscalers update
+autoscaling horizontalpodautoscalers patch
 autoscaling horizontalpodautoscalers watch
 batch jobs create
 batch jobs delete
