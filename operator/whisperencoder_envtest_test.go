@@ -130,7 +130,7 @@ func TestLifecycle(t *testing.T) {
 	}{
 		{"replicas", *d.Spec.Replicas, int32(2)},
 		{"args", append(ec.Command, ec.Args...), []string{"whisper-encoder", "serve", "--weights", "/weights", "--http-addr", ":8080", "--grpc-addr", ":9090",
-			"--backend", "npu", "--max-batch", "8", "--max-queue", "64"}},
+			"--backend", "npu", "--max-batch", "8", "--max-queue", "64", "--drain-timeout", "20s"}},
 		{"npu request", ptr.To(ec.Resources.Requests[corev1.ResourceName("amd.com/npu")]).String(), npuQty.String()},
 		{"npu limit", ptr.To(ec.Resources.Limits[corev1.ResourceName("amd.com/npu")]).String(), npuQty.String()},
 		{"IPC_LOCK", ec.SecurityContext.Capabilities, &corev1.Capabilities{Add: []corev1.Capability{"IPC_LOCK"}, Drop: []corev1.Capability{"ALL"}}},

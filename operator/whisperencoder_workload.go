@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -23,6 +24,19 @@ import (
 // with spec.autoscaling an autoscaling/v2 HorizontalPodAutoscaler scales it on queue depth.
 
 const weightsMount = "/weights"
+
+// Shutdown of an encoder pod. Deleting a pod takes it out of the Service's ready endpoints at
+// once, but kube-proxy and load balancers learn it a few seconds later: the preStop hook keeps
+// the encoder serving for preStopDelay before it gets SIGTERM. The encoder then fails its
+// readiness, closes its listeners (after its own --shutdown-delay where it has one, at most
+// encoderShutdownDelay) and gives accepted requests drainTimeout to finish. The grace period
+// covers all of it with room to exit, so the kubelet never kills a draining encoder.
+const (
+	preStopDelay         = 5 * time.Second
+	encoderShutdownDelay = 5 * time.Second
+	drainTimeout         = 20 * time.Second
+	terminationGrace     = preStopDelay + encoderShutdownDelay + drainTimeout + 10*time.Second
+)
 
 // workloadView is what the serving step observed after applying.
 type workloadView struct {
@@ -75,14 +89,15 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 					},
 				},
 				Spec: corev1.PodSpec{
-					AutomountServiceAccountToken: ptr.To(false),
-					EnableServiceLinks:           ptr.To(false),
-					SecurityContext:              podSecurity,
-					ImagePullSecrets:             pullSecrets(cfg),
-					NodeSelector:                 we.Spec.NodeSelector,
-					Tolerations:                  we.Spec.Tolerations,
-					Affinity:                     we.Spec.Affinity,
-					PriorityClassName:            we.Spec.PriorityClassName,
+					AutomountServiceAccountToken:  ptr.To(false),
+					EnableServiceLinks:            ptr.To(false),
+					TerminationGracePeriodSeconds: ptr.To(int64(terminationGrace / time.Second)),
+					SecurityContext:               podSecurity,
+					ImagePullSecrets:              pullSecrets(cfg),
+					NodeSelector:                  we.Spec.NodeSelector,
+					Tolerations:                   we.Spec.Tolerations,
+					Affinity:                      we.Spec.Affinity,
+					PriorityClassName:             we.Spec.PriorityClassName,
 					Volumes: []corev1.Volume{
 						claimVolume("cache", cfg.CacheClaimName, true),
 						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
@@ -99,6 +114,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 							"--backend", string(podBackend(spec)),
 							"--max-batch", strconv.Itoa(int(s.MaxBatch)),
 							"--max-queue", strconv.Itoa(int(s.MaxQueue)),
+							"--drain-timeout", drainTimeout.String(),
 						},
 						Env: []corev1.EnvVar{{Name: "TMPDIR", Value: tmpMount}},
 						Ports: []corev1.ContainerPort{
@@ -109,10 +125,13 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 							{Name: "cache", MountPath: weightsMount, SubPath: key, ReadOnly: true},
 							{Name: "tmp", MountPath: tmpMount},
 						},
-						Resources:                encoderResources(spec),
-						ReadinessProbe:           httpProbe("/readyz", 5, 3),
-						LivenessProbe:            httpProbe("/healthz", 10, 3),
-						StartupProbe:             httpProbe("/healthz", 2, 60),
+						Resources:      encoderResources(spec),
+						ReadinessProbe: httpProbe("/readyz", 5, 3),
+						LivenessProbe:  httpProbe("/healthz", 10, 3),
+						StartupProbe:   httpProbe("/healthz", 2, 60),
+						Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+							Sleep: &corev1.SleepAction{Seconds: int64(preStopDelay / time.Second)},
+						}},
 						TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 						SecurityContext:          containerSecurity,

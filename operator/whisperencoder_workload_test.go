@@ -1,7 +1,9 @@
 package operator
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
@@ -43,6 +45,7 @@ func TestEncoderDeploymentNPU(t *testing.T) {
 					"prometheus.io/scrape": "true", "prometheus.io/port": "8080", "prometheus.io/path": "/metrics", annotationKey: "key1"}},
 				Spec: corev1.PodSpec{
 					AutomountServiceAccountToken: ptr.To(false), EnableServiceLinks: ptr.To(false),
+					TerminationGracePeriodSeconds: ptr.To(int64(40)),
 					SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(false), RunAsUser: ptr.To(int64(0)),
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 					NodeSelector:      map[string]string{"xdna.io/npu": "true"},
@@ -56,7 +59,7 @@ func TestEncoderDeploymentNPU(t *testing.T) {
 						Name: "encoder", Image: "registry.test/whisper-encoder:v1", ImagePullPolicy: corev1.PullIfNotPresent,
 						Command: []string{"whisper-encoder"},
 						Args: []string{"serve", "--weights", "/weights", "--http-addr", ":8080", "--grpc-addr", ":9090",
-							"--backend", "npu", "--max-batch", "8", "--max-queue", "64"},
+							"--backend", "npu", "--max-batch", "8", "--max-queue", "64", "--drain-timeout", "20s"},
 						Env: []corev1.EnvVar{{Name: "TMPDIR", Value: "/tmp"}},
 						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
 							{Name: "grpc", ContainerPort: 9090, Protocol: corev1.ProtocolTCP}},
@@ -66,6 +69,7 @@ func TestEncoderDeploymentNPU(t *testing.T) {
 							Limits:   corev1.ResourceList{"amd.com/npu": resource.MustParse("1")},
 						},
 						ReadinessProbe: probe("/readyz", 5, 3), LivenessProbe: probe("/healthz", 10, 3), StartupProbe: probe("/healthz", 2, 60),
+						Lifecycle:              &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}},
 						TerminationMessagePath: "/dev/termination-log", TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
 							Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"IPC_LOCK"}}},
@@ -124,11 +128,11 @@ func TestEncoderDeploymentVariants(t *testing.T) {
 		}, func(d *appsv1.Deployment) (any, any) {
 			c := d.Spec.Template.Spec.Containers[0]
 			return []any{c.Args[3:], c.Ports[1].ContainerPort, d.Spec.Template.Annotations["prometheus.io/port"]},
-				[]any{[]string{"--http-addr", ":8000", "--grpc-addr", ":50051", "--backend", "npu", "--max-batch", "2", "--max-queue", "5"}, int32(50051), "8000"}
+				[]any{[]string{"--http-addr", ":8000", "--grpc-addr", ":50051", "--backend", "npu", "--max-batch", "2", "--max-queue", "5", "--drain-timeout", "20s"}, int32(50051), "8000"}
 		}},
 		{"zero serving values get the API defaults", func(we *whisperv1.WhisperEncoder) { we.Spec.Serving = whisperv1.ServingSpec{} },
 			func(d *appsv1.Deployment) (any, any) {
-				return d.Spec.Template.Spec.Containers[0].Args[3:], []string{"--http-addr", ":8080", "--grpc-addr", ":9090", "--backend", "npu", "--max-batch", "8", "--max-queue", "64"}
+				return d.Spec.Template.Spec.Containers[0].Args[3:], []string{"--http-addr", ":8080", "--grpc-addr", ":9090", "--backend", "npu", "--max-batch", "8", "--max-queue", "64", "--drain-timeout", "20s"}
 			}},
 	}
 	for _, tt := range tests {
@@ -138,6 +142,27 @@ func TestEncoderDeploymentVariants(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestEncoderShutdownFits: the grace period covers the preStop delay, the encoder's own shutdown
+// delay and its drain timeout (the flag the pod passes), with room to exit.
+func TestEncoderShutdownFits(t *testing.T) {
+	d := encoderDeployment(testEncoder(), "k", testConfig())
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	i := slices.Index(c.Args, "--drain-timeout")
+	if i < 0 {
+		t.Fatalf("args %v: no --drain-timeout", c.Args)
+	}
+	drain, err := time.ParseDuration(c.Args[i+1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	preStop := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+	grace := time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
+	if need := preStop + encoderShutdownDelay + drain; grace < need+5*time.Second || preStop <= 0 {
+		t.Errorf("grace period %v for preStop %v + shutdown delay %v + drain %v: want ≥ 5 s to spare", grace, preStop, encoderShutdownDelay, drain)
 	}
 }
 
