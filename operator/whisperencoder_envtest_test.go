@@ -18,6 +18,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -157,6 +158,12 @@ func TestLifecycle(t *testing.T) {
 	}
 	if ref := metav1.GetControllerOf(&svc); ref == nil || ref.UID != got.UID {
 		t.Errorf("Service controller = %+v, want the WhisperEncoder %s", ref, got.UID)
+	}
+	var pdb policyv1.PodDisruptionBudget
+	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "base"}, &pdb))
+	if ref := metav1.GetControllerOf(&pdb); ref == nil || ref.UID != got.UID || pdb.Spec.MaxUnavailable.IntValue() != 1 ||
+		!cmp.Equal(pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels) {
+		t.Errorf("PodDisruptionBudget %+v (controller %+v), want maxUnavailable 1 over the encoder pods, controlled by %s", pdb.Spec, ref, got.UID)
 	}
 
 	rollOut(t, ns, "base")
@@ -735,7 +742,7 @@ func TestDeleteLeavesOwnedChildren(t *testing.T) {
 	eventually(t, 10*time.Second, "HPA", func() error {
 		return k8s.Get(ctx, client.ObjectKeyFromObject(we), &autoscalingv2.HorizontalPodAutoscaler{})
 	})
-	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &autoscalingv2.HorizontalPodAutoscaler{}} {
+	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &autoscalingv2.HorizontalPodAutoscaler{}, &policyv1.PodDisruptionBudget{}} {
 		must(t, k8s.Get(ctx, client.ObjectKeyFromObject(we), obj))
 		if ref := metav1.GetControllerOf(obj); ref == nil || ref.UID != cur.UID || !*ref.BlockOwnerDeletion {
 			t.Errorf("%T controller = %+v, want WhisperEncoder %s", obj, ref, cur.UID)

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -218,6 +219,19 @@ func encoderAutoscaler(we *whisperv1.WhisperEncoder, cfg Config) *autoscalingv2.
 	}
 }
 
+// encoderDisruptionBudget lets voluntary disruptions (node drains, cluster-autoscaler scale-down)
+// evict one encoder pod at a time, so a drain never takes every replica at once; with one
+// replica it still allows the eviction (a budget that never allows one would block drains).
+func encoderDisruptionBudget(we *whisperv1.WhisperEncoder) *policyv1.PodDisruptionBudget {
+	return &policyv1.PodDisruptionBudget{
+		ObjectMeta: controlledMeta(we),
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			Selector:       &metav1.LabelSelector{MatchLabels: selectorLabels(we)},
+			MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+		},
+	}
+}
+
 // controlledMeta is the metadata of an object only we uses (Deployment, Service, autoscaler):
 // named like we, in its namespace, with the encoder labels and we as controller.
 func controlledMeta(we *whisperv1.WhisperEncoder) metav1.ObjectMeta {
@@ -274,7 +288,7 @@ func npuContainerSecurity() *corev1.SecurityContext {
 	return sc
 }
 
-// reconcileWorkload applies the Deployment, Service and autoscaler for staged weights, and reads
+// reconcileWorkload applies the Deployment, Service, disruption budget and autoscaler for staged weights, and reads
 // the encoder pods for status.
 func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.WhisperEncoder, key string) (workloadView, error) {
 	var v workloadView
@@ -284,6 +298,9 @@ func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.Whispe
 	}
 	v.Deployment = deploy
 	if v.Service, err = apply(ctx, r.Client, encoderService(we), nil); err != nil {
+		return v, err
+	}
+	if _, err := apply(ctx, r.Client, encoderDisruptionBudget(we), nil); err != nil {
 		return v, err
 	}
 	if hpa := encoderAutoscaler(we, r.Config); hpa != nil {

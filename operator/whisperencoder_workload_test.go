@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -163,6 +164,20 @@ func TestEncoderShutdownFits(t *testing.T) {
 	grace := time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
 	if need := preStop + encoderShutdownDelay + drain; grace < need+5*time.Second || preStop <= 0 {
 		t.Errorf("grace period %v for preStop %v + shutdown delay %v + drain %v: want ≥ 5 s to spare", grace, preStop, encoderShutdownDelay, drain)
+	}
+}
+
+func TestEncoderDisruptionBudget(t *testing.T) {
+	pdb := encoderDisruptionBudget(testEncoder())
+	want := policyv1.PodDisruptionBudgetSpec{
+		Selector:       &metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelEncoder: "base"}},
+		MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+	}
+	if diff := cmp.Diff(want, pdb.Spec); diff != "" {
+		t.Errorf("PodDisruptionBudget spec (-want +got):\n%s", diff)
+	}
+	if ref := metav1.GetControllerOf(pdb); ref == nil || ref.Name != "base" || pdb.Labels[labelManagedBy] != managedBy {
+		t.Errorf("PodDisruptionBudget controller %+v, labels %v", ref, pdb.Labels)
 	}
 }
 

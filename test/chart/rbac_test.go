@@ -49,6 +49,11 @@ batch jobs get
 batch jobs list
 batch jobs patch
 batch jobs watch
+policy poddisruptionbudgets create
+policy poddisruptionbudgets get
+policy poddisruptionbudgets list
+policy poddisruptionbudgets patch
+policy poddisruptionbudgets watch
 events.k8s.io events create
 events.k8s.io events patch
 whisper.xdna.io whisperencoders get
