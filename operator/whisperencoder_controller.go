@@ -72,7 +72,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	var wl workloadView
 	if stg.State == stagingStaged {
-		if wl, err = r.reconcileWorkload(ctx, &we, stg.Result.Key); err != nil {
+		if wl, err = r.reconcileWorkload(ctx, &we, stg.Result); err != nil {
 			return reconcile.Result{}, err
 		}
 	}

@@ -134,6 +134,7 @@ func TestLifecycle(t *testing.T) {
 			"--backend", "npu", "--max-batch", "8", "--max-queue", "64", "--drain-timeout", "20s"}},
 		{"npu request", ptr.To(ec.Resources.Requests[corev1.ResourceName("amd.com/npu")]).String(), npuQty.String()},
 		{"npu limit", ptr.To(ec.Resources.Limits[corev1.ResourceName("amd.com/npu")]).String(), npuQty.String()},
+		{"default memory for 39.3 MiB of weights", []string{ec.Resources.Requests.Memory().String(), ec.Resources.Limits.Memory().String()}, []string{"296Mi", "1064Mi"}},
 		{"IPC_LOCK", ec.SecurityContext.Capabilities, &corev1.Capabilities{Add: []corev1.Capability{"IPC_LOCK"}, Drop: []corev1.Capability{"ALL"}}},
 		{"read-only cache mount at the key", ec.VolumeMounts[0], corev1.VolumeMount{Name: "cache", MountPath: "/weights", SubPath: "k-base-0123456789abcdef", ReadOnly: true}},
 		{"read-only claim", pod.Volumes[0].PersistentVolumeClaim, &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "whisper-cache", ReadOnly: true}},
@@ -560,8 +561,13 @@ func TestCPUBackendAndAutoscaling(t *testing.T) {
 			t.Errorf("cpu backend requests %s", name)
 		}
 	}
-	if len(c.Resources.Limits) != 0 {
-		t.Errorf("cpu backend limits = %v, want none (none were asked)", c.Resources.Limits)
+	// The CPU request asked for stays; memory gets the defaults for staged weights of 41181184 bytes.
+	wantRes := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("296Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1064Mi")},
+	}
+	if diff := cmp.Diff(wantRes, c.Resources); diff != "" {
+		t.Errorf("cpu backend resources (-want +got):\n%s", diff)
 	}
 	ps, cs := d.Spec.Template.Spec.SecurityContext, c.SecurityContext
 	if !*ps.RunAsNonRoot || *ps.RunAsUser != 65532 || !*cs.ReadOnlyRootFilesystem || *cs.AllowPrivilegeEscalation ||

@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 )
 
@@ -64,8 +65,9 @@ func podBackend(spec whisperv1.WhisperEncoderSpec) whisperv1.Backend {
 	return spec.Backend
 }
 
-// encoderDeployment builds the Deployment serving key from the cache claim.
-func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *appsv1.Deployment {
+// encoderDeployment builds the Deployment serving the staged weights from the cache claim.
+func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult, cfg Config) *appsv1.Deployment {
+	key := weights.Key
 	spec := we.Spec.Defaulted()
 	s := spec.Serving
 	meta := controlledMeta(we)
@@ -126,7 +128,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 							{Name: "cache", MountPath: weightsMount, SubPath: key, ReadOnly: true},
 							{Name: "tmp", MountPath: tmpMount},
 						},
-						Resources:      encoderResources(spec),
+						Resources:      encoderResources(spec, weights.SizeBytes),
 						ReadinessProbe: httpProbe("/readyz", 5, 3),
 						LivenessProbe:  httpProbe("/healthz", 10, 3),
 						StartupProbe:   httpProbe("/healthz", 2, 60),
@@ -143,24 +145,58 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 	}
 }
 
-// encoderResources is spec.resources plus, for backend npu, the device request as request and
-// limit (spec is defaulted).
-func encoderResources(spec whisperv1.WhisperEncoderSpec) corev1.ResourceRequirements {
+// Default resources of the encoder container, for what spec.resources leaves unset: the
+// scheduler reserves a core and the weights, and a runaway process meets its memory limit instead
+// of the node's. The memory figures add the staged weights' size to a fixed part: the process
+// without weights is ~15 MB, one window's activations a few MB per batch slot, and the server
+// holds request bodies and decoded audio up to its admission budgets (hundreds of MB at most).
+var (
+	defaultCPURequest      = resource.MustParse("1")
+	defaultMemoryBase      = resource.MustParse("256Mi") // request = base + weights
+	defaultMemoryLimitBase = resource.MustParse("1Gi")   // limit = base + weights
+)
+
+// encoderResources is spec.resources (spec defaulted) with the defaults above where it sets
+// neither request nor limit of CPU or memory (a memory request without a limit gets the default
+// limit, raised to the request), plus, for backend npu, the device as request and limit.
+func encoderResources(spec whisperv1.WhisperEncoderSpec, weightsBytes int64) corev1.ResourceRequirements {
 	res := *spec.Resources.DeepCopy()
-	if podBackend(spec) != whisperv1.BackendNPU {
-		return res
-	}
-	n := spec.NPU
-	q := *resource.NewQuantity(int64(n.Count), resource.DecimalSI)
 	if res.Requests == nil {
 		res.Requests = corev1.ResourceList{}
 	}
 	if res.Limits == nil {
 		res.Limits = corev1.ResourceList{}
 	}
-	res.Requests[corev1.ResourceName(n.ResourceName)] = q
-	res.Limits[corev1.ResourceName(n.ResourceName)] = q
+	_, cpuReq := res.Requests[corev1.ResourceCPU]
+	if _, cpuLim := res.Limits[corev1.ResourceCPU]; !cpuReq && !cpuLim {
+		res.Requests[corev1.ResourceCPU] = defaultCPURequest
+	}
+	weights := resource.NewQuantity(max(weightsBytes, 0), resource.BinarySI)
+	memReq, hasReq := res.Requests[corev1.ResourceMemory]
+	if _, hasLim := res.Limits[corev1.ResourceMemory]; !hasLim {
+		limit := plus(defaultMemoryLimitBase, weights)
+		if hasReq && memReq.Cmp(limit) > 0 {
+			limit = memReq
+		}
+		res.Limits[corev1.ResourceMemory] = limit
+		if !hasReq {
+			res.Requests[corev1.ResourceMemory] = plus(defaultMemoryBase, weights)
+		}
+	}
+	if podBackend(spec) == whisperv1.BackendNPU {
+		n := spec.NPU
+		q := *resource.NewQuantity(int64(n.Count), resource.DecimalSI)
+		res.Requests[corev1.ResourceName(n.ResourceName)] = q
+		res.Limits[corev1.ResourceName(n.ResourceName)] = q
+	}
 	return res
+}
+
+// plus is a + b rounded up to whole MiB (a readable quantity in the pod spec).
+func plus(a resource.Quantity, b *resource.Quantity) resource.Quantity {
+	const mib = 1 << 20
+	sum := a.Value() + b.Value()
+	return *resource.NewQuantity((sum+mib-1)/mib*mib, resource.BinarySI)
 }
 
 func httpProbe(path string, period, failures int32) *corev1.Probe {
@@ -290,9 +326,9 @@ func npuContainerSecurity() *corev1.SecurityContext {
 
 // reconcileWorkload applies the Deployment, Service, disruption budget and autoscaler for staged weights, and reads
 // the encoder pods for status.
-func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.WhisperEncoder, key string) (workloadView, error) {
+func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.WhisperEncoder, weights report.StageResult) (workloadView, error) {
 	var v workloadView
-	deploy, err := apply(ctx, r.Client, encoderDeployment(we, key, r.Config), keepAutoscaledReplicas)
+	deploy, err := apply(ctx, r.Client, encoderDeployment(we, weights, r.Config), keepAutoscaledReplicas)
 	if err != nil {
 		return v, err
 	}

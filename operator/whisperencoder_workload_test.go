@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 )
 
@@ -66,8 +67,8 @@ func TestEncoderDeploymentNPU(t *testing.T) {
 							{Name: "grpc", ContainerPort: 9090, Protocol: corev1.ProtocolTCP}},
 						VolumeMounts: []corev1.VolumeMount{{Name: "cache", MountPath: "/weights", SubPath: "key1", ReadOnly: true}, {Name: "tmp", MountPath: "/tmp"}},
 						Resources: corev1.ResourceRequirements{
-							Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi"), "amd.com/npu": resource.MustParse("1")},
-							Limits:   corev1.ResourceList{"amd.com/npu": resource.MustParse("1")},
+							Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi"), corev1.ResourceCPU: resource.MustParse("1"), "amd.com/npu": resource.MustParse("1")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi"), "amd.com/npu": resource.MustParse("1")},
 						},
 						ReadinessProbe: probe("/readyz", 5, 3), LivenessProbe: probe("/healthz", 10, 3), StartupProbe: probe("/healthz", 2, 60),
 						Lifecycle:              &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}},
@@ -79,12 +80,64 @@ func TestEncoderDeploymentNPU(t *testing.T) {
 			},
 		},
 	}
-	got := encoderDeployment(we, "key1", cfg)
+	got := encoderDeployment(we, report.StageResult{Key: "key1"}, cfg)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("encoderDeployment (-want +got):\n%s", diff)
 	}
 	if we.Spec.Resources.Limits != nil {
 		t.Errorf("encoderDeployment modified spec.resources: %v", we.Spec.Resources)
+	}
+}
+
+// defaultResources are the encoder container's resources when spec.resources is empty (weights
+// of unknown size).
+var defaultResources = corev1.ResourceRequirements{
+	Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+	Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+}
+
+func TestEncoderResources(t *testing.T) {
+	q := resource.MustParse
+	rl := func(kv ...string) corev1.ResourceList {
+		l := corev1.ResourceList{}
+		for i := 0; i < len(kv); i += 2 {
+			l[corev1.ResourceName(kv[i])] = q(kv[i+1])
+		}
+		return l
+	}
+	tests := []struct {
+		name    string
+		backend whisperv1.Backend
+		set     corev1.ResourceRequirements
+		weights int64
+		want    corev1.ResourceRequirements
+	}{
+		{"nothing set: defaults plus the weights", whisperv1.BackendCPU, corev1.ResourceRequirements{}, 41181184, // 39.3 MiB
+			corev1.ResourceRequirements{Requests: rl("cpu", "1", "memory", "296Mi"), Limits: rl("memory", "1064Mi")}},
+		{"a memory request above the default limit raises the limit", whisperv1.BackendCPU, corev1.ResourceRequirements{Requests: rl("memory", "4Gi")}, 0,
+			corev1.ResourceRequirements{Requests: rl("cpu", "1", "memory", "4Gi"), Limits: rl("memory", "4Gi")}},
+		{"a memory limit alone stays alone (Kubernetes copies it to the request)", whisperv1.BackendCPU, corev1.ResourceRequirements{Limits: rl("memory", "300Mi")}, 0,
+			corev1.ResourceRequirements{Requests: rl("cpu", "1"), Limits: rl("memory", "300Mi")}},
+		{"a CPU limit alone: no CPU request added", whisperv1.BackendCPU, corev1.ResourceRequirements{Limits: rl("cpu", "2")}, 0,
+			corev1.ResourceRequirements{Requests: rl("memory", "256Mi"), Limits: rl("cpu", "2", "memory", "1Gi")}},
+		{"everything set: unchanged", whisperv1.BackendCPU, corev1.ResourceRequirements{Requests: rl("cpu", "3", "memory", "1Gi"), Limits: rl("memory", "2Gi")}, 1 << 30,
+			corev1.ResourceRequirements{Requests: rl("cpu", "3", "memory", "1Gi"), Limits: rl("memory", "2Gi")}},
+		{"npu adds the device", whisperv1.BackendNPU, corev1.ResourceRequirements{}, 0,
+			corev1.ResourceRequirements{Requests: rl("cpu", "1", "memory", "256Mi", "amd.com/npu", "1"), Limits: rl("memory", "1Gi", "amd.com/npu", "1")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			we := testEncoder(func(we *whisperv1.WhisperEncoder) {
+				we.Spec.Backend, we.Spec.Resources = tt.backend, *tt.set.DeepCopy()
+			})
+			got := encoderResources(we.Spec.Defaulted(), tt.weights)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("encoderResources (-want +got):\n%s", diff)
+			}
+			if !cmp.Equal(tt.set, we.Spec.Resources) {
+				t.Errorf("encoderResources modified spec.resources: %v", we.Spec.Resources)
+			}
+		})
 	}
 }
 
@@ -99,24 +152,24 @@ func TestEncoderDeploymentVariants(t *testing.T) {
 			func(d *appsv1.Deployment) (any, any) {
 				c := d.Spec.Template.Spec.Containers[0]
 				return []any{c.Resources, d.Spec.Template.Spec.SecurityContext, c.SecurityContext.Capabilities},
-					[]any{corev1.ResourceRequirements{}, restrictedPodSecurity(65532), &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
+					[]any{defaultResources, restrictedPodSecurity(65532), &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
 			}},
 		{"auto is the CPU backend today: no device, restricted, non-root, --backend cpu", func(we *whisperv1.WhisperEncoder) { we.Spec.Backend = whisperv1.BackendAuto },
 			func(d *appsv1.Deployment) (any, any) {
 				c := d.Spec.Template.Spec.Containers[0]
 				return []any{c.Resources, d.Spec.Template.Spec.SecurityContext, c.SecurityContext.Capabilities, c.Args[7:9]},
-					[]any{corev1.ResourceRequirements{}, restrictedPodSecurity(65532), &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}, []string{"--backend", "cpu"}}
+					[]any{defaultResources, restrictedPodSecurity(65532), &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}, []string{"--backend", "cpu"}}
 			}},
 		{"unset backend is auto", func(we *whisperv1.WhisperEncoder) { we.Spec.Backend = ""; we.Spec.NPU = whisperv1.NPUSpec{} },
 			func(d *appsv1.Deployment) (any, any) {
 				c := d.Spec.Template.Spec.Containers[0]
-				return []any{c.Resources, c.Args[7:9]}, []any{corev1.ResourceRequirements{}, []string{"--backend", "cpu"}}
+				return []any{c.Resources, c.Args[7:9]}, []any{defaultResources, []string{"--backend", "cpu"}}
 			}},
 		{"two devices of another resource", func(we *whisperv1.WhisperEncoder) {
 			we.Spec.NPU = whisperv1.NPUSpec{ResourceName: "xdna.io/npu", Count: 2}
 		},
 			func(d *appsv1.Deployment) (any, any) {
-				return d.Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceList{"xdna.io/npu": resource.MustParse("2")}
+				return d.Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceList{"xdna.io/npu": resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("1Gi")}
 			}},
 		{"autoscaling leaves replicas to the HPA", func(we *whisperv1.WhisperEncoder) {
 			we.Spec.Replicas = ptr.To(int32(7))
@@ -138,7 +191,7 @@ func TestEncoderDeploymentVariants(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, want := tt.check(encoderDeployment(testEncoder(tt.mut), "k", cfg))
+			got, want := tt.check(encoderDeployment(testEncoder(tt.mut), report.StageResult{Key: "k"}, cfg))
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
@@ -149,7 +202,7 @@ func TestEncoderDeploymentVariants(t *testing.T) {
 // TestEncoderShutdownFits: the grace period covers the preStop delay, the encoder's own shutdown
 // delay and its drain timeout (the flag the pod passes), with room to exit.
 func TestEncoderShutdownFits(t *testing.T) {
-	d := encoderDeployment(testEncoder(), "k", testConfig())
+	d := encoderDeployment(testEncoder(), report.StageResult{Key: "k"}, testConfig())
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
 	i := slices.Index(c.Args, "--drain-timeout")
@@ -256,7 +309,7 @@ func container(m map[string]any) map[string]any {
 // needs no write, whatever the API server or others added; a hand edit of any of them does.
 func TestContains(t *testing.T) {
 	cfg := testConfig()
-	d := encoderDeployment(testEncoder(), "k", cfg)
+	d := encoderDeployment(testEncoder(), report.StageResult{Key: "k"}, cfg)
 	want, err := appliedFields(d)
 	if err != nil {
 		t.Fatal(err)
@@ -317,10 +370,10 @@ func TestImagePullSecrets(t *testing.T) {
 			return &stagingJob(testEncoder(), "h", 1, nil, cfg).Spec.Template.Spec
 		}},
 		{"npu Deployment", func(cfg Config) *corev1.PodSpec {
-			return &encoderDeployment(testEncoder(), "k", cfg).Spec.Template.Spec
+			return &encoderDeployment(testEncoder(), report.StageResult{Key: "k"}, cfg).Spec.Template.Spec
 		}},
 		{"cpu Deployment", func(cfg Config) *corev1.PodSpec {
-			return &encoderDeployment(testEncoder(cpu), "k", cfg).Spec.Template.Spec
+			return &encoderDeployment(testEncoder(cpu), report.StageResult{Key: "k"}, cfg).Spec.Template.Spec
 		}},
 	}
 	tests := []struct {
@@ -346,11 +399,11 @@ func TestImagePullSecrets(t *testing.T) {
 	}
 	without, with := testConfig(), testConfig()
 	with.ImagePullSecrets = []string{"regcred"}
-	want, err := appliedFields(encoderDeployment(testEncoder(), "k", with))
+	want, err := appliedFields(encoderDeployment(testEncoder(), report.StageResult{Key: "k"}, with))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if contains(ownedFields(want), liveCopy(t, encoderDeployment(testEncoder(), "k", without), nil)) {
+	if contains(ownedFields(want), liveCopy(t, encoderDeployment(testEncoder(), report.StageResult{Key: "k"}, without), nil)) {
 		t.Errorf("apply would skip a Deployment without the new image pull secret: adding one would never reach it")
 	}
 }

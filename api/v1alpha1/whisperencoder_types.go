@@ -146,7 +146,10 @@ type WhisperEncoderSpec struct {
 	// +kubebuilder:validation:MaxLength=1024
 	Image string `json:"image,omitempty"`
 
-	// Resources of the encoder container. With backend npu the device request is added to it.
+	// Resources of the encoder container. Where it sets neither request nor limit, CPU gets a
+	// request of 1 and memory a request of 256Mi and a limit of 1Gi, both plus the staged weights'
+	// size (a memory request alone gets that limit, raised to the request). With backend npu the
+	// device request is added to it.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
