@@ -115,7 +115,7 @@ func availableCondition(we *whisperv1.WhisperEncoder, stg stagingView, wl worklo
 	case replicasOf(d) == 0:
 		c.Reason, c.Message = whisperv1.ReasonScaledToZero, "scaled to zero replicas"
 	default:
-		c.Reason, c.Message = podTrouble(we, wl.Pods)
+		c.Reason, c.Message = podTrouble(wl.Pods)
 		if c.Reason == "" {
 			c.Reason = whisperv1.ReasonReplicasUnavailable
 			c.Message = fmt.Sprintf("0 of %d replicas available", replicasOf(d))
@@ -127,7 +127,7 @@ func availableCondition(we *whisperv1.WhisperEncoder, stg stagingView, wl worklo
 // podTrouble explains why no encoder pod is available: the encoder's own termination message
 // (NPUUnavailable when its reason code says so, EncoderFailing otherwise) or the scheduler's
 // reason. It returns "" when no pod shows a problem yet.
-func podTrouble(we *whisperv1.WhisperEncoder, pods []corev1.Pod) (reason, message string) {
+func podTrouble(pods []corev1.Pod) (reason, message string) {
 	var unschedulable string
 	for i := range pods {
 		p := &pods[i]

@@ -162,33 +162,31 @@ func coded(code report.Code, text string) string {
 
 // TestPodTrouble: the encoder's reason code decides the condition reason, never its text.
 func TestPodTrouble(t *testing.T) {
-	npuWE, cpuWE := testEncoder(), testEncoder(func(we *whisperv1.WhisperEncoder) { we.Spec.Backend = whisperv1.BackendCPU })
 	clean := corev1.Pod{Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: encoderContainer,
 		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}}}}}
 	silent := crashingPod(137, "")
 	silent.Status.ContainerStatuses[0].LastTerminationState.Terminated.Reason = "OOMKilled"
 	tests := []struct {
 		name        string
-		we          *whisperv1.WhisperEncoder
 		pods        []corev1.Pod
 		reason, msg string
 	}{
-		{"nothing wrong", npuWE, []corev1.Pod{clean}, "", ""},
-		{"code NPUUnavailable", npuWE, []corev1.Pod{crashingPod(3, coded(report.CodeNPUUnavailable, "backend is not available"))},
+		{"nothing wrong", []corev1.Pod{clean}, "", ""},
+		{"code NPUUnavailable", []corev1.Pod{crashingPod(3, coded(report.CodeNPUUnavailable, "backend is not available"))},
 			whisperv1.ReasonNPUUnavailable, "pod p1: encoder exited: backend is not available"},
-		{"code NPUUnavailable on any backend", cpuWE, []corev1.Pod{crashingPod(3, coded(report.CodeNPUUnavailable, "no device"))},
+		{"code NPUUnavailable, other text", []corev1.Pod{crashingPod(3, coded(report.CodeNPUUnavailable, "no device"))},
 			whisperv1.ReasonNPUUnavailable, "pod p1: encoder exited: no device"},
-		{"NPU in the text of another code is just a failure", npuWE, []corev1.Pod{crashingPod(3, coded(report.CodeModelLoadFailed, "NPU weights: bad"))},
+		{"NPU in the text of another code is just a failure", []corev1.Pod{crashingPod(3, coded(report.CodeModelLoadFailed, "NPU weights: bad"))},
 			whisperv1.ReasonEncoderFailing, "pod p1: encoder exited: NPU weights: bad"},
-		{"plain text mentioning the NPU is just a failure", npuWE, []corev1.Pod{crashingPod(3, "NPU backend is not available")},
+		{"plain text mentioning the NPU is just a failure", []corev1.Pod{crashingPod(3, "NPU backend is not available")},
 			whisperv1.ReasonEncoderFailing, "pod p1: encoder exited: NPU backend is not available"},
-		{"no message", npuWE, []corev1.Pod{silent}, whisperv1.ReasonEncoderFailing, "pod p1: encoder exited: exit code 137 (OOMKilled) without a termination message"},
-		{"long message truncated", cpuWE, []corev1.Pod{crashingPod(1, strings.Repeat("x", 2000))}, whisperv1.ReasonEncoderFailing,
+		{"no message", []corev1.Pod{silent}, whisperv1.ReasonEncoderFailing, "pod p1: encoder exited: exit code 137 (OOMKilled) without a termination message"},
+		{"long message truncated", []corev1.Pod{crashingPod(1, strings.Repeat("x", 2000))}, whisperv1.ReasonEncoderFailing,
 			"pod p1: encoder exited: " + strings.Repeat("x", maxMessage) + "…"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reason, msg := podTrouble(tt.we, tt.pods)
+			reason, msg := podTrouble(tt.pods)
 			if reason != tt.reason || msg != tt.msg {
 				t.Errorf("podTrouble = %q, %q; want %q, %q", reason, msg, tt.reason, tt.msg)
 			}
