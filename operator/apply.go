@@ -2,6 +2,9 @@ package operator
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"reflect"
 
@@ -17,14 +20,17 @@ import (
 const fieldManager = "whisper-operator"
 
 // apply makes the live object carry every field the operator sets on desired, with as few writes
-// as possible: when the live object (from the cache) already holds all of them, it makes no write,
-// however the API server defaulted the rest or whatever others added; otherwise it server-side
-// applies desired as fieldManager, forcing ownership, so a hand edit of a field the operator sets
-// (replicas, image, an env var, a port, a label) is put back, and a field the operator stops
-// setting is removed. Fields the operator does not set (replicas an autoscaler owns, a Service's
-// cluster IP, labels others add) are left alone. keep (may be nil) copies from the live object
-// into desired what the operator must not change though it applied it before (replicas an
-// autoscaler took over). apply returns the live object after any write.
+// as possible: when the live object (from the cache) already holds all of them and carries
+// desired's spec hash, it makes no write, however the API server defaulted the rest or whatever
+// others added; otherwise it server-side applies desired as fieldManager, forcing ownership, so
+// a hand edit of a field the operator sets (replicas, image, an env var, a port, a label) is put
+// back, and a field the operator stops setting (its hash changes) is removed. Fields the operator
+// does not set (replicas an autoscaler owns, labels others add) are left alone. keep (may be nil)
+// copies from the live object into desired what the operator must not change (replicas an
+// autoscaler took over, a Service's allocations); the hash is taken before it. When the API
+// server refuses the apply as invalid, apply replaces the object with desired instead (server-
+// side apply cannot take back a keyed list element whose key someone edited: a Service port
+// renumbered by hand keeps our port's name). apply returns the live object after any write.
 func apply[T client.Object](ctx context.Context, c client.Client, desired T, keep func(existing, desired T)) (T, error) {
 	typ := reflect.TypeOf(desired).Elem()
 	gvk, err := apiutil.GVKForObject(desired, c.Scheme())
@@ -32,6 +38,8 @@ func apply[T client.Object](ctx context.Context, c client.Client, desired T, kee
 		return desired, fmt.Errorf("apply %s %s/%s: %w", typ.Name(), desired.GetNamespace(), desired.GetName(), err)
 	}
 	what := fmt.Sprintf("%s %s/%s", gvk.Kind, desired.GetNamespace(), desired.GetName())
+	hash := specHash(desired)
+	desired.SetAnnotations(withEntry(desired.GetAnnotations(), annotationHash, hash))
 	existing := reflect.New(typ).Interface().(T)
 	err = c.Get(ctx, client.ObjectKeyFromObject(desired), existing)
 	found := err == nil
@@ -50,13 +58,17 @@ func apply[T client.Object](ctx context.Context, c client.Client, desired T, kee
 		if err != nil {
 			return desired, fmt.Errorf("apply %s: %w", what, err)
 		}
-		if contains(ownedFields(want), have) {
+		if existing.GetAnnotations()[annotationHash] == hash && contains(ownedFields(want), have) {
 			return existing, nil
 		}
 	}
 	u := &unstructured.Unstructured{Object: want}
 	u.SetGroupVersionKind(gvk)
-	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+	err = c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldManager), client.ForceOwnership)
+	if found && apierrors.IsInvalid(err) {
+		return replace(ctx, c, existing, desired, what)
+	}
+	if err != nil {
 		return desired, fmt.Errorf("apply %s: %w", what, err)
 	}
 	live := reflect.New(typ).Interface().(T)
@@ -64,6 +76,28 @@ func apply[T client.Object](ctx context.Context, c client.Client, desired T, kee
 		return desired, fmt.Errorf("apply %s: read the response: %w", what, err)
 	}
 	return live, nil
+}
+
+// replace updates existing to desired (keeping others' labels, annotations and finalizers).
+func replace[T client.Object](ctx context.Context, c client.Client, existing, desired T, what string) (T, error) {
+	desired.SetResourceVersion(existing.GetResourceVersion())
+	desired.SetLabels(merged(existing.GetLabels(), desired.GetLabels()))
+	desired.SetAnnotations(merged(existing.GetAnnotations(), desired.GetAnnotations()))
+	desired.SetFinalizers(existing.GetFinalizers())
+	if err := c.Update(ctx, desired, client.FieldOwner(fieldManager)); err != nil {
+		return desired, fmt.Errorf("replace %s: %w", what, err)
+	}
+	return desired, nil
+}
+
+// specHash is a digest of everything the operator sets on obj (metadata it owns and spec).
+func specHash(obj client.Object) string {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		panic(fmt.Sprintf("spec hash: %T does not marshal: %v", obj, err)) // API types always marshal
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
 }
 
 // appliedFields is obj as the apply configuration the operator sends: every field its builder set

@@ -19,6 +19,7 @@ const (
 	labelEncoder     = "whisper.xdna.io/encoder"
 	labelSourceHash  = "whisper.xdna.io/source-hash"
 	labelJobUID      = "batch.kubernetes.io/controller-uid"
+	annotationHash   = "whisper.xdna.io/spec-hash"
 	annotationSource = "whisper.xdna.io/source"
 	annotationTry    = "whisper.xdna.io/attempt"
 	annotationKey    = "whisper.xdna.io/weights-key"

@@ -404,7 +404,7 @@ func (r *Reconciler) reconcileStaging(ctx context.Context, we *whisperv1.Whisper
 		if in.Record, err = getOptional(ctx, r.Client, we.Namespace, recordName(hash), &corev1.ConfigMap{}); err != nil {
 			return stagingView{}, err
 		}
-		if in.Record == nil {
+		if in.Record == nil || report.ParseStageResult(in.Record.Data[recordResultKey]).Failed() {
 			if err := r.readJob(ctx, we.Namespace, hash, &in); err != nil {
 				return stagingView{}, err
 			}

@@ -333,7 +333,7 @@ func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.Whispe
 		return v, err
 	}
 	v.Deployment = deploy
-	if v.Service, err = apply(ctx, r.Client, encoderService(we), nil); err != nil {
+	if v.Service, err = apply(ctx, r.Client, encoderService(we), keepServiceAllocations); err != nil {
 		return v, err
 	}
 	if _, err := apply(ctx, r.Client, encoderDisruptionBudget(we), nil); err != nil {
@@ -364,6 +364,17 @@ func (r *Reconciler) deleteAutoscaler(ctx context.Context, we *whisperv1.Whisper
 		return fmt.Errorf("delete HorizontalPodAutoscaler %s/%s: %w", hpa.Namespace, hpa.Name, err)
 	}
 	return nil
+}
+
+// keepServiceAllocations keeps what the API server allocated (cluster IPs, families), for when
+// apply has to replace the Service.
+func keepServiceAllocations(existing, desired *corev1.Service) {
+	desired.Spec.ClusterIP = existing.Spec.ClusterIP
+	desired.Spec.ClusterIPs = existing.Spec.ClusterIPs
+	desired.Spec.IPFamilies = existing.Spec.IPFamilies
+	desired.Spec.IPFamilyPolicy = existing.Spec.IPFamilyPolicy
+	desired.Spec.InternalTrafficPolicy = existing.Spec.InternalTrafficPolicy
+	desired.Spec.SessionAffinity = existing.Spec.SessionAffinity
 }
 
 // keepAutoscaledReplicas leaves the replica count to the autoscaler when the operator sets none:

@@ -283,6 +283,12 @@ func TestKeepFunctions(t *testing.T) {
 	if *auto.Spec.Replicas != 5 || *fixed.Spec.Replicas != 2 {
 		t.Errorf("keepAutoscaledReplicas: autoscaled %d (want 5, the HPA's), fixed %d (want 2, ours)", *auto.Spec.Replicas, *fixed.Spec.Replicas)
 	}
+	svc := &corev1.Service{Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.7", ClusterIPs: []string{"10.0.0.7"}, IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}}}
+	desired := encoderService(testEncoder())
+	keepServiceAllocations(svc, desired)
+	if desired.Spec.ClusterIP != "10.0.0.7" || len(desired.Spec.ClusterIPs) != 1 || len(desired.Spec.IPFamilies) != 1 {
+		t.Errorf("keepServiceAllocations lost the allocation: %+v", desired.Spec)
+	}
 }
 
 // liveCopy is obj as the API server might return it: what the operator set, plus defaults and
