@@ -26,6 +26,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
@@ -122,7 +123,11 @@ type counts struct {
 func (c *counts) write(verb string, obj any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.writes[fmt.Sprintf("%s %T", verb, obj)]++
+	what := fmt.Sprintf("%T", obj)
+	if u, ok := obj.(interface{ GetKind() string }); ok { // an unstructured apply configuration
+		what = u.GetKind()
+	}
+	c.writes[verb+" "+what]++
 }
 
 func (c *counts) total() (int, map[string]int) {
@@ -183,6 +188,10 @@ func startOperatorWith(t testing.TB, mut func(*Config), namespaces ...string) *o
 		Update: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
 			c.write("update", obj)
 			return cl.Update(ctx, obj, opts...)
+		},
+		Apply: func(ctx context.Context, cl client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+			c.write("apply", obj)
+			return cl.Apply(ctx, obj, opts...)
 		},
 		Patch: func(ctx context.Context, cl client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
 			c.write("patch", obj)

@@ -8,6 +8,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -69,6 +70,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			&appsv1.Deployment{}:                     {Label: managed},
 			&corev1.Service{}:                        {Label: managed},
 			&autoscalingv2.HorizontalPodAutoscaler{}: {Label: managed},
+			&policyv1.PodDisruptionBudget{}:          {Label: managed},
 			&corev1.PersistentVolumeClaim{}:          {Field: fields.OneTermEqualSelector("metadata.name", opts.Config.CacheClaimName)},
 		},
 	}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 )
 
@@ -42,8 +43,8 @@ func cacheEntries(records []corev1.ConfigMap, wes []whisperv1.WhisperEncoder) []
 	}
 	var out []cacheEntry
 	for _, cm := range records {
-		r := parseStageResult(cm.Data[recordResultKey])
-		if r.Error != "" {
+		r := report.ParseStageResult(cm.Data[recordResultKey])
+		if r.Failed() {
 			continue
 		}
 		out = append(out, cacheEntry{

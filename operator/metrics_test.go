@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 )
 
@@ -16,11 +17,11 @@ func TestCacheEntries(t *testing.T) {
 	used := testEncoder()
 	other := testEncoder(func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "https://models.test/other.onnx" })
 	elsewhere := testEncoder(func(we *whisperv1.WhisperEncoder) { we.Namespace = "other-ns" })
-	broken := weightsRecord(other, "zz", StageResult{})
+	broken := weightsRecord(other, "zz", report.StageResult{})
 	broken.Data[recordResultKey] = "not json"
 	records := []corev1.ConfigMap{
-		*weightsRecord(other, sourceHash(other), StageResult{Key: "k-other", SizeBytes: 5}),
-		*weightsRecord(used, sourceHash(used), StageResult{Key: "k-used", SizeBytes: 7}),
+		*weightsRecord(other, sourceHash(other), report.StageResult{Key: "k-other", SizeBytes: 5}),
+		*weightsRecord(used, sourceHash(used), report.StageResult{Key: "k-used", SizeBytes: 7}),
 		*broken,
 	}
 	got := cacheEntries(records, []whisperv1.WhisperEncoder{*used, *elsewhere})
@@ -42,8 +43,8 @@ func TestCacheCollector(t *testing.T) {
 	must(t, k8s.Create(ctx, we))
 	stale := newWE(ns, "gone", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "https://models.test/old.onnx" })
 	for _, r := range []*corev1.ConfigMap{
-		weightsRecord(we, sourceHash(we), StageResult{Key: "kused", SizeBytes: 41181184}),
-		weightsRecord(stale, sourceHash(stale), StageResult{Key: "kold", SizeBytes: 1000}),
+		weightsRecord(we, sourceHash(we), report.StageResult{Key: "kused", SizeBytes: 41181184}),
+		weightsRecord(stale, sourceHash(stale), report.StageResult{Key: "kold", SizeBytes: 1000}),
 	} {
 		must(t, k8s.Create(ctx, r))
 	}

@@ -23,9 +23,6 @@ const (
 	annotationSource = "whisper.xdna.io/source"
 	annotationTry    = "whisper.xdna.io/attempt"
 	annotationKey    = "whisper.xdna.io/weights-key"
-	// annotationProgress is written by the stager on its own pod (encoder/podreport):
-	// {"phase": "download", "bytesDone": N, "bytesTotal": M}.
-	annotationProgress = "whisper.xdna.io/progress"
 
 	appName   = "whisper-encoder"
 	managedBy = "whisper-operator"
@@ -53,7 +50,7 @@ func sourceHash(we *whisperv1.WhisperEncoder) string {
 		Path      string `json:"path,omitempty"`
 		SHA256    string `json:"sha256,omitempty"`
 		Precision string `json:"precision"`
-	}{URL: src.URL, SHA256: src.SHA256, Precision: string(precision(we))}
+	}{URL: src.URL, SHA256: src.SHA256, Precision: string(we.Spec.Defaulted().Precision)}
 	if src.PVC != nil {
 		id.Claim, id.Path = src.PVC.ClaimName, src.PVC.Path
 	}
@@ -68,20 +65,6 @@ func sourceString(src whisperv1.ModelSource) string {
 		return "pvc://" + src.PVC.ClaimName + "/" + src.PVC.Path
 	}
 	return src.URL
-}
-
-func precision(we *whisperv1.WhisperEncoder) whisperv1.Precision {
-	if we.Spec.Precision == "" {
-		return whisperv1.PrecisionBF16
-	}
-	return we.Spec.Precision
-}
-
-func backend(we *whisperv1.WhisperEncoder) whisperv1.Backend {
-	if we.Spec.Backend == "" {
-		return whisperv1.BackendNPU
-	}
-	return we.Spec.Backend
 }
 
 // stagingJobName is the per-source staging Job.

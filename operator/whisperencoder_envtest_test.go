@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -27,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/podreport"
 )
@@ -48,6 +51,8 @@ func newWE(ns, name string, mut ...func(*whisperv1.WhisperEncoder)) *whisperv1.W
 func replicas(n int32) func(*whisperv1.WhisperEncoder) {
 	return func(we *whisperv1.WhisperEncoder) { we.Spec.Replicas = ptr.To(n) }
 }
+
+func backendNPU(we *whisperv1.WhisperEncoder) { we.Spec.Backend = whisperv1.BackendNPU }
 
 // stageAndServe creates we, completes its staging Job with key and waits for its Deployment.
 func stageAndServe(t *testing.T, we *whisperv1.WhisperEncoder, key string) *appsv1.Deployment {
@@ -75,7 +80,7 @@ func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
 	ns := testNamespace(t, true)
 	op := startOperator(t, ns)
-	we := newWE(ns, "base", replicas(2))
+	we := newWE(ns, "base", replicas(2), backendNPU)
 	must(t, k8s.Create(ctx, we))
 	hash := sourceHash(we)
 
@@ -126,9 +131,10 @@ func TestLifecycle(t *testing.T) {
 	}{
 		{"replicas", *d.Spec.Replicas, int32(2)},
 		{"args", append(ec.Command, ec.Args...), []string{"whisper-encoder", "serve", "--weights", "/weights", "--http-addr", ":8080", "--grpc-addr", ":9090",
-			"--backend", "npu", "--max-batch", "8", "--max-queue", "64"}},
+			"--backend", "npu", "--max-batch", "8", "--max-queue", "64", "--drain-timeout", "20s"}},
 		{"npu request", ptr.To(ec.Resources.Requests[corev1.ResourceName("amd.com/npu")]).String(), npuQty.String()},
 		{"npu limit", ptr.To(ec.Resources.Limits[corev1.ResourceName("amd.com/npu")]).String(), npuQty.String()},
+		{"default memory for 39.3 MiB of weights", []string{ec.Resources.Requests.Memory().String(), ec.Resources.Limits.Memory().String()}, []string{"296Mi", "1064Mi"}},
 		{"IPC_LOCK", ec.SecurityContext.Capabilities, &corev1.Capabilities{Add: []corev1.Capability{"IPC_LOCK"}, Drop: []corev1.Capability{"ALL"}}},
 		{"read-only cache mount at the key", ec.VolumeMounts[0], corev1.VolumeMount{Name: "cache", MountPath: "/weights", SubPath: "k-base-0123456789abcdef", ReadOnly: true}},
 		{"read-only claim", pod.Volumes[0].PersistentVolumeClaim, &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "whisper-cache", ReadOnly: true}},
@@ -153,6 +159,12 @@ func TestLifecycle(t *testing.T) {
 	}
 	if ref := metav1.GetControllerOf(&svc); ref == nil || ref.UID != got.UID {
 		t.Errorf("Service controller = %+v, want the WhisperEncoder %s", ref, got.UID)
+	}
+	var pdb policyv1.PodDisruptionBudget
+	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "base"}, &pdb))
+	if ref := metav1.GetControllerOf(&pdb); ref == nil || ref.UID != got.UID || pdb.Spec.MaxUnavailable.IntValue() != 1 ||
+		!cmp.Equal(pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels) {
+		t.Errorf("PodDisruptionBudget %+v (controller %+v), want maxUnavailable 1 over the encoder pods, controlled by %s", pdb.Spec, ref, got.UID)
 	}
 
 	rollOut(t, ns, "base")
@@ -456,13 +468,27 @@ func TestValidation(t *testing.T) {
 	var we whisperv1.WhisperEncoder
 	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "v0"}, &we))
 	wantSpec := whisperv1.WhisperEncoderSpec{
-		Model: whisperv1.ModelSpec{Source: whisperv1.ModelSource{URL: testURL}}, Precision: "bf16", Backend: "npu",
+		Model: whisperv1.ModelSpec{Source: whisperv1.ModelSource{URL: testURL}}, Precision: "bf16", Backend: "auto",
 		Replicas: ptr.To(int32(1)),
 		NPU:      whisperv1.NPUSpec{ResourceName: "amd.com/npu", Count: 1},
 		Serving:  whisperv1.ServingSpec{MaxBatch: 8, MaxQueue: 64, HTTPPort: 8080, GRPCPort: 9090},
 	}
 	if diff := cmp.Diff(wantSpec, we.Spec); diff != "" {
 		t.Errorf("defaulted spec (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(newWE(ns, "v0").Spec.Defaulted(), we.Spec); diff != "" {
+		t.Errorf("the API server's defaults differ from Defaulted() (-Go +API server):\n%s", diff)
+	}
+	// The defaults inside optional structs (credentialsSecret.key, autoscaling's floor and target).
+	full := newWE(ns, "defaults-inside", func(we *whisperv1.WhisperEncoder) {
+		we.Spec.Model.CredentialsSecret = &whisperv1.SecretKeyReference{Name: "hf"}
+		we.Spec.Autoscaling = &whisperv1.AutoscalingSpec{MaxReplicas: 3}
+	})
+	must(t, k8s.Create(ctx, full.DeepCopy()))
+	var gotFull whisperv1.WhisperEncoder
+	must(t, k8s.Get(ctx, client.ObjectKeyFromObject(full), &gotFull))
+	if diff := cmp.Diff(full.Spec.Defaulted(), gotFull.Spec); diff != "" {
+		t.Errorf("the API server's defaults inside optional structs differ from Defaulted() (-Go +API server):\n%s", diff)
 	}
 
 	// The source is immutable; other fields are not.
@@ -535,8 +561,13 @@ func TestCPUBackendAndAutoscaling(t *testing.T) {
 			t.Errorf("cpu backend requests %s", name)
 		}
 	}
-	if len(c.Resources.Limits) != 0 {
-		t.Errorf("cpu backend limits = %v, want none (none were asked)", c.Resources.Limits)
+	// The CPU request asked for stays; memory gets the defaults for staged weights of 41181184 bytes.
+	wantRes := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("296Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1064Mi")},
+	}
+	if diff := cmp.Diff(wantRes, c.Resources); diff != "" {
+		t.Errorf("cpu backend resources (-want +got):\n%s", diff)
 	}
 	ps, cs := d.Spec.Template.Spec.SecurityContext, c.SecurityContext
 	if !*ps.RunAsNonRoot || *ps.RunAsUser != 65532 || !*cs.ReadOnlyRootFilesystem || *cs.AllowPrivilegeEscalation ||
@@ -648,16 +679,17 @@ func TestRestartMidStaging(t *testing.T) {
 	waitPhase(t, ns, "restart", whisperv1.PhaseDeploying)
 }
 
-// TestEncoderFailureSurfaces: the encoder container's termination message (no usable NPU)
-// becomes Available=False/NPUUnavailable and phase Failed.
+// TestEncoderFailureSurfaces: the encoder container's termination message (reason code
+// NPUUnavailable) becomes Available=False/NPUUnavailable and phase Failed.
 func TestEncoderFailureSurfaces(t *testing.T) {
 	needEnvtest(t)
 	ctx := context.Background()
 	ns := testNamespace(t, true)
 	startOperator(t, ns)
-	we := newWE(ns, "npu")
+	we := newWE(ns, "npu", backendNPU)
 	d := stageAndServe(t, we, "knpu")
 	msg := "NPU backend is not available in this build; /dev/accel/accel0: not present"
+	termination := string(report.TerminationFor(report.WithCode(report.CodeNPUUnavailable, errors.New(msg))))
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "npu-abc", Namespace: ns, Labels: d.Spec.Template.Labels},
 		Spec:       *d.Spec.Template.Spec.DeepCopy(),
@@ -668,7 +700,7 @@ func TestEncoderFailureSurfaces(t *testing.T) {
 		Name: encoderContainer, RestartCount: 2,
 		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
 		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-			ExitCode: 3, Reason: "Error", Message: msg, StartedAt: now, FinishedAt: now}},
+			ExitCode: 3, Reason: "Error", Message: termination, StartedAt: now, FinishedAt: now}},
 	}}}
 	must(t, k8s.Status().Update(ctx, pod))
 	got := waitPhase(t, ns, "npu", whisperv1.PhaseFailed)
@@ -716,7 +748,7 @@ func TestDeleteLeavesOwnedChildren(t *testing.T) {
 	eventually(t, 10*time.Second, "HPA", func() error {
 		return k8s.Get(ctx, client.ObjectKeyFromObject(we), &autoscalingv2.HorizontalPodAutoscaler{})
 	})
-	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &autoscalingv2.HorizontalPodAutoscaler{}} {
+	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &autoscalingv2.HorizontalPodAutoscaler{}, &policyv1.PodDisruptionBudget{}} {
 		must(t, k8s.Get(ctx, client.ObjectKeyFromObject(we), obj))
 		if ref := metav1.GetControllerOf(obj); ref == nil || ref.UID != cur.UID || !*ref.BlockOwnerDeletion {
 			t.Errorf("%T controller = %+v, want WhisperEncoder %s", obj, ref, cur.UID)
@@ -758,7 +790,7 @@ func TestLiveProgress(t *testing.T) {
 	must(t, err)
 	reporter, err := podreport.New(restConfig.Host, ns, pod.Name, "", httpClient, 10*time.Millisecond)
 	must(t, err)
-	reporter.Report(podreport.Progress{Phase: "download", BytesDone: 40 << 20, BytesTotal: 82 << 20})
+	reporter.Report(report.Progress{Phase: "download", BytesDone: 40 << 20, BytesTotal: 82 << 20})
 	must(t, reporter.Close())
 
 	eventually(t, 20*time.Second, "progress in status", func() error {
@@ -799,6 +831,177 @@ func TestSamples(t *testing.T) {
 			t.Errorf("%s: rejected: %v", f, err)
 		}
 	}
+}
+
+// TestDriftIsReverted: hand edits of what the operator sets on its Deployment (replicas, image,
+// env), Service (a port), HorizontalPodAutoscaler (its bounds) and weights record (garbage) are
+// put back by server-side apply, without touching what others added; afterwards a steady state
+// makes no writes.
+func TestDriftIsReverted(t *testing.T) {
+	needEnvtest(t)
+	ctx := context.Background()
+	ns := testNamespace(t, true)
+	op := startOperator(t, ns)
+	we := newWE(ns, "drift", replicas(2), func(we *whisperv1.WhisperEncoder) {
+		we.Spec.Backend = whisperv1.BackendCPU
+	})
+	d := stageAndServe(t, we, "k-drift")
+	rollOut(t, ns, "drift")
+	waitPhase(t, ns, "drift", whisperv1.PhaseReady)
+	want := d.DeepCopy()
+
+	// The Deployment: replicas, image and env edited, a label and an env var of someone else added.
+	must(t, retryOnConflict(func() error {
+		var live appsv1.Deployment
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), &live); err != nil {
+			return err
+		}
+		live.Spec.Replicas = ptr.To(int32(7))
+		c := &live.Spec.Template.Spec.Containers[0]
+		c.Image = "registry.test/someone-else:latest"
+		c.Env = []corev1.EnvVar{{Name: "TMPDIR", Value: "/var/tmp"}, {Name: "EXTRA", Value: "kept"}}
+		live.Labels = withEntry(live.Labels, "team", "ml")
+		return k8s.Update(ctx, &live)
+	}))
+	eventually(t, 20*time.Second, "Deployment put back", func() error {
+		var live appsv1.Deployment
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), &live); err != nil {
+			return err
+		}
+		c := live.Spec.Template.Spec.Containers[0]
+		switch {
+		case *live.Spec.Replicas != 2:
+			return fmt.Errorf("replicas %d", *live.Spec.Replicas)
+		case c.Image != want.Spec.Template.Spec.Containers[0].Image:
+			return fmt.Errorf("image %s", c.Image)
+		case !cmp.Equal(c.Env, []corev1.EnvVar{{Name: "TMPDIR", Value: "/tmp"}, {Name: "EXTRA", Value: "kept"}}):
+			return fmt.Errorf("env %v, want ours put back and the other one kept", c.Env)
+		case live.Labels["team"] != "ml":
+			return fmt.Errorf("labels %v: someone else's label is gone", live.Labels)
+		}
+		return nil
+	})
+
+	// The Service: the HTTP port edited.
+	must(t, retryOnConflict(func() error {
+		var live corev1.Service
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), &live); err != nil {
+			return err
+		}
+		live.Spec.Ports[0].Port = 1234
+		return k8s.Update(ctx, &live)
+	}))
+	eventually(t, 20*time.Second, "Service put back", func() error {
+		var live corev1.Service
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), &live); err != nil {
+			return err
+		}
+		var ports []int32
+		for _, p := range live.Spec.Ports {
+			ports = append(ports, p.Port)
+		}
+		if !cmp.Equal(ports, []int32{8080, 9090}) {
+			return fmt.Errorf("ports %v", ports)
+		}
+		return nil
+	})
+
+	// The weights record: its result edited into garbage (the Job that staged is still there).
+	hash := sourceHash(we)
+	must(t, retryOnConflict(func() error {
+		var cm corev1.ConfigMap
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: recordName(hash)}, &cm); err != nil {
+			return err
+		}
+		cm.Data[recordResultKey] = "garbage"
+		return k8s.Update(ctx, &cm)
+	}))
+	eventually(t, 20*time.Second, "weights record put back", func() error {
+		var cm corev1.ConfigMap
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: recordName(hash)}, &cm); err != nil {
+			return err
+		}
+		if r := report.ParseStageResult(cm.Data[recordResultKey]); r.Failed() || r.Key != "k-drift" {
+			return fmt.Errorf("record result %q", cm.Data[recordResultKey])
+		}
+		return nil
+	})
+	rollOut(t, ns, "drift")
+	waitPhase(t, ns, "drift", whisperv1.PhaseReady)
+	assertSteadyState(t, op, ns, "drift")
+
+	// The autoscaler: its bounds edited.
+	must(t, retryOnConflict(func() error {
+		var live whisperv1.WhisperEncoder
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(we), &live); err != nil {
+			return err
+		}
+		live.Spec.Autoscaling = &whisperv1.AutoscalingSpec{MinReplicas: 1, MaxReplicas: 4, TargetQueueDepth: 2}
+		return k8s.Update(ctx, &live)
+	}))
+	var hpa autoscalingv2.HorizontalPodAutoscaler
+	eventually(t, 20*time.Second, "HPA", func() error { return k8s.Get(ctx, client.ObjectKeyFromObject(we), &hpa) })
+	hpa.Spec.MaxReplicas, hpa.Spec.MinReplicas = 40, ptr.To(int32(3))
+	must(t, k8s.Update(ctx, &hpa))
+	eventually(t, 20*time.Second, "HPA put back", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(we), &hpa); err != nil {
+			return err
+		}
+		if hpa.Spec.MaxReplicas != 4 || *hpa.Spec.MinReplicas != 1 {
+			return fmt.Errorf("HPA bounds %d–%d", *hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas)
+		}
+		return nil
+	})
+}
+
+// TestDefaultSampleWithoutNPU: config/samples/whisper_v1alpha1_whisperencoder.yaml as written
+// (backend auto) is staged, served by pods that request no NPU and run restricted on the CPU
+// backend, and reaches Ready on a cluster where no node has an NPU.
+func TestDefaultSampleWithoutNPU(t *testing.T) {
+	needEnvtest(t)
+	ns := testNamespace(t, true)
+	op := startOperator(t, ns)
+	b, err := os.ReadFile(filepath.Join("..", "config", "samples", "whisper_v1alpha1_whisperencoder.yaml"))
+	must(t, err)
+	var we whisperv1.WhisperEncoder
+	must(t, yaml.UnmarshalStrict(b, &we))
+	we.Namespace = ns
+	if we.Spec.Backend != whisperv1.BackendAuto {
+		t.Fatalf("the sample's backend is %q, want auto", we.Spec.Backend)
+	}
+	d := stageAndServe(t, &we, "k-sample")
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	for name := range c.Resources.Requests {
+		if strings.Contains(string(name), "npu") {
+			t.Errorf("encoder requests %s: an auto encoder must run where no NPU is", name)
+		}
+	}
+	for name := range c.Resources.Limits {
+		if strings.Contains(string(name), "npu") {
+			t.Errorf("encoder limits %s: an auto encoder must run where no NPU is", name)
+		}
+	}
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"backend arg", c.Args[7:9], []string{"--backend", "cpu"}},
+		{"non-root", *pod.SecurityContext.RunAsNonRoot, true},
+		{"capabilities", c.SecurityContext.Capabilities, &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+		{"replicas", *d.Spec.Replicas, int32(2)},
+	}
+	for _, ch := range checks {
+		if diff := cmp.Diff(ch.want, ch.got); diff != "" {
+			t.Errorf("sample's Deployment %s (-want +got):\n%s", ch.what, diff)
+		}
+	}
+	rollOut(t, ns, we.Name)
+	got := waitPhase(t, ns, we.Name, whisperv1.PhaseReady)
+	if c := condition(got, whisperv1.ConditionReady); c.Status != metav1.ConditionTrue {
+		t.Errorf("Ready = %+v", c)
+	}
+	assertSteadyState(t, op, ns, we.Name)
 }
 
 // TestStagingRetriesWithBackoff: a failed staging is re-run by itself once the backoff passes

@@ -2,7 +2,6 @@ package operator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 )
 
@@ -32,56 +32,10 @@ const (
 	tmpMount    = "/tmp"
 	// maxMessage bounds the stager's or encoder's message copied into a condition.
 	maxMessage = 1024
+	// stagerTokenEnv is the environment variable `whisper-encoder stage` reads its Hugging Face
+	// token from.
+	stagerTokenEnv = "HF_TOKEN"
 )
-
-// StageResult is the JSON summary `whisper-encoder stage --result-file` writes (< 4 KiB, so it
-// fits a termination message).
-type StageResult struct {
-	// Key is the staged directory's name in the cache.
-	Key string `json:"key,omitempty"`
-	// Dir is the staged directory as the stager saw it (under its cache mount).
-	Dir string `json:"dir,omitempty"`
-	// SourceSHA256 of the source bytes.
-	SourceSHA256 string `json:"sourceSHA256,omitempty"`
-	// SourcePrecision of the source tensors.
-	SourcePrecision string `json:"sourcePrecision,omitempty"`
-	// SizeBytes of the staged weights.
-	SizeBytes int64 `json:"sizeBytes,omitempty"`
-	// StagedAt is when staging finished.
-	StagedAt *time.Time `json:"stagedAt,omitempty"`
-	// Error is set instead of the rest when staging failed.
-	Error string `json:"error,omitempty"`
-}
-
-// parseStageResult reads a stager termination message. A message that is not the stager's JSON
-// (for example the log tail the kubelet falls back to after a crash) becomes the error text.
-func parseStageResult(msg string) StageResult {
-	msg = strings.TrimSpace(msg)
-	var r StageResult
-	if err := json.Unmarshal([]byte(msg), &r); err != nil {
-		if msg == "" {
-			msg = "the stager left no message"
-		}
-		return StageResult{Error: msg}
-	}
-	if r.Error == "" {
-		if err := r.validate(); err != nil {
-			return StageResult{Error: err.Error()}
-		}
-	}
-	return r
-}
-
-// validate checks a success result carries what the encoder pods need.
-func (r StageResult) validate() error {
-	switch {
-	case r.Key == "":
-		return fmt.Errorf("stager result: no key")
-	case strings.ContainsAny(r.Key, "/\\") || r.Key == "." || r.Key == "..":
-		return fmt.Errorf("stager result: key %q is not a single directory name", r.Key)
-	}
-	return nil
-}
 
 // stagingState is where the staging of one source stands.
 type stagingState int
@@ -121,7 +75,7 @@ type stagingInput struct {
 type stagingView struct {
 	State      stagingState
 	Action     stagingAction
-	Result     StageResult // when staged: from the record or the finished pod
+	Result     report.StageResult // when staged: from the record or the finished pod
 	Message    string
 	Job        string
 	Attempt    int32
@@ -143,7 +97,7 @@ func observeStaging(in stagingInput, cfg Config) stagingView {
 		return v
 	}
 	if in.Record != nil {
-		if r := parseStageResult(in.Record.Data[recordResultKey]); r.Error == "" {
+		if r := report.ParseStageResult(in.Record.Data[recordResultKey]); !r.Failed() {
 			v.State, v.Result = stagingStaged, r
 			return v
 		}
@@ -159,15 +113,16 @@ func observeStaging(in stagingInput, cfg Config) stagingView {
 	switch {
 	case jobCondition(job, batchv1.JobComplete) != nil:
 		r := podResult(in.Pods, corev1.PodSucceeded)
-		if r.Error == "" {
+		if !r.Failed() {
 			v.State, v.Action, v.Result = stagingStaged, actionRecord, r
 			return v
 		}
 		return failedStaging(v, in, cfg, fmt.Sprintf("staging Job %s succeeded but left no usable result: %s", job.Name, r.Error), jobCondition(job, batchv1.JobComplete).LastTransitionTime)
 	case jobCondition(job, batchv1.JobFailed) != nil:
 		c := jobCondition(job, batchv1.JobFailed)
-		msg := podResult(in.Pods, corev1.PodFailed).Error
-		if msg == "" || msg == "the stager left no message" {
+		r := podResult(in.Pods, corev1.PodFailed)
+		msg := r.Error
+		if r.Reason == report.CodeNoMessage {
 			msg = fmt.Sprintf("staging Job %s failed: %s: %s", job.Name, c.Reason, c.Message)
 		}
 		return failedStaging(v, in, cfg, msg, c.LastTransitionTime)
@@ -178,27 +133,12 @@ func observeStaging(in stagingInput, cfg Config) stagingView {
 		if in.Pods[i].Status.Phase == corev1.PodRunning {
 			v.State = stagingRunning
 			v.Message = fmt.Sprintf("staging Job %s (attempt %d) is downloading and converting %s", job.Name, v.Attempt, job.Annotations[annotationSource])
-			if p, ok := parseProgress(in.Pods[i].Annotations[annotationProgress]); ok {
+			if p, ok := report.ParseProgress(in.Pods[i].Annotations[report.ProgressAnnotation]); ok {
 				v.Phase, v.BytesDone, v.BytesTotal = p.Phase, p.BytesDone, p.BytesTotal
 			}
 		}
 	}
 	return v
-}
-
-// stagerProgress is the stager's progress annotation on its pod.
-type stagerProgress struct {
-	Phase      string `json:"phase"`
-	BytesDone  int64  `json:"bytesDone"`
-	BytesTotal int64  `json:"bytesTotal"`
-}
-
-// parseProgress reads the progress annotation; ok is false when absent or malformed.
-func parseProgress(s string) (p stagerProgress, ok bool) {
-	if s == "" || json.Unmarshal([]byte(s), &p) != nil || p.BytesDone < 0 || p.BytesTotal < 0 || len(p.Phase) > 32 {
-		return stagerProgress{}, false
-	}
-	return p, true
 }
 
 // failedStaging fills in a failed staging and when (or whether now) it is retried.
@@ -228,8 +168,9 @@ func retryDelay(attempt int32, cfg Config) time.Duration {
 	return min(d, cfg.RetryMaxDelay)
 }
 
-// podResult is the stage container's result from the newest pod in the given phase.
-func podResult(pods []corev1.Pod, phase corev1.PodPhase) StageResult {
+// podResult is the stage container's result from the newest pod in the given phase
+// (report.CodeNoMessage when no such pod has terminated).
+func podResult(pods []corev1.Pod, phase corev1.PodPhase) report.StageResult {
 	var newest *corev1.ContainerStateTerminated
 	for i := range pods {
 		if pods[i].Status.Phase != phase {
@@ -245,9 +186,9 @@ func podResult(pods []corev1.Pod, phase corev1.PodPhase) StageResult {
 		}
 	}
 	if newest == nil {
-		return StageResult{Error: "the stager left no message"}
+		return report.ParseStageResult("")
 	}
-	return parseStageResult(newest.Message)
+	return report.ParseStageResult(newest.Message)
 }
 
 func jobCondition(job *batchv1.Job, t batchv1.JobConditionType) *batchv1.JobCondition {
@@ -294,13 +235,9 @@ func stagingJob(we *whisperv1.WhisperEncoder, hash string, attempt int32, retrie
 		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: sourceMount, ReadOnly: true})
 	}
 	env := []corev1.EnvVar{{Name: "TMPDIR", Value: tmpMount}}
-	if s := we.Spec.Model.CredentialsSecret; s != nil {
-		key := s.Key
-		if key == "" {
-			key = "HF_TOKEN"
-		}
-		env = append(env, corev1.EnvVar{Name: "HF_TOKEN", ValueFrom: &corev1.EnvVarSource{
-			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: s.Name}, Key: key},
+	if s := we.Spec.Defaulted().Model.CredentialsSecret; s != nil {
+		env = append(env, corev1.EnvVar{Name: stagerTokenEnv, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: s.Name}, Key: s.Key},
 		}})
 	}
 	podSpecExtras := func(*corev1.PodSpec) {}
@@ -377,8 +314,7 @@ func stagerSource(src whisperv1.ModelSource) string {
 
 // weightsRecord builds the per-source ConfigMap remembering a successful staging. It has no
 // owner: it describes cache content, which outlives any one WhisperEncoder.
-func weightsRecord(we *whisperv1.WhisperEncoder, hash string, r StageResult) *corev1.ConfigMap {
-	b, _ := json.Marshal(r) // plain struct: always marshals
+func weightsRecord(we *whisperv1.WhisperEncoder, hash string, r report.StageResult) *corev1.ConfigMap {
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        recordName(hash),
@@ -386,7 +322,7 @@ func weightsRecord(we *whisperv1.WhisperEncoder, hash string, r StageResult) *co
 			Labels:      stagingLabels(hash, componentRecord),
 			Annotations: map[string]string{annotationSource: sourceString(we.Spec.Model.Source), annotationKey: r.Key},
 		},
-		Data: map[string]string{recordResultKey: string(b)},
+		Data: map[string]string{recordResultKey: string(r.Marshal())},
 	}
 }
 
@@ -408,7 +344,7 @@ func claimVolume(name, claim string, readOnly bool) corev1.Volume {
 }
 
 // pullSecrets references cfg.ImagePullSecrets from a pod spec; nil without any, so that objects
-// built without them keep the spec hash they had before the setting existed.
+// built without them are what they were before the setting existed.
 func pullSecrets(cfg Config) []corev1.LocalObjectReference {
 	var refs []corev1.LocalObjectReference
 	for _, name := range cfg.ImagePullSecrets {
@@ -468,7 +404,7 @@ func (r *Reconciler) reconcileStaging(ctx context.Context, we *whisperv1.Whisper
 		if in.Record, err = getOptional(ctx, r.Client, we.Namespace, recordName(hash), &corev1.ConfigMap{}); err != nil {
 			return stagingView{}, err
 		}
-		if in.Record == nil {
+		if in.Record == nil || report.ParseStageResult(in.Record.Data[recordResultKey]).Failed() {
 			if err := r.readJob(ctx, we.Namespace, hash, &in); err != nil {
 				return stagingView{}, err
 			}
@@ -483,10 +419,7 @@ func (r *Reconciler) reconcileStaging(ctx context.Context, we *whisperv1.Whisper
 		v.Attempt++
 		v.State, v.Message, v.RetryAt, v.StartedAt, v.RequeueAfter = stagingNoJob, "retrying staging: "+v.Message, nil, nil, 0
 	case actionRecord:
-		err = r.Client.Create(ctx, weightsRecord(we, hash, v.Result))
-		if apierrors.IsAlreadyExists(err) {
-			err = nil
-		}
+		_, err = apply(ctx, r.Client, weightsRecord(we, hash, v.Result), nil) // also puts back a record edited into garbage
 	}
 	if err != nil {
 		return v, fmt.Errorf("staging %s/%s: %w", we.Namespace, v.Job, err)

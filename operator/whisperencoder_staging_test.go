@@ -1,8 +1,6 @@
 package operator
 
 import (
-	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
-	"github.com/xdna-whisper/xdna-whisper/encoder/podreport"
 )
 
 const testURL = "hf://onnx-community/whisper-base/onnx/encoder_model.onnx@main"
@@ -75,30 +73,6 @@ func TestSourceHash(t *testing.T) {
 	}
 }
 
-func TestParseStageResult(t *testing.T) {
-	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name string
-		msg  string
-		want StageResult
-	}{
-		{"success", `{"key":"k1","dir":"/cache/k1","sourceSHA256":"ab","sourcePrecision":"fp32","sizeBytes":41181184,"stagedAt":"2026-05-01T12:00:00Z"}`,
-			StageResult{Key: "k1", Dir: "/cache/k1", SourceSHA256: "ab", SourcePrecision: "fp32", SizeBytes: 41181184, StagedAt: &at}},
-		{"stager error", `{"error":"download: sha256 mismatch"}`, StageResult{Error: "download: sha256 mismatch"}},
-		{"log tail after a crash", "panic: boom\ngoroutine 1", StageResult{Error: "panic: boom\ngoroutine 1"}},
-		{"empty", "  ", StageResult{Error: "the stager left no message"}},
-		{"no key", `{"dir":"/cache/x"}`, StageResult{Error: "stager result: no key"}},
-		{"key escapes the cache", `{"key":"../etc"}`, StageResult{Error: `stager result: key "../etc" is not a single directory name`}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, parseStageResult(tt.msg)); diff != "" {
-				t.Errorf("parseStageResult (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
 func TestRetryDelay(t *testing.T) {
 	cfg := Config{RetryBaseDelay: 30 * time.Second, RetryMaxDelay: 10 * time.Minute}
 	for _, tt := range []struct {
@@ -139,10 +113,10 @@ func TestObserveStaging(t *testing.T) {
 	cfg := testConfig()
 	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	okMsg := `{"key":"k1","sourceSHA256":"ab","sourcePrecision":"fp32","sizeBytes":10}`
-	record := weightsRecord(testEncoder(), "h", StageResult{Key: "k1", SourcePrecision: "fp32"})
+	record := weightsRecord(testEncoder(), "h", report.StageResult{Key: "k1", SourcePrecision: "fp32"})
 	running := corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodRunning}}
 	reporting := *running.DeepCopy()
-	reporting.Annotations = map[string]string{annotationProgress: `{"phase":"convert","bytesDone":5,"bytesTotal":9}`}
+	reporting.Annotations = map[string]string{report.ProgressAnnotation: `{"phase":"convert","bytesDone":5,"bytesTotal":9}`}
 	active := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: stagingJobName("h"), Annotations: map[string]string{annotationTry: "2", annotationSource: testURL}},
 		Status: batchv1.JobStatus{StartTime: &metav1.Time{Time: t0}}}
 	failed := finishedJob(batchv1.JobFailed, t0, map[string]string{annotationTry: "2", "retry.whisper.xdna.io/uid-1": "a"})
@@ -154,7 +128,7 @@ func TestObserveStaging(t *testing.T) {
 	}{
 		{"claim missing", stagingInput{Record: record}, stagingView{State: stagingClaimMissing,
 			Message: `PersistentVolumeClaim "whisper-cache" not found in this namespace: the weights cache must be a ReadWriteMany claim of that name (the Helm chart creates it in each watched namespace)`}},
-		{"record says staged", stagingInput{ClaimFound: true, Record: record, Job: failed}, stagingView{State: stagingStaged, Result: StageResult{Key: "k1", SourcePrecision: "fp32"}}},
+		{"record says staged", stagingInput{ClaimFound: true, Record: record, Job: failed}, stagingView{State: stagingStaged, Result: report.StageResult{Key: "k1", SourcePrecision: "fp32"}}},
 		{"nothing yet", stagingInput{ClaimFound: true}, stagingView{State: stagingNoJob, Action: actionCreateJob, Message: "creating staging Job whisper-stage-h"}},
 		{"job waits for its pod", stagingInput{ClaimFound: true, Job: active}, stagingView{State: stagingPending, Attempt: 2,
 			StartedAt: &metav1.Time{Time: t0}, Message: "staging Job whisper-stage-h (attempt 2) is waiting for its pod to start"}},
@@ -166,10 +140,10 @@ func TestObserveStaging(t *testing.T) {
 		{"job complete: record it", stagingInput{ClaimFound: true, Job: finishedJob(batchv1.JobComplete, t0, nil),
 			Pods: []corev1.Pod{terminatedPod("p", corev1.PodSucceeded, 0, okMsg, t0)}},
 			stagingView{State: stagingStaged, Action: actionRecord, StartedAt: &metav1.Time{Time: t0.Add(-time.Minute)},
-				Result: StageResult{Key: "k1", SourceSHA256: "ab", SourcePrecision: "fp32", SizeBytes: 10}}},
+				Result: report.StageResult{Key: "k1", SourceSHA256: "ab", SourcePrecision: "fp32", SizeBytes: 10}}},
 		{"job complete without result", stagingInput{ClaimFound: true, Job: finishedJob(batchv1.JobComplete, t0, nil), Now: t0},
 			stagingView{State: stagingFailed, StartedAt: &metav1.Time{Time: t0.Add(-time.Minute)},
-				Message: "staging Job whisper-stage-h succeeded but left no usable result: the stager left no message",
+				Message: "staging Job whisper-stage-h succeeded but left no usable result: the stager left no result",
 				RetryAt: &metav1.Time{Time: t0.Add(30 * time.Second)}, RequeueAfter: 30 * time.Second}},
 		{"failed: newest pod's message, retry later", stagingInput{ClaimFound: true, Job: failed, Now: t0.Add(10 * time.Second),
 			Pods: []corev1.Pod{terminatedPod("p0", corev1.PodFailed, 1, `{"error":"older"}`, t0.Add(-time.Second)), failedPod}},
@@ -179,6 +153,15 @@ func TestObserveStaging(t *testing.T) {
 			stagingView{State: stagingFailed, Attempt: 2, StartedAt: &metav1.Time{Time: t0.Add(-time.Minute)},
 				Message: "staging Job whisper-stage-h failed: BackoffLimitExceeded: Job has reached the specified backoff limit",
 				RetryAt: &metav1.Time{Time: t0.Add(time.Minute)}, RequeueAfter: time.Minute}},
+		{"failed pod left no message (CodeNoMessage): the Job's reason", stagingInput{ClaimFound: true, Job: failed, Now: t0,
+			Pods: []corev1.Pod{terminatedPod("p1", corev1.PodFailed, 137, "", t0)}},
+			stagingView{State: stagingFailed, Attempt: 2, StartedAt: &metav1.Time{Time: t0.Add(-time.Minute)},
+				Message: "staging Job whisper-stage-h failed: BackoffLimitExceeded: Job has reached the specified backoff limit",
+				RetryAt: &metav1.Time{Time: t0.Add(time.Minute)}, RequeueAfter: time.Minute}},
+		{"failed pod's log tail (CodeUnreadable): the text", stagingInput{ClaimFound: true, Job: failed, Now: t0,
+			Pods: []corev1.Pod{terminatedPod("p1", corev1.PodFailed, 2, "panic: boom", t0)}},
+			stagingView{State: stagingFailed, Attempt: 2, StartedAt: &metav1.Time{Time: t0.Add(-time.Minute)},
+				Message: "panic: boom", RetryAt: &metav1.Time{Time: t0.Add(time.Minute)}, RequeueAfter: time.Minute}},
 		{"failed and backoff elapsed: retry", stagingInput{ClaimFound: true, Job: failed, Now: t0.Add(time.Minute), Pods: []corev1.Pod{failedPod}},
 			stagingView{State: stagingFailed, Action: actionRetryJob, Attempt: 2, StartedAt: &metav1.Time{Time: t0.Add(-time.Minute)},
 				Message: "download https://x: 404 Not Found", RetryAt: &metav1.Time{Time: t0.Add(time.Minute)}}},
@@ -288,7 +271,7 @@ func TestStagingJob(t *testing.T) {
 
 func TestWeightsRecord(t *testing.T) {
 	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	r := StageResult{Key: "k1", Dir: "/cache/k1", SourceSHA256: "ab", SourcePrecision: "fp16", SizeBytes: 7, StagedAt: &at}
+	r := report.StageResult{Key: "k1", Dir: "/cache/k1", SourceSHA256: "ab", SourcePrecision: "fp16", SizeBytes: 7, StagedAt: at}
 	cm := weightsRecord(testEncoder(), "h", r)
 	want := metav1.ObjectMeta{Name: "whisper-weights-h", Namespace: "ml",
 		Labels:      map[string]string{labelName: appName, labelComponent: componentRecord, labelManagedBy: managedBy, labelSourceHash: "h"},
@@ -296,7 +279,7 @@ func TestWeightsRecord(t *testing.T) {
 	if diff := cmp.Diff(want, cm.ObjectMeta); diff != "" {
 		t.Errorf("record metadata (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(r, parseStageResult(cm.Data[recordResultKey])); diff != "" {
+	if diff := cmp.Diff(r, report.ParseStageResult(cm.Data[recordResultKey])); diff != "" {
 		t.Errorf("record does not round-trip the result (-want +got):\n%s", diff)
 	}
 }
@@ -319,25 +302,6 @@ func TestStagingJobWithProgressReporting(t *testing.T) {
 	for _, ch := range checks {
 		if diff := cmp.Diff(ch.want, ch.got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", ch.what, diff)
-		}
-	}
-}
-
-// TestProgressContract: the operator reads exactly what encoder/podreport writes.
-func TestProgressContract(t *testing.T) {
-	if podreport.Annotation != annotationProgress {
-		t.Fatalf("annotation: podreport writes %q, the operator reads %q", podreport.Annotation, annotationProgress)
-	}
-	b, err := json.Marshal(podreport.Progress{Phase: "hash", BytesDone: 3, BytesTotal: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, ok := parseProgress(string(b)); !ok || got != (stagerProgress{"hash", 3, 4}) {
-		t.Errorf("parseProgress(%s) = %+v, %v", b, got, ok)
-	}
-	for _, bad := range []string{"", "{", `{"bytesDone":-1}`, `{"phase":"` + strings.Repeat("x", 40) + `"}`} {
-		if _, ok := parseProgress(bad); ok {
-			t.Errorf("parseProgress(%q) accepted", bad)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package operator
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 )
 
@@ -45,7 +45,7 @@ func computeStatus(we *whisperv1.WhisperEncoder, stg stagingView, wl workloadVie
 		}
 	}
 	want := int32(0)
-	if r := desiredReplicas(we); r != nil {
+	if r := desiredReplicas(we.Spec); r != nil {
 		want = *r
 	}
 	if d := wl.Deployment; d != nil {
@@ -56,7 +56,7 @@ func computeStatus(we *whisperv1.WhisperEncoder, stg stagingView, wl workloadVie
 	}
 	st.ReadySummary = fmt.Sprintf("%d/%d", st.ReadyReplicas, want)
 	if s := wl.Service; s != nil {
-		sv := serving(we)
+		sv := we.Spec.Defaulted().Serving
 		st.Endpoint = &whisperv1.EndpointStatus{
 			Service: s.Name, Host: s.Name + "." + s.Namespace + ".svc",
 			HTTPPort: sv.HTTPPort, GRPCPort: sv.GRPCPort,
@@ -65,7 +65,7 @@ func computeStatus(we *whisperv1.WhisperEncoder, stg stagingView, wl workloadVie
 	return st
 }
 
-func weightsStatus(r StageResult) *whisperv1.WeightsStatus {
+func weightsStatus(r report.StageResult) *whisperv1.WeightsStatus {
 	w := &whisperv1.WeightsStatus{
 		Key: r.Key, ShortKey: r.Key, SourceSHA256: r.SourceSHA256,
 		SourcePrecision: r.SourcePrecision, SizeBytes: r.SizeBytes,
@@ -73,7 +73,7 @@ func weightsStatus(r StageResult) *whisperv1.WeightsStatus {
 	if len(w.ShortKey) > 12 {
 		w.ShortKey = w.ShortKey[:12]
 	}
-	if r.StagedAt != nil {
+	if !r.StagedAt.IsZero() {
 		w.StagedAt = &metav1.Time{Time: r.StagedAt.UTC().Truncate(time.Second)} // the API stores seconds
 	}
 	return w
@@ -115,7 +115,7 @@ func availableCondition(we *whisperv1.WhisperEncoder, stg stagingView, wl worklo
 	case replicasOf(d) == 0:
 		c.Reason, c.Message = whisperv1.ReasonScaledToZero, "scaled to zero replicas"
 	default:
-		c.Reason, c.Message = podTrouble(we, wl.Pods)
+		c.Reason, c.Message = podTrouble(wl.Pods)
 		if c.Reason == "" {
 			c.Reason = whisperv1.ReasonReplicasUnavailable
 			c.Message = fmt.Sprintf("0 of %d replicas available", replicasOf(d))
@@ -125,9 +125,9 @@ func availableCondition(we *whisperv1.WhisperEncoder, stg stagingView, wl worklo
 }
 
 // podTrouble explains why no encoder pod is available: the encoder's own termination message
-// (NPUUnavailable for an NPU backend that says so, EncoderFailing otherwise) or the scheduler's
+// (NPUUnavailable when its reason code says so, EncoderFailing otherwise) or the scheduler's
 // reason. It returns "" when no pod shows a problem yet.
-func podTrouble(we *whisperv1.WhisperEncoder, pods []corev1.Pod) (reason, message string) {
+func podTrouble(pods []corev1.Pod) (reason, message string) {
 	var unschedulable string
 	for i := range pods {
 		p := &pods[i]
@@ -142,12 +142,13 @@ func podTrouble(we *whisperv1.WhisperEncoder, pods []corev1.Pod) (reason, messag
 			if t == nil || t.ExitCode == 0 {
 				continue
 			}
-			msg := truncate(t.Message, maxMessage)
-			if msg == "" {
+			term := report.ParseTermination(t.Message)
+			msg := truncate(term.Message, maxMessage)
+			if term.Reason == report.CodeNoMessage {
 				msg = fmt.Sprintf("exit code %d (%s) without a termination message", t.ExitCode, t.Reason)
 			}
 			msg = fmt.Sprintf("pod %s: encoder exited: %s", p.Name, msg)
-			if backend(we) == whisperv1.BackendNPU && strings.Contains(strings.ToLower(t.Message), "npu") {
+			if term.Reason == report.CodeNPUUnavailable {
 				return whisperv1.ReasonNPUUnavailable, msg
 			}
 			return whisperv1.ReasonEncoderFailing, msg

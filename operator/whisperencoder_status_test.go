@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 )
 
@@ -39,7 +41,7 @@ type verdict struct {
 }
 
 func TestComputeStatus(t *testing.T) {
-	staged := stagingView{State: stagingStaged, Result: StageResult{Key: "k"}}
+	staged := stagingView{State: stagingStaged, Result: report.StageResult{Key: "k"}}
 	unsched := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p2"}, Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{
 		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: "0/3 nodes are available: 3 Insufficient amd.com/npu."}}}}
 	tests := []struct {
@@ -70,7 +72,7 @@ func TestComputeStatus(t *testing.T) {
 		{"scaled to zero", testEncoder(replicas(0)), staged, workloadView{Deployment: deployment(0, 0, 0, 0, 0, 1, 1)},
 			verdict{"Deploying", "True/Staged", "False/ScaledToZero", "False/NotAvailable", "0/0"}},
 		{"npu missing", testEncoder(), staged, workloadView{Deployment: deployment(1, 1, 1, 0, 0, 1, 1),
-			Pods: []corev1.Pod{crashingPod(3, "NPU backend is not available in this build")}},
+			Pods: []corev1.Pod{crashingPod(3, coded(report.CodeNPUUnavailable, "NPU backend is not available in this build"))}},
 			verdict{"Failed", "True/Staged", "False/NPUUnavailable", "False/NotAvailable", "0/1"}},
 		{"cpu encoder crashing", testEncoder(func(we *whisperv1.WhisperEncoder) { we.Spec.Backend = whisperv1.BackendCPU }), staged,
 			workloadView{Deployment: deployment(1, 1, 1, 0, 0, 1, 1), Pods: []corev1.Pod{crashingPod(1, "staged dir /weights: manifest.json: no such file")}},
@@ -130,7 +132,7 @@ func TestComputeStatusDetails(t *testing.T) {
 	}
 
 	// Staged: weights from the result (stagedAt at the API's one-second precision), endpoint from the Service.
-	res := StageResult{Key: "0123456789abcdef0123", SourceSHA256: "ab", SourcePrecision: "fp16", SizeBytes: 41181184, StagedAt: &stagedAt}
+	res := report.StageResult{Key: "0123456789abcdef0123", SourceSHA256: "ab", SourcePrecision: "fp16", SizeBytes: 41181184, StagedAt: stagedAt}
 	svc := encoderService(we)
 	st = computeStatus(we, stagingView{State: stagingStaged, Result: res}, workloadView{Deployment: deployment(1, 1, 1, 1, 1, 1, 1), Service: svc}, t1)
 	wantW := &whisperv1.WeightsStatus{Key: "0123456789abcdef0123", ShortKey: "0123456789ab", SourceSHA256: "ab", SourcePrecision: "fp16",
@@ -153,28 +155,38 @@ func TestComputeStatusDetails(t *testing.T) {
 	}
 }
 
+// coded is the termination message of an encoder that failed with code and text.
+func coded(code report.Code, text string) string {
+	return string(report.TerminationFor(report.WithCode(code, errors.New(text))))
+}
+
+// TestPodTrouble: the encoder's reason code decides the condition reason, never its text.
 func TestPodTrouble(t *testing.T) {
-	npuWE, cpuWE := testEncoder(), testEncoder(func(we *whisperv1.WhisperEncoder) { we.Spec.Backend = whisperv1.BackendCPU })
 	clean := corev1.Pod{Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: encoderContainer,
 		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}}}}}
 	silent := crashingPod(137, "")
 	silent.Status.ContainerStatuses[0].LastTerminationState.Terminated.Reason = "OOMKilled"
 	tests := []struct {
 		name        string
-		we          *whisperv1.WhisperEncoder
 		pods        []corev1.Pod
 		reason, msg string
 	}{
-		{"nothing wrong", npuWE, []corev1.Pod{clean}, "", ""},
-		{"npu message on npu backend", npuWE, []corev1.Pod{crashingPod(3, "NPU backend is not available")}, whisperv1.ReasonNPUUnavailable, "pod p1: encoder exited: NPU backend is not available"},
-		{"npu word on cpu backend is just a failure", cpuWE, []corev1.Pod{crashingPod(3, "NPU")}, whisperv1.ReasonEncoderFailing, "pod p1: encoder exited: NPU"},
-		{"no message", npuWE, []corev1.Pod{silent}, whisperv1.ReasonEncoderFailing, "pod p1: encoder exited: exit code 137 (OOMKilled) without a termination message"},
-		{"long message truncated", cpuWE, []corev1.Pod{crashingPod(1, strings.Repeat("x", 2000))}, whisperv1.ReasonEncoderFailing,
+		{"nothing wrong", []corev1.Pod{clean}, "", ""},
+		{"code NPUUnavailable", []corev1.Pod{crashingPod(3, coded(report.CodeNPUUnavailable, "backend is not available"))},
+			whisperv1.ReasonNPUUnavailable, "pod p1: encoder exited: backend is not available"},
+		{"code NPUUnavailable, other text", []corev1.Pod{crashingPod(3, coded(report.CodeNPUUnavailable, "no device"))},
+			whisperv1.ReasonNPUUnavailable, "pod p1: encoder exited: no device"},
+		{"NPU in the text of another code is just a failure", []corev1.Pod{crashingPod(3, coded(report.CodeModelLoadFailed, "NPU weights: bad"))},
+			whisperv1.ReasonEncoderFailing, "pod p1: encoder exited: NPU weights: bad"},
+		{"plain text mentioning the NPU is just a failure", []corev1.Pod{crashingPod(3, "NPU backend is not available")},
+			whisperv1.ReasonEncoderFailing, "pod p1: encoder exited: NPU backend is not available"},
+		{"no message", []corev1.Pod{silent}, whisperv1.ReasonEncoderFailing, "pod p1: encoder exited: exit code 137 (OOMKilled) without a termination message"},
+		{"long message truncated", []corev1.Pod{crashingPod(1, strings.Repeat("x", 2000))}, whisperv1.ReasonEncoderFailing,
 			"pod p1: encoder exited: " + strings.Repeat("x", maxMessage) + "…"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reason, msg := podTrouble(tt.we, tt.pods)
+			reason, msg := podTrouble(tt.pods)
 			if reason != tt.reason || msg != tt.msg {
 				t.Errorf("podTrouble = %q, %q; want %q, %q", reason, msg, tt.reason, tt.msg)
 			}

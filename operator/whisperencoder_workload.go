@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 )
 
@@ -24,6 +27,19 @@ import (
 
 const weightsMount = "/weights"
 
+// Shutdown of an encoder pod. Deleting a pod takes it out of the Service's ready endpoints at
+// once, but kube-proxy and load balancers learn it a few seconds later: the preStop hook keeps
+// the encoder serving for preStopDelay before it gets SIGTERM. The encoder then fails its
+// readiness, closes its listeners (after its own --shutdown-delay where it has one, at most
+// encoderShutdownDelay) and gives accepted requests drainTimeout to finish. The grace period
+// covers all of it with room to exit, so the kubelet never kills a draining encoder.
+const (
+	preStopDelay         = 5 * time.Second
+	encoderShutdownDelay = 5 * time.Second
+	drainTimeout         = 20 * time.Second
+	terminationGrace     = preStopDelay + encoderShutdownDelay + drainTimeout + 10*time.Second
+)
+
 // workloadView is what the serving step observed after applying.
 type workloadView struct {
 	Deployment *appsv1.Deployment
@@ -32,59 +48,38 @@ type workloadView struct {
 }
 
 // desiredReplicas is the replica count the operator sets, or nil when an autoscaler owns it.
-func desiredReplicas(we *whisperv1.WhisperEncoder) *int32 {
-	if we.Spec.Autoscaling != nil {
+func desiredReplicas(spec whisperv1.WhisperEncoderSpec) *int32 {
+	if spec.Autoscaling != nil {
 		return nil
 	}
-	if we.Spec.Replicas != nil {
-		return ptr.To(*we.Spec.Replicas)
-	}
-	return ptr.To(int32(1))
+	return ptr.To(*spec.Defaulted().Replicas)
 }
 
-// serving returns spec.serving with the API defaults filled in (for objects created before defaulting).
-func serving(we *whisperv1.WhisperEncoder) whisperv1.ServingSpec {
-	s := we.Spec.Serving
-	if s.MaxBatch == 0 {
-		s.MaxBatch = 8
+// podBackend is the backend encoder pods are built for (spec defaulted). auto is the CPU backend
+// until the encoder has an NPU backend: an auto encoder requests no device, runs restricted and
+// serves on any node.
+func podBackend(spec whisperv1.WhisperEncoderSpec) whisperv1.Backend {
+	if spec.Backend == whisperv1.BackendAuto {
+		return whisperv1.BackendCPU
 	}
-	if s.MaxQueue == 0 {
-		s.MaxQueue = 64
-	}
-	if s.HTTPPort == 0 {
-		s.HTTPPort = 8080
-	}
-	if s.GRPCPort == 0 {
-		s.GRPCPort = 9090
-	}
-	return s
+	return spec.Backend
 }
 
-// npu returns spec.npu with the API defaults filled in.
-func npu(we *whisperv1.WhisperEncoder) whisperv1.NPUSpec {
-	n := we.Spec.NPU
-	if n.ResourceName == "" {
-		n.ResourceName = "amd.com/npu"
-	}
-	if n.Count == 0 {
-		n.Count = 1
-	}
-	return n
-}
-
-// encoderDeployment builds the Deployment serving key from the cache claim.
-func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *appsv1.Deployment {
-	s := serving(we)
+// encoderDeployment builds the Deployment serving the staged weights from the cache claim.
+func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult, cfg Config) *appsv1.Deployment {
+	key := weights.Key
+	spec := we.Spec.Defaulted()
+	s := spec.Serving
 	meta := controlledMeta(we)
 	meta.Annotations = map[string]string{annotationKey: key}
 	podSecurity, containerSecurity := restrictedPodSecurity(cfg.RunAsUser), restrictedContainerSecurity()
-	if backend(we) == whisperv1.BackendNPU {
+	if podBackend(spec) == whisperv1.BackendNPU {
 		podSecurity, containerSecurity = npuPodSecurity(), npuContainerSecurity()
 	}
 	return &appsv1.Deployment{
 		ObjectMeta: meta,
 		Spec: appsv1.DeploymentSpec{
-			Replicas: desiredReplicas(we),
+			Replicas: desiredReplicas(spec),
 			Selector: &metav1.LabelSelector{MatchLabels: selectorLabels(we)},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
@@ -97,14 +92,15 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 					},
 				},
 				Spec: corev1.PodSpec{
-					AutomountServiceAccountToken: ptr.To(false),
-					EnableServiceLinks:           ptr.To(false),
-					SecurityContext:              podSecurity,
-					ImagePullSecrets:             pullSecrets(cfg),
-					NodeSelector:                 we.Spec.NodeSelector,
-					Tolerations:                  we.Spec.Tolerations,
-					Affinity:                     we.Spec.Affinity,
-					PriorityClassName:            we.Spec.PriorityClassName,
+					AutomountServiceAccountToken:  ptr.To(false),
+					EnableServiceLinks:            ptr.To(false),
+					TerminationGracePeriodSeconds: ptr.To(int64(terminationGrace / time.Second)),
+					SecurityContext:               podSecurity,
+					ImagePullSecrets:              pullSecrets(cfg),
+					NodeSelector:                  we.Spec.NodeSelector,
+					Tolerations:                   we.Spec.Tolerations,
+					Affinity:                      we.Spec.Affinity,
+					PriorityClassName:             we.Spec.PriorityClassName,
 					Volumes: []corev1.Volume{
 						claimVolume("cache", cfg.CacheClaimName, true),
 						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
@@ -118,9 +114,10 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 							"--weights", weightsMount,
 							"--http-addr", ":" + strconv.Itoa(int(s.HTTPPort)),
 							"--grpc-addr", ":" + strconv.Itoa(int(s.GRPCPort)),
-							"--backend", string(backend(we)),
+							"--backend", string(podBackend(spec)),
 							"--max-batch", strconv.Itoa(int(s.MaxBatch)),
 							"--max-queue", strconv.Itoa(int(s.MaxQueue)),
+							"--drain-timeout", drainTimeout.String(),
 						},
 						Env: []corev1.EnvVar{{Name: "TMPDIR", Value: tmpMount}},
 						Ports: []corev1.ContainerPort{
@@ -131,10 +128,13 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 							{Name: "cache", MountPath: weightsMount, SubPath: key, ReadOnly: true},
 							{Name: "tmp", MountPath: tmpMount},
 						},
-						Resources:                encoderResources(we),
-						ReadinessProbe:           httpProbe("/readyz", 5, 3),
-						LivenessProbe:            httpProbe("/healthz", 10, 3),
-						StartupProbe:             httpProbe("/healthz", 2, 60),
+						Resources:      encoderResources(spec, weights.SizeBytes),
+						ReadinessProbe: httpProbe("/readyz", 5, 3),
+						LivenessProbe:  httpProbe("/healthz", 10, 3),
+						StartupProbe:   httpProbe("/healthz", 2, 60),
+						Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+							Sleep: &corev1.SleepAction{Seconds: int64(preStopDelay / time.Second)},
+						}},
 						TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 						SecurityContext:          containerSecurity,
@@ -145,23 +145,58 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, key string, cfg Config) *ap
 	}
 }
 
-// encoderResources is spec.resources plus, for backend npu, the device request as request and limit.
-func encoderResources(we *whisperv1.WhisperEncoder) corev1.ResourceRequirements {
-	res := *we.Spec.Resources.DeepCopy()
-	if backend(we) != whisperv1.BackendNPU {
-		return res
-	}
-	n := npu(we)
-	q := *resource.NewQuantity(int64(n.Count), resource.DecimalSI)
+// Default resources of the encoder container, for what spec.resources leaves unset: the
+// scheduler reserves a core and the weights, and a runaway process meets its memory limit instead
+// of the node's. The memory figures add the staged weights' size to a fixed part: the process
+// without weights is ~15 MB, one window's activations a few MB per batch slot, and the server
+// holds request bodies and decoded audio up to its admission budgets (hundreds of MB at most).
+var (
+	defaultCPURequest      = resource.MustParse("1")
+	defaultMemoryBase      = resource.MustParse("256Mi") // request = base + weights
+	defaultMemoryLimitBase = resource.MustParse("1Gi")   // limit = base + weights
+)
+
+// encoderResources is spec.resources (spec defaulted) with the defaults above where it sets
+// neither request nor limit of CPU or memory (a memory request without a limit gets the default
+// limit, raised to the request), plus, for backend npu, the device as request and limit.
+func encoderResources(spec whisperv1.WhisperEncoderSpec, weightsBytes int64) corev1.ResourceRequirements {
+	res := *spec.Resources.DeepCopy()
 	if res.Requests == nil {
 		res.Requests = corev1.ResourceList{}
 	}
 	if res.Limits == nil {
 		res.Limits = corev1.ResourceList{}
 	}
-	res.Requests[corev1.ResourceName(n.ResourceName)] = q
-	res.Limits[corev1.ResourceName(n.ResourceName)] = q
+	_, cpuReq := res.Requests[corev1.ResourceCPU]
+	if _, cpuLim := res.Limits[corev1.ResourceCPU]; !cpuReq && !cpuLim {
+		res.Requests[corev1.ResourceCPU] = defaultCPURequest
+	}
+	weights := resource.NewQuantity(max(weightsBytes, 0), resource.BinarySI)
+	memReq, hasReq := res.Requests[corev1.ResourceMemory]
+	if _, hasLim := res.Limits[corev1.ResourceMemory]; !hasLim {
+		limit := plus(defaultMemoryLimitBase, weights)
+		if hasReq && memReq.Cmp(limit) > 0 {
+			limit = memReq
+		}
+		res.Limits[corev1.ResourceMemory] = limit
+		if !hasReq {
+			res.Requests[corev1.ResourceMemory] = plus(defaultMemoryBase, weights)
+		}
+	}
+	if podBackend(spec) == whisperv1.BackendNPU {
+		n := spec.NPU
+		q := *resource.NewQuantity(int64(n.Count), resource.DecimalSI)
+		res.Requests[corev1.ResourceName(n.ResourceName)] = q
+		res.Limits[corev1.ResourceName(n.ResourceName)] = q
+	}
 	return res
+}
+
+// plus is a + b rounded up to whole MiB (a readable quantity in the pod spec).
+func plus(a resource.Quantity, b *resource.Quantity) resource.Quantity {
+	const mib = 1 << 20
+	sum := a.Value() + b.Value()
+	return *resource.NewQuantity((sum+mib-1)/mib*mib, resource.BinarySI)
 }
 
 func httpProbe(path string, period, failures int32) *corev1.Probe {
@@ -178,7 +213,7 @@ func httpProbe(path string, period, failures int32) *corev1.Probe {
 
 // encoderService builds the ClusterIP Service in front of the encoder pods.
 func encoderService(we *whisperv1.WhisperEncoder) *corev1.Service {
-	s := serving(we)
+	s := we.Spec.Defaulted().Serving
 	return &corev1.Service{
 		ObjectMeta: controlledMeta(we),
 		Spec: corev1.ServiceSpec{
@@ -196,16 +231,15 @@ func encoderService(we *whisperv1.WhisperEncoder) *corev1.Service {
 // It scales the Deployment on the average of the encoder's queue-depth gauge per pod, which a
 // metrics adapter (for example prometheus-adapter) must serve through the custom metrics API.
 func encoderAutoscaler(we *whisperv1.WhisperEncoder, cfg Config) *autoscalingv2.HorizontalPodAutoscaler {
-	a := we.Spec.Autoscaling
+	a := we.Spec.Defaulted().Autoscaling
 	if a == nil {
 		return nil
 	}
-	minReplicas, target := max(a.MinReplicas, 1), max(a.TargetQueueDepth, 1)
 	return &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: controlledMeta(we),
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: we.Name},
-			MinReplicas:    ptr.To(minReplicas),
+			MinReplicas:    ptr.To(a.MinReplicas),
 			MaxReplicas:    a.MaxReplicas,
 			Metrics: []autoscalingv2.MetricSpec{{
 				Type: autoscalingv2.PodsMetricSourceType,
@@ -213,10 +247,23 @@ func encoderAutoscaler(we *whisperv1.WhisperEncoder, cfg Config) *autoscalingv2.
 					Metric: autoscalingv2.MetricIdentifier{Name: cfg.QueueDepthMetric},
 					Target: autoscalingv2.MetricTarget{
 						Type:         autoscalingv2.AverageValueMetricType,
-						AverageValue: resource.NewQuantity(int64(target), resource.DecimalSI),
+						AverageValue: resource.NewQuantity(int64(a.TargetQueueDepth), resource.DecimalSI),
 					},
 				},
 			}},
+		},
+	}
+}
+
+// encoderDisruptionBudget lets voluntary disruptions (node drains, cluster-autoscaler scale-down)
+// evict one encoder pod at a time, so a drain never takes every replica at once; with one
+// replica it still allows the eviction (a budget that never allows one would block drains).
+func encoderDisruptionBudget(we *whisperv1.WhisperEncoder) *policyv1.PodDisruptionBudget {
+	return &policyv1.PodDisruptionBudget{
+		ObjectMeta: controlledMeta(we),
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			Selector:       &metav1.LabelSelector{MatchLabels: selectorLabels(we)},
+			MaxUnavailable: ptr.To(intstr.FromInt32(1)),
 		},
 	}
 }
@@ -277,16 +324,19 @@ func npuContainerSecurity() *corev1.SecurityContext {
 	return sc
 }
 
-// reconcileWorkload applies the Deployment, Service and autoscaler for staged weights, and reads
+// reconcileWorkload applies the Deployment, Service, disruption budget and autoscaler for staged weights, and reads
 // the encoder pods for status.
-func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.WhisperEncoder, key string) (workloadView, error) {
+func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.WhisperEncoder, weights report.StageResult) (workloadView, error) {
 	var v workloadView
-	deploy, err := apply(ctx, r.Client, encoderDeployment(we, key, r.Config), keepAutoscaledReplicas)
+	deploy, err := apply(ctx, r.Client, encoderDeployment(we, weights, r.Config), keepAutoscaledReplicas)
 	if err != nil {
 		return v, err
 	}
 	v.Deployment = deploy
 	if v.Service, err = apply(ctx, r.Client, encoderService(we), keepServiceAllocations); err != nil {
+		return v, err
+	}
+	if _, err := apply(ctx, r.Client, encoderDisruptionBudget(we), nil); err != nil {
 		return v, err
 	}
 	if hpa := encoderAutoscaler(we, r.Config); hpa != nil {
@@ -316,14 +366,8 @@ func (r *Reconciler) deleteAutoscaler(ctx context.Context, we *whisperv1.Whisper
 	return nil
 }
 
-// keepAutoscaledReplicas leaves the replica count to the autoscaler when the operator sets none.
-func keepAutoscaledReplicas(existing, desired *appsv1.Deployment) {
-	if desired.Spec.Replicas == nil {
-		desired.Spec.Replicas = existing.Spec.Replicas
-	}
-}
-
-// keepServiceAllocations keeps what the API server allocated (cluster IPs, families).
+// keepServiceAllocations keeps what the API server allocated (cluster IPs, families), for when
+// apply has to replace the Service.
 func keepServiceAllocations(existing, desired *corev1.Service) {
 	desired.Spec.ClusterIP = existing.Spec.ClusterIP
 	desired.Spec.ClusterIPs = existing.Spec.ClusterIPs
@@ -331,4 +375,12 @@ func keepServiceAllocations(existing, desired *corev1.Service) {
 	desired.Spec.IPFamilyPolicy = existing.Spec.IPFamilyPolicy
 	desired.Spec.InternalTrafficPolicy = existing.Spec.InternalTrafficPolicy
 	desired.Spec.SessionAffinity = existing.Spec.SessionAffinity
+}
+
+// keepAutoscaledReplicas leaves the replica count to the autoscaler when the operator sets none:
+// applying the live count keeps it (omitting a field the operator applied before would reset it).
+func keepAutoscaledReplicas(existing, desired *appsv1.Deployment) {
+	if desired.Spec.Replicas == nil {
+		desired.Spec.Replicas = existing.Spec.Replicas
+	}
 }

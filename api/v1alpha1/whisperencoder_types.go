@@ -13,11 +13,15 @@ type Precision string
 const PrecisionBF16 Precision = "bf16"
 
 // Backend is where the encoder math runs.
-// +kubebuilder:validation:Enum=npu;cpu
+// +kubebuilder:validation:Enum=auto;npu;cpu
 type Backend string
 
 const (
-	// BackendNPU runs the encoder on an XDNA NPU requested from the device plugin.
+	// BackendAuto runs the encoder on the best backend the encoder has. The encoder has no NPU
+	// backend yet, so today auto is the CPU backend: pods request no device and run as with cpu.
+	BackendAuto Backend = "auto"
+	// BackendNPU runs the encoder on an XDNA NPU requested from the device plugin. The encoder
+	// has no NPU backend yet: its pods exit, and the WhisperEncoder reports NPUUnavailable.
 	BackendNPU Backend = "npu"
 	// BackendCPU runs the encoder on CPU; pods request no device.
 	BackendCPU Backend = "cpu"
@@ -105,12 +109,14 @@ type WhisperEncoderSpec struct {
 	// +kubebuilder:default=bf16
 	Precision Precision `json:"precision,omitempty"`
 
-	// Backend runs the encoder on an NPU (default) or on CPU (no device request).
+	// Backend: auto (default) is the best backend the encoder has, today the CPU (no device
+	// request); npu requests spec.npu's device and fails with NPUUnavailable until the encoder
+	// has an NPU backend; cpu runs on CPU (no device request).
 	// +optional
-	// +kubebuilder:default=npu
+	// +kubebuilder:default=auto
 	Backend Backend `json:"backend,omitempty"`
 
-	// NPU is the device request used when backend is npu.
+	// NPU is the device request used when backend is npu (auto requests no device today).
 	// +optional
 	// +kubebuilder:default={}
 	NPU NPUSpec `json:"npu,omitempty"`
@@ -140,7 +146,10 @@ type WhisperEncoderSpec struct {
 	// +kubebuilder:validation:MaxLength=1024
 	Image string `json:"image,omitempty"`
 
-	// Resources of the encoder container. With backend npu the device request is added to it.
+	// Resources of the encoder container. Where it sets neither request nor limit, CPU gets a
+	// request of 1 and memory a request of 256Mi and a limit of 1Gi, both plus the staged weights'
+	// size (a memory request alone gets that limit, raised to the request). With backend npu the
+	// device request is added to it.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 

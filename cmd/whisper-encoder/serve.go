@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xdna-whisper/xdna-whisper/cmd/internal/encodercli"
+	contract "github.com/xdna-whisper/xdna-whisper/api/report"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server"
 )
 
@@ -76,7 +77,7 @@ func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, back
 	}
 	enc, loadTime, err := mf.Load()
 	if err != nil {
-		return err
+		return contract.WithCode(contract.CodeModelLoadFailed, err)
 	}
 	defer enc.Close()
 	info, err := server.InfoFor(*mf.Weights, chosen)
@@ -110,7 +111,7 @@ func chooseBackend(log *slog.Logger, backend string) (string, error) {
 	case "cpu":
 		return "cpu", nil
 	case "npu":
-		return "", fmt.Errorf("--backend npu: the NPU backend is not available in this build; %s", npuDevices())
+		return "", contract.WithCode(contract.CodeNPUUnavailable, fmt.Errorf("--backend npu: the NPU backend is not available in this build; %s", npuDevices()))
 	case "auto":
 		log.Warn("backend auto: the NPU backend is not available in this build; running on the CPU", "devices", npuDevices())
 		return "cpu", nil
@@ -127,17 +128,19 @@ func npuDevices() string {
 	return "XDNA device node(s) visible: " + strings.Join(nodes, ", ")
 }
 
-// writeTerminationLog records the fatal error where Kubernetes reads it, so
-// the operator can surface it in the WhisperEncoder's conditions.
+// writeTerminationLog records the fatal error where Kubernetes reads it, as
+// api/report's Termination (a reason code and the message), so the operator
+// can surface it in the WhisperEncoder's conditions.
 func writeTerminationLog(path string, err error) {
+	msg := append(contract.TerminationFor(err), '\n')
 	if path == "" {
 		if f, oerr := os.OpenFile(defaultTerminationLog, os.O_WRONLY|os.O_TRUNC, 0); oerr == nil {
-			fmt.Fprintln(f, err)
+			f.Write(msg)
 			f.Close()
 		}
 		return
 	}
-	if werr := os.WriteFile(path, []byte(err.Error()+"\n"), 0o644); werr != nil {
+	if werr := os.WriteFile(path, msg, 0o644); werr != nil {
 		fmt.Fprintf(os.Stderr, "whisper-encoder serve: writing termination log %s: %v\n", path, werr)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
+	contract "github.com/xdna-whisper/xdna-whisper/api/report"
 	"github.com/xdna-whisper/xdna-whisper/encoder/client"
 	"github.com/xdna-whisper/xdna-whisper/encoder/convert/converttest"
 )
@@ -34,8 +35,14 @@ func TestServeBackendNPUFailsLoudly(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	msg, rerr := os.ReadFile(term)
-	if rerr != nil || !strings.Contains(string(msg), "NPU backend is not available in this build") || !strings.Contains(string(msg), "/dev/accel") {
-		t.Errorf("termination log %q, %v", msg, rerr)
+	got := contract.ParseTermination(string(msg))
+	if rerr != nil || got.Reason != contract.CodeNPUUnavailable || !strings.Contains(got.Message, "NPU backend is not available in this build") || !strings.Contains(got.Message, "/dev/accel") {
+		t.Errorf("termination log %q (%+v), %v: want reason %s", msg, got, rerr, contract.CodeNPUUnavailable)
+	}
+	if err := runServe(context.Background(), []string{"--weights", t.TempDir(), "--backend", "cpu", "--termination-log", term}); err == nil {
+		t.Error("serving an empty weights directory succeeded")
+	} else if msg, _ := os.ReadFile(term); contract.ParseTermination(string(msg)).Reason != contract.CodeModelLoadFailed {
+		t.Errorf("termination log %q after a load failure: want reason %s", msg, contract.CodeModelLoadFailed)
 	}
 	var ue usageError
 	if err := runServe(context.Background(), []string{"--weights", "x", "--backend", "gpu", "--termination-log", term}); !errors.As(err, &ue) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
+	contract "github.com/xdna-whisper/xdna-whisper/api/report"
 	"github.com/xdna-whisper/xdna-whisper/encoder/download"
 	"github.com/xdna-whisper/xdna-whisper/internal/version"
 )
@@ -24,22 +24,6 @@ func init() {
 		summary: "stage an ONNX Whisper encoder (file, http(s) or hf://) as BF16 in the cache",
 		run:     runStage,
 	})
-}
-
-// resultFileLimit keeps the result below Kubernetes' 4096-byte termination
-// message limit.
-const resultFileLimit = 4000
-
-// stageSummary is what --result-file receives.
-type stageSummary struct {
-	Key             string    `json:"key,omitempty"`
-	Dir             string    `json:"dir,omitempty"`
-	SourceSHA256    string    `json:"sourceSHA256,omitempty"`
-	SourcePrecision string    `json:"sourcePrecision,omitempty"`
-	SizeBytes       int64     `json:"sizeBytes,omitempty"`
-	StagedAt        time.Time `json:"stagedAt,omitzero"`
-	Existing        bool      `json:"existing,omitempty"`
-	Error           string    `json:"error,omitempty"`
 }
 
 func runStage(ctx context.Context, args []string) error {
@@ -71,9 +55,11 @@ func runStage(ctx context.Context, args []string) error {
 	})
 	finish()
 	if *resultFile != "" {
-		s := stageSummary{Error: errorText(err)}
-		if err == nil {
-			s = stageSummary{Key: r.Key, Dir: r.Dir, SourceSHA256: r.SourceSHA256, SourcePrecision: string(r.SourcePrecision),
+		var s contract.StageResult
+		if err != nil {
+			s = contract.FailedStage(err)
+		} else {
+			s = contract.StageResult{Key: r.Key, Dir: r.Dir, SourceSHA256: r.SourceSHA256, SourcePrecision: string(r.SourcePrecision),
 				SizeBytes: r.SizeBytes, StagedAt: r.StagedAt, Existing: r.Existing}
 		}
 		if werr := writeResult(*resultFile, s); werr != nil && err == nil {
@@ -97,27 +83,9 @@ func converterVersion() string {
 	return version.String("whisper-encoder")
 }
 
-// errorText is err's message, cut to fit the result file.
-func errorText(err error) string {
-	if err == nil {
-		return ""
-	}
-	s := err.Error()
-	if len(s) > resultFileLimit-100 {
-		s = s[:resultFileLimit-100] + "…"
-	}
-	return s
-}
-
-// writeResult writes the JSON summary (at most resultFileLimit bytes).
-func writeResult(path string, s stageSummary) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	if len(b) > resultFileLimit {
-		b, _ = json.Marshal(stageSummary{Error: "result too large for the result file"})
-	}
+// writeResult writes the result file (api/report's contract, at most contract.MaxMessageBytes).
+func writeResult(path string, s contract.StageResult) error {
+	b := s.Marshal()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("result file: %w", err)

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
+	contract "github.com/xdna-whisper/xdna-whisper/api/report"
 	"github.com/xdna-whisper/xdna-whisper/encoder/podreport"
 )
 
@@ -22,7 +23,7 @@ func withPodReport(logger *slog.Logger, pod string, progress func(convert.Progre
 	}
 	return func(p convert.Progress) {
 			progress(p)
-			r.Report(podreport.Progress{Phase: p.Phase, BytesDone: p.Done, BytesTotal: p.Total})
+			r.Report(contract.Progress{Phase: p.Phase, BytesDone: p.Done, BytesTotal: p.Total})
 		}, func() {
 			if err := r.Close(); err != nil {
 				logger.Warn("progress reporting to the pod failed", "err", err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
+	contract "github.com/xdna-whisper/xdna-whisper/api/report"
 )
 
 const stageModels = "../../testdata/models/"
@@ -36,7 +37,7 @@ func TestStageCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	var s stageSummary
+	var s contract.StageResult
 	b, _ := os.ReadFile(rf)
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatal(err)
@@ -77,8 +78,8 @@ func TestStageCommandFailures(t *testing.T) {
 				return
 			}
 			b, err := os.ReadFile(rf)
-			var s stageSummary
-			if err != nil || json.Unmarshal(b, &s) != nil || !strings.Contains(s.Error, tt.want) || s.Key != "" || len(b) >= 4096 {
+			var s contract.StageResult
+			if err != nil || json.Unmarshal(b, &s) != nil || !strings.Contains(s.Error, tt.want) || s.Reason != contract.CodeStagingFailed || s.Key != "" || len(b) >= 4096 {
 				t.Errorf("result file %q (%v), want an error containing %q", b, err, tt.want)
 			}
 			if es, _ := os.ReadDir(cache); len(es) != 0 {
@@ -91,7 +92,7 @@ func TestStageCommandFailures(t *testing.T) {
 func TestResultFileStaysSmall(t *testing.T) {
 	rf := filepath.Join(t.TempDir(), "r")
 	long := strings.Repeat("x", 10000)
-	if err := writeResult(rf, stageSummary{Error: errorText(errString(long))}); err != nil {
+	if err := writeResult(rf, contract.FailedStage(errString(long))); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(rf); len(b) >= 4096 || !json.Valid(b) {

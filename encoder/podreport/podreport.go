@@ -1,7 +1,8 @@
 // Package podreport publishes a process's progress as an annotation on its own pod, so that a
-// controller watching the pod can show it. It speaks plain HTTPS to the Kubernetes API with the
-// pod's service-account token (no client-go): one JSON merge patch of one annotation, sent at
-// most once per interval from a background goroutine, so reporting never slows the caller.
+// controller watching the pod can show it (the annotation and its value are api/report's
+// ProgressAnnotation and Progress). It speaks plain HTTPS to the Kubernetes API with the pod's
+// service-account token (no client-go): one JSON merge patch of one annotation, sent at most
+// once per interval from a background goroutine, so reporting never slows the caller.
 //
 // The pod's service account needs "patch" on "pods" in its namespace.
 package podreport
@@ -22,17 +23,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 )
-
-// Annotation is the pod annotation holding the latest Progress as JSON.
-const Annotation = "whisper.xdna.io/progress"
-
-// Progress is one report: bytes done of a total (0 = unknown) in a named phase.
-type Progress struct {
-	Phase      string `json:"phase"`
-	BytesDone  int64  `json:"bytesDone"`
-	BytesTotal int64  `json:"bytesTotal"`
-}
 
 // serviceAccountDir is where Kubernetes mounts a pod's service-account credentials.
 const serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -45,7 +38,7 @@ type Reporter struct {
 	interval time.Duration
 
 	mu      sync.Mutex
-	latest  *Progress // not yet sent
+	latest  *report.Progress // not yet sent
 	lastErr error
 	wake    chan struct{}
 	done    chan struct{}
@@ -110,7 +103,7 @@ func New(apiURL, namespace, pod, token string, client *http.Client, interval tim
 }
 
 // Report records p as the latest progress; it never blocks on the network.
-func (r *Reporter) Report(p Progress) {
+func (r *Reporter) Report(p report.Progress) {
 	r.mu.Lock()
 	r.latest = &p
 	r.mu.Unlock()
@@ -164,9 +157,8 @@ func (r *Reporter) sendPending() {
 }
 
 // send patches the annotation: a JSON merge patch touching nothing else.
-func (r *Reporter) send(p Progress) error {
-	value, _ := json.Marshal(p) // plain struct: always marshals
-	body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{Annotation: string(value)}}})
+func (r *Reporter) send(p report.Progress) error {
+	body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{report.ProgressAnnotation: p.Marshal()}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, r.url, bytes.NewReader(body))
@@ -189,12 +181,4 @@ func (r *Reporter) send(p Progress) error {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil
-}
-
-// Parse reads a Progress annotation value; ok is false when it is absent or malformed.
-func Parse(value string) (p Progress, ok bool) {
-	if value == "" || json.Unmarshal([]byte(value), &p) != nil || p.BytesDone < 0 || p.BytesTotal < 0 {
-		return Progress{}, false
-	}
-	return p, true
 }

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/xdna-whisper/xdna-whisper/api/report"
 )
 
 // apiServer records the patches a Reporter sends, answering like the pods endpoint.
 type apiServer struct {
 	mu      sync.Mutex
-	patches []Progress
+	patches []report.Progress
 	status  int
 }
 
@@ -46,7 +48,7 @@ func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "want a merge patch of one annotation, got "+string(b))
 		return
 	}
-	p, ok := Parse(body.Metadata.Annotations[Annotation])
+	p, ok := report.ParseProgress(body.Metadata.Annotations[report.ProgressAnnotation])
 	if !ok {
 		fail(http.StatusBadRequest, "annotation "+string(b))
 		return
@@ -62,10 +64,10 @@ func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"kind":"Pod"}`))
 }
 
-func (s *apiServer) got() []Progress {
+func (s *apiServer) got() []report.Progress {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Progress(nil), s.patches...)
+	return append([]report.Progress(nil), s.patches...)
 }
 
 func TestReporterSendsLatestAndFinal(t *testing.T) {
@@ -76,20 +78,20 @@ func TestReporterSendsLatestAndFinal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Report(Progress{"download", 1, 100})
+	r.Report(report.Progress{Phase: "download", BytesDone: 1, BytesTotal: 100})
 	deadline := time.Now().Add(5 * time.Second)
 	for len(api.got()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// Within the interval only the latest report survives, and Close sends it.
 	for i := int64(2); i <= 100; i++ {
-		r.Report(Progress{"download", i, 100})
+		r.Report(report.Progress{Phase: "download", BytesDone: i, BytesTotal: 100})
 	}
-	r.Report(Progress{"convert", 7, 9})
+	r.Report(report.Progress{Phase: "convert", BytesDone: 7, BytesTotal: 9})
 	if err := r.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	want := []Progress{{"download", 1, 100}, {"convert", 7, 9}}
+	want := []report.Progress{{Phase: "download", BytesDone: 1, BytesTotal: 100}, {Phase: "convert", BytesDone: 7, BytesTotal: 9}}
 	if diff := cmp.Diff(want, api.got()); diff != "" {
 		t.Errorf("patches (-want +got):\n%s", diff)
 	}
@@ -103,7 +105,7 @@ func TestReporterErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Report(Progress{"download", 1, 2})
+	r.Report(report.Progress{Phase: "download", BytesDone: 1, BytesTotal: 2})
 	err = r.Close()
 	if err == nil || !strings.Contains(err.Error(), "403 Forbidden") || !strings.Contains(err.Error(), "forbidden") {
 		t.Errorf("Close after a refused patch = %v, want the 403 and the API server's message", err)
@@ -121,23 +123,5 @@ func TestReporterErrors(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	if _, err := InCluster("p"); err == nil || !strings.Contains(err.Error(), "not running in a Kubernetes pod") {
 		t.Errorf("InCluster outside a pod = %v", err)
-	}
-}
-
-func TestParse(t *testing.T) {
-	for _, tt := range []struct {
-		in   string
-		want Progress
-		ok   bool
-	}{
-		{`{"phase":"download","bytesDone":5,"bytesTotal":10}`, Progress{"download", 5, 10}, true},
-		{``, Progress{}, false},
-		{`{`, Progress{}, false},
-		{`{"bytesDone":-1}`, Progress{}, false},
-	} {
-		got, ok := Parse(tt.in)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("Parse(%q) = %+v, %v; want %+v, %v", tt.in, got, ok, tt.want, tt.ok)
-		}
 	}
 }

@@ -19,6 +19,7 @@ var operatorRules = permissions(`
  configmaps create
  configmaps get
  configmaps list
+ configmaps patch
  configmaps watch
  persistentvolumeclaims get
  persistentvolumeclaims list
@@ -29,18 +30,18 @@ var operatorRules = permissions(`
  services create
  services get
  services list
- services update
+ services patch
  services watch
 apps deployments create
 apps deployments get
 apps deployments list
-apps deployments update
+apps deployments patch
 apps deployments watch
 autoscaling horizontalpodautoscalers create
 autoscaling horizontalpodautoscalers delete
 autoscaling horizontalpodautoscalers get
 autoscaling horizontalpodautoscalers list
-autoscaling horizontalpodautoscalers update
+autoscaling horizontalpodautoscalers patch
 autoscaling horizontalpodautoscalers watch
 batch jobs create
 batch jobs delete
@@ -48,6 +49,11 @@ batch jobs get
 batch jobs list
 batch jobs patch
 batch jobs watch
+policy poddisruptionbudgets create
+policy poddisruptionbudgets get
+policy poddisruptionbudgets list
+policy poddisruptionbudgets patch
+policy poddisruptionbudgets watch
 events.k8s.io events create
 events.k8s.io events patch
 whisper.xdna.io whisperencoders get
