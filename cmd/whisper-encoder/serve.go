@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xdna-whisper/xdna-whisper/cmd/internal/encodercli"
 	contract "github.com/xdna-whisper/xdna-whisper/api/report"
+	"github.com/xdna-whisper/xdna-whisper/cmd/internal/encodercli"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server"
 )
 

@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 	contract "github.com/xdna-whisper/xdna-whisper/api/report"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 	"github.com/xdna-whisper/xdna-whisper/encoder/download"
 	"github.com/xdna-whisper/xdna-whisper/internal/version"
 )

@@ -3,8 +3,8 @@ package main
 import (
 	"log/slog"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 	contract "github.com/xdna-whisper/xdna-whisper/api/report"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 	"github.com/xdna-whisper/xdna-whisper/encoder/podreport"
 )
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 	contract "github.com/xdna-whisper/xdna-whisper/api/report"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 )
 
 const stageModels = "../../testdata/models/"
