@@ -85,7 +85,7 @@ func serve(ctx context.Context, log *slog.Logger, mf modelFlags, backend, httpAd
 	info.Engine = enc.Backend()
 	log.Info("model loaded", "model", info.ModelKey, "backend", chosen, "engine", info.Engine, "threads", enc.Threads(),
 		"d_model", info.DModel, "layers", info.Layers, "n_mels", info.NMels, "seconds", loadTime.Seconds())
-	s, err := server.New(server.ModelBackend(enc), info, opts)
+	s, err := server.New(server.ModelEncoder(enc), info, opts)
 	if err != nil {
 		return err
 	}

@@ -24,14 +24,14 @@ type result struct {
 	err       error
 }
 
-// batcher owns the bounded queue and the one goroutine that feeds the backend.
+// batcher owns the bounded queue and the one goroutine that feeds the encoder.
 //
 // Admission is by reservation: a request reserves one slot per window before
 // doing any work (reserve fails at once when the queue is full), and a slot is
 // released when the batcher takes its window off the queue. So the channel's
 // capacity is never exceeded and submit never blocks.
 type batcher struct {
-	backend  Backend
+	enc      BatchEncoder
 	info     Info
 	maxBatch int
 	window   time.Duration
@@ -46,9 +46,9 @@ type batcher struct {
 }
 
 // newBatcher starts the batching goroutine.
-func newBatcher(backend Backend, info Info, opts Options, m *metrics) *batcher {
+func newBatcher(enc BatchEncoder, info Info, opts Options, m *metrics) *batcher {
 	b := &batcher{
-		backend:  backend,
+		enc:      enc,
 		info:     info,
 		maxBatch: opts.MaxBatch,
 		window:   opts.BatchWindow,
@@ -178,7 +178,7 @@ func (b *batcher) runBatch(batch []*job) {
 	for _, j := range batch {
 		b.metrics.queueWait.Observe(start.Sub(j.enqueued).Seconds())
 	}
-	out, err := b.backend.Encode(ctx, in, len(batch))
+	out, err := b.enc.Encode(ctx, in, len(batch))
 	compute := time.Since(start)
 	b.metrics.observeBatch(len(batch), compute)
 	size := b.info.Positions * b.info.DModel

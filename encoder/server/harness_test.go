@@ -30,7 +30,7 @@ type harness struct {
 }
 
 // start runs a server and stops it (draining) when the test ends.
-func start(t *testing.T, b Backend, info Info, opts Options) *harness {
+func start(t *testing.T, b BatchEncoder, info Info, opts Options) *harness {
 	t.Helper()
 	s, err := New(b, info, opts)
 	if err != nil {

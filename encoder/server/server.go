@@ -8,7 +8,7 @@
 // / 429 at once) → front end (decode, mono, resample to 16 kHz, Whisper
 // log-mel, or check a given log-mel) → the batcher, which groups queued windows
 // into batches of up to MaxBatch within BatchWindow and runs them on the
-// Backend one batch at a time → one response per window, in order.
+// BatchEncoder one batch at a time → one response per window, in order.
 package server
 
 import (
@@ -26,11 +26,11 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
 )
 
-// Backend runs the encoder on a batch: mel is [batch, NMels, Frames] and the
+// BatchEncoder runs the encoder on a batch: mel is [batch, NMels, Frames] and the
 // result [batch, Positions, DModel], both row-major float32. It must honour
 // ctx where it can: the server cancels it when every request in the batch has
 // gone away.
-type Backend interface {
+type BatchEncoder interface {
 	Encode(ctx context.Context, mel []float32, batch int) ([]float32, error)
 }
 
@@ -131,7 +131,7 @@ func (o Options) check() error {
 // HTTPHandler and GRPCServer, and on shutdown Drain, then Close once the
 // transports have finished their requests (Run does all of this).
 type Server struct {
-	backend Backend
+	enc     BatchEncoder
 	info    Info
 	opts    Options
 	log     *slog.Logger
@@ -146,9 +146,9 @@ type Server struct {
 	nextID   atomic.Uint64
 }
 
-// New builds a server for backend, which runs the model described by info.
+// New builds a server for enc, which runs the model described by info.
 // It starts the batcher; the server is not ready until Warmup succeeds.
-func New(backend Backend, info Info, opts Options) (*Server, error) {
+func New(enc BatchEncoder, info Info, opts Options) (*Server, error) {
 	if err := info.check(); err != nil {
 		return nil, err
 	}
@@ -171,7 +171,7 @@ func New(backend Backend, info Info, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		backend: backend,
+		enc:     enc,
 		info:    info,
 		opts:    opts,
 		log:     opts.Logger,
@@ -181,7 +181,7 @@ func New(backend Backend, info Info, opts Options) (*Server, error) {
 		gather:  gather,
 	}
 	s.setServing(false)
-	s.batcher = newBatcher(backend, info, opts, m)
+	s.batcher = newBatcher(enc, info, opts, m)
 	return s, nil
 }
 

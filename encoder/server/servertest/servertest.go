@@ -26,7 +26,7 @@ func Start(tb testing.TB, weights string) (httpURL, grpcAddr string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := server.New(server.ModelBackend(enc), info, server.DefaultOptions())
+	s, err := server.New(server.ModelEncoder(enc), info, server.DefaultOptions())
 	if err != nil {
 		tb.Fatal(err)
 	}
