@@ -182,7 +182,11 @@ func decodeLimited(data []byte, f Format, rate int, maxSeconds float64) (Clip, e
 		if secs := float64(len(pcm)/wf.blockAlign) / float64(wf.rate); secs > maxSeconds {
 			return Clip{}, tooLong(secs, maxSeconds)
 		}
-		return Clip{Rate: wf.rate, Channels: wf.channels, Samples: wavSamples(pcm, &wf)}, nil
+		samples, err := wavSamples(pcm, &wf)
+		if err != nil {
+			return Clip{}, err
+		}
+		return Clip{Rate: wf.rate, Channels: wf.channels, Samples: samples}, nil
 	case FormatPCM16:
 		if rate > 0 {
 			if secs := float64(len(data)/2) / float64(rate); secs > maxSeconds {

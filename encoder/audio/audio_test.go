@@ -213,3 +213,27 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestFloatWAVFiniteness: a NaN or infinite float sample is refused with its
+// position; finite samples outside [-1, 1] are clipped as ffmpeg does.
+func TestFloatWAVFiniteness(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		bad  float32
+		want string
+	}{
+		{"NaN", float32(math.NaN()), "sample NaN in frame 5, channel 1"},
+		{"+Inf", float32(math.Inf(1)), "sample +Inf in frame 5, channel 1"},
+		{"-Inf", float32(math.Inf(-1)), "sample -Inf in frame 5, channel 1"},
+	} {
+		s := make([]float32, 16)
+		s[11] = tc.bad
+		if _, err := Load(EncodeWAVFloat32(Clip{Rate: 8000, Channels: 2, Samples: s}), FormatUnknown, 0, 60); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+	c, err := DecodeWAV(EncodeWAVFloat32(Clip{Rate: 8000, Channels: 1, Samples: []float32{3e38, -2, 0.5}}))
+	if err != nil || c.Samples[0] != 1 || c.Samples[1] != -1 || c.Samples[2] != 0.5 {
+		t.Errorf("clipping: %v, %v, want [1 -1 0.5]", c.Samples, err)
+	}
+}

@@ -30,7 +30,11 @@ func DecodeWAV(data []byte) (Clip, error) {
 	if err != nil {
 		return Clip{}, err
 	}
-	return Clip{Rate: f.rate, Channels: f.channels, Samples: wavSamples(pcm, &f)}, nil
+	samples, err := wavSamples(pcm, &f)
+	if err != nil {
+		return Clip{}, err
+	}
+	return Clip{Rate: f.rate, Channels: f.channels, Samples: samples}, nil
 }
 
 // parseWAV checks a RIFF/WAVE file and returns its format and sample bytes.
@@ -117,14 +121,21 @@ func parseWaveFmt(b []byte) (waveFmt, error) {
 	return f, nil
 }
 
-// wavSamples converts little-endian PCM to float32 in [-1, 1).
-func wavSamples(pcm []byte, f *waveFmt) []float32 {
+// wavSamples converts little-endian PCM to float32 in [-1, 1]. Float samples
+// must be finite (NaN or ±Inf is an error naming the first one) and are
+// clipped to [-1, 1], as Whisper's loader (ffmpeg converting to s16) does.
+func wavSamples(pcm []byte, f *waveFmt) ([]float32, error) {
 	width := f.bits / 8
 	out := make([]float32, len(pcm)/width)
 	switch {
 	case f.tag == waveFloat:
 		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(pcm[4*i:]))
+			v := math.Float32frombits(binary.LittleEndian.Uint32(pcm[4*i:]))
+			if v != v || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("wav: sample %v in frame %d, channel %d (%.3f s): want finite float samples",
+					v, i/f.channels, i%f.channels, float64(i/f.channels)/float64(f.rate))
+			}
+			out[i] = max(-1, min(1, v))
 		}
 	case width == 2:
 		for i := range out {
@@ -141,7 +152,7 @@ func wavSamples(pcm []byte, f *waveFmt) []float32 {
 			out[i] = float32(float64(int32(binary.LittleEndian.Uint32(pcm[4*i:]))) / (1 << 31))
 		}
 	}
-	return out
+	return out, nil
 }
 
 // DecodePCM16 decodes headerless little-endian signed 16-bit mono samples at
@@ -154,7 +165,8 @@ func DecodePCM16(data []byte, rate int) (Clip, error) {
 		return Clip{}, fmt.Errorf("pcm16: %d bytes, not a whole number of 16-bit samples", len(data))
 	}
 	f := waveFmt{tag: wavePCM, channels: 1, rate: rate, blockAlign: 2, bits: 16}
-	return Clip{Rate: rate, Channels: 1, Samples: wavSamples(data, &f)}, nil
+	samples, err := wavSamples(data, &f)
+	return Clip{Rate: rate, Channels: 1, Samples: samples}, err
 }
 
 // EncodeWAV16 writes mono or interleaved samples as a PCM16 WAV file,
@@ -178,6 +190,20 @@ func EncodeWAV16(c Clip) []byte {
 		s := math.Round(float64(v) * (1 << 15))
 		s = math.Max(-(1 << 15), math.Min(1<<15-1, s))
 		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(int16(s)))
+	}
+	return b
+}
+
+// EncodeWAVFloat32 writes interleaved samples as a 32-bit IEEE float WAV file,
+// unclipped (NaN and Inf included). It exists for tests and fixtures.
+func EncodeWAVFloat32(c Clip) []byte {
+	b := EncodeWAV16(Clip{Rate: c.Rate, Channels: c.Channels, Samples: make([]float32, 2*len(c.Samples))})
+	binary.LittleEndian.PutUint16(b[20:], waveFloat)
+	binary.LittleEndian.PutUint32(b[28:], uint32(c.Rate*c.Channels*4))
+	binary.LittleEndian.PutUint16(b[32:], uint16(c.Channels*4))
+	binary.LittleEndian.PutUint16(b[34:], 32)
+	for i, v := range c.Samples {
+		binary.LittleEndian.PutUint32(b[44+4*i:], math.Float32bits(v))
 	}
 	return b
 }

@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc/codes"
 )
 
 // job is one window waiting to be encoded.
@@ -151,7 +154,8 @@ func (b *batcher) collect(first *job) []*job {
 }
 
 // admit releases j's queue slot and appends it to batch unless its request
-// is already cancelled or past its deadline.
+// is already cancelled or past its deadline, or its log-mel holds a value the
+// encoder cannot take (answered alone, so it fails no other window).
 func (b *batcher) admit(batch []*job, j *job) []*job {
 	b.release(1)
 	if err := j.ctx.Err(); err != nil {
@@ -159,14 +163,32 @@ func (b *batcher) admit(batch []*job, j *job) []*job {
 		j.done <- result{err: err, queueWait: time.Since(j.enqueued)}
 		return batch
 	}
+	if i := firstNonFinite(j.mel); i >= 0 {
+		j.done <- result{err: errorf(codes.InvalidArgument, "log-mel value %v at [%d, %d]: want finite values",
+			j.mel[i], i/b.info.InputFrames, i%b.info.InputFrames), queueWait: time.Since(j.enqueued)}
+		return batch
+	}
 	return append(batch, j)
 }
 
-// runBatch encodes the live jobs of batch as one backend call and answers each.
+// runBatch encodes the live jobs of batch as one encoder call and answers
+// each with its own result.
 func (b *batcher) runBatch(batch []*job) {
 	if len(batch) == 0 {
 		return
 	}
+	start := time.Now()
+	for _, j := range batch {
+		b.metrics.queueWait.Observe(start.Sub(j.enqueued).Seconds())
+	}
+	b.compute(batch, start)
+}
+
+// compute runs batch on the encoder. Errors are per window: when a batch of
+// several fails for a reason other than every request going away, each of
+// its windows is run alone, so a window that makes the encoder fail fails
+// only its own request.
+func (b *batcher) compute(batch []*job, queued time.Time) {
 	ctx, cancel := b.batchContext(batch)
 	defer cancel()
 	frame := b.info.NMels * b.info.InputFrames
@@ -175,23 +197,39 @@ func (b *batcher) runBatch(batch []*job) {
 		copy(in[i*frame:], j.mel)
 	}
 	start := time.Now()
-	for _, j := range batch {
-		b.metrics.queueWait.Observe(start.Sub(j.enqueued).Seconds())
-	}
 	out, err := b.enc.Encode(ctx, in, len(batch))
-	compute := time.Since(start)
-	b.metrics.observeBatch(len(batch), compute)
+	elapsed := time.Since(start)
+	b.metrics.observeBatch(len(batch), elapsed)
 	size := b.info.Positions * b.info.DModel
 	if err == nil && len(out) != len(batch)*size {
 		err = errBackendShape(len(out), len(batch), b.info)
 	}
+	if err != nil && len(batch) > 1 && ctx.Err() == nil {
+		for _, j := range batch {
+			b.compute([]*job{j}, queued)
+		}
+		return
+	}
 	for i, j := range batch {
-		r := result{queueWait: start.Sub(j.enqueued), compute: compute, batch: len(batch), err: err}
+		r := result{queueWait: queued.Sub(j.enqueued), compute: elapsed, batch: len(batch), err: err}
 		if err == nil {
 			r.out = out[i*size : (i+1)*size : (i+1)*size]
+			if k := firstNonFinite(r.out); k >= 0 {
+				r.out, r.err = nil, fmt.Errorf("encoder output value %v at position %d, channel %d: not finite", out[i*size+k], k/b.info.DModel, k%b.info.DModel)
+			}
 		}
 		j.done <- r
 	}
+}
+
+// firstNonFinite is the index of the first NaN or ±Inf in v, or -1.
+func firstNonFinite(v []float32) int {
+	for i, x := range v {
+		if x-x != 0 { // NaN - NaN and Inf - Inf are NaN
+			return i
+		}
+	}
+	return -1
 }
 
 // batchContext is cancelled once every request in the batch has gone away,
