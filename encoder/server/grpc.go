@@ -87,7 +87,12 @@ func (g *grpcService) GetModel(context.Context, *encoderv1.GetModelRequest) (*en
 func (g *grpcService) run(ctx context.Context, r *request, req *encoderv1.EncodeRequest, maxWindows int, emit func(window) error) error {
 	g.s.metrics.inFlight.Inc()
 	defer g.s.metrics.inFlight.Dec()
-	err := g.s.encode(ctx, r, func() (input, error) { return inputFromProto(req) }, maxWindows, emit)
+	err := g.s.encode(ctx, r, func() (input, error) {
+		if err := checkDType(req.GetOutputDtype()); err != nil {
+			return input{}, err
+		}
+		return inputFromProto(req)
+	}, maxWindows, emit)
 	g.s.finish(r, err)
 	return g.s.toStatus(err)
 }
@@ -128,6 +133,16 @@ func audioFormat(f encoderv1.AudioFormat) (audio.Format, error) {
 		return audio.FormatPCM16, nil
 	}
 	return 0, errorf(codes.InvalidArgument, "audio format %d: want WAV, FLAC or PCM16", f)
+}
+
+// checkDType refuses an output dtype this server does not produce (a newer
+// client's enum value), rather than silently answering in float32.
+func checkDType(d encoderv1.DType) error {
+	switch d {
+	case encoderv1.DType_D_TYPE_UNSPECIFIED, encoderv1.DType_D_TYPE_FLOAT32, encoderv1.DType_D_TYPE_BFLOAT16:
+		return nil
+	}
+	return errorf(codes.InvalidArgument, "output_dtype %d: want D_TYPE_FLOAT32 (1) or D_TYPE_BFLOAT16 (2)", d)
 }
 
 // response builds the message for one window.

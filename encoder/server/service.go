@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -79,13 +80,35 @@ type request struct {
 	audioSec float64
 }
 
-// newRequest names a request: the client's id, or a generated one.
+// newRequest names a request: the client's id when it is a valid one (see
+// validRequestID), else a generated one. Only a valid id is echoed and logged.
 func (s *Server) newRequest(method, clientID string) *request {
 	id := clientID
-	if id == "" {
+	if !validRequestID(id) {
 		id = fmt.Sprintf("r%06d", s.nextID.Add(1))
 	}
 	return &request{id: id, method: method, start: time.Now()}
+}
+
+// maxRequestID bounds the length of a client's request id.
+const maxRequestID = 128
+
+// validRequestID reports whether a client's request id may be echoed in a
+// header and written to the logs: 1 to maxRequestID characters from
+// [A-Za-z0-9._:+/=-] (UUIDs, W3C trace ids, base64 tokens).
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestID {
+		return false
+	}
+	for _, c := range []byte(id) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("._:+/=-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // encode runs a request through admission, the front end and the batcher,
