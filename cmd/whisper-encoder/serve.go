@@ -41,7 +41,11 @@ func runServe(ctx context.Context, args []string) error {
 		maxBytes     = fs.Int64("max-request-bytes", def.MaxRequestBytes, "largest request body / message")
 		maxAudio     = fs.Float64("max-audio-seconds", def.MaxAudioSeconds, "longest audio accepted in one request")
 		maxStreams   = fs.Int("max-streams", def.MaxStreams, "concurrent multi-window requests (EncodeStream, long HTTP audio)")
-		drainTimeout = fs.Duration("drain-timeout", 60*time.Second, "on SIGTERM, how long accepted requests may take to finish")
+		uploadBudget = fs.Int64("upload-budget", def.UploadBudget, "bytes of request bodies and messages held at once (HTTP: Content-Length reserved before reading; gRPC: 2 × --max-request-bytes until the message is in); beyond it requests are refused (RESOURCE_EXHAUSTED / 429)")
+		readTimeout  = fs.Duration("read-timeout", def.ReadTimeout, "time a request body or message may take to arrive (HTTP 408)")
+		writeTimeout = fs.Duration("write-timeout", def.WriteTimeout, "time a client may take to receive a response message before it is cut")
+		shutdownWait = fs.Duration("shutdown-delay", def.ShutdownDelay, "on SIGTERM, how long to keep serving new requests with readiness already failing, before the drain")
+		drainTimeout = fs.Duration("drain-timeout", server.DefaultDrainTimeout, "after --shutdown-delay, how long accepted requests may take to finish (uploads still arriving are cut at once); keep --shutdown-delay + --drain-timeout below the pod's termination grace period")
 		logLevel     = fs.String("log-level", "info", "debug (one line per request), info, warn or error")
 		logFormat    = fs.String("log-format", "json", "json or text")
 		termLog      = fs.String("termination-log", "", "file for the fatal error message (default "+defaultTerminationLog+" when it exists and is writable)")
@@ -59,6 +63,7 @@ func runServe(ctx context.Context, args []string) error {
 	opts := server.Options{
 		MaxBatch: *maxBatch, BatchWindow: *batchWindow, MaxQueue: *maxQueue, RetryAfter: *retryAfter,
 		MaxRequestBytes: *maxBytes, MaxAudioSeconds: *maxAudio, MaxStreams: *maxStreams, Logger: log,
+		UploadBudget: *uploadBudget, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout, ShutdownDelay: *shutdownWait,
 	}
 	err = serve(ctx, log, mf, *backend, *httpAddr, *grpcAddr, opts, *drainTimeout)
 	if err != nil {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
@@ -26,14 +28,27 @@ var serviceName = encoderv1.Encoder_ServiceDesc.ServiceName
 // largest Whisper encoder (1500 × 1280 float32 is 7.7 MB) with room to spare.
 const maxResponseBytes = 64 << 20
 
+// maxHeaderBytes bounds the headers (HTTP) and metadata (gRPC) of a request.
+const maxHeaderBytes = 64 << 10
+
 // GRPCServer returns a gRPC server with the Encoder service, grpc.health.v1
-// and server reflection registered, its receive limit set to MaxRequestBytes
-// and its concurrent streams per connection to MaxStreams·4.
+// and server reflection registered, its receive limit set to MaxRequestBytes,
+// its concurrent streams per connection to MaxStreams·4, keepalive, and the
+// tap that admits Encode calls into the upload budget before their message
+// is read.
 func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	opts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(min(s.opts.MaxRequestBytes, math.MaxInt32))),
 		grpc.MaxSendMsgSize(maxResponseBytes),
 		grpc.MaxConcurrentStreams(uint32(max(64, 4*s.opts.MaxStreams))),
+		grpc.MaxHeaderListSize(maxHeaderBytes),
+		grpc.InTapHandle(s.tap),
+		grpc.ConnectionTimeout(10 * time.Second),
+		// Ping a connection idle for 2 minutes and drop it if the ping is not
+		// answered in 20 s (a vanished client); close connections idle for
+		// 10 minutes. Clients may ping every 10 s, also without calls.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second, MaxConnectionIdle: 10 * time.Minute}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}, extra...)
 	g := grpc.NewServer(opts...)
 	encoderv1.RegisterEncoderServer(g, &grpcService{s: s})
@@ -50,7 +65,11 @@ type grpcService struct {
 
 // Encode encodes one window.
 func (g *grpcService) Encode(ctx context.Context, req *encoderv1.EncodeRequest) (*encoderv1.EncodeResponse, error) {
+	received(ctx, req)
 	r := g.s.newRequest("Encode", requestID(ctx, req))
+	// The response is sent after this returns: a client that does not take
+	// it within WriteTimeout is cut.
+	defer func() { sendTimeout(ctx, g.s.opts.WriteTimeout) }()
 	var resp *encoderv1.EncodeResponse
 	err := g.run(ctx, r, req, 1, func(w window) error {
 		resp = g.response(r, req, w)
@@ -65,9 +84,12 @@ func (g *grpcService) Encode(ctx context.Context, req *encoderv1.EncodeRequest) 
 // EncodeStream encodes every 30 s window of the input, streaming them in order.
 func (g *grpcService) EncodeStream(req *encoderv1.EncodeRequest, stream grpc.ServerStreamingServer[encoderv1.EncodeResponse]) error {
 	ctx := stream.Context()
+	received(ctx, req)
 	r := g.s.newRequest("EncodeStream", requestID(ctx, req))
 	maxWindows := int(math.Ceil(g.s.opts.MaxAudioSeconds/30)) + 1
 	return g.run(ctx, r, req, maxWindows, func(w window) error {
+		stop := sendTimeout(ctx, g.s.opts.WriteTimeout)
+		defer stop()
 		return stream.Send(g.response(r, req, w))
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"mime"
 	"net/http"
@@ -53,9 +52,9 @@ func (s *Server) HTTPHandler() http.Handler {
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	switch {
-	case s.draining.Load():
+	case s.unready.Load():
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, "draining")
+		fmt.Fprintln(w, "shutting down")
 	case !s.ready.Load():
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "warming up")
@@ -94,11 +93,13 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", req.id)
 	var windows []window
 	maxWindows := int(math.Ceil(s.opts.MaxAudioSeconds/30)) + 1
-	err := s.encode(r.Context(), req, func() (input, error) { return s.readInput(r) }, maxWindows, func(win window) error {
+	err := s.encode(r.Context(), req, func() (input, error) { return s.readInput(w, r) }, maxWindows, func(win window) error {
 		windows = append(windows, win)
 		return nil
 	})
 	s.finish(req, err)
+	// A client that stops reading its response is cut after WriteTimeout.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -106,20 +107,20 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) {
 	s.writeWindows(w, r, req, windows)
 }
 
-// readInput reads the body within the size limit and interprets it by its
-// Content-Type.
-func (s *Server) readInput(r *http.Request) (input, error) {
-	if r.ContentLength > s.opts.MaxRequestBytes {
-		return input{}, tooLarge(r.ContentLength, s.opts.MaxRequestBytes)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.opts.MaxRequestBytes))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return input{}, tooLarge(-1, s.opts.MaxRequestBytes)
-	}
+// readInput reads the body within the size limit and the upload budget and
+// interprets it by its Content-Type.
+func (s *Server) readInput(w http.ResponseWriter, r *http.Request) (input, error) {
+	body, release, err := s.readBody(w, r)
 	if err != nil {
-		return input{}, errorf(codes.InvalidArgument, "reading request body: %v", err)
+		return input{release: release}, err
 	}
+	in, err := parseInput(r, body)
+	in.release = release
+	return in, err
+}
+
+// parseInput interprets a request body by its Content-Type.
+func parseInput(r *http.Request, body []byte) (input, error) {
 	if len(body) == 0 {
 		return input{}, errorf(codes.InvalidArgument, "empty request body: send audio (audio/wav, audio/flac, audio/L16) or a log-mel (%s)", ContentTypeNPY)
 	}

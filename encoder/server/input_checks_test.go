@@ -52,18 +52,26 @@ func TestUnknownOutputDType(t *testing.T) {
 
 // TestRequestIDBounded: a client's request id is echoed only when it is
 // short and made of safe characters; otherwise the server names the request.
+// Headers over 64 KiB in all (a 1 MiB id) are refused with 431.
 func TestRequestIDBounded(t *testing.T) {
 	g := newGated(fakeInfo(), false)
 	h := start(t, g, fakeInfo(), DefaultOptions())
 	h.waitReady(t)
 	body := constMel(t, 80, 10, 0)
+	req, _ := http.NewRequest(http.MethodPost, h.base+"/v1/encode", strings.NewReader(string(body)))
+	req.Header.Set("X-Request-Id", strings.Repeat("x", 1<<20))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || resp.Header.Get("X-Request-Id") != "" {
+		t.Errorf("1 MiB X-Request-Id: %v %v, want 431 without an echo", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	for _, tc := range []struct {
 		name, id string
 		echoed   bool
 	}{
 		{"uuid", "0b5e2c1a-7f1d-4e0b-9d6b-2a1f3c4d5e6f", true},
 		{"trace id", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true},
-		{"1 MiB", strings.Repeat("x", 1<<20), false},
+		{"4 KiB", strings.Repeat("x", 4<<10), false},
 		{"129 chars", strings.Repeat("y", 129), false},
 		{"spaces and quotes", `a "b" c`, false},
 		{"html", "<script>", false},

@@ -11,16 +11,21 @@ import (
 
 // Run serves s over HTTP on httpLis and gRPC on grpcLis, warms the model up
 // (readiness turns true once one window has been encoded), and on ctx's end
-// drains: readiness and health turn false, the listeners close, every
-// accepted request finishes, then the batcher stops. It returns nil after a
-// complete drain, and an error if serving, the warm-up or the drain (within
-// drainTimeout) fails.
+// shuts down in three steps: readiness and gRPC health turn false while new
+// requests are still served for ShutdownDelay (so endpoints stop routing
+// here); then the drain: uploads still arriving are cut, new requests are
+// refused, the listeners close and every accepted request finishes; then the
+// batcher stops. It returns nil after a complete drain, and an error if
+// serving or the warm-up fails, or accepted requests did not finish within
+// drainTimeout.
 func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTimeout time.Duration) error {
 	hs := &http.Server{
 		Handler:           s.HTTPHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute, // a whole body, so a trickling upload cannot hold a slot forever
-		IdleTimeout:       2 * time.Minute,
+		// Bodies are read within Options.ReadTimeout and responses written
+		// within Options.WriteTimeout, per request (see readBody).
+		IdleTimeout:    time.Minute,
+		MaxHeaderBytes: maxHeaderBytes,
 	}
 	gs := s.GRPCServer()
 	errc := make(chan error, 3)
@@ -44,6 +49,11 @@ func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTim
 	var runErr error
 	select {
 	case <-ctx.Done():
+		s.Unready()
+		select {
+		case <-time.After(s.opts.ShutdownDelay):
+		case runErr = <-errc:
+		}
 	case runErr = <-errc:
 	}
 
@@ -66,7 +76,7 @@ func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTim
 		s.Close()
 		s.log.Info("drained")
 	} else {
-		drainErr = fmt.Errorf("drain did not finish within %v: %w", drainTimeout, drainErr)
+		drainErr = fmt.Errorf("accepted requests did not finish within the drain timeout of %v: %w", drainTimeout, drainErr)
 		hs.Close()
 	}
 	return errors.Join(runErr, drainErr)

@@ -87,6 +87,22 @@ type Options struct {
 	// MaxStreams bounds concurrent multi-window requests (EncodeStream, and
 	// HTTP requests with more than one window).
 	MaxStreams int
+	// UploadBudget bounds the bytes of request bodies and messages held in
+	// memory at once. A request reserves its share before its body is read
+	// (HTTP: its Content-Length, or as a chunked body grows; gRPC:
+	// 2·MaxRequestBytes until the message is in, then its size) and is
+	// refused with RESOURCE_EXHAUSTED / 429 when it does not fit.
+	UploadBudget int64
+	// ReadTimeout bounds the time a request body or message may take to
+	// arrive (HTTP 408; gRPC CANCELLED).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the time a client may take to receive a response
+	// (each message of a stream); a client that stops reading is cut.
+	WriteTimeout time.Duration
+	// ShutdownDelay is how long Run keeps serving new requests after its
+	// context ends, with readiness and gRPC health already failing, so
+	// endpoints can stop sending traffic before the listeners close.
+	ShutdownDelay time.Duration
 	// Logger receives one line per request at debug and failures at warn/error.
 	Logger *slog.Logger
 	// Registerer receives the metrics (nil: a new registry, see Registry).
@@ -94,6 +110,11 @@ type Options struct {
 	// Gatherer serves /metrics (nil: the registry made for Registerer).
 	Gatherer prometheus.Gatherer
 }
+
+// DefaultDrainTimeout is the default time Run gives accepted requests to
+// finish once draining. With the default ShutdownDelay (5 s) a shutdown takes
+// at most 25 s, inside Kubernetes' default termination grace period (30 s).
+const DefaultDrainTimeout = 20 * time.Second
 
 // DefaultOptions are the flags' defaults.
 func DefaultOptions() Options {
@@ -105,6 +126,10 @@ func DefaultOptions() Options {
 		MaxRequestBytes: 64 << 20,
 		MaxAudioSeconds: 600,
 		MaxStreams:      8,
+		UploadBudget:    512 << 20,
+		ReadTimeout:     time.Minute,
+		WriteTimeout:    time.Minute,
+		ShutdownDelay:   5 * time.Second,
 	}
 }
 
@@ -123,6 +148,12 @@ func (o Options) check() error {
 		return fmt.Errorf("server: max audio seconds %g, want > 0", o.MaxAudioSeconds)
 	case o.MaxStreams < 1:
 		return fmt.Errorf("server: max streams %d, want ≥ 1", o.MaxStreams)
+	case o.UploadBudget < 2*o.MaxRequestBytes:
+		return fmt.Errorf("server: upload budget %d bytes, want at least 2 × max request bytes (%d) so one gRPC message fits", o.UploadBudget, 2*o.MaxRequestBytes)
+	case o.ReadTimeout <= 0 || o.WriteTimeout <= 0:
+		return fmt.Errorf("server: read timeout %v, write timeout %v, want > 0", o.ReadTimeout, o.WriteTimeout)
+	case o.ShutdownDelay < 0:
+		return fmt.Errorf("server: shutdown delay %v, want ≥ 0", o.ShutdownDelay)
 	}
 	return nil
 }
@@ -141,9 +172,13 @@ type Server struct {
 	streams chan struct{}
 	gather  prometheus.Gatherer
 
-	ready    atomic.Bool
-	draining atomic.Bool
-	nextID   atomic.Uint64
+	uploads   *budget
+	receiving receivers
+
+	ready   atomic.Bool
+	unready atomic.Bool // shutdown began: readiness and health fail
+	closing atomic.Bool // draining: new requests are refused
+	nextID  atomic.Uint64
 }
 
 // New builds a server for enc, which runs the model described by info.
@@ -179,6 +214,7 @@ func New(enc BatchEncoder, info Info, opts Options) (*Server, error) {
 		health:  health.NewServer(),
 		streams: make(chan struct{}, opts.MaxStreams),
 		gather:  gather,
+		uploads: &budget{name: "upload", limit: opts.UploadBudget, set: m.uploadBytes.Set},
 	}
 	s.setServing(false)
 	s.batcher = newBatcher(enc, info, opts, m)
@@ -188,8 +224,8 @@ func New(enc BatchEncoder, info Info, opts Options) (*Server, error) {
 // Info is the served model's description.
 func (s *Server) Info() Info { return s.info }
 
-// Ready reports whether the server accepts work: warmed up and not draining.
-func (s *Server) Ready() bool { return s.ready.Load() && !s.draining.Load() }
+// Ready reports whether the server wants work: warmed up and not shutting down.
+func (s *Server) Ready() bool { return s.ready.Load() && !s.unready.Load() }
 
 // Warmup encodes one window of silence through the whole path (front end,
 // batcher, backend) and then marks the server ready.
@@ -215,14 +251,27 @@ func (s *Server) Warmup(ctx context.Context) error {
 	return nil
 }
 
-// Drain starts a graceful shutdown: readiness and gRPC health turn false and
-// new requests are refused with UNAVAILABLE / 503; accepted ones complete.
-func (s *Server) Drain() {
-	if s.draining.Swap(true) {
+// Unready begins a shutdown: readiness and gRPC health turn false, so load
+// balancers and endpoints stop sending work, while requests that still
+// arrive are served.
+func (s *Server) Unready() {
+	if s.unready.Swap(true) {
 		return
 	}
 	s.health.Shutdown()
-	s.log.Info("draining", "queued_windows", s.batcher.depth())
+	s.log.Info("unready: shutting down", "queued_windows", s.batcher.depth())
+}
+
+// Drain stops taking work: new requests are refused with UNAVAILABLE / 503,
+// and requests whose body or message is still arriving are cut (they were
+// never accepted; their clients retry elsewhere). Accepted requests complete.
+func (s *Server) Drain() {
+	s.Unready()
+	if s.closing.Swap(true) {
+		return
+	}
+	cut := s.receiving.cutAll()
+	s.log.Info("draining", "queued_windows", s.batcher.depth(), "uploads_cut", cut)
 }
 
 // Close stops the batcher after finishing what is queued. Call it after the

@@ -60,6 +60,8 @@ type input struct {
 	nMels  int
 	frames int
 	isMel  bool
+	// release returns the upload budget the body holds (nil: none).
+	release func()
 }
 
 // window is one encoded 30 s window.
@@ -117,8 +119,8 @@ func validRequestID(id string) bool {
 // costs no body reading or unpacking. maxWindows bounds the windows one call may produce (1 for
 // Encode).
 func (s *Server) encode(ctx context.Context, req *request, read func() (input, error), maxWindows int, emit func(window) error) error {
-	if s.draining.Load() {
-		return errorf(codes.Unavailable, "server is shutting down; retry on another replica")
+	if s.closing.Load() {
+		return errShuttingDown()
 	}
 	if !s.ready.Load() {
 		return errorf(codes.Unavailable, "server is not ready yet (loading or warming up)")
@@ -130,6 +132,9 @@ func (s *Server) encode(ctx context.Context, req *request, read func() (input, e
 		return s.queueFull()
 	}
 	in, err := read()
+	if in.release != nil {
+		defer in.release()
+	}
 	if err != nil {
 		return err
 	}
