@@ -41,7 +41,7 @@ func runServe(ctx context.Context, args []string) error {
 		maxBytes     = fs.Int64("max-request-bytes", def.MaxRequestBytes, "largest request body / message")
 		maxAudio     = fs.Float64("max-audio-seconds", def.MaxAudioSeconds, "longest audio accepted in one request")
 		maxStreams   = fs.Int("max-streams", def.MaxStreams, "concurrent multi-window requests (EncodeStream, long HTTP audio)")
-		uploadBudget = fs.Int64("upload-budget", def.UploadBudget, "bytes of request bodies and messages held at once (HTTP: Content-Length reserved before reading; gRPC: 2 × --max-request-bytes until the message is in); beyond it requests are refused (RESOURCE_EXHAUSTED / 429)")
+		uploadBudget = fs.Int64("upload-budget", def.UploadBudget, "bytes of request bodies and messages held at once (HTTP: Content-Length reserved before reading; gRPC: --max-request-bytes until the message is in); beyond it requests are refused (RESOURCE_EXHAUSTED / 429)")
 		readTimeout  = fs.Duration("read-timeout", def.ReadTimeout, "time a request body or message may take to arrive (HTTP 408)")
 		writeTimeout = fs.Duration("write-timeout", def.WriteTimeout, "time a client may take to receive a response message before it is cut")
 		shutdownWait = fs.Duration("shutdown-delay", def.ShutdownDelay, "on SIGTERM, how long to keep serving new requests with readiness already failing, before the drain")

@@ -214,6 +214,12 @@ func (b *batcher) compute(batch []*job, queued time.Time) {
 		r := result{queueWait: queued.Sub(j.enqueued), compute: elapsed, batch: len(batch), err: err}
 		if err == nil {
 			r.out = out[i*size : (i+1)*size : (i+1)*size]
+			if len(batch) > 1 {
+				// Its own copy: a request that keeps its window must not keep
+				// the whole batch's output alive (the decode budget counts
+				// each request's windows, not its batchmates').
+				r.out = append([]float32(nil), r.out...)
+			}
 			if k := firstNonFinite(r.out); k >= 0 {
 				r.out, r.err = nil, fmt.Errorf("encoder output value %v at position %d, channel %d: not finite", out[i*size+k], k/b.info.DModel, k%b.info.DModel)
 			}

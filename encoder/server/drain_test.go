@@ -200,7 +200,7 @@ func TestStalledBodyTimesOut(t *testing.T) {
 func TestUploadBudgetRefusesBeforeReading(t *testing.T) {
 	g := newGated(fakeInfo(), false)
 	opts := DefaultOptions()
-	opts.MaxRequestBytes, opts.UploadBudget = 1<<20, 5<<19
+	opts.MaxRequestBytes, opts.UploadBudget = 1<<20, 5<<19 // a gRPC call reserves 1 MiB
 	h := start(t, g, fakeInfo(), opts)
 	h.waitReady(t)
 	stalled1, _ := stalledHTTP(t, h.base, 1<<20, 1000)
@@ -218,7 +218,7 @@ func TestUploadBudgetRefusesBeforeReading(t *testing.T) {
 	small := &encoderv1.EncodeRequest{Input: &encoderv1.EncodeRequest_LogMel{LogMel: &encoderv1.LogMel{NMels: 80, Frames: 1, Data: make([]byte, 320)}}}
 	_, err := h.grpc.Encode(context.Background(), small)
 	st := status.Convert(err)
-	if st.Code() != codes.ResourceExhausted || len(st.Details()) == 0 {
+	if st.Code() != codes.ResourceExhausted || len(st.Details()) == 0 || !strings.Contains(st.Message(), "upload budget full") {
 		t.Errorf("gRPC call over the budget: %v, want RESOURCE_EXHAUSTED with RetryInfo", err)
 	} else if _, ok := st.Details()[0].(*errdetails.RetryInfo); !ok {
 		t.Errorf("gRPC refusal details %v, want RetryInfo", st.Details())

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"mime"
 	"net/http"
@@ -178,13 +180,14 @@ func tooLarge(got, limit int64) error {
 	return &Error{Code: codes.InvalidArgument, Msg: msg, HTTPStatus: http.StatusRequestEntityTooLarge}
 }
 
-// writeWindows sends the hidden states as .npy or JSON.
+// writeWindows sends the hidden states as .npy or JSON, window by window
+// (never joined into one buffer).
 func (s *Server) writeWindows(w http.ResponseWriter, r *http.Request, req *request, windows []window) {
 	p, d := s.info.Positions, s.info.DModel
-	data := make([]float32, 0, len(windows)*p*d)
+	chunks := make([][]float32, len(windows))
 	meta := make([]windowJSON, len(windows))
 	for i, win := range windows {
-		data = append(data, win.out...)
+		chunks[i] = win.out
 		meta[i] = windowJSON{
 			StartSeconds: win.startSeconds, AudioSeconds: win.audioSeconds, FrontendSeconds: win.frontend.Seconds(),
 			QueueSeconds: win.queueWait.Seconds(), ComputeSeconds: win.compute.Seconds(), BatchSize: win.batch,
@@ -198,14 +201,44 @@ func (s *Server) writeWindows(w http.ResponseWriter, r *http.Request, req *reque
 	last := windows[len(windows)-1]
 	h.Set("Server-Timing", fmt.Sprintf("frontend;dur=%.1f, queue;dur=%.1f, compute;dur=%.1f",
 		ms(last.frontend), ms(last.queueWait), ms(last.compute)))
+	var err error
 	if wantsJSON(r) {
-		writeJSON(w, http.StatusOK, encodeJSON{RequestID: req.id, ModelKey: s.info.ModelKey, Shape: shape, Windows: meta, Data: data})
-		return
+		h.Set("Content-Type", ContentTypeJSON)
+		err = writeEncodeJSON(w, encodeJSON{RequestID: req.id, ModelKey: s.info.ModelKey, Shape: shape, Windows: meta}, chunks)
+	} else {
+		h.Set("Content-Type", ContentTypeNPY)
+		err = npy.WriteChunks(w, shape, chunks...)
 	}
-	h.Set("Content-Type", ContentTypeNPY)
-	if err := npy.Write(w, npy.Array{Shape: shape, Data: data}); err != nil {
+	if err != nil {
 		s.log.Warn("writing response", "request_id", req.id, "error", err)
 	}
+}
+
+// writeEncodeJSON writes e with its data field made of the chunks' values,
+// streamed rather than marshalled whole (encoding/json would build the
+// whole text, ~10 bytes a value, in memory first).
+func writeEncodeJSON(w io.Writer, e encodeJSON, chunks [][]float32) error {
+	head, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(head[:len(head)-len(`,"data":null}`)])
+	bw.WriteString(`,"data":[`)
+	var num []byte
+	first := true
+	for _, c := range chunks {
+		for _, v := range c {
+			if !first {
+				bw.WriteByte(',')
+			}
+			first = false
+			num = strconv.AppendFloat(num[:0], float64(v), 'g', -1, 32)
+			bw.Write(num)
+		}
+	}
+	bw.WriteString("]}\n")
+	return bw.Flush()
 }
 
 // wantsJSON reports whether the Accept header prefers JSON.

@@ -90,9 +90,16 @@ type Options struct {
 	// UploadBudget bounds the bytes of request bodies and messages held in
 	// memory at once. A request reserves its share before its body is read
 	// (HTTP: its Content-Length, or as a chunked body grows; gRPC:
-	// 2·MaxRequestBytes until the message is in, then its size) and is
+	// MaxRequestBytes until the message is in, then its size, so at most
+	// UploadBudget/MaxRequestBytes messages are received at once) and is
 	// refused with RESOURCE_EXHAUSTED / 429 when it does not fit.
 	UploadBudget int64
+	// DecodeBudget bounds the bytes of decoded audio, log-mel windows and
+	// hidden states that requests hold at once. Each request's share is
+	// reckoned from its header before anything is decoded (see plan); a
+	// request that does not fit now is refused with RESOURCE_EXHAUSTED / 429,
+	// one that could never fit with 413 / INVALID_ARGUMENT.
+	DecodeBudget int64
 	// ReadTimeout bounds the time a request body or message may take to
 	// arrive (HTTP 408; gRPC CANCELLED).
 	ReadTimeout time.Duration
@@ -127,6 +134,7 @@ func DefaultOptions() Options {
 		MaxAudioSeconds: 600,
 		MaxStreams:      8,
 		UploadBudget:    512 << 20,
+		DecodeBudget:    512 << 20,
 		ReadTimeout:     time.Minute,
 		WriteTimeout:    time.Minute,
 		ShutdownDelay:   5 * time.Second,
@@ -148,8 +156,10 @@ func (o Options) check() error {
 		return fmt.Errorf("server: max audio seconds %g, want > 0", o.MaxAudioSeconds)
 	case o.MaxStreams < 1:
 		return fmt.Errorf("server: max streams %d, want ≥ 1", o.MaxStreams)
-	case o.UploadBudget < 2*o.MaxRequestBytes:
-		return fmt.Errorf("server: upload budget %d bytes, want at least 2 × max request bytes (%d) so one gRPC message fits", o.UploadBudget, 2*o.MaxRequestBytes)
+	case o.UploadBudget < o.MaxRequestBytes:
+		return fmt.Errorf("server: upload budget %d bytes, want at least max request bytes (%d) so one request fits", o.UploadBudget, o.MaxRequestBytes)
+	case o.DecodeBudget < 1:
+		return fmt.Errorf("server: decode budget %d bytes, want ≥ 1", o.DecodeBudget)
 	case o.ReadTimeout <= 0 || o.WriteTimeout <= 0:
 		return fmt.Errorf("server: read timeout %v, write timeout %v, want > 0", o.ReadTimeout, o.WriteTimeout)
 	case o.ShutdownDelay < 0:
@@ -173,6 +183,7 @@ type Server struct {
 	gather  prometheus.Gatherer
 
 	uploads   *budget
+	decoding  *budget
 	receiving receivers
 
 	ready   atomic.Bool
@@ -206,15 +217,16 @@ func New(enc BatchEncoder, info Info, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		enc:     enc,
-		info:    info,
-		opts:    opts,
-		log:     opts.Logger,
-		metrics: m,
-		health:  health.NewServer(),
-		streams: make(chan struct{}, opts.MaxStreams),
-		gather:  gather,
-		uploads: &budget{name: "upload", limit: opts.UploadBudget, set: m.uploadBytes.Set},
+		enc:      enc,
+		info:     info,
+		opts:     opts,
+		log:      opts.Logger,
+		metrics:  m,
+		health:   health.NewServer(),
+		streams:  make(chan struct{}, opts.MaxStreams),
+		gather:   gather,
+		uploads:  &budget{name: "upload", limit: opts.UploadBudget, set: m.uploadBytes.Set},
+		decoding: &budget{name: "decode", limit: opts.DecodeBudget, set: m.decodeBytes.Set},
 	}
 	s.setServing(false)
 	s.batcher = newBatcher(enc, info, opts, m)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net/http"
 	"strings"
 	"time"
 
@@ -138,11 +140,40 @@ func (s *Server) encode(ctx context.Context, req *request, read func() (input, e
 	if err != nil {
 		return err
 	}
-	if !s.batcher.reserve(1) {
+	// Admission before any decoding, from the input's header: the windows
+	// it will make (one queue slot each; several need a stream slot) and the
+	// memory decoding and answering it takes (the decode budget).
+	p, err := s.plan(in)
+	if err != nil {
+		return err
+	}
+	if p.windows > maxWindows {
+		return errorf(codes.InvalidArgument, "audio is %.1f s, %d windows of 30 s; Encode takes one window: use EncodeStream", p.seconds, p.windows)
+	}
+	if p.windows > s.opts.MaxQueue {
+		return &Error{Code: codes.InvalidArgument, HTTPStatus: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("audio is %.1f s, %d windows of 30 s: more than the queue holds (%d windows)", p.seconds, p.windows, s.opts.MaxQueue)}
+	}
+	if p.windows > 1 {
+		release, err := s.acquireStream()
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	if !s.batcher.reserve(p.windows) {
 		return s.queueFull()
 	}
-	reserved := 1
+	reserved := p.windows
 	defer func() { s.batcher.release(reserved) }()
+	if p.bytes > s.opts.DecodeBudget {
+		return &Error{Code: codes.InvalidArgument, HTTPStatus: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("decoding and answering this request takes %d bytes (%s), over the decode budget of %d bytes", p.bytes, p.what, s.opts.DecodeBudget)}
+	}
+	if !s.decoding.reserve(p.bytes) {
+		return s.decoding.full(p.bytes, s.opts.RetryAfter)
+	}
+	defer s.decoding.release(p.bytes)
 	start := time.Now()
 	windows, err := s.frontend(req, in)
 	frontend := time.Since(start)
@@ -150,21 +181,12 @@ func (s *Server) encode(ctx context.Context, req *request, read func() (input, e
 	if err != nil {
 		return err
 	}
-	if len(windows) > maxWindows {
-		return errorf(codes.InvalidArgument, "audio is %.1f s, %d windows of 30 s; Encode takes one window: use EncodeStream", req.audioSec, len(windows))
+	if len(windows) > p.windows {
+		return fmt.Errorf("front end made %d windows, the header promised %d", len(windows), p.windows)
 	}
+	s.batcher.release(p.windows - len(windows)) // a FLAC stream without a length is planned at the limit
+	reserved = len(windows)
 	req.windows = len(windows)
-	if len(windows) > 1 {
-		release, err := s.acquireStream()
-		if err != nil {
-			return err
-		}
-		defer release()
-		if !s.batcher.reserve(len(windows) - 1) {
-			return s.queueFull()
-		}
-		reserved = len(windows)
-	}
 	// Submit every window at once so they can share batches, then hand the
 	// slots to the batcher (it releases each as it takes the window).
 	pending := make([]<-chan result, len(windows))
@@ -192,6 +214,47 @@ func (s *Server) encode(ctx context.Context, req *request, read func() (input, e
 	}
 	s.metrics.audioSeconds.Add(req.audioSec)
 	return nil
+}
+
+// plan is what admitting a request takes, known from its header.
+type plan struct {
+	windows int
+	seconds float64 // -1 when the header does not say
+	bytes   int64   // decoded audio, log-mel windows and hidden states held at once
+	what    string  // how bytes was reckoned, for the refusal
+}
+
+// plan reckons a request's windows and memory from its input's header,
+// before anything is decoded. A window holds its log-mel and its hidden
+// states until answered, and two more windows' hidden states are being
+// packed or sent.
+func (s *Server) plan(in input) (plan, error) {
+	melBytes := int64(4 * s.info.NMels * s.info.InputFrames)
+	outBytes := int64(4 * s.info.Positions * s.info.DModel)
+	if in.isMel {
+		return plan{windows: 1, seconds: 30, bytes: 4*int64(len(in.logMel)) + melBytes + 3*outBytes,
+			what: "one log-mel window and its hidden states"}, nil
+	}
+	if len(in.audio) == 0 {
+		return plan{}, errorf(codes.InvalidArgument, "empty audio: the request carries no bytes")
+	}
+	h, err := audio.Probe(in.audio, in.format, in.rate)
+	if err != nil {
+		return plan{}, errorf(codes.InvalidArgument, "%v", err)
+	}
+	secs := h.Seconds()
+	if max := s.opts.MaxAudioSeconds; secs > max {
+		return plan{}, errorf(codes.InvalidArgument, "audio: %.2f s long, limit is %.0f s", secs, max)
+	}
+	frames := h.Frames
+	if frames < 0 { // unknown: up to the limit
+		frames = int64(math.Ceil(s.opts.MaxAudioSeconds * float64(h.Rate)))
+	}
+	out := (frames*mel.SampleRate + int64(h.Rate) - 1) / int64(h.Rate)
+	windows := max(1, int((out+mel.WindowSamples-1)/mel.WindowSamples))
+	load := h.LoadBytes(s.opts.MaxAudioSeconds)
+	return plan{windows: windows, seconds: secs, bytes: load + int64(windows)*(melBytes+outBytes) + 2*outBytes,
+		what: fmt.Sprintf("%d channels × %d Hz × %.1f s decoded to %d bytes, then %d windows", h.Channels, h.Rate, float64(frames)/float64(h.Rate), load, windows)}, nil
 }
 
 // melWindow is one window's log-mel and where it sits in the audio.

@@ -217,9 +217,9 @@ type grpcUpload struct {
 type uploadKey struct{}
 
 // grpcReservation is what the tap reserves for a message it has not seen:
-// the message may be MaxRequestBytes, and the transport's buffers and the
-// unmarshalled request hold it twice until the buffers are freed.
-func (s *Server) grpcReservation() int64 { return 2 * s.opts.MaxRequestBytes }
+// it may be MaxRequestBytes long. (While the message is unmarshalled the
+// transport's buffers hold it a second time; MemoryBound counts that.)
+func (s *Server) grpcReservation() int64 { return s.opts.MaxRequestBytes }
 
 // tap admits an Encode or EncodeStream call before any of its message is
 // read: refused while draining (UNAVAILABLE) or when the upload budget cannot
