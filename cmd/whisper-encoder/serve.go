@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -42,6 +43,8 @@ func runServe(ctx context.Context, args []string) error {
 		maxAudio     = fs.Float64("max-audio-seconds", def.MaxAudioSeconds, "longest audio accepted in one request")
 		maxStreams   = fs.Int("max-streams", def.MaxStreams, "concurrent multi-window requests (EncodeStream, long HTTP audio)")
 		uploadBudget = fs.Int64("upload-budget", def.UploadBudget, "bytes of request bodies and messages held at once (HTTP: Content-Length reserved before reading; gRPC: --max-request-bytes until the message is in); beyond it requests are refused (RESOURCE_EXHAUSTED / 429)")
+		decodeBudget = fs.Int64("decode-budget", def.DecodeBudget, "bytes of decoded audio, log-mel windows and hidden states held at once, reckoned from each request's header before decoding; beyond it requests are refused (RESOURCE_EXHAUSTED / 429, or 413 if one alone is over it)")
+		maxConns     = fs.Int("max-connections", def.MaxConnections, "open connections per listener (HTTP, gRPC); more wait to be accepted")
 		readTimeout  = fs.Duration("read-timeout", def.ReadTimeout, "time a request body or message may take to arrive (HTTP 408)")
 		writeTimeout = fs.Duration("write-timeout", def.WriteTimeout, "time a client may take to receive a response message before it is cut")
 		shutdownWait = fs.Duration("shutdown-delay", def.ShutdownDelay, "on SIGTERM, how long to keep serving new requests with readiness already failing, before the drain")
@@ -63,7 +66,7 @@ func runServe(ctx context.Context, args []string) error {
 	opts := server.Options{
 		MaxBatch: *maxBatch, BatchWindow: *batchWindow, MaxQueue: *maxQueue, RetryAfter: *retryAfter,
 		MaxRequestBytes: *maxBytes, MaxAudioSeconds: *maxAudio, MaxStreams: *maxStreams, Logger: log,
-		UploadBudget: *uploadBudget, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout, ShutdownDelay: *shutdownWait,
+		UploadBudget: *uploadBudget, DecodeBudget: *decodeBudget, MaxConnections: *maxConns, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout, ShutdownDelay: *shutdownWait,
 	}
 	err = serve(ctx, log, mf, *backend, *httpAddr, *grpcAddr, opts, *drainTimeout)
 	if err != nil {
@@ -94,6 +97,14 @@ func serve(ctx context.Context, log *slog.Logger, mf modelFlags, backend, httpAd
 	if err != nil {
 		return err
 	}
+	// The Go heap's share of the memory bound is the runtime's soft limit, so
+	// garbage is collected before it could carry the process past the bound.
+	bound, heap := server.MemoryBound(opts, info, 2*int64(enc.PackedBytes()))
+	if heap < debug.SetMemoryLimit(-1) { // a lower GOMEMLIMIT from the environment stays
+		debug.SetMemoryLimit(heap)
+	}
+	log.Info("memory bound", "bound_bytes", bound, "heap_limit_bytes", heap, "model_bytes", 2*enc.PackedBytes(),
+		"upload_budget", opts.UploadBudget, "decode_budget", opts.DecodeBudget, "max_connections", opts.MaxConnections)
 	hl, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)

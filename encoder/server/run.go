@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // Run serves s over HTTP on httpLis and gRPC on grpcLis, warms the model up
@@ -27,6 +29,8 @@ func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTim
 		IdleTimeout:    time.Minute,
 		MaxHeaderBytes: maxHeaderBytes,
 	}
+	httpLis = netutil.LimitListener(httpLis, s.opts.MaxConnections)
+	grpcLis = netutil.LimitListener(grpcLis, s.opts.MaxConnections)
 	gs := s.GRPCServer()
 	errc := make(chan error, 3)
 	go func() {

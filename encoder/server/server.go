@@ -100,6 +100,9 @@ type Options struct {
 	// request that does not fit now is refused with RESOURCE_EXHAUSTED / 429,
 	// one that could never fit with 413 / INVALID_ARGUMENT.
 	DecodeBudget int64
+	// MaxConnections bounds the open connections of each listener (HTTP and
+	// gRPC); more wait in the kernel's accept queue.
+	MaxConnections int
 	// ReadTimeout bounds the time a request body or message may take to
 	// arrive (HTTP 408; gRPC CANCELLED).
 	ReadTimeout time.Duration
@@ -135,6 +138,7 @@ func DefaultOptions() Options {
 		MaxStreams:      8,
 		UploadBudget:    512 << 20,
 		DecodeBudget:    512 << 20,
+		MaxConnections:  512,
 		ReadTimeout:     time.Minute,
 		WriteTimeout:    time.Minute,
 		ShutdownDelay:   5 * time.Second,
@@ -158,6 +162,8 @@ func (o Options) check() error {
 		return fmt.Errorf("server: max streams %d, want ≥ 1", o.MaxStreams)
 	case o.UploadBudget < o.MaxRequestBytes:
 		return fmt.Errorf("server: upload budget %d bytes, want at least max request bytes (%d) so one request fits", o.UploadBudget, o.MaxRequestBytes)
+	case o.MaxConnections < 1:
+		return fmt.Errorf("server: max connections %d, want ≥ 1", o.MaxConnections)
 	case o.DecodeBudget < 1:
 		return fmt.Errorf("server: decode budget %d bytes, want ≥ 1", o.DecodeBudget)
 	case o.ReadTimeout <= 0 || o.WriteTimeout <= 0:
