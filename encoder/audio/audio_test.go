@@ -237,3 +237,30 @@ func TestFloatWAVFiniteness(t *testing.T) {
 		t.Errorf("clipping: %v, %v, want [1 -1 0.5]", c.Samples, err)
 	}
 }
+
+// FuzzLoad is what the server runs on a request's audio: Probe, then Load.
+// Neither may panic; Load succeeds only on input whose header Probe reads,
+// and returns no more 16 kHz samples than the header's length allows.
+func FuzzLoad(f *testing.F) {
+	for _, name := range []string{"jfk_1s_s16.wav", "jfk_1s_s24.flac"} {
+		b, err := os.ReadFile(filepath.Join(fixtures, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:min(len(b), 4096)])
+	}
+	f.Add(EncodeWAVFloat32(Clip{Rate: 44100, Channels: 3, Samples: make([]float32, 30)}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, perr := Probe(data, FormatUnknown, 0)
+		samples, err := Load(data, FormatUnknown, 0, 60)
+		if err != nil {
+			return
+		}
+		if perr != nil {
+			t.Fatalf("Load succeeded where Probe failed: %v", perr)
+		}
+		if h.Frames >= 0 && int64(len(samples)) > (h.Frames*SampleRate+int64(h.Rate)-1)/int64(h.Rate) {
+			t.Fatalf("%d samples at 16 kHz from a header of %d frames at %d Hz", len(samples), h.Frames, h.Rate)
+		}
+	})
+}
