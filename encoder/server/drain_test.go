@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -20,8 +21,10 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
+	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 )
 
 // stalledHTTP sends a request's headers declaring length body bytes, then
@@ -79,12 +82,14 @@ func stalledGRPC(t *testing.T, addr string, length, sent int) <-chan string {
 		t.Fatal(err)
 	}
 	end := make(chan string, 1)
+	var once sync.Once
+	report := func(how string) { once.Do(func() { end <- how }) } // then keep reading, as a live client does
 	go func() {
 		dec := hpack.NewDecoder(4096, nil)
 		for {
 			f, err := fr.ReadFrame()
 			if err != nil {
-				end <- "closed"
+				report("closed")
 				return
 			}
 			switch f := f.(type) {
@@ -97,14 +102,12 @@ func stalledGRPC(t *testing.T, addr string, length, sent int) <-chan string {
 					_ = fr.WritePing(true, f.Data)
 				}
 			case *http2.RSTStreamFrame:
-				end <- "rst"
-				return
+				report("rst")
 			case *http2.HeadersFrame:
 				fields, _ := dec.DecodeFull(f.HeaderBlockFragment())
 				for _, hf := range fields {
 					if hf.Name == "grpc-status" {
-						end <- "grpc-status " + hf.Value
-						return
+						report("grpc-status " + hf.Value)
 					}
 				}
 			}
@@ -254,4 +257,142 @@ func TestUnreadyKeepsServing(t *testing.T) {
 	if r := h.post(context.Background(), ContentTypeNPY, constMel(t, 80, 10, 1), ""); r.status != http.StatusOK {
 		t.Errorf("request while unready: %d %s, want it served", r.status, trim(r.body))
 	}
+}
+
+// bigInfo is a model shape whose hidden states (1500 × 512 float32, 3 MB a
+// window) are larger than what socket buffers absorb in a few windows.
+func bigInfo() Info {
+	i := fakeInfo()
+	i.DModel = 512
+	return i
+}
+
+// TestStalledReadersCutAtWriteTimeout: clients that stop reading their
+// responses (an HTTP client that reads only the headers, a gRPC client that
+// grants the server a 1 KB flow-control window) are cut after WriteTimeout,
+// so they hold neither the server nor its drain: Run returns nil.
+func TestStalledReadersCutAtWriteTimeout(t *testing.T) {
+	g := newGated(bigInfo(), false)
+	opts := DefaultOptions()
+	opts.WriteTimeout = 300e6
+	h := start(t, g, bigInfo(), opts)
+	h.waitReady(t)
+	long := audio.EncodeWAV16(audio.Clip{Rate: 16000, Channels: 1, Samples: make([]float32, 16000*100)}) // 4 windows, 12 MB out
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/encode HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: %d\r\n\r\n", len(long))
+	if _, err := conn.Write(long); err != nil {
+		t.Fatal(err)
+	}
+	// Read nothing: the response fills the socket buffers and the server's
+	// write blocks until its deadline.
+
+	grpcEnd := stalledReaderGRPC(t, h.conn.Target(), &encoderv1.EncodeRequest{Input: &encoderv1.EncodeRequest_Audio{Audio: &encoderv1.Audio{Data: long}}})
+	waitFor(t, "both requests to finish on the server", func() bool {
+		var stream float64
+		for _, c := range []string{"OK", "Canceled", "DeadlineExceeded", "Unavailable", "Internal", "Unknown"} {
+			stream += h.requests("EncodeStream", c)
+		}
+		return h.requests("http_encode", "OK") == 1 && stream == 1
+	})
+	if n := h.requests("EncodeStream", "Canceled"); n != 1 {
+		t.Errorf("EncodeStream to a client that does not read: %g cancelled, want 1", n)
+	}
+	h.stop()
+	if err := <-h.done; err != nil {
+		t.Errorf("Run with clients that stopped reading: %v, want nil", err)
+	}
+	h.done <- nil
+	<-grpcEnd // the stream or its connection was ended
+}
+
+// stalledReaderGRPC sends a whole EncodeStream request over a raw HTTP/2
+// connection whose flow-control window lets the server send only 1 KB, and
+// never reads more. The channel receives how the stream ended.
+func stalledReaderGRPC(t *testing.T, addr string, req *encoderv1.EncodeRequest) <-chan string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", encoderv1.Encoder_EncodeStream_FullMethodName},
+		{":authority", addr}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	body, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := make([]byte, 5+len(body))
+	binary.BigEndian.PutUint32(msg[1:], uint32(len(body)))
+	copy(msg[5:], body)
+	if err := errorsJoin(fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1024}),
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})); err != nil {
+		t.Fatal(err)
+	}
+	// The server's initial windows are 64 KB: send the message as the
+	// server opens them, reading its frames meanwhile.
+	end := make(chan string, 1)
+	var once sync.Once
+	report := func(how string) { once.Do(func() { end <- how }) } // then keep reading, as a live client does
+	go func() {
+		dec := hpack.NewDecoder(4096, nil)
+		sent := 0
+		window, connWindow := 65535, 65535
+		for {
+			for sent < len(msg) && window > 0 && connWindow > 0 {
+				n := min(window, connWindow, len(msg)-sent, 16384)
+				connWindow -= n
+				if err := fr.WriteData(1, sent+n == len(msg), msg[sent:sent+n]); err != nil {
+					report("closed")
+					return
+				}
+				sent += n
+				window -= n
+			}
+			f, err := fr.ReadFrame()
+			if err != nil {
+				report("closed")
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					_ = fr.WriteSettingsAck()
+				}
+			case *http2.PingFrame:
+				if !f.IsAck() {
+					_ = fr.WritePing(true, f.Data)
+				}
+			case *http2.WindowUpdateFrame:
+				switch f.StreamID {
+				case 0:
+					connWindow += int(f.Increment)
+				case 1:
+					window += int(f.Increment)
+				}
+			case *http2.RSTStreamFrame:
+				report("rst")
+			case *http2.HeadersFrame:
+				fields, _ := dec.DecodeFull(f.HeaderBlockFragment())
+				for _, hf := range fields {
+					if hf.Name == "grpc-status" {
+						report("grpc-status " + hf.Value)
+					}
+				}
+			}
+		}
+	}()
+	return end
 }

@@ -69,18 +69,32 @@ func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTim
 		gs.GracefulStop()
 		close(grpcDone)
 	}()
-	httpErr := hs.Shutdown(dctx)
+	httpErr := hs.Shutdown(dctx) // bounded by the per-request read and write deadlines
+	var drainErr error
 	select {
 	case <-grpcDone:
 	case <-dctx.Done():
 		gs.Stop()
+	case <-s.idle(dctx):
+		// Every accepted request has been handled. What may be left are
+		// responses queued for clients that do not read them (their calls
+		// were cut after WriteTimeout): give the transport that long to
+		// flush, then close their connections.
+		select {
+		case <-grpcDone:
+		case <-time.After(s.opts.WriteTimeout):
+			s.log.Warn("closing gRPC connections whose clients do not take their responses")
+			gs.Stop()
+		}
 	}
-	drainErr := errors.Join(httpErr, dctx.Err())
+	if s.active.Load() > 0 || dctx.Err() != nil {
+		drainErr = fmt.Errorf("accepted requests did not finish within the drain timeout of %v", drainTimeout)
+	}
+	drainErr = errors.Join(httpErr, drainErr)
 	if drainErr == nil {
 		s.Close()
 		s.log.Info("drained")
 	} else {
-		drainErr = fmt.Errorf("accepted requests did not finish within the drain timeout of %v: %w", drainTimeout, drainErr)
 		hs.Close()
 	}
 	return errors.Join(runErr, drainErr)

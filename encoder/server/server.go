@@ -192,6 +192,7 @@ type Server struct {
 	decoding  *budget
 	receiving receivers
 
+	active  atomic.Int64 // encode requests being handled
 	ready   atomic.Bool
 	unready atomic.Bool // shutdown began: readiness and health fail
 	closing atomic.Bool // draining: new requests are refused
@@ -290,6 +291,25 @@ func (s *Server) Drain() {
 	}
 	cut := s.receiving.cutAll()
 	s.log.Info("draining", "queued_windows", s.batcher.depth(), "uploads_cut", cut)
+}
+
+// idle is closed once no encode request is being handled (polled: it is
+// used once, at shutdown), or when ctx ends.
+func (s *Server) idle(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for s.active.Load() > 0 {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return done
 }
 
 // Close stops the batcher after finishing what is queued. Call it after the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
@@ -45,12 +46,20 @@ func codeOf(err error) codes.Code {
 		return codes.OK
 	case errors.As(err, &e):
 		return e.Code
+	case isStatus(err):
+		return status.Code(err) // a failed stream.Send
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
 		return codes.DeadlineExceeded
 	}
 	return codes.Internal
+}
+
+// isStatus reports whether err is a gRPC status error.
+func isStatus(err error) bool {
+	_, ok := status.FromError(err)
+	return ok
 }
 
 // input is one request's payload, whichever transport it came by.
@@ -121,6 +130,8 @@ func validRequestID(id string) bool {
 // costs no body reading or unpacking. maxWindows bounds the windows one call may produce (1 for
 // Encode).
 func (s *Server) encode(ctx context.Context, req *request, read func() (input, error), maxWindows int, emit func(window) error) error {
+	s.active.Add(1)
+	defer s.active.Add(-1)
 	if s.closing.Load() {
 		return errShuttingDown()
 	}

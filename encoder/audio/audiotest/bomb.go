@@ -4,6 +4,7 @@ package audiotest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -72,4 +73,19 @@ func flacBomb(rate, channels int, seconds float64) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// WithFLACLength returns a copy of a FLAC stream (with STREAMINFO as its
+// first metadata block, as FLACBomb writes it) whose header declares frames
+// samples per channel: a header that promises more audio than the stream
+// holds, for tests that only need the header (admission happens before
+// decoding; a decoder would find the stream short).
+func WithFLACLength(b []byte, frames uint64) []byte {
+	c := append([]byte(nil), b...)
+	// "fLaC", a 4-byte block header, then STREAMINFO: the 36-bit total of
+	// samples starts in the low 4 bits of its byte 13.
+	const at = 8 + 13
+	c[at] = c[at]&0xF0 | byte(frames>>32)&0x0F
+	binary.BigEndian.PutUint32(c[at+1:], uint32(frames))
+	return c
 }
