@@ -64,38 +64,39 @@ func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTim
 	s.Drain()
 	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	grpcDone := make(chan struct{})
+	grpcDone, httpDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		gs.GracefulStop()
 		close(grpcDone)
 	}()
-	httpErr := hs.Shutdown(dctx) // bounded by the per-request read and write deadlines
-	var drainErr error
+	go func() {
+		_ = hs.Shutdown(dctx)
+		close(httpDone)
+	}()
+	transports := func() <-chan struct{} {
+		c := make(chan struct{})
+		go func() { <-grpcDone; <-httpDone; close(c) }()
+		return c
+	}()
 	select {
-	case <-grpcDone:
-	case <-dctx.Done():
-		gs.Stop()
+	case <-transports:
 	case <-s.idle(dctx):
 		// Every accepted request has been handled. What may be left are
-		// responses queued for clients that do not read them (their calls
-		// were cut after WriteTimeout): give the transport that long to
-		// flush, then close their connections.
+		// responses queued for clients that do not read them (cut after
+		// --write-timeout): give the transports that long to flush, within
+		// the drain timeout, then close their connections.
 		select {
-		case <-grpcDone:
+		case <-transports:
 		case <-time.After(s.opts.WriteTimeout):
-			s.log.Warn("closing gRPC connections whose clients do not take their responses")
-			gs.Stop()
+		case <-dctx.Done():
 		}
 	}
-	if s.active.Load() > 0 || dctx.Err() != nil {
-		drainErr = fmt.Errorf("accepted requests did not finish within the drain timeout of %v", drainTimeout)
+	hs.Close()
+	gs.Stop()
+	if n := s.active.Load(); n > 0 {
+		return errors.Join(runErr, fmt.Errorf("%d accepted requests did not finish within the drain timeout of %v", n, drainTimeout))
 	}
-	drainErr = errors.Join(httpErr, drainErr)
-	if drainErr == nil {
-		s.Close()
-		s.log.Info("drained")
-	} else {
-		hs.Close()
-	}
-	return errors.Join(runErr, drainErr)
+	s.Close()
+	s.log.Info("drained")
+	return runErr
 }
