@@ -173,11 +173,11 @@ func TestServePeakRSSUnderHostileMix(t *testing.T) {
 	})
 	run(4, func(i int) { // FLAC bombs
 		for r := range rounds {
-			b := bomb60
+			b, kind := bomb60, "60 s bomb"
 			if (i+r)%2 == 0 {
-				b = bomb600
+				b, kind = bomb600, "600 s bomb"
 			}
-			post(fmt.Sprintf("bomb %d B", len(b)), "audio/flac", bytes.NewReader(b), int64(len(b)), "")
+			post(kind, "audio/flac", bytes.NewReader(b), int64(len(b)), "")
 		}
 	})
 	run(4, func(int) { // 3.2 MB gRPC streams, retried when refused as a client following RetryInfo would
