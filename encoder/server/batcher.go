@@ -15,6 +15,7 @@ type job struct {
 	ctx      context.Context
 	mel      []float32 // [NMels, Frames]
 	enqueued time.Time
+	err      error       // set by submit for a window the encoder cannot take
 	done     chan result // buffered (1): the batcher never blocks on a reply
 }
 
@@ -91,9 +92,14 @@ func (b *batcher) full() bool { return b.reserved.Load() >= b.capacity }
 // depth is the number of windows admitted and waiting.
 func (b *batcher) depth() int { return int(b.reserved.Load()) }
 
-// submit queues one reserved window; the result arrives on the returned channel.
+// submit queues one reserved window; the result arrives on the returned
+// channel. A window holding NaN or ±Inf is checked here, in the caller's
+// goroutine, and answered with its error when the batcher reaches it.
 func (b *batcher) submit(ctx context.Context, mel []float32) <-chan result {
 	j := &job{ctx: ctx, mel: mel, enqueued: time.Now(), done: make(chan result, 1)}
+	if i := firstNonFinite(mel); i >= 0 {
+		j.err = errorf(codes.InvalidArgument, "log-mel value %v at [%d, %d]: want finite values", mel[i], i/b.info.InputFrames, i%b.info.InputFrames)
+	}
 	b.queue <- j
 	return j.done
 }
@@ -125,28 +131,29 @@ func (b *batcher) run() {
 }
 
 // collect starts a batch with first and adds queued windows until the batch
-// is full or the batch window has passed since first was taken. Windows whose
-// request has gone away are answered and dropped here, before any compute.
+// is full or the batch window has passed since first was taken; windows
+// already queued when it passes still join. Windows whose request has gone
+// away are answered and dropped here, before any compute.
 func (b *batcher) collect(first *job) []*job {
 	batch := b.admit(nil, first)
-	if b.window <= 0 {
+	if b.window > 0 {
+		timer := time.NewTimer(b.window)
+		defer timer.Stop()
+	wait:
 		for len(batch) < b.maxBatch {
 			select {
 			case j := <-b.queue:
 				batch = b.admit(batch, j)
-			default:
-				return batch
+			case <-timer.C:
+				break wait
 			}
 		}
-		return batch
 	}
-	timer := time.NewTimer(b.window)
-	defer timer.Stop()
 	for len(batch) < b.maxBatch {
 		select {
 		case j := <-b.queue:
 			batch = b.admit(batch, j)
-		case <-timer.C:
+		default:
 			return batch
 		}
 	}
@@ -163,9 +170,8 @@ func (b *batcher) admit(batch []*job, j *job) []*job {
 		j.done <- result{err: err, queueWait: time.Since(j.enqueued)}
 		return batch
 	}
-	if i := firstNonFinite(j.mel); i >= 0 {
-		j.done <- result{err: errorf(codes.InvalidArgument, "log-mel value %v at [%d, %d]: want finite values",
-			j.mel[i], i/b.info.InputFrames, i%b.info.InputFrames), queueWait: time.Since(j.enqueued)}
+	if j.err != nil {
+		j.done <- result{err: j.err, queueWait: time.Since(j.enqueued)}
 		return batch
 	}
 	return append(batch, j)

@@ -235,6 +235,7 @@ func TestUploadBudgetRefusesBeforeReading(t *testing.T) {
 	if _, err := h.grpc.Encode(context.Background(), small); err != nil {
 		t.Errorf("gRPC call after the budget freed: %v", err)
 	}
+	waitFor(t, "the gRPC call's reservation returned", func() bool { return testutil.ToFloat64(h.s.metrics.uploadBytes) == 0 })
 }
 
 // TestUnreadyKeepsServing: the first step of a shutdown fails readiness and
