@@ -195,6 +195,17 @@ test-server:
 	$(GO) test -race -count=1 ./encoder/audio/... ./encoder/mel/... ./encoder/server/... ./encoder/client/...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./encoder/audio
 
+## fuzz: every reader of untrusted bytes fuzzed for FUZZ_EACH (default 20s) each: WAV/FLAC
+## decoding and the server's Probe+Load path, .npy, ONNX and safetensors (for CI)
+.PHONY: fuzz
+FUZZ_EACH ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_EACH) -fuzzminimizetime 10x ./encoder/audio
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZ_EACH) -fuzzminimizetime 10x ./encoder/audio
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZ_EACH) -fuzzminimizetime 10x ./encoder/npy
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_EACH) -fuzzminimizetime 10x ./encoder/onnx
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_EACH) -fuzzminimizetime 10x ./encoder/safetensors
+
 ## bench-server: serve + loadtest at concurrency 1/4/16/64 over loopback, with the
 ## in-process encoder at the same threads and batch as the saturation reference
 bench-server: build

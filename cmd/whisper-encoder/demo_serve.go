@@ -40,7 +40,7 @@ func demoServe(ctx context.Context, w io.Writer, weights, clip string, wav []byt
 	info.Engine = enc.Backend()
 	opts := server.DefaultOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := server.New(server.ModelBackend(enc), info, opts)
+	s, err := server.New(server.ModelEncoder(enc), info, opts)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -43,7 +44,13 @@ func runServe(ctx context.Context, args []string) error {
 		maxBytes     = fs.Int64("max-request-bytes", def.MaxRequestBytes, "largest request body / message")
 		maxAudio     = fs.Float64("max-audio-seconds", def.MaxAudioSeconds, "longest audio accepted in one request")
 		maxStreams   = fs.Int("max-streams", def.MaxStreams, "concurrent multi-window requests (EncodeStream, long HTTP audio)")
-		drainTimeout = fs.Duration("drain-timeout", 60*time.Second, "on SIGTERM, how long accepted requests may take to finish")
+		uploadBudget = fs.Int64("upload-budget", def.UploadBudget, "bytes of request bodies and messages held at once (HTTP: Content-Length reserved before reading; gRPC: --max-request-bytes until the message is in); beyond it requests are refused (RESOURCE_EXHAUSTED / 429)")
+		decodeBudget = fs.Int64("decode-budget", def.DecodeBudget, "bytes of decoded audio, log-mel windows and hidden states held at once, reckoned from each request's header before decoding; beyond it requests are refused (RESOURCE_EXHAUSTED / 429, or 413 if one alone is over it)")
+		maxConns     = fs.Int("max-connections", def.MaxConnections, "open connections per listener (HTTP, gRPC); more wait to be accepted")
+		readTimeout  = fs.Duration("read-timeout", def.ReadTimeout, "time a request body or message may take to arrive (HTTP 408)")
+		writeTimeout = fs.Duration("write-timeout", def.WriteTimeout, "time a client may take to receive a response message before it is cut")
+		shutdownWait = fs.Duration("shutdown-delay", def.ShutdownDelay, "on SIGTERM, how long to keep serving new requests with readiness already failing, before the drain")
+		drainTimeout = fs.Duration("drain-timeout", server.DefaultDrainTimeout, "after --shutdown-delay, how long accepted requests may take to finish (uploads still arriving are cut at once); keep --shutdown-delay + --drain-timeout below the pod's termination grace period")
 		logLevel     = fs.String("log-level", "info", "debug (one line per request), info, warn or error")
 		logFormat    = fs.String("log-format", "json", "json or text")
 		termLog      = fs.String("termination-log", "", "file for the fatal error message (default "+defaultTerminationLog+" when it exists and is writable)")
@@ -61,6 +68,7 @@ func runServe(ctx context.Context, args []string) error {
 	opts := server.Options{
 		MaxBatch: *maxBatch, BatchWindow: *batchWindow, MaxQueue: *maxQueue, RetryAfter: *retryAfter,
 		MaxRequestBytes: *maxBytes, MaxAudioSeconds: *maxAudio, MaxStreams: *maxStreams, Logger: log,
+		UploadBudget: *uploadBudget, DecodeBudget: *decodeBudget, MaxConnections: *maxConns, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout, ShutdownDelay: *shutdownWait,
 	}
 	err = serve(ctx, log, mf, *backend, *httpAddr, *grpcAddr, opts, *drainTimeout)
 	if err != nil {
@@ -87,10 +95,18 @@ func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, back
 	info.Engine = enc.Backend()
 	log.Info("model loaded", "model", info.ModelKey, "backend", chosen, "engine", info.Engine, "threads", enc.Threads(),
 		"d_model", info.DModel, "layers", info.Layers, "n_mels", info.NMels, "seconds", loadTime.Seconds())
-	s, err := server.New(server.ModelBackend(enc), info, opts)
+	s, err := server.New(server.ModelEncoder(enc), info, opts)
 	if err != nil {
 		return err
 	}
+	// The Go heap's share of the memory bound is the runtime's soft limit, so
+	// garbage is collected before it could carry the process past the bound.
+	bound, heap := server.MemoryBound(opts, info, 2*int64(enc.PackedBytes()))
+	if heap < debug.SetMemoryLimit(-1) { // a lower GOMEMLIMIT from the environment stays
+		debug.SetMemoryLimit(heap)
+	}
+	log.Info("memory bound", "bound_bytes", bound, "heap_limit_bytes", heap, "model_bytes", 2*enc.PackedBytes(),
+		"upload_budget", opts.UploadBudget, "decode_budget", opts.DecodeBudget, "max_connections", opts.MaxConnections)
 	hl, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)

@@ -148,51 +148,52 @@ func Decode(data []byte, f Format, rate int) (Clip, error) {
 }
 
 // Load decodes data, mixes it to mono and resamples it to 16 kHz. Audio
-// longer than maxSeconds (0: no limit) is refused, from the header where it
-// says (WAV, raw PCM, FLAC's STREAMINFO) before any sample is converted.
+// longer than maxSeconds (0: no limit) is refused from its header where the
+// header says (WAV, raw PCM, FLAC's STREAMINFO) before any sample is
+// converted. The channels are mixed down as they are decoded; the memory Load
+// takes is bounded by Probe's Header.LoadBytes.
 func Load(data []byte, f Format, rate int, maxSeconds float64) ([]float32, error) {
-	clip, err := decodeLimited(data, f, rate, maxSeconds)
+	h, err := Probe(data, f, rate)
 	if err != nil {
 		return nil, err
 	}
-	if clip.Frames() == 0 {
+	if h.Frames == 0 {
 		return nil, errors.New("audio: input holds no samples")
 	}
-	if maxSeconds > 0 && clip.Seconds() > maxSeconds {
-		return nil, tooLong(clip.Seconds(), maxSeconds)
+	if secs := h.Seconds(); maxSeconds > 0 && secs > maxSeconds {
+		return nil, tooLong(secs, maxSeconds)
 	}
-	return Resample(clip.Mono(), clip.Rate, SampleRate)
-}
-
-// decodeLimited is Decode with the duration limit checked as early as the
-// format allows.
-func decodeLimited(data []byte, f Format, rate int, maxSeconds float64) (Clip, error) {
-	if len(data) == 0 || maxSeconds <= 0 {
-		return Decode(data, f, rate)
-	}
-	if f == FormatUnknown {
-		f = Sniff(data)
-	}
-	switch f {
+	var mono []float32
+	switch h.Format {
 	case FormatWAV:
 		wf, pcm, err := parseWAV(data)
 		if err != nil {
-			return Clip{}, err
+			return nil, err
 		}
-		if secs := float64(len(pcm)/wf.blockAlign) / float64(wf.rate); secs > maxSeconds {
-			return Clip{}, tooLong(secs, maxSeconds)
+		mono, err = wavMono(pcm, &wf)
+		if err != nil {
+			return nil, err
 		}
-		return Clip{Rate: wf.rate, Channels: wf.channels, Samples: wavSamples(pcm, &wf)}, nil
 	case FormatPCM16:
-		if rate > 0 {
-			if secs := float64(len(data)/2) / float64(rate); secs > maxSeconds {
-				return Clip{}, tooLong(secs, maxSeconds)
-			}
+		c, err := DecodePCM16(data, rate)
+		if err != nil {
+			return nil, err
 		}
+		mono = c.Samples
 	case FormatFLAC:
-		return decodeFLAC(data, maxSeconds)
+		c, err := decodeFLAC(data, maxSeconds, true)
+		if err != nil {
+			return nil, err
+		}
+		mono = c.Samples
 	}
-	return Decode(data, f, rate)
+	if len(mono) == 0 {
+		return nil, errors.New("audio: input holds no samples")
+	}
+	if secs := float64(len(mono)) / float64(h.Rate); maxSeconds > 0 && secs > maxSeconds {
+		return nil, tooLong(secs, maxSeconds)
+	}
+	return Resample(mono, h.Rate, SampleRate)
 }
 
 // tooLong is the error for audio over the duration limit.

@@ -213,3 +213,54 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestFloatWAVFiniteness: a NaN or infinite float sample is refused with its
+// position; finite samples outside [-1, 1] are clipped as ffmpeg does.
+func TestFloatWAVFiniteness(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		bad  float32
+		want string
+	}{
+		{"NaN", float32(math.NaN()), "sample NaN in frame 5, channel 1"},
+		{"+Inf", float32(math.Inf(1)), "sample +Inf in frame 5, channel 1"},
+		{"-Inf", float32(math.Inf(-1)), "sample -Inf in frame 5, channel 1"},
+	} {
+		s := make([]float32, 16)
+		s[11] = tc.bad
+		if _, err := Load(EncodeWAVFloat32(Clip{Rate: 8000, Channels: 2, Samples: s}), FormatUnknown, 0, 60); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+	c, err := DecodeWAV(EncodeWAVFloat32(Clip{Rate: 8000, Channels: 1, Samples: []float32{3e38, -2, 0.5}}))
+	if err != nil || c.Samples[0] != 1 || c.Samples[1] != -1 || c.Samples[2] != 0.5 {
+		t.Errorf("clipping: %v, %v, want [1 -1 0.5]", c.Samples, err)
+	}
+}
+
+// FuzzLoad is what the server runs on a request's audio: Probe, then Load.
+// Neither may panic; Load succeeds only on input whose header Probe reads,
+// and returns no more 16 kHz samples than the header's length allows.
+func FuzzLoad(f *testing.F) {
+	for _, name := range []string{"jfk_1s_s16.wav", "jfk_1s_s24.flac"} {
+		b, err := os.ReadFile(filepath.Join(fixtures, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:min(len(b), 4096)])
+	}
+	f.Add(EncodeWAVFloat32(Clip{Rate: 44100, Channels: 3, Samples: make([]float32, 30)}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, perr := Probe(data, FormatUnknown, 0)
+		samples, err := Load(data, FormatUnknown, 0, 60)
+		if err != nil {
+			return
+		}
+		if perr != nil {
+			t.Fatalf("Load succeeded where Probe failed: %v", perr)
+		}
+		if h.Frames >= 0 && int64(len(samples)) > (h.Frames*SampleRate+int64(h.Rate)-1)/int64(h.Rate) {
+			t.Fatalf("%d samples at 16 kHz from a header of %d frames at %d Hz", len(samples), h.Frames, h.Rate)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 )
 
 // Resampler design. The kernel is a Kaiser-windowed sinc whose cutoff sits at
@@ -96,14 +97,51 @@ func dot(x []float32, start int, taps []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// kernelFor returns the (cached) kernel for a rate pair.
+// Kernel cache bounds: tables of common rate pairs are small (44.1 kHz →
+// 16 kHz: 124 KB) and kept; a table for an unusual pair (up to ~14 MB for
+// 767,984 Hz) is built for its request and dropped, so clients cannot grow
+// the cache by sending many rates.
+const (
+	maxCachedKernel = 1 << 20
+	maxKernelCache  = 16 << 20
+)
+
+var kernelCacheBytes atomic.Int64
+
+// kernelFor returns the kernel for a rate pair, cached when it is small and
+// the cache has room.
 func kernelFor(in, out int) *kernel {
 	key := [2]int{in, out}
 	if k, ok := kernels.Load(key); ok {
 		return k.(*kernel)
 	}
-	k, _ := kernels.LoadOrStore(key, newKernel(in, out))
-	return k.(*kernel)
+	k := newKernel(in, out)
+	n := kernelBytes(in, out)
+	if n > maxCachedKernel || kernelCacheBytes.Add(n) > maxKernelCache {
+		if n <= maxCachedKernel {
+			kernelCacheBytes.Add(-n)
+		}
+		return k
+	}
+	if old, loaded := kernels.LoadOrStore(key, k); loaded {
+		kernelCacheBytes.Add(-n)
+		return old.(*kernel)
+	}
+	return k
+}
+
+// kernelBytes is the size of the table newKernel builds for a rate pair.
+func kernelBytes(in, out int) int64 {
+	if in == out {
+		return 0
+	}
+	fc := cutoff * 0.5 * math.Min(1, float64(out)/float64(in))
+	taps := 2 * int64(math.Ceil(zeroCrossings/(2*fc)))
+	phases := int64(interpPhases)
+	if n := out / gcd(in, out); n <= maxExactPhases {
+		phases = int64(n)
+	}
+	return (phases + 1) * taps * 4
 }
 
 // newKernel tabulates h(τ) = 2fc·sinc(2fc·τ)·kaiser(τ/W) in input-sample

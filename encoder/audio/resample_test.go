@@ -154,3 +154,15 @@ func BenchmarkResample(b *testing.B) {
 		})
 	}
 }
+
+// TestKernelBytes: the size the decode budget counts for a resampler table
+// is the size newKernel builds, for common and unusual rate pairs.
+func TestKernelBytes(t *testing.T) {
+	for _, in := range []int{8000, 22050, 44100, 48000, 96000, 767984, 12345} {
+		k := newKernel(in, SampleRate)
+		got := int64(len(k.table)) * int64(k.taps) * 4
+		if want := kernelBytes(in, SampleRate); got != want {
+			t.Errorf("%d Hz: table of %d bytes, kernelBytes says %d", in, got, want)
+		}
+	}
+}

@@ -30,7 +30,11 @@ func DecodeWAV(data []byte) (Clip, error) {
 	if err != nil {
 		return Clip{}, err
 	}
-	return Clip{Rate: f.rate, Channels: f.channels, Samples: wavSamples(pcm, &f)}, nil
+	samples, err := wavSamples(pcm, &f)
+	if err != nil {
+		return Clip{}, err
+	}
+	return Clip{Rate: f.rate, Channels: f.channels, Samples: samples}, nil
 }
 
 // parseWAV checks a RIFF/WAVE file and returns its format and sample bytes.
@@ -117,44 +121,96 @@ func parseWaveFmt(b []byte) (waveFmt, error) {
 	return f, nil
 }
 
-// wavSamples converts little-endian PCM to float32 in [-1, 1).
-func wavSamples(pcm []byte, f *waveFmt) []float32 {
-	width := f.bits / 8
-	out := make([]float32, len(pcm)/width)
-	switch {
-	case f.tag == waveFloat:
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(pcm[4*i:]))
+// wavSamples converts little-endian PCM to float32 in [-1, 1]. Float samples
+// must be finite (NaN or ±Inf is an error naming the first one) and are
+// clipped to [-1, 1], as Whisper's loader (ffmpeg converting to s16) does.
+func wavSamples(pcm []byte, f *waveFmt) ([]float32, error) {
+	out := make([]float32, len(pcm)/(f.bits/8))
+	return out, convertPCM(out, pcm, f, 0)
+}
+
+// wavMono converts little-endian PCM to mono float32 samples, mixing the
+// channels down (their mean) a block at a time, so the interleaved samples
+// are never held whole.
+func wavMono(pcm []byte, f *waveFmt) ([]float32, error) {
+	if f.channels == 1 {
+		return wavSamples(pcm, f)
+	}
+	frames := len(pcm) / f.blockAlign
+	out := make([]float32, frames)
+	const block = 4096
+	buf := make([]float32, block*f.channels)
+	scale := 1 / float32(f.channels)
+	for start := 0; start < frames; start += block {
+		n := min(block, frames-start)
+		b := buf[:n*f.channels]
+		if err := convertPCM(b, pcm[start*f.blockAlign:(start+n)*f.blockAlign], f, start*f.channels); err != nil {
+			return nil, err
 		}
-	case width == 2:
-		for i := range out {
-			out[i] = float32(int16(binary.LittleEndian.Uint16(pcm[2*i:]))) / (1 << 15)
-		}
-	case width == 3:
-		for i := range out {
-			b := pcm[3*i:]
-			v := int32(uint32(b[0])<<8|uint32(b[1])<<16|uint32(b[2])<<24) >> 8
-			out[i] = float32(v) / (1 << 23)
-		}
-	case width == 4:
-		for i := range out {
-			out[i] = float32(float64(int32(binary.LittleEndian.Uint32(pcm[4*i:]))) / (1 << 31))
+		for i := range n {
+			var sum float32
+			for _, v := range b[i*f.channels : (i+1)*f.channels] {
+				sum += v
+			}
+			out[start+i] = sum * scale
 		}
 	}
-	return out
+	return out, nil
+}
+
+// convertPCM converts the samples in pcm into dst (len(pcm)/width of them);
+// first is the index of pcm's first sample in the file, for error messages.
+func convertPCM(dst []float32, pcm []byte, f *waveFmt, first int) error {
+	width := f.bits / 8
+	switch {
+	case f.tag == waveFloat:
+		for i := range dst {
+			v := math.Float32frombits(binary.LittleEndian.Uint32(pcm[4*i:]))
+			if v != v || math.IsInf(float64(v), 0) {
+				at := first + i
+				return fmt.Errorf("wav: sample %v in frame %d, channel %d (%.3f s): want finite float samples",
+					v, at/f.channels, at%f.channels, float64(at/f.channels)/float64(f.rate))
+			}
+			dst[i] = max(-1, min(1, v))
+		}
+	case width == 2:
+		for i := range dst {
+			dst[i] = float32(int16(binary.LittleEndian.Uint16(pcm[2*i:]))) / (1 << 15)
+		}
+	case width == 3:
+		for i := range dst {
+			b := pcm[3*i:]
+			v := int32(uint32(b[0])<<8|uint32(b[1])<<16|uint32(b[2])<<24) >> 8
+			dst[i] = float32(v) / (1 << 23)
+		}
+	case width == 4:
+		for i := range dst {
+			dst[i] = float32(float64(int32(binary.LittleEndian.Uint32(pcm[4*i:]))) / (1 << 31))
+		}
+	}
+	return nil
+}
+
+// checkPCM16 checks headerless PCM16 input and its declared rate.
+func checkPCM16(data []byte, rate int) error {
+	if rate < 1000 || rate > 768000 {
+		return fmt.Errorf("pcm16: sample rate %d Hz, want 1000 to 768000 (raw PCM must declare its rate)", rate)
+	}
+	if len(data)%2 != 0 {
+		return fmt.Errorf("pcm16: %d bytes, not a whole number of 16-bit samples", len(data))
+	}
+	return nil
 }
 
 // DecodePCM16 decodes headerless little-endian signed 16-bit mono samples at
 // the given rate.
 func DecodePCM16(data []byte, rate int) (Clip, error) {
-	if rate < 1000 || rate > 768000 {
-		return Clip{}, fmt.Errorf("pcm16: sample rate %d Hz, want 1000 to 768000 (raw PCM must declare its rate)", rate)
-	}
-	if len(data)%2 != 0 {
-		return Clip{}, fmt.Errorf("pcm16: %d bytes, not a whole number of 16-bit samples", len(data))
+	if err := checkPCM16(data, rate); err != nil {
+		return Clip{}, err
 	}
 	f := waveFmt{tag: wavePCM, channels: 1, rate: rate, blockAlign: 2, bits: 16}
-	return Clip{Rate: rate, Channels: 1, Samples: wavSamples(data, &f)}, nil
+	samples, err := wavSamples(data, &f)
+	return Clip{Rate: rate, Channels: 1, Samples: samples}, err
 }
 
 // EncodeWAV16 writes mono or interleaved samples as a PCM16 WAV file,
@@ -178,6 +234,20 @@ func EncodeWAV16(c Clip) []byte {
 		s := math.Round(float64(v) * (1 << 15))
 		s = math.Max(-(1 << 15), math.Min(1<<15-1, s))
 		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(int16(s)))
+	}
+	return b
+}
+
+// EncodeWAVFloat32 writes interleaved samples as a 32-bit IEEE float WAV file,
+// unclipped (NaN and Inf included). It exists for tests and fixtures.
+func EncodeWAVFloat32(c Clip) []byte {
+	b := EncodeWAV16(Clip{Rate: c.Rate, Channels: c.Channels, Samples: make([]float32, 2*len(c.Samples))})
+	binary.LittleEndian.PutUint16(b[20:], waveFloat)
+	binary.LittleEndian.PutUint32(b[28:], uint32(c.Rate*c.Channels*4))
+	binary.LittleEndian.PutUint16(b[32:], uint16(c.Channels*4))
+	binary.LittleEndian.PutUint16(b[34:], 32)
+	for i, v := range c.Samples {
+		binary.LittleEndian.PutUint32(b[44+4*i:], math.Float32bits(v))
 	}
 	return b
 }

@@ -133,7 +133,8 @@ func Windows(samples []float32) [][]float32 {
 }
 
 // Check validates a log-mel tensor given by a client: shape [nMels, frames]
-// with nMels the model's, 1 ≤ frames ≤ Frames, and every value finite.
+// with nMels the model's, 1 ≤ frames ≤ Frames, and every value finite and
+// within ±MaxLogMel.
 func Check(data []float32, shape []int, nMels int) error {
 	if len(shape) != 2 {
 		return fmt.Errorf("log-mel shape %v: want 2 dimensions [n_mels, frames]", shape)
@@ -151,9 +152,19 @@ func Check(data []float32, shape []int, nMels int) error {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return fmt.Errorf("log-mel value %v at [%d, %d]: want finite values", v, i/shape[1], i%shape[1])
 		}
+		if v < -MaxLogMel || v > MaxLogMel {
+			return fmt.Errorf("log-mel value %v at [%d, %d]: want values within ±%v (Whisper's normalised log-mel lies within about [-1.5, 2.5])", v, i/shape[1], i%shape[1], MaxLogMel)
+		}
 	}
 	return nil
 }
+
+// MaxLogMel bounds the magnitude of a client's log-mel values. Whisper's
+// normalised log-mel, (max(log10 S, max − 8) + 4) / 4 of a signal in
+// [-1, 1], lies within about [-1.5, 2.5]; the bound leaves ample room for
+// other front ends while keeping the encoder's sums far from float32
+// overflow (a 3e38 input would make its hidden states Inf/NaN).
+const MaxLogMel = 100
 
 // Pad returns a [nMels, Frames] log-mel from a [nMels, frames] one by
 // appending frames of silence. Whisper pads the audio with zeros to 30 s

@@ -241,6 +241,12 @@ func TestCheck(t *testing.T) {
 	nan[80*10-1] = float32(math.NaN())
 	inf := append([]float32(nil), ok...)
 	inf[12] = float32(math.Inf(1))
+	huge := append([]float32(nil), ok...)
+	huge[5] = 3e38
+	edge := append([]float32(nil), ok...)
+	edge[0], edge[1] = MaxLogMel, -MaxLogMel
+	over := append([]float32(nil), ok...)
+	over[10] = -MaxLogMel - 0.5
 	for _, tc := range []struct {
 		name  string
 		data  []float32
@@ -255,6 +261,9 @@ func TestCheck(t *testing.T) {
 		{"short data", ok[:10], []int{80, 10}, "holds 800 values, got 10"},
 		{"NaN", nan, []int{80, 10}, "value NaN at [79, 9]"},
 		{"Inf", inf, []int{80, 10}, "value +Inf at [1, 2]"},
+		{"3e38", huge, []int{80, 10}, "value 3e+38 at [0, 5]: want values within ±100"},
+		{"±MaxLogMel", edge, []int{80, 10}, ""},
+		{"below -MaxLogMel", over, []int{80, 10}, "value -100.5 at [1, 0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Check(tc.data, tc.shape, 80)

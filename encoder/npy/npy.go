@@ -42,8 +42,20 @@ func (a Array) Len() int {
 
 // Write writes a as a version 1.0 .npy file with dtype '<f4'.
 func Write(w io.Writer, a Array) error {
-	if a.Len() != len(a.Data) {
-		return fmt.Errorf("npy: shape %v holds %d elements, data has %d", a.Shape, a.Len(), len(a.Data))
+	return WriteChunks(w, a.Shape, a.Data)
+}
+
+// WriteChunks writes a version 1.0 .npy file with dtype '<f4' whose data is
+// the chunks one after the other (say one per window), without joining them
+// in memory first.
+func WriteChunks(w io.Writer, shape []int, chunks ...[]float32) error {
+	a := Array{Shape: shape}
+	n := 0
+	for _, c := range chunks {
+		n += len(c)
+	}
+	if a.Len() != n {
+		return fmt.Errorf("npy: shape %v holds %d elements, data has %d", a.Shape, a.Len(), n)
 	}
 	header := headerFor(a.Shape)
 	var pre [10]byte
@@ -58,10 +70,12 @@ func Write(w io.Writer, a Array) error {
 		return fmt.Errorf("npy: write header: %w", err)
 	}
 	var buf [4]byte
-	for _, v := range a.Data {
-		binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
-		if _, err := bw.Write(buf[:]); err != nil {
-			return fmt.Errorf("npy: write data: %w", err)
+	for _, c := range chunks {
+		for _, v := range c {
+			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
+			if _, err := bw.Write(buf[:]); err != nil {
+				return fmt.Errorf("npy: write data: %w", err)
+			}
 		}
 	}
 	if err := bw.Flush(); err != nil {

@@ -87,3 +87,24 @@ func TestReadErrors(t *testing.T) {
 		t.Errorf("maxElems: error %v", err)
 	}
 }
+
+// FuzzRead feeds arbitrary bytes to the .npy reader (what the server runs on
+// a log-mel body): it must return an error or an array whose data matches
+// its shape, never panic or allocate past its element limit.
+func FuzzRead(f *testing.F) {
+	var buf bytes.Buffer
+	if err := Write(&buf, Array{Shape: []int{2, 3}, Data: []float32{1, 2, 3, 4, 5, 6}}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Add([]byte("\x93NUMPY\x01\x00\x10\x00{'descr': '<f4'}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := Read(bytes.NewReader(data), 1<<16)
+		if err != nil {
+			return
+		}
+		if a.Len() != len(a.Data) || len(a.Data) > 1<<16 {
+			t.Fatalf("shape %v with %d values", a.Shape, len(a.Data))
+		}
+	})
+}

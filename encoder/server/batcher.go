@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc/codes"
 )
 
 // job is one window waiting to be encoded.
@@ -12,6 +15,7 @@ type job struct {
 	ctx      context.Context
 	mel      []float32 // [NMels, Frames]
 	enqueued time.Time
+	err      error       // set by submit for a window the encoder cannot take
 	done     chan result // buffered (1): the batcher never blocks on a reply
 }
 
@@ -24,14 +28,14 @@ type result struct {
 	err       error
 }
 
-// batcher owns the bounded queue and the one goroutine that feeds the backend.
+// batcher owns the bounded queue and the one goroutine that feeds the encoder.
 //
 // Admission is by reservation: a request reserves one slot per window before
 // doing any work (reserve fails at once when the queue is full), and a slot is
 // released when the batcher takes its window off the queue. So the channel's
 // capacity is never exceeded and submit never blocks.
 type batcher struct {
-	backend  Backend
+	enc      BatchEncoder
 	info     Info
 	maxBatch int
 	window   time.Duration
@@ -46,9 +50,9 @@ type batcher struct {
 }
 
 // newBatcher starts the batching goroutine.
-func newBatcher(backend Backend, info Info, opts Options, m *metrics) *batcher {
+func newBatcher(enc BatchEncoder, info Info, opts Options, m *metrics) *batcher {
 	b := &batcher{
-		backend:  backend,
+		enc:      enc,
 		info:     info,
 		maxBatch: opts.MaxBatch,
 		window:   opts.BatchWindow,
@@ -88,9 +92,14 @@ func (b *batcher) full() bool { return b.reserved.Load() >= b.capacity }
 // depth is the number of windows admitted and waiting.
 func (b *batcher) depth() int { return int(b.reserved.Load()) }
 
-// submit queues one reserved window; the result arrives on the returned channel.
+// submit queues one reserved window; the result arrives on the returned
+// channel. A window holding NaN or ±Inf is checked here, in the caller's
+// goroutine, and answered with its error when the batcher reaches it.
 func (b *batcher) submit(ctx context.Context, mel []float32) <-chan result {
 	j := &job{ctx: ctx, mel: mel, enqueued: time.Now(), done: make(chan result, 1)}
+	if i := firstNonFinite(mel); i >= 0 {
+		j.err = errorf(codes.InvalidArgument, "log-mel value %v at [%d, %d]: want finite values", mel[i], i/b.info.InputFrames, i%b.info.InputFrames)
+	}
 	b.queue <- j
 	return j.done
 }
@@ -122,28 +131,29 @@ func (b *batcher) run() {
 }
 
 // collect starts a batch with first and adds queued windows until the batch
-// is full or the batch window has passed since first was taken. Windows whose
-// request has gone away are answered and dropped here, before any compute.
+// is full or the batch window has passed since first was taken; windows
+// already queued when it passes still join. Windows whose request has gone
+// away are answered and dropped here, before any compute.
 func (b *batcher) collect(first *job) []*job {
 	batch := b.admit(nil, first)
-	if b.window <= 0 {
+	if b.window > 0 {
+		timer := time.NewTimer(b.window)
+		defer timer.Stop()
+	wait:
 		for len(batch) < b.maxBatch {
 			select {
 			case j := <-b.queue:
 				batch = b.admit(batch, j)
-			default:
-				return batch
+			case <-timer.C:
+				break wait
 			}
 		}
-		return batch
 	}
-	timer := time.NewTimer(b.window)
-	defer timer.Stop()
 	for len(batch) < b.maxBatch {
 		select {
 		case j := <-b.queue:
 			batch = b.admit(batch, j)
-		case <-timer.C:
+		default:
 			return batch
 		}
 	}
@@ -151,7 +161,8 @@ func (b *batcher) collect(first *job) []*job {
 }
 
 // admit releases j's queue slot and appends it to batch unless its request
-// is already cancelled or past its deadline.
+// is already cancelled or past its deadline, or its log-mel holds a value the
+// encoder cannot take (answered alone, so it fails no other window).
 func (b *batcher) admit(batch []*job, j *job) []*job {
 	b.release(1)
 	if err := j.ctx.Err(); err != nil {
@@ -159,14 +170,31 @@ func (b *batcher) admit(batch []*job, j *job) []*job {
 		j.done <- result{err: err, queueWait: time.Since(j.enqueued)}
 		return batch
 	}
+	if j.err != nil {
+		j.done <- result{err: j.err, queueWait: time.Since(j.enqueued)}
+		return batch
+	}
 	return append(batch, j)
 }
 
-// runBatch encodes the live jobs of batch as one backend call and answers each.
+// runBatch encodes the live jobs of batch as one encoder call and answers
+// each with its own result.
 func (b *batcher) runBatch(batch []*job) {
 	if len(batch) == 0 {
 		return
 	}
+	start := time.Now()
+	for _, j := range batch {
+		b.metrics.queueWait.Observe(start.Sub(j.enqueued).Seconds())
+	}
+	b.compute(batch, start)
+}
+
+// compute runs batch on the encoder. Errors are per window: when a batch of
+// several fails for a reason other than every request going away, each of
+// its windows is run alone, so a window that makes the encoder fail fails
+// only its own request.
+func (b *batcher) compute(batch []*job, queued time.Time) {
 	ctx, cancel := b.batchContext(batch)
 	defer cancel()
 	frame := b.info.NMels * b.info.InputFrames
@@ -175,23 +203,45 @@ func (b *batcher) runBatch(batch []*job) {
 		copy(in[i*frame:], j.mel)
 	}
 	start := time.Now()
-	for _, j := range batch {
-		b.metrics.queueWait.Observe(start.Sub(j.enqueued).Seconds())
-	}
-	out, err := b.backend.Encode(ctx, in, len(batch))
-	compute := time.Since(start)
-	b.metrics.observeBatch(len(batch), compute)
+	out, err := b.enc.Encode(ctx, in, len(batch))
+	elapsed := time.Since(start)
+	b.metrics.observeBatch(len(batch), elapsed)
 	size := b.info.Positions * b.info.DModel
 	if err == nil && len(out) != len(batch)*size {
 		err = errBackendShape(len(out), len(batch), b.info)
 	}
+	if err != nil && len(batch) > 1 && ctx.Err() == nil {
+		for _, j := range batch {
+			b.compute([]*job{j}, queued)
+		}
+		return
+	}
 	for i, j := range batch {
-		r := result{queueWait: start.Sub(j.enqueued), compute: compute, batch: len(batch), err: err}
+		r := result{queueWait: queued.Sub(j.enqueued), compute: elapsed, batch: len(batch), err: err}
 		if err == nil {
 			r.out = out[i*size : (i+1)*size : (i+1)*size]
+			if len(batch) > 1 {
+				// Its own copy: a request that keeps its window must not keep
+				// the whole batch's output alive (the decode budget counts
+				// each request's windows, not its batchmates').
+				r.out = append([]float32(nil), r.out...)
+			}
+			if k := firstNonFinite(r.out); k >= 0 {
+				r.out, r.err = nil, fmt.Errorf("encoder output value %v at position %d, channel %d: not finite", out[i*size+k], k/b.info.DModel, k%b.info.DModel)
+			}
 		}
 		j.done <- r
 	}
+}
+
+// firstNonFinite is the index of the first NaN or ±Inf in v, or -1.
+func firstNonFinite(v []float32) int {
+	for i, x := range v {
+		if x-x != 0 { // NaN - NaN and Inf - Inf are NaN
+			return i
+		}
+	}
+	return -1
 }
 
 // batchContext is cancelled once every request in the batch has gone away,

@@ -5,14 +5,14 @@ import (
 	"sync"
 )
 
-// gatedBackend is a test double used ONLY for behaviours that need control of
+// gatedEncoder is a test double used ONLY for behaviours that need control of
 // timing (batch formation, a full queue, cancellation while queued, drain
 // with requests in flight): it blocks every batch until the test lets it go.
 // Its output is a cheap function of its input — position p, channel c of a
 // window is mean(window's log-mel) + p + c/1000 — so each response can be
 // checked against the request it answers. Tests of the data path use the real
 // encoder (server_model_test.go).
-type gatedBackend struct {
+type gatedEncoder struct {
 	info Info
 	gate chan struct{} // each batch takes one token; nil: never blocks
 
@@ -21,8 +21,8 @@ type gatedBackend struct {
 	started chan int // receives each batch's size as it starts computing
 }
 
-func newGated(info Info, blocking bool) *gatedBackend {
-	g := &gatedBackend{info: info, started: make(chan int, 1024)}
+func newGated(info Info, blocking bool) *gatedEncoder {
+	g := &gatedEncoder{info: info, started: make(chan int, 1024)}
 	if blocking {
 		g.gate = make(chan struct{}, 1024)
 	}
@@ -30,13 +30,13 @@ func newGated(info Info, blocking bool) *gatedBackend {
 }
 
 // release lets n batches run.
-func (g *gatedBackend) release(n int) {
+func (g *gatedEncoder) release(n int) {
 	for range n {
 		g.gate <- struct{}{}
 	}
 }
 
-func (g *gatedBackend) Encode(ctx context.Context, mel []float32, batch int) ([]float32, error) {
+func (g *gatedEncoder) Encode(ctx context.Context, mel []float32, batch int) ([]float32, error) {
 	g.mu.Lock()
 	g.batches = append(g.batches, batch)
 	g.mu.Unlock()
@@ -51,7 +51,7 @@ func (g *gatedBackend) Encode(ctx context.Context, mel []float32, batch int) ([]
 	return fakeOutput(g.info, mel, batch), nil
 }
 
-// fakeOutput is gatedBackend's function of its input.
+// fakeOutput is gatedEncoder's function of its input.
 func fakeOutput(info Info, mel []float32, batch int) []float32 {
 	frame := info.NMels * info.InputFrames
 	size := info.Positions * info.DModel
@@ -71,7 +71,7 @@ func fakeOutput(info Info, mel []float32, batch int) []float32 {
 	return out
 }
 
-func (g *gatedBackend) batchSizes() []int {
+func (g *gatedEncoder) batchSizes() []int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return append([]int(nil), g.batches...)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
@@ -26,14 +28,27 @@ var serviceName = encoderv1.Encoder_ServiceDesc.ServiceName
 // largest Whisper encoder (1500 × 1280 float32 is 7.7 MB) with room to spare.
 const maxResponseBytes = 64 << 20
 
+// maxHeaderBytes bounds the headers (HTTP) and metadata (gRPC) of a request.
+const maxHeaderBytes = 64 << 10
+
 // GRPCServer returns a gRPC server with the Encoder service, grpc.health.v1
-// and server reflection registered, its receive limit set to MaxRequestBytes
-// and its concurrent streams per connection to MaxStreams·4.
+// and server reflection registered, its receive limit set to MaxRequestBytes,
+// its concurrent streams per connection to MaxStreams·4, keepalive, and the
+// tap that admits Encode calls into the upload budget before their message
+// is read.
 func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	opts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(min(s.opts.MaxRequestBytes, math.MaxInt32))),
 		grpc.MaxSendMsgSize(maxResponseBytes),
 		grpc.MaxConcurrentStreams(uint32(max(64, 4*s.opts.MaxStreams))),
+		grpc.MaxHeaderListSize(maxHeaderBytes),
+		grpc.InTapHandle(s.tap),
+		grpc.ConnectionTimeout(10 * time.Second),
+		// Ping a connection idle for 2 minutes and drop it if the ping is not
+		// answered in 20 s (a vanished client); close connections idle for
+		// 10 minutes. Clients may ping every 10 s, also without calls.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second, MaxConnectionIdle: 10 * time.Minute}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}, extra...)
 	g := grpc.NewServer(opts...)
 	encoderv1.RegisterEncoderServer(g, &grpcService{s: s})
@@ -50,7 +65,11 @@ type grpcService struct {
 
 // Encode encodes one window.
 func (g *grpcService) Encode(ctx context.Context, req *encoderv1.EncodeRequest) (*encoderv1.EncodeResponse, error) {
+	received(ctx, req)
 	r := g.s.newRequest("Encode", requestID(ctx, req))
+	// The response is sent after this returns: a client that does not take
+	// it within WriteTimeout is cut.
+	defer func() { sendTimeout(ctx, g.s.opts.WriteTimeout) }()
 	var resp *encoderv1.EncodeResponse
 	err := g.run(ctx, r, req, 1, func(w window) error {
 		resp = g.response(r, req, w)
@@ -65,9 +84,12 @@ func (g *grpcService) Encode(ctx context.Context, req *encoderv1.EncodeRequest) 
 // EncodeStream encodes every 30 s window of the input, streaming them in order.
 func (g *grpcService) EncodeStream(req *encoderv1.EncodeRequest, stream grpc.ServerStreamingServer[encoderv1.EncodeResponse]) error {
 	ctx := stream.Context()
+	received(ctx, req)
 	r := g.s.newRequest("EncodeStream", requestID(ctx, req))
 	maxWindows := int(math.Ceil(g.s.opts.MaxAudioSeconds/30)) + 1
 	return g.run(ctx, r, req, maxWindows, func(w window) error {
+		stop := sendTimeout(ctx, g.s.opts.WriteTimeout)
+		defer stop()
 		return stream.Send(g.response(r, req, w))
 	})
 }
@@ -87,7 +109,12 @@ func (g *grpcService) GetModel(context.Context, *encoderv1.GetModelRequest) (*en
 func (g *grpcService) run(ctx context.Context, r *request, req *encoderv1.EncodeRequest, maxWindows int, emit func(window) error) error {
 	g.s.metrics.inFlight.Inc()
 	defer g.s.metrics.inFlight.Dec()
-	err := g.s.encode(ctx, r, func() (input, error) { return inputFromProto(req) }, maxWindows, emit)
+	err := g.s.encode(ctx, r, func() (input, error) {
+		if err := checkDType(req.GetOutputDtype()); err != nil {
+			return input{}, err
+		}
+		return inputFromProto(req)
+	}, maxWindows, emit)
 	g.s.finish(r, err)
 	return g.s.toStatus(err)
 }
@@ -128,6 +155,16 @@ func audioFormat(f encoderv1.AudioFormat) (audio.Format, error) {
 		return audio.FormatPCM16, nil
 	}
 	return 0, errorf(codes.InvalidArgument, "audio format %d: want WAV, FLAC or PCM16", f)
+}
+
+// checkDType refuses an output dtype this server does not produce (a newer
+// client's enum value), rather than silently answering in float32.
+func checkDType(d encoderv1.DType) error {
+	switch d {
+	case encoderv1.DType_D_TYPE_UNSPECIFIED, encoderv1.DType_D_TYPE_FLOAT32, encoderv1.DType_D_TYPE_BFLOAT16:
+		return nil
+	}
+	return errorf(codes.InvalidArgument, "output_dtype %d: want D_TYPE_FLOAT32 (1) or D_TYPE_BFLOAT16 (2)", d)
 }
 
 // response builds the message for one window.

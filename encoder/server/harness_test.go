@@ -30,8 +30,11 @@ type harness struct {
 }
 
 // start runs a server and stops it (draining) when the test ends.
-func start(t *testing.T, b Backend, info Info, opts Options) *harness {
+func start(t *testing.T, b BatchEncoder, info Info, opts Options) *harness {
 	t.Helper()
+	if opts.ShutdownDelay == DefaultOptions().ShutdownDelay {
+		opts.ShutdownDelay = 0 // tests of the delay set their own
+	}
 	s, err := New(b, info, opts)
 	if err != nil {
 		t.Fatal(err)

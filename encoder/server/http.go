@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -53,9 +54,9 @@ func (s *Server) HTTPHandler() http.Handler {
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	switch {
-	case s.draining.Load():
+	case s.unready.Load():
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, "draining")
+		fmt.Fprintln(w, "shutting down")
 	case !s.ready.Load():
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "warming up")
@@ -94,11 +95,13 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", req.id)
 	var windows []window
 	maxWindows := int(math.Ceil(s.opts.MaxAudioSeconds/30)) + 1
-	err := s.encode(r.Context(), req, func() (input, error) { return s.readInput(r) }, maxWindows, func(win window) error {
+	err := s.encode(r.Context(), req, func() (input, error) { return s.readInput(w, r) }, maxWindows, func(win window) error {
 		windows = append(windows, win)
 		return nil
 	})
 	s.finish(req, err)
+	// A client that stops reading its response is cut after WriteTimeout.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -106,20 +109,20 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) {
 	s.writeWindows(w, r, req, windows)
 }
 
-// readInput reads the body within the size limit and interprets it by its
-// Content-Type.
-func (s *Server) readInput(r *http.Request) (input, error) {
-	if r.ContentLength > s.opts.MaxRequestBytes {
-		return input{}, tooLarge(r.ContentLength, s.opts.MaxRequestBytes)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.opts.MaxRequestBytes))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return input{}, tooLarge(-1, s.opts.MaxRequestBytes)
-	}
+// readInput reads the body within the size limit and the upload budget and
+// interprets it by its Content-Type.
+func (s *Server) readInput(w http.ResponseWriter, r *http.Request) (input, error) {
+	body, release, err := s.readBody(w, r)
 	if err != nil {
-		return input{}, errorf(codes.InvalidArgument, "reading request body: %v", err)
+		return input{release: release}, err
 	}
+	in, err := parseInput(r, body)
+	in.release = release
+	return in, err
+}
+
+// parseInput interprets a request body by its Content-Type.
+func parseInput(r *http.Request, body []byte) (input, error) {
 	if len(body) == 0 {
 		return input{}, errorf(codes.InvalidArgument, "empty request body: send audio (audio/wav, audio/flac, audio/L16) or a log-mel (%s)", ContentTypeNPY)
 	}
@@ -177,13 +180,14 @@ func tooLarge(got, limit int64) error {
 	return &Error{Code: codes.InvalidArgument, Msg: msg, HTTPStatus: http.StatusRequestEntityTooLarge}
 }
 
-// writeWindows sends the hidden states as .npy or JSON.
+// writeWindows sends the hidden states as .npy or JSON, window by window
+// (never joined into one buffer).
 func (s *Server) writeWindows(w http.ResponseWriter, r *http.Request, req *request, windows []window) {
 	p, d := s.info.Positions, s.info.DModel
-	data := make([]float32, 0, len(windows)*p*d)
+	chunks := make([][]float32, len(windows))
 	meta := make([]windowJSON, len(windows))
 	for i, win := range windows {
-		data = append(data, win.out...)
+		chunks[i] = win.out
 		meta[i] = windowJSON{
 			StartSeconds: win.startSeconds, AudioSeconds: win.audioSeconds, FrontendSeconds: win.frontend.Seconds(),
 			QueueSeconds: win.queueWait.Seconds(), ComputeSeconds: win.compute.Seconds(), BatchSize: win.batch,
@@ -197,14 +201,44 @@ func (s *Server) writeWindows(w http.ResponseWriter, r *http.Request, req *reque
 	last := windows[len(windows)-1]
 	h.Set("Server-Timing", fmt.Sprintf("frontend;dur=%.1f, queue;dur=%.1f, compute;dur=%.1f",
 		ms(last.frontend), ms(last.queueWait), ms(last.compute)))
+	var err error
 	if wantsJSON(r) {
-		writeJSON(w, http.StatusOK, encodeJSON{RequestID: req.id, ModelKey: s.info.ModelKey, Shape: shape, Windows: meta, Data: data})
-		return
+		h.Set("Content-Type", ContentTypeJSON)
+		err = writeEncodeJSON(w, encodeJSON{RequestID: req.id, ModelKey: s.info.ModelKey, Shape: shape, Windows: meta}, chunks)
+	} else {
+		h.Set("Content-Type", ContentTypeNPY)
+		err = npy.WriteChunks(w, shape, chunks...)
 	}
-	h.Set("Content-Type", ContentTypeNPY)
-	if err := npy.Write(w, npy.Array{Shape: shape, Data: data}); err != nil {
+	if err != nil {
 		s.log.Warn("writing response", "request_id", req.id, "error", err)
 	}
+}
+
+// writeEncodeJSON writes e with its data field made of the chunks' values,
+// streamed rather than marshalled whole (encoding/json would build the
+// whole text, ~10 bytes a value, in memory first).
+func writeEncodeJSON(w io.Writer, e encodeJSON, chunks [][]float32) error {
+	head, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(head[:len(head)-len(`,"data":null}`)])
+	bw.WriteString(`,"data":[`)
+	var num []byte
+	first := true
+	for _, c := range chunks {
+		for _, v := range c {
+			if !first {
+				bw.WriteByte(',')
+			}
+			first = false
+			num = strconv.AppendFloat(num[:0], float64(v), 'g', -1, 32)
+			bw.Write(num)
+		}
+	}
+	bw.WriteString("]}\n")
+	return bw.Flush()
 }
 
 // wantsJSON reports whether the Accept header prefers JSON.

@@ -31,6 +31,8 @@ type metrics struct {
 	audioSeconds   prometheus.Counter
 	busySeconds    prometheus.Counter
 	inFlight       prometheus.Gauge
+	uploadBytes    prometheus.Gauge
+	decodeBytes    prometheus.Gauge
 }
 
 // newMetrics creates and registers the collectors.
@@ -85,6 +87,14 @@ func newMetrics(reg prometheus.Registerer, info Info, opts Options) (*metrics, e
 			Namespace: namespace, Name: "requests_in_flight",
 			Help: "Requests being handled.",
 		}),
+		uploadBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "upload_bytes",
+			Help: "Bytes of the upload budget reserved by request bodies and messages.",
+		}),
+		decodeBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "decode_bytes",
+			Help: "Bytes of the decode budget reserved by requests being decoded, encoded and answered.",
+		}),
 	}
 	capacity := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "queue_capacity",
@@ -99,7 +109,7 @@ func newMetrics(reg prometheus.Registerer, info Info, opts Options) (*metrics, e
 	backend.Set(1)
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.frontend, m.queueWait, m.compute, m.batchSize, m.queueDepth,
-		m.windows, m.windowsDropped, m.audioSeconds, m.busySeconds, m.inFlight, capacity, backend,
+		m.windows, m.windowsDropped, m.audioSeconds, m.busySeconds, m.inFlight, m.uploadBytes, m.decodeBytes, capacity, backend,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		if err := reg.Register(c); err != nil {

@@ -9,19 +9,19 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
 )
 
-// modelBackend runs batches on the CPU encoder.
-type modelBackend struct {
+// modelEncoder runs batches on the CPU encoder.
+type modelEncoder struct {
 	enc   *model.Encoder
 	nMels int
 }
 
-// ModelBackend adapts a loaded encoder (encoder/model) to Backend.
-func ModelBackend(enc *model.Encoder) Backend {
-	return modelBackend{enc: enc, nMels: enc.Config().NumMelBins}
+// ModelEncoder adapts a loaded encoder (encoder/model) to BatchEncoder.
+func ModelEncoder(enc *model.Encoder) BatchEncoder {
+	return modelEncoder{enc: enc, nMels: enc.Config().NumMelBins}
 }
 
 // Encode runs one batch [batch, n_mels, Frames] through the encoder.
-func (m modelBackend) Encode(ctx context.Context, logMel []float32, batch int) ([]float32, error) {
+func (m modelEncoder) Encode(ctx context.Context, logMel []float32, batch int) ([]float32, error) {
 	out, err := m.enc.Encode(ctx, model.Tensor{Shape: []int{batch, m.nMels, mel.Frames}, Data: logMel})
 	if err != nil {
 		return nil, err

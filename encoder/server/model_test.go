@@ -78,7 +78,7 @@ func realServer(t *testing.T, opts Options) (*harness, *model.Encoder) {
 		t.Fatal(err)
 	}
 	info.Engine = enc.Backend()
-	h := start(t, ModelBackend(enc), info, opts)
+	h := start(t, ModelEncoder(enc), info, opts)
 	h.waitReady(t)
 	return h, enc
 }

@@ -7,21 +7,30 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // Run serves s over HTTP on httpLis and gRPC on grpcLis, warms the model up
 // (readiness turns true once one window has been encoded), and on ctx's end
-// drains: readiness and health turn false, the listeners close, every
-// accepted request finishes, then the batcher stops. It returns nil after a
-// complete drain, and an error if serving, the warm-up or the drain (within
-// drainTimeout) fails.
+// shuts down in three steps: readiness and gRPC health turn false while new
+// requests are still served for ShutdownDelay (so endpoints stop routing
+// here); then the drain: uploads still arriving are cut, new requests are
+// refused, the listeners close and every accepted request finishes; then the
+// batcher stops. It returns nil after a complete drain, and an error if
+// serving or the warm-up fails, or accepted requests did not finish within
+// drainTimeout.
 func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTimeout time.Duration) error {
 	hs := &http.Server{
 		Handler:           s.HTTPHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute, // a whole body, so a trickling upload cannot hold a slot forever
-		IdleTimeout:       2 * time.Minute,
+		// Bodies are read within Options.ReadTimeout and responses written
+		// within Options.WriteTimeout, per request (see readBody).
+		IdleTimeout:    time.Minute,
+		MaxHeaderBytes: maxHeaderBytes,
 	}
+	httpLis = netutil.LimitListener(httpLis, s.opts.MaxConnections)
+	grpcLis = netutil.LimitListener(grpcLis, s.opts.MaxConnections)
 	gs := s.GRPCServer()
 	errc := make(chan error, 3)
 	go func() {
@@ -44,30 +53,50 @@ func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTim
 	var runErr error
 	select {
 	case <-ctx.Done():
+		s.Unready()
+		select {
+		case <-time.After(s.opts.ShutdownDelay):
+		case runErr = <-errc:
+		}
 	case runErr = <-errc:
 	}
 
 	s.Drain()
 	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	grpcDone := make(chan struct{})
+	grpcDone, httpDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		gs.GracefulStop()
 		close(grpcDone)
 	}()
-	httpErr := hs.Shutdown(dctx)
+	go func() {
+		_ = hs.Shutdown(dctx)
+		close(httpDone)
+	}()
+	transports := func() <-chan struct{} {
+		c := make(chan struct{})
+		go func() { <-grpcDone; <-httpDone; close(c) }()
+		return c
+	}()
 	select {
-	case <-grpcDone:
-	case <-dctx.Done():
-		gs.Stop()
+	case <-transports:
+	case <-s.idle(dctx):
+		// Every accepted request has been handled. What may be left are
+		// responses queued for clients that do not read them (cut after
+		// --write-timeout): give the transports that long to flush, within
+		// the drain timeout, then close their connections.
+		select {
+		case <-transports:
+		case <-time.After(s.opts.WriteTimeout):
+		case <-dctx.Done():
+		}
 	}
-	drainErr := errors.Join(httpErr, dctx.Err())
-	if drainErr == nil {
-		s.Close()
-		s.log.Info("drained")
-	} else {
-		drainErr = fmt.Errorf("drain did not finish within %v: %w", drainTimeout, drainErr)
-		hs.Close()
+	hs.Close()
+	gs.Stop()
+	if n := s.active.Load(); n > 0 {
+		return errors.Join(runErr, fmt.Errorf("%d accepted requests did not finish within the drain timeout of %v", n, drainTimeout))
 	}
-	return errors.Join(runErr, drainErr)
+	s.Close()
+	s.log.Info("drained")
+	return runErr
 }

@@ -8,7 +8,7 @@
 // / 429 at once) → front end (decode, mono, resample to 16 kHz, Whisper
 // log-mel, or check a given log-mel) → the batcher, which groups queued windows
 // into batches of up to MaxBatch within BatchWindow and runs them on the
-// Backend one batch at a time → one response per window, in order.
+// BatchEncoder one batch at a time → one response per window, in order.
 package server
 
 import (
@@ -26,11 +26,11 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
 )
 
-// Backend runs the encoder on a batch: mel is [batch, NMels, Frames] and the
+// BatchEncoder runs the encoder on a batch: mel is [batch, NMels, Frames] and the
 // result [batch, Positions, DModel], both row-major float32. It must honour
 // ctx where it can: the server cancels it when every request in the batch has
 // gone away.
-type Backend interface {
+type BatchEncoder interface {
 	Encode(ctx context.Context, mel []float32, batch int) ([]float32, error)
 }
 
@@ -87,6 +87,32 @@ type Options struct {
 	// MaxStreams bounds concurrent multi-window requests (EncodeStream, and
 	// HTTP requests with more than one window).
 	MaxStreams int
+	// UploadBudget bounds the bytes of request bodies and messages held in
+	// memory at once. A request reserves its share before its body is read
+	// (HTTP: its Content-Length, or as a chunked body grows; gRPC:
+	// MaxRequestBytes until the message is in, then its size, so at most
+	// UploadBudget/MaxRequestBytes messages are received at once) and is
+	// refused with RESOURCE_EXHAUSTED / 429 when it does not fit.
+	UploadBudget int64
+	// DecodeBudget bounds the bytes of decoded audio, log-mel windows and
+	// hidden states that requests hold at once. Each request's share is
+	// reckoned from its header before anything is decoded (see plan); a
+	// request that does not fit now is refused with RESOURCE_EXHAUSTED / 429,
+	// one that could never fit with 413 / INVALID_ARGUMENT.
+	DecodeBudget int64
+	// MaxConnections bounds the open connections of each listener (HTTP and
+	// gRPC); more wait in the kernel's accept queue.
+	MaxConnections int
+	// ReadTimeout bounds the time a request body or message may take to
+	// arrive (HTTP 408; gRPC CANCELLED).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the time a client may take to receive a response
+	// (each message of a stream); a client that stops reading is cut.
+	WriteTimeout time.Duration
+	// ShutdownDelay is how long Run keeps serving new requests after its
+	// context ends, with readiness and gRPC health already failing, so
+	// endpoints can stop sending traffic before the listeners close.
+	ShutdownDelay time.Duration
 	// Logger receives one line per request at debug and failures at warn/error.
 	Logger *slog.Logger
 	// Registerer receives the metrics (nil: a new registry, see Registry).
@@ -94,6 +120,11 @@ type Options struct {
 	// Gatherer serves /metrics (nil: the registry made for Registerer).
 	Gatherer prometheus.Gatherer
 }
+
+// DefaultDrainTimeout is the default time Run gives accepted requests to
+// finish once draining. With the default ShutdownDelay (5 s) a shutdown takes
+// at most 25 s, inside Kubernetes' default termination grace period (30 s).
+const DefaultDrainTimeout = 20 * time.Second
 
 // DefaultOptions are the flags' defaults.
 func DefaultOptions() Options {
@@ -105,6 +136,12 @@ func DefaultOptions() Options {
 		MaxRequestBytes: 64 << 20,
 		MaxAudioSeconds: 600,
 		MaxStreams:      8,
+		UploadBudget:    512 << 20,
+		DecodeBudget:    512 << 20,
+		MaxConnections:  512,
+		ReadTimeout:     time.Minute,
+		WriteTimeout:    time.Minute,
+		ShutdownDelay:   5 * time.Second,
 	}
 }
 
@@ -123,6 +160,16 @@ func (o Options) check() error {
 		return fmt.Errorf("server: max audio seconds %g, want > 0", o.MaxAudioSeconds)
 	case o.MaxStreams < 1:
 		return fmt.Errorf("server: max streams %d, want ≥ 1", o.MaxStreams)
+	case o.UploadBudget < o.MaxRequestBytes:
+		return fmt.Errorf("server: upload budget %d bytes, want at least max request bytes (%d) so one request fits", o.UploadBudget, o.MaxRequestBytes)
+	case o.MaxConnections < 1:
+		return fmt.Errorf("server: max connections %d, want ≥ 1", o.MaxConnections)
+	case o.DecodeBudget < 1:
+		return fmt.Errorf("server: decode budget %d bytes, want ≥ 1", o.DecodeBudget)
+	case o.ReadTimeout <= 0 || o.WriteTimeout <= 0:
+		return fmt.Errorf("server: read timeout %v, write timeout %v, want > 0", o.ReadTimeout, o.WriteTimeout)
+	case o.ShutdownDelay < 0:
+		return fmt.Errorf("server: shutdown delay %v, want ≥ 0", o.ShutdownDelay)
 	}
 	return nil
 }
@@ -131,7 +178,7 @@ func (o Options) check() error {
 // HTTPHandler and GRPCServer, and on shutdown Drain, then Close once the
 // transports have finished their requests (Run does all of this).
 type Server struct {
-	backend Backend
+	enc     BatchEncoder
 	info    Info
 	opts    Options
 	log     *slog.Logger
@@ -141,14 +188,20 @@ type Server struct {
 	streams chan struct{}
 	gather  prometheus.Gatherer
 
-	ready    atomic.Bool
-	draining atomic.Bool
-	nextID   atomic.Uint64
+	uploads   *budget
+	decoding  *budget
+	receiving receivers
+
+	active  atomic.Int64 // encode requests being handled
+	ready   atomic.Bool
+	unready atomic.Bool // shutdown began: readiness and health fail
+	closing atomic.Bool // draining: new requests are refused
+	nextID  atomic.Uint64
 }
 
-// New builds a server for backend, which runs the model described by info.
+// New builds a server for enc, which runs the model described by info.
 // It starts the batcher; the server is not ready until Warmup succeeds.
-func New(backend Backend, info Info, opts Options) (*Server, error) {
+func New(enc BatchEncoder, info Info, opts Options) (*Server, error) {
 	if err := info.check(); err != nil {
 		return nil, err
 	}
@@ -171,25 +224,27 @@ func New(backend Backend, info Info, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		backend: backend,
-		info:    info,
-		opts:    opts,
-		log:     opts.Logger,
-		metrics: m,
-		health:  health.NewServer(),
-		streams: make(chan struct{}, opts.MaxStreams),
-		gather:  gather,
+		enc:      enc,
+		info:     info,
+		opts:     opts,
+		log:      opts.Logger,
+		metrics:  m,
+		health:   health.NewServer(),
+		streams:  make(chan struct{}, opts.MaxStreams),
+		gather:   gather,
+		uploads:  &budget{name: "upload", limit: opts.UploadBudget, set: m.uploadBytes.Set},
+		decoding: &budget{name: "decode", limit: opts.DecodeBudget, set: m.decodeBytes.Set},
 	}
 	s.setServing(false)
-	s.batcher = newBatcher(backend, info, opts, m)
+	s.batcher = newBatcher(enc, info, opts, m)
 	return s, nil
 }
 
 // Info is the served model's description.
 func (s *Server) Info() Info { return s.info }
 
-// Ready reports whether the server accepts work: warmed up and not draining.
-func (s *Server) Ready() bool { return s.ready.Load() && !s.draining.Load() }
+// Ready reports whether the server wants work: warmed up and not shutting down.
+func (s *Server) Ready() bool { return s.ready.Load() && !s.unready.Load() }
 
 // Warmup encodes one window of silence through the whole path (front end,
 // batcher, backend) and then marks the server ready.
@@ -215,14 +270,46 @@ func (s *Server) Warmup(ctx context.Context) error {
 	return nil
 }
 
-// Drain starts a graceful shutdown: readiness and gRPC health turn false and
-// new requests are refused with UNAVAILABLE / 503; accepted ones complete.
-func (s *Server) Drain() {
-	if s.draining.Swap(true) {
+// Unready begins a shutdown: readiness and gRPC health turn false, so load
+// balancers and endpoints stop sending work, while requests that still
+// arrive are served.
+func (s *Server) Unready() {
+	if s.unready.Swap(true) {
 		return
 	}
 	s.health.Shutdown()
-	s.log.Info("draining", "queued_windows", s.batcher.depth())
+	s.log.Info("unready: shutting down", "queued_windows", s.batcher.depth())
+}
+
+// Drain stops taking work: new requests are refused with UNAVAILABLE / 503,
+// and requests whose body or message is still arriving are cut (they were
+// never accepted; their clients retry elsewhere). Accepted requests complete.
+func (s *Server) Drain() {
+	s.Unready()
+	if s.closing.Swap(true) {
+		return
+	}
+	cut := s.receiving.cutAll()
+	s.log.Info("draining", "queued_windows", s.batcher.depth(), "uploads_cut", cut)
+}
+
+// idle is closed once no encode request is being handled (polled: it is
+// used once, at shutdown), or when ctx ends.
+func (s *Server) idle(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for s.active.Load() > 0 {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return done
 }
 
 // Close stops the batcher after finishing what is queued. Call it after the

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net/http"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
@@ -42,12 +46,20 @@ func codeOf(err error) codes.Code {
 		return codes.OK
 	case errors.As(err, &e):
 		return e.Code
+	case isStatus(err):
+		return status.Code(err) // a failed stream.Send
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
 		return codes.DeadlineExceeded
 	}
 	return codes.Internal
+}
+
+// isStatus reports whether err is a gRPC status error.
+func isStatus(err error) bool {
+	_, ok := status.FromError(err)
+	return ok
 }
 
 // input is one request's payload, whichever transport it came by.
@@ -59,6 +71,8 @@ type input struct {
 	nMels  int
 	frames int
 	isMel  bool
+	// release returns the upload budget the body holds (nil: none).
+	release func()
 }
 
 // window is one encoded 30 s window.
@@ -79,13 +93,35 @@ type request struct {
 	audioSec float64
 }
 
-// newRequest names a request: the client's id, or a generated one.
+// newRequest names a request: the client's id when it is a valid one (see
+// validRequestID), else a generated one. Only a valid id is echoed and logged.
 func (s *Server) newRequest(method, clientID string) *request {
 	id := clientID
-	if id == "" {
+	if !validRequestID(id) {
 		id = fmt.Sprintf("r%06d", s.nextID.Add(1))
 	}
 	return &request{id: id, method: method, start: time.Now()}
+}
+
+// maxRequestID bounds the length of a client's request id.
+const maxRequestID = 128
+
+// validRequestID reports whether a client's request id may be echoed in a
+// header and written to the logs: 1 to maxRequestID characters from
+// [A-Za-z0-9._:+/=-] (UUIDs, W3C trace ids, base64 tokens).
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestID {
+		return false
+	}
+	for _, c := range []byte(id) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("._:+/=-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // encode runs a request through admission, the front end and the batcher,
@@ -94,8 +130,10 @@ func (s *Server) newRequest(method, clientID string) *request {
 // costs no body reading or unpacking. maxWindows bounds the windows one call may produce (1 for
 // Encode).
 func (s *Server) encode(ctx context.Context, req *request, read func() (input, error), maxWindows int, emit func(window) error) error {
-	if s.draining.Load() {
-		return errorf(codes.Unavailable, "server is shutting down; retry on another replica")
+	s.active.Add(1)
+	defer s.active.Add(-1)
+	if s.closing.Load() {
+		return errShuttingDown()
 	}
 	if !s.ready.Load() {
 		return errorf(codes.Unavailable, "server is not ready yet (loading or warming up)")
@@ -107,14 +145,46 @@ func (s *Server) encode(ctx context.Context, req *request, read func() (input, e
 		return s.queueFull()
 	}
 	in, err := read()
+	if in.release != nil {
+		defer in.release()
+	}
 	if err != nil {
 		return err
 	}
-	if !s.batcher.reserve(1) {
+	// Admission before any decoding, from the input's header: the windows
+	// it will make (one queue slot each; several need a stream slot) and the
+	// memory decoding and answering it takes (the decode budget).
+	p, err := s.plan(in)
+	if err != nil {
+		return err
+	}
+	if p.windows > maxWindows {
+		return errorf(codes.InvalidArgument, "audio is %.1f s, %d windows of 30 s; Encode takes one window: use EncodeStream", p.seconds, p.windows)
+	}
+	if p.windows > s.opts.MaxQueue {
+		return &Error{Code: codes.InvalidArgument, HTTPStatus: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("audio is %.1f s, %d windows of 30 s: more than the queue holds (%d windows)", p.seconds, p.windows, s.opts.MaxQueue)}
+	}
+	if p.windows > 1 {
+		release, err := s.acquireStream()
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	if !s.batcher.reserve(p.windows) {
 		return s.queueFull()
 	}
-	reserved := 1
+	reserved := p.windows
 	defer func() { s.batcher.release(reserved) }()
+	if p.bytes > s.opts.DecodeBudget {
+		return &Error{Code: codes.InvalidArgument, HTTPStatus: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("decoding and answering this request takes %d bytes (%s), over the decode budget of %d bytes", p.bytes, p.what, s.opts.DecodeBudget)}
+	}
+	if !s.decoding.reserve(p.bytes) {
+		return s.decoding.full(p.bytes, s.opts.RetryAfter)
+	}
+	defer s.decoding.release(p.bytes)
 	start := time.Now()
 	windows, err := s.frontend(req, in)
 	frontend := time.Since(start)
@@ -122,21 +192,12 @@ func (s *Server) encode(ctx context.Context, req *request, read func() (input, e
 	if err != nil {
 		return err
 	}
-	if len(windows) > maxWindows {
-		return errorf(codes.InvalidArgument, "audio is %.1f s, %d windows of 30 s; Encode takes one window: use EncodeStream", req.audioSec, len(windows))
+	if len(windows) > p.windows {
+		return fmt.Errorf("front end made %d windows, the header promised %d", len(windows), p.windows)
 	}
+	s.batcher.release(p.windows - len(windows)) // a FLAC stream without a length is planned at the limit
+	reserved = len(windows)
 	req.windows = len(windows)
-	if len(windows) > 1 {
-		release, err := s.acquireStream()
-		if err != nil {
-			return err
-		}
-		defer release()
-		if !s.batcher.reserve(len(windows) - 1) {
-			return s.queueFull()
-		}
-		reserved = len(windows)
-	}
 	// Submit every window at once so they can share batches, then hand the
 	// slots to the batcher (it releases each as it takes the window).
 	pending := make([]<-chan result, len(windows))
@@ -164,6 +225,47 @@ func (s *Server) encode(ctx context.Context, req *request, read func() (input, e
 	}
 	s.metrics.audioSeconds.Add(req.audioSec)
 	return nil
+}
+
+// plan is what admitting a request takes, known from its header.
+type plan struct {
+	windows int
+	seconds float64 // -1 when the header does not say
+	bytes   int64   // decoded audio, log-mel windows and hidden states held at once
+	what    string  // how bytes was reckoned, for the refusal
+}
+
+// plan reckons a request's windows and memory from its input's header,
+// before anything is decoded. A window holds its log-mel and its hidden
+// states until answered, and two more windows' hidden states are being
+// packed or sent.
+func (s *Server) plan(in input) (plan, error) {
+	melBytes := int64(4 * s.info.NMels * s.info.InputFrames)
+	outBytes := int64(4 * s.info.Positions * s.info.DModel)
+	if in.isMel {
+		return plan{windows: 1, seconds: 30, bytes: 4*int64(len(in.logMel)) + melBytes + 3*outBytes,
+			what: "one log-mel window and its hidden states"}, nil
+	}
+	if len(in.audio) == 0 {
+		return plan{}, errorf(codes.InvalidArgument, "empty audio: the request carries no bytes")
+	}
+	h, err := audio.Probe(in.audio, in.format, in.rate)
+	if err != nil {
+		return plan{}, errorf(codes.InvalidArgument, "%v", err)
+	}
+	secs := h.Seconds()
+	if max := s.opts.MaxAudioSeconds; secs > max {
+		return plan{}, errorf(codes.InvalidArgument, "audio: %.2f s long, limit is %.0f s", secs, max)
+	}
+	frames := h.Frames
+	if frames < 0 { // unknown: up to the limit
+		frames = int64(math.Ceil(s.opts.MaxAudioSeconds * float64(h.Rate)))
+	}
+	out := (frames*mel.SampleRate + int64(h.Rate) - 1) / int64(h.Rate)
+	windows := max(1, int((out+mel.WindowSamples-1)/mel.WindowSamples))
+	load := h.LoadBytes(s.opts.MaxAudioSeconds)
+	return plan{windows: windows, seconds: secs, bytes: load + int64(windows)*(melBytes+outBytes) + 2*outBytes,
+		what: fmt.Sprintf("%d channels × %d Hz × %.1f s decoded to %d bytes, then %d windows", h.Channels, h.Rate, float64(frames)/float64(h.Rate), load, windows)}, nil
 }
 
 // melWindow is one window's log-mel and where it sits in the audio.

@@ -20,7 +20,7 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 )
 
-// These tests use gatedBackend: they need to hold the backend still to shape
+// These tests use gatedEncoder: they need to hold the backend still to shape
 // the queue. Everything else about them (listeners, HTTP and gRPC clients,
 // batcher, metrics) is real.
 

@@ -26,7 +26,9 @@ func Start(tb testing.TB, weights string) (httpURL, grpcAddr string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := server.New(server.ModelBackend(enc), info, server.DefaultOptions())
+	opts := server.DefaultOptions()
+	opts.ShutdownDelay = 0 // nothing routes to a test server: drain at once
+	s, err := server.New(server.ModelEncoder(enc), info, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}

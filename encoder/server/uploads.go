@@ -1,0 +1,290 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/tap"
+	"google.golang.org/protobuf/proto"
+
+	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
+)
+
+// budget is a number of bytes shared by all requests. Reservations never
+// wait: one that would go over the limit fails at once.
+type budget struct {
+	name  string
+	limit int64
+	used  atomic.Int64
+	set   func(float64) // the gauge that mirrors used
+}
+
+// reserve takes n bytes if they fit.
+func (b *budget) reserve(n int64) bool {
+	for {
+		cur := b.used.Load()
+		if cur+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(cur, cur+n) {
+			b.set(float64(cur + n))
+			return true
+		}
+	}
+}
+
+// release returns n bytes.
+func (b *budget) release(n int64) { b.set(float64(b.used.Add(-n))) }
+
+// full is the refusal of a reservation of n bytes that does not fit now.
+func (b *budget) full(n int64, retry time.Duration) error {
+	return errorf(codes.ResourceExhausted, "%s budget full: this request needs %d bytes, %d of %d are held by other requests; retry after %v",
+		b.name, n, b.used.Load(), b.limit, retry)
+}
+
+// receivers are the requests whose body or message is still arriving. A
+// drain cuts them: such a request was never accepted (its input is not in),
+// so its client retries elsewhere, and a stalled upload cannot hold the drain.
+type receivers struct {
+	mu     sync.Mutex
+	next   uint64
+	cuts   map[uint64]func()
+	closed bool
+}
+
+// add registers cut, which aborts one reception; remove unregisters it. ok
+// is false once the receivers were cut (the server is draining).
+func (r *receivers) add(cut func()) (remove func(), ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, false
+	}
+	if r.cuts == nil {
+		r.cuts = map[uint64]func(){}
+	}
+	id := r.next
+	r.next++
+	r.cuts[id] = cut
+	return func() {
+		r.mu.Lock()
+		delete(r.cuts, id)
+		r.mu.Unlock()
+	}, true
+}
+
+// cutAll aborts every reception in progress and refuses new ones; it returns
+// how many were cut.
+func (r *receivers) cutAll() int {
+	r.mu.Lock()
+	r.closed = true
+	cuts := r.cuts
+	r.cuts = nil
+	r.mu.Unlock()
+	for _, cut := range cuts {
+		cut()
+	}
+	return len(cuts)
+}
+
+// errShuttingDown refuses work while draining.
+func errShuttingDown() error {
+	return errorf(codes.Unavailable, "server is shutting down; retry on another replica")
+}
+
+// readBody reads an HTTP request body into memory, reserving its bytes in the
+// upload budget before they are read (a known Content-Length at once, a
+// chunked body as its buffer grows). The body must arrive within ReadTimeout
+// (else 408) and is cut with 503 if the server starts draining. release
+// returns the reservation; the caller holds it while the body is in use.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
+	limit := s.opts.MaxRequestBytes
+	if r.ContentLength > limit {
+		return nil, nil, tooLarge(r.ContentLength, limit)
+	}
+	var held int64
+	release = func() { s.uploads.release(held); held = 0 }
+	take := func(n int64) error {
+		if !s.uploads.reserve(n) {
+			return s.uploads.full(n, s.opts.RetryAfter)
+		}
+		held += n
+		return nil
+	}
+	rc := http.NewResponseController(w)
+	var drained atomic.Bool
+	remove, ok := s.receiving.add(func() {
+		drained.Store(true)
+		_ = rc.SetReadDeadline(time.Now())
+	})
+	if !ok {
+		return nil, nil, errShuttingDown()
+	}
+	defer remove()
+	// The deadline stays after a failed read: net/http would otherwise wait
+	// for the rest of the body before closing the connection.
+	_ = rc.SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
+	defer func() {
+		if err != nil {
+			w.Header().Set("Connection", "close")
+		}
+	}()
+
+	if r.ContentLength >= 0 {
+		if err := take(r.ContentLength); err != nil {
+			return nil, release, err
+		}
+		body = make([]byte, r.ContentLength)
+		n, err := io.ReadFull(r.Body, body)
+		if err != nil {
+			return nil, release, s.bodyError(err, drained.Load(), int64(n), r.ContentLength)
+		}
+		return body, release, nil
+	}
+	size := min(int64(1<<20), limit+1)
+	if err := take(size); err != nil {
+		return nil, release, err
+	}
+	body = make([]byte, 0, size)
+	for {
+		if len(body) == cap(body) {
+			if int64(len(body)) > limit {
+				return nil, release, tooLarge(-1, limit)
+			}
+			next := min(2*int64(cap(body)), limit+1)
+			if err := take(next); err != nil {
+				return nil, release, err
+			}
+			grown := make([]byte, len(body), next)
+			copy(grown, body)
+			s.uploads.release(int64(cap(body)))
+			held -= int64(cap(body))
+			body = grown
+		}
+		n, err := r.Body.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if errors.Is(err, io.EOF) {
+			if int64(len(body)) > limit {
+				return nil, release, tooLarge(-1, limit)
+			}
+			return body, release, nil
+		}
+		if err != nil {
+			return nil, release, s.bodyError(err, drained.Load(), int64(len(body)), -1)
+		}
+	}
+}
+
+// bodyError classifies a failed body read: cut by a drain (503), too slow
+// (408), or broken off by the client (400).
+func (s *Server) bodyError(err error, drained bool, got, want int64) error {
+	of := ""
+	if want >= 0 {
+		of = fmt.Sprintf(" of %d", want)
+	}
+	switch {
+	case drained:
+		return errorf(codes.Unavailable, "server is shutting down: the upload was cut after %d%s bytes; retry on another replica", got, of)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &Error{Code: codes.DeadlineExceeded, HTTPStatus: http.StatusRequestTimeout,
+			Msg: fmt.Sprintf("request body not received within %v: got %d%s bytes", s.opts.ReadTimeout, got, of)}
+	}
+	return errorf(codes.InvalidArgument, "reading request body (got %d%s bytes): %v", got, of, err)
+}
+
+// grpcUpload is the reservation and reception state of one Encode or
+// EncodeStream call, made by the tap before its message is read.
+type grpcUpload struct {
+	s       *Server
+	cancel  context.CancelFunc // ends the call's context
+	timer   *time.Timer        // cuts a message not received within ReadTimeout
+	remove  func()             // unregisters from s.receiving
+	drained atomic.Bool
+	timeout atomic.Bool
+
+	mu   sync.Mutex
+	held int64
+}
+
+type uploadKey struct{}
+
+// grpcReservation is what the tap reserves for a message it has not seen:
+// it may be MaxRequestBytes long. (While the message is unmarshalled the
+// transport's buffers hold it a second time; MemoryBound counts that.)
+func (s *Server) grpcReservation() int64 { return s.opts.MaxRequestBytes }
+
+// tap admits an Encode or EncodeStream call before any of its message is
+// read: refused while draining (UNAVAILABLE) or when the upload budget cannot
+// hold its message (RESOURCE_EXHAUSTED). Admitted calls are cut if their
+// message has not arrived within ReadTimeout or when a drain starts.
+func (s *Server) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	switch info.FullMethodName {
+	case encoderv1.Encoder_Encode_FullMethodName, encoderv1.Encoder_EncodeStream_FullMethodName:
+	default:
+		return ctx, nil
+	}
+	if s.closing.Load() {
+		return nil, s.toStatus(errShuttingDown())
+	}
+	n := s.grpcReservation()
+	if !s.uploads.reserve(n) {
+		return nil, s.toStatus(s.uploads.full(n, s.opts.RetryAfter))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	u := &grpcUpload{s: s, cancel: cancel, held: n}
+	remove, ok := s.receiving.add(func() { u.drained.Store(true); cancel() })
+	if !ok {
+		cancel()
+		s.uploads.release(n)
+		return nil, s.toStatus(errShuttingDown())
+	}
+	u.remove = remove
+	u.timer = time.AfterFunc(s.opts.ReadTimeout, func() { u.timeout.Store(true); cancel() })
+	context.AfterFunc(ctx, func() { // the call is over (or was cut)
+		u.timer.Stop()
+		u.remove()
+		u.shrink(0)
+	})
+	return context.WithValue(ctx, uploadKey{}, u), nil
+}
+
+// received marks the call's message as in: it is no longer cut by a drain or
+// the read timeout, and its reservation shrinks to the message's size.
+func received(ctx context.Context, req proto.Message) {
+	u, ok := ctx.Value(uploadKey{}).(*grpcUpload)
+	if !ok {
+		return
+	}
+	u.timer.Stop()
+	u.remove()
+	u.shrink(int64(proto.Size(req)))
+}
+
+// shrink lowers the reservation to n bytes.
+func (u *grpcUpload) shrink(n int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if n < u.held {
+		u.s.uploads.release(u.held - n)
+		u.held = n
+	}
+}
+
+// sendTimeout ends the call if its client does not take a response within
+// WriteTimeout, so a client that stops reading cannot hold a drain. The
+// returned stop disarms it.
+func sendTimeout(ctx context.Context, d time.Duration) (stop func() bool) {
+	u, ok := ctx.Value(uploadKey{}).(*grpcUpload)
+	if !ok {
+		return func() bool { return false }
+	}
+	return time.AfterFunc(d, u.cancel).Stop
+}
