@@ -1,0 +1,34 @@
+package tokenizer
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestResidentCost logs what a parsed vocabulary keeps on the heap and how
+// long parsing and encoding take (figures for the README; no timed assertion).
+// It parses its own copies, so it measures even when Builtin already ran.
+func TestResidentCost(t *testing.T) {
+	for _, c := range []struct{ name, src string }{{GPT2, gpt2Tiktoken}, {Multilingual, multilingualTiktoken}} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		tk, err := ParseTiktoken(c.src, c.name, DefaultLanguages)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parse := time.Since(start)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		text := strings.Repeat("And so my fellow Americans, ask not what your country can do for you — ask what you can do for your country. It's 1961! ", 8500)
+		start = time.Now()
+		ids := tk.Encode(text)
+		enc := time.Since(start)
+		t.Logf("%s: %.1f MB resident after parsing (%v); %d bytes of English → %d ids in %v",
+			c.name, float64(after.HeapAlloc-before.HeapAlloc)/1e6, parse.Round(time.Millisecond), len(text), len(ids), enc.Round(time.Millisecond))
+		runtime.KeepAlive(tk)
+	}
+}
