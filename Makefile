@@ -233,7 +233,7 @@ test-ort-fixtures:
 tokenizer-node:
 	@test -d testdata/tokenizer/node_modules/js-tiktoken || (cd testdata/tokenizer && npm ci --no-audit --no-fund)
 test-tokenizer: tokenizer-node fuzz-tokenizer
-	$(GO) test -count=1 -v ./encoder/tokenizer
+	$(GO) test -race -count=1 -v ./encoder/tokenizer
 fuzz-tokenizer:
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzEncodeDecode$$' ./encoder/tokenizer
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParseHFTokenizerJSON$$' ./encoder/tokenizer

@@ -1,8 +1,12 @@
 package tokenizer
 
 import (
+	"bufio"
 	_ "embed"
+	"encoding/base64"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -97,4 +101,23 @@ func ParseTiktoken(data string, name string, numLanguages int) (*Tokenizer, erro
 		return nil, err
 	}
 	return newTokenizer(v, name, numLanguages)
+}
+
+// WriteTiktoken writes the ordinary tokens as a tiktoken rank file (what
+// ParseTiktoken reads back with NumLanguages()), e.g. for a staged model
+// directory; for the built-in vocabularies it is Whisper's file byte for byte.
+func (t *Tokenizer) WriteTiktoken(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	for id := 0; id < t.v.size(); id++ {
+		tok := t.v.token(id)
+		if tok == "" {
+			bw.WriteString("=") // Python's b64decode reads it as the empty token
+		} else {
+			bw.WriteString(base64.StdEncoding.EncodeToString([]byte(tok)))
+		}
+		bw.WriteByte(' ')
+		bw.WriteString(strconv.Itoa(id))
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
 }

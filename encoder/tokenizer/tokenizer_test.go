@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/base64"
+	"fmt"
 	"math/rand"
 	"os"
 	"reflect"
@@ -405,3 +406,113 @@ func TestDecodeVariants(t *testing.T) {
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 func itoa(i int) string   { return strconv.Itoa(i) }
+
+// TestWriteTiktoken: the built-in vocabularies write back as Whisper's files,
+// and a vocabulary read from Hugging Face files writes a file that reads back
+// to the same tokenizer.
+func TestWriteTiktoken(t *testing.T) {
+	for name, src := range map[string]string{GPT2: gpt2Tiktoken, Multilingual: multilingualTiktoken} {
+		var b strings.Builder
+		if err := builtin(t, name, DefaultLanguages).WriteTiktoken(&b); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != src {
+			t.Errorf("%s: WriteTiktoken differs from the embedded file", name)
+		}
+	}
+	hf, err := LoadHF(hfFixture(t, Multilingual))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := hf.WriteTiktoken(&b); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseTiktoken(b.String(), "staged.tiktoken", hf.NumLanguages())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "Überall 你好 🙂 it's"
+	if back.Specials() != hf.Specials() || !reflect.DeepEqual(back.Encode(text), hf.Encode(text)) {
+		t.Error("HF vocabulary written as tiktoken does not read back the same")
+	}
+}
+
+func TestSplitWords(t *testing.T) {
+	tk := builtin(t, Multilingual, DefaultLanguages)
+	sp := tk.Specials()
+	enc := func(s string) []int { return tk.Encode(s) }
+	ids := append(append([]int{}, enc(" And so my fellow Americans, ask not")...), sp.TimestampBegin+10, sp.EOT)
+	words, groups, err := tk.SplitWords(ids, "en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{" And", " so", " my", " fellow", " Americans", ",", " ask", " not", "<|0.20|>", "<|endoftext|>"}
+	if !reflect.DeepEqual(words, want) {
+		t.Errorf("SplitWords(en) = %q, want %q", words, want)
+	}
+	var flat []int
+	for _, g := range groups {
+		flat = append(flat, g...)
+	}
+	if !reflect.DeepEqual(flat, ids) {
+		t.Errorf("groups %v do not cover the ids %v", groups, ids)
+	}
+	// A character cut across tokens stays in one group; a word piece without a
+	// leading space joins the word before it.
+	hiero := enc(" 𓀀𓀁 unbelievably")
+	words, groups, _ = tk.SplitWords(hiero, "en")
+	if !reflect.DeepEqual(words, []string{" 𓀀𓀁", " unbelievably"}) || len(groups[0]) < 3 {
+		t.Errorf("SplitWords(hieroglyphs) = %q %v", words, groups)
+	}
+	words, _, _ = tk.SplitWords(enc("我们今天去公园"), "zh")
+	if strings.Join(words, "") != "我们今天去公园" || len(words) < 3 {
+		t.Errorf("SplitWords(zh) = %q", words)
+	}
+	for _, w := range words {
+		if !utf8.ValidString(w) || strings.ContainsRune(w, utf8.RuneError) {
+			t.Errorf("zh word %q is not whole characters", w)
+		}
+	}
+	// Ids that end in a cut-short character give it as U+FFFD (the whole
+	// text has the replacement there too), as Whisper does.
+	cut := enc(" ok 𓀀")
+	if words, _, _ := tk.SplitWords(cut[:len(cut)-1], "en"); !reflect.DeepEqual(words, []string{" ok", " \ufffd"}) {
+		t.Errorf("cut-short character gave words %q", words)
+	}
+}
+
+// TestConcurrentUse: first use from many goroutines parses once and every
+// caller gets the same tokenizer (run with -race by make test-tokenizer).
+func TestConcurrentUse(t *testing.T) {
+	const n = 8
+	got := make(chan *Tokenizer, n)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			tk, err := ForVocabSize(51866)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if ids := tk.Encode(" concurrent 你好"); len(ids) == 0 {
+				errs <- fmt.Errorf("no ids")
+				return
+			}
+			got <- tk
+		}()
+	}
+	var first *Tokenizer
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		case tk := <-got:
+			if first == nil {
+				first = tk
+			} else if tk != first {
+				t.Fatal("two tokenizers for the same vocabulary")
+			}
+		}
+	}
+}
