@@ -272,14 +272,7 @@ func fromHF(file string, vocab map[string]int, merges [][2]string, added []hfAdd
 		}
 		byID[id] = b
 	}
-	tokens := make([][]byte, len(byID))
-	for id, b := range byID {
-		if id < 0 || id >= len(tokens) {
-			return nil, fmt.Errorf("%s: token %q has id %d; the %d ordinary tokens must have ids 0 to %d", file, b, id, len(tokens), len(tokens)-1)
-		}
-		tokens[id] = b
-	}
-	v, err := buildVocab(tokens, file)
+	v, err := hfVocab(file, byID, special["<|endoftext|>"])
 	if err != nil {
 		return nil, err
 	}
@@ -363,4 +356,45 @@ func checkSpecials(file string, eot int, added []hfAddedToken) (int, error) {
 		}
 	}
 	return numLanguages, nil
+}
+
+// hfVocab indexes the ordinary tokens (ids 0…n-1; n is the id of
+// <|endoftext|> when there is one). A vocabulary the size of
+// one of Whisper's must be that vocabulary token for token — an id it lacks
+// may only be one where Whisper's token is empty (multilingual's 50,256) —
+// and then shares the built-in tables instead of a second copy.
+func hfVocab(file string, byID map[int][]byte, eot int) (*vocab, error) {
+	n := 0
+	for id, b := range byID {
+		if id < 0 || (eot > 0 && id >= eot) {
+			return nil, fmt.Errorf("%s: token %q has id %d; ordinary tokens come before <|endoftext|> (%d)", file, b, id, eot)
+		}
+		n = max(n, id+1)
+	}
+	if eot > 0 {
+		n = eot
+	}
+	for _, name := range []string{GPT2, Multilingual} {
+		bv, err := builtinVocabs[name].get()
+		if err != nil || bv.size() != n {
+			continue
+		}
+		for id := 0; id < n; id++ {
+			b, ok := byID[id]
+			if want := bv.token(id); !ok && want != "" {
+				return nil, fmt.Errorf("%s: id %d is missing; Whisper's %s vocabulary has %q there", file, id, name, want)
+			} else if ok && string(b) != want {
+				return nil, fmt.Errorf("%s: token %d is %q where Whisper's %s vocabulary has %q", file, id, b, name, want)
+			}
+		}
+		return bv, nil
+	}
+	if len(byID) != n {
+		return nil, fmt.Errorf("%s: %d ordinary tokens for the %d ids before <|endoftext|>; every id from 0 to %d needs one", file, len(byID), n, n-1)
+	}
+	tokens := make([][]byte, n)
+	for id, b := range byID {
+		tokens[id] = b
+	}
+	return buildVocab(tokens, file)
 }

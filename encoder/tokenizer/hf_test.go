@@ -114,7 +114,7 @@ func TestHFErrors(t *testing.T) {
 		{"missing merge", func(h *tinyHF) { h.merges = h.merges[1:] }, "json", []string{"tokenizer.json", "143 merges for 144 multi-byte tokens"}},
 		{"merge of unknown tokens", func(h *tinyHF) { h.merges[0] = "zq xj" }, "slow", []string{"merges.txt", `"zq" "xj"`, "not in the vocabulary"}},
 		{"character outside the byte alphabet", func(h *tinyHF) { delete(h.vocab, "Ġt"); h.vocab["\u4e2d"] = 256 }, "slow", []string{"vocab.json", `"中"`, "U+4E2D", "byte-to-unicode"}},
-		{"gap in ids", func(h *tinyHF) { delete(h.vocab, "Ġt") }, "json", []string{"tokenizer.json", "must have ids 0 to"}},
+		{"gap in ids", func(h *tinyHF) { delete(h.vocab, "Ġt") }, "json", []string{"tokenizer.json", "every id from 0 to 399 needs one"}},
 		{"special out of place", func(h *tinyHF) { h.added["<|de|>"], h.added["<|zh|>"] = h.added["<|zh|>"], h.added["<|de|>"] }, "slow", []string{"added_tokens.json", `"<|de|>" has id 403`, `puts "<|zh|>" at id 403`}},
 		{"extra added token", func(h *tinyHF) { h.added["<|custom|>"] = 9999 }, "json", []string{"tokenizer.json", "1609 added tokens", "has 1608"}},
 		{"wrong model", func(h *tinyHF) { h.rawJSON = map[string]any{"model": map[string]any{"type": "WordPiece"}} }, "json", []string{"tokenizer.json", `model type "WordPiece"`}},
@@ -253,3 +253,32 @@ func FuzzEncodeDecode(f *testing.F) {
 }
 
 func isValidUTF8(s string) bool { return utf8.ValidString(s) }
+
+// TestHFWhisperSized: a vocabulary the size of Whisper's must be Whisper's
+// (and then shares the built-in tables); the empty token may be left out.
+func TestHFWhisperSized(t *testing.T) {
+	fx := hfFixture(t, Multilingual)
+	var vocab map[string]int
+	if err := json.Unmarshal(fx[HFVocabJSON].Data, &vocab); err != nil {
+		t.Fatal(err)
+	}
+	load := func() (*Tokenizer, error) {
+		data, _ := json.Marshal(vocab)
+		return ParseHFVocabMerges(data, fx[HFMergesTXT].Data, fx[HFAddedTokenJSON].Data)
+	}
+	if id, ok := vocab[""]; !ok || id != 50256 {
+		t.Fatalf("fixture: empty token %d, %v", id, ok)
+	}
+	delete(vocab, "")
+	tk, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.v != builtin(t, Multilingual, DefaultLanguages).v {
+		t.Error("a Whisper-sized HF vocabulary does not share the built-in tables")
+	}
+	vocab["ĠHello"], vocab["Ġworld"] = vocab["Ġworld"], vocab["ĠHello"]
+	if _, err := load(); err == nil || !strings.Contains(err.Error(), "where Whisper's multilingual vocabulary has") {
+		t.Errorf("swapped tokens: %v", err)
+	}
+}
