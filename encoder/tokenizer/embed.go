@@ -46,9 +46,15 @@ var builtinVocabs = map[string]*lazyVocab{
 	Multilingual: {src: &multilingualTiktoken, name: Multilingual},
 }
 
+// builtinKey names one built-in tokenizer: vocabulary and language count.
+type builtinKey struct {
+	name         string
+	numLanguages int
+}
+
 var (
 	builtinMu    sync.Mutex
-	builtinCache = map[[2]any]*Tokenizer{}
+	builtinCache = map[builtinKey]*Tokenizer{}
 )
 
 // Builtin returns the tokenizer of a built-in vocabulary (GPT2 or
@@ -63,7 +69,7 @@ func Builtin(name string, numLanguages int) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := [2]any{name, numLanguages}
+	key := builtinKey{name, numLanguages}
 	builtinMu.Lock()
 	defer builtinMu.Unlock()
 	if t, ok := builtinCache[key]; ok {

@@ -516,3 +516,21 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+func TestPrompt(t *testing.T) {
+	tk := builtin(t, Multilingual, DefaultLanguages)
+	if got, want := tk.EncodePrompt("\n  And so my fellow Americans \x1f"), tk.Encode(" And so my fellow Americans"); !reflect.DeepEqual(got, want) {
+		t.Errorf("EncodePrompt = %v, want %v", got, want)
+	}
+	if tk.EncodePrompt(" \t ") != nil || tk.PromptPrefix(nil, 448) != nil {
+		t.Error("an empty prompt gives ids")
+	}
+	long := make([]int, 300)
+	for i := range long {
+		long[i] = i
+	}
+	p := tk.PromptPrefix(long, 448)
+	if len(p) != 224 || p[0] != tk.Specials().SOTPrev || p[1] != 300-223 || p[223] != 299 {
+		t.Errorf("PromptPrefix kept %d ids starting %v", len(p), p[:2])
+	}
+}

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -26,7 +27,7 @@ func (t *Tokenizer) SplitWords(ids []int, language string) (words []string, grou
 	for i, sub := range subwords {
 		special := subgroups[i][0] >= t.sp.EOT
 		withSpace := strings.HasPrefix(sub, " ")
-		punctuation := strings.Contains(pythonPunctuation, strings.TrimSpace(sub))
+		punctuation := strings.Contains(pythonPunctuation, pythonStrip(sub))
 		if special || withSpace || punctuation || len(words) == 0 {
 			words = append(words, sub)
 			groups = append(groups, subgroups[i])
@@ -65,4 +66,35 @@ func (t *Tokenizer) splitOnUnicode(ids []int) (words []string, groups [][]int, e
 		offset += utf8.RuneCountInString(decoded)
 	}
 	return words, groups, nil
+}
+
+// pythonStrip trims what Python's str.strip() trims: Unicode White_Space and
+// the separators U+001C–U+001F, which Python also counts as space.
+func pythonStrip(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) })
+}
+
+// EncodePrompt encodes a text prompt (an initial prompt, or previous text) as
+// Whisper does: one space, then the text stripped of surrounding space.
+// An empty prompt gives no ids.
+func (t *Tokenizer) EncodePrompt(text string) []int {
+	text = pythonStrip(text)
+	if text == "" {
+		return nil
+	}
+	return t.Encode(" " + text)
+}
+
+// PromptPrefix returns what goes before the SOT sequence when decoding with a
+// prompt: <|startofprev|> and the last nTextCtx/2-1 prompt ids (223 for
+// Whisper's 448-token text context). No ids give no prefix.
+func (t *Tokenizer) PromptPrefix(promptIDs []int, nTextCtx int) []int {
+	if len(promptIDs) == 0 {
+		return nil
+	}
+	keep := max(nTextCtx/2-1, 0)
+	if len(promptIDs) > keep {
+		promptIDs = promptIDs[len(promptIDs)-keep:]
+	}
+	return append([]int{t.sp.SOTPrev}, promptIDs...)
 }
