@@ -16,32 +16,40 @@ import (
 // Decode returns the text of ids as openai/whisper's Tokenizer.decode does:
 // timestamp tokens are dropped, other special tokens are spelled "<|…|>".
 func (t *Tokenizer) Decode(ids []int) (string, error) {
-	return t.decode(ids, func(id int) bool { return !t.IsTimestamp(id) })
+	return t.decode(ids, t.sp.TimestampBegin)
 }
 
 // DecodeWithTimestamps is Decode with timestamps spelled too ("<|1.08|>").
 func (t *Tokenizer) DecodeWithTimestamps(ids []int) (string, error) {
-	return t.decode(ids, func(int) bool { return true })
+	return t.decode(ids, t.nVocab)
 }
 
 // DecodeText returns the text of the ordinary tokens only (every special
 // token dropped, as Hugging Face's skip_special_tokens does).
 func (t *Tokenizer) DecodeText(ids []int) (string, error) {
-	return t.decode(ids, func(id int) bool { return !t.IsSpecial(id) })
+	return t.decode(ids, t.sp.EOT)
 }
 
-func (t *Tokenizer) decode(ids []int, keep func(int) bool) (string, error) {
-	var b strings.Builder
+// decode joins the bytes of the ids below keepBelow (spelling the special
+// ones) and replaces what is not UTF-8.
+func (t *Tokenizer) decode(ids []int, keepBelow int) (string, error) {
+	n := 0
 	for _, id := range ids {
-		if id < 0 || id >= t.nVocab {
+		switch {
+		case id < 0 || id >= t.nVocab:
 			return "", fmt.Errorf("token id %d: want 0 to %d", id, t.nVocab-1)
+		case id < t.sp.EOT:
+			n += int(t.v.offs[id+1] - t.v.offs[id])
+		case id < keepBelow:
+			n += len(t.specialText(id))
 		}
-		if !keep(id) {
-			continue
-		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, id := range ids {
 		if id < t.sp.EOT {
 			b.WriteString(t.v.token(id))
-		} else {
+		} else if id < keepBelow {
 			b.WriteString(t.specialText(id))
 		}
 	}

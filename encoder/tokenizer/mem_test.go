@@ -32,3 +32,24 @@ func TestResidentCost(t *testing.T) {
 		runtime.KeepAlive(tk)
 	}
 }
+
+// BenchmarkEncode: go test -bench Encode ./encoder/tokenizer
+func BenchmarkEncode(b *testing.B) {
+	tk := builtin(b, Multilingual, DefaultLanguages)
+	text := strings.Repeat("And so my fellow Americans, ask not what your country can do for you — ask what you can do for your country. It's 1961! ", 8500)
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		tk.Encode(text)
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	tk := builtin(b, Multilingual, DefaultLanguages)
+	ids := tk.Encode(strings.Repeat("And so my fellow Americans, 你好，世界 🙂 ", 8000))
+	for b.Loop() {
+		if _, err := tk.DecodeText(ids); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(ids)), "ns/id")
+}

@@ -208,6 +208,11 @@ func TestSuppressLists(t *testing.T) {
 	if got := en.SuppressTokens(); !reflect.DeepEqual(got, wantEn) {
 		t.Errorf(".en SuppressTokens = %v", got)
 	}
+	// large-v3: the same non-speech tokens, the specials one id later (<|yue|>).
+	wantV3 := append(append([]int{}, wantMulti[:len(wantMulti)-6]...), 50258, 50359, 50360, 50361, 50362, 50363)
+	if got := builtin(t, Multilingual, MaxLanguages).SuppressTokens(); !reflect.DeepEqual(got, wantV3) {
+		t.Errorf("large-v3 SuppressTokens = %v", got)
+	}
 	if got := multi.NonSpeechTokens(); !reflect.DeepEqual(got, wantMulti[:len(wantMulti)-6]) {
 		t.Errorf("multilingual NonSpeechTokens = %v", got)
 	}
