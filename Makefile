@@ -29,7 +29,7 @@ bench-tool:
 	@mkdir -p bin && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/whisper-encoder ./cmd/whisper-bench
 
 ## test: every test the project has (what .ci/run runs)
-test: lint test-unit check-proto check-asm test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-chart verify-docs e2e
+test: lint test-unit check-proto check-asm test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-tokenizer test-chart verify-docs e2e
 
 ## lint: gofmt and go vet
 lint:
@@ -245,6 +245,22 @@ fuzz-stage:
 test-ort-fixtures:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
 	node testdata/ort/check_quantized.js verify
+
+## test-tokenizer: Whisper's tokenizer against the live references (js-tiktoken and
+## @huggingface/tokenizers in testdata/tokenizer, npm ci) and the committed goldens,
+## then a bounded fuzz run of encode/decode/stream decode and of the HF file readers.
+## tokenizer-golden: regenerate testdata/tokenizer/golden.json and hf/*/*.gz from node
+.PHONY: test-tokenizer fuzz-tokenizer tokenizer-golden tokenizer-node
+tokenizer-node:
+	@test -d testdata/tokenizer/node_modules/js-tiktoken || (cd testdata/tokenizer && npm ci --no-audit --no-fund)
+test-tokenizer: tokenizer-node fuzz-tokenizer
+	$(GO) test -race -count=1 -v ./encoder/tokenizer
+fuzz-tokenizer:
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzEncodeDecode$$' ./encoder/tokenizer
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParseHFTokenizerJSON$$' ./encoder/tokenizer
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParseHFVocabMerges$$' ./encoder/tokenizer
+tokenizer-golden: tokenizer-node
+	node testdata/tokenizer/golden.mjs record
 
 ## bench-model: the whisper-base-sized fp32 export (~82 MB, random weights) that
 ## bench-stage and bench-encoder use: $(BENCH_ONNX)
