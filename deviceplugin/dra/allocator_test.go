@@ -60,14 +60,15 @@ func claimFor(name string, n int64, selector string) *resourceapi.ResourceClaim 
 // cluster allocates claims one at a time over fixed slices, keeping the
 // allocated state the way kube-scheduler derives it from allocated claims.
 type cluster struct {
-	t      *testing.T
-	slices []*resourceapi.ResourceSlice
-	state  structured.AllocatedState
-	cache  *cel.Cache
+	t        *testing.T
+	features structured.Features
+	slices   []*resourceapi.ResourceSlice
+	state    structured.AllocatedState
+	cache    *cel.Cache
 }
 
 func newCluster(t *testing.T, slices []*resourceapi.ResourceSlice) *cluster {
-	return &cluster{t: t, slices: slices, cache: cel.NewCache(10, cel.Features{}), state: structured.AllocatedState{
+	return &cluster{t: t, features: features, slices: slices, cache: cel.NewCache(10, cel.Features{}), state: structured.AllocatedState{
 		AllocatedDevices:         sets.New[structured.DeviceID](),
 		AllocatedSharedDeviceIDs: sets.New[structured.SharedDeviceID](),
 		AggregatedCapacity:       structured.NewConsumedCapacityCollection(),
@@ -78,7 +79,7 @@ func newCluster(t *testing.T, slices []*resourceapi.ResourceSlice) *cluster {
 // records the result; nil means it does not fit.
 func (c *cluster) allocate(claim *resourceapi.ResourceClaim) *resourceapi.AllocationResult {
 	c.t.Helper()
-	a, err := structured.NewAllocator(context.Background(), features, c.state,
+	a, err := structured.NewAllocator(context.Background(), c.features, c.state,
 		classes{DeviceClass(DefaultDriverName)}, c.slices, c.cache)
 	if err != nil {
 		c.t.Fatal(err)

@@ -126,22 +126,10 @@ func (d *Driver) Run(ctx context.Context, pub Publisher, interval time.Duration)
 	})
 }
 
-// Update takes discovery's NPU list, asks the inventory about each healthy
-// NPU (cached; see amdxdna.Inventory), publishes the slice and wakes the health
-// streams.
+// Update takes discovery's NPU list (see Observe), publishes the slice and
+// wakes the health streams.
 func (d *Driver) Update(ctx context.Context, pub Publisher, found []discovery.NPU) error {
-	npus := make([]NPU, 0, len(found))
-	for _, n := range found {
-		npus = append(npus, d.describe(n))
-	}
-	d.mu.Lock()
-	d.npus = map[string]NPU{}
-	for _, n := range npus {
-		d.npus[DeviceName(n.PCIAddress)] = n
-	}
-	close(d.changed)
-	d.changed = make(chan struct{})
-	d.mu.Unlock()
+	npus := d.Observe(found)
 	res := Resources(d.opts.NodeName, npus, d.opts.Unhealthy, d.opts.DriverName)
 	d.log.Info("publishing ResourceSlice", "pool", d.opts.NodeName,
 		"devices", len(res.Pools[d.opts.NodeName].Slices[0].Devices), "known", len(npus))
@@ -149,6 +137,25 @@ func (d *Driver) Update(ctx context.Context, pub Publisher, found []discovery.NP
 		return fmt.Errorf("publish ResourceSlice of pool %s: %w", d.opts.NodeName, err)
 	}
 	return nil
+}
+
+// Observe takes discovery's NPU list, asks the inventory about each healthy
+// NPU (cached; see amdxdna.Inventory), makes it the list claims are prepared
+// against and wakes the health streams. It returns the described NPUs.
+func (d *Driver) Observe(found []discovery.NPU) []NPU {
+	npus := make([]NPU, 0, len(found))
+	for _, n := range found {
+		npus = append(npus, d.describe(n))
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.npus = map[string]NPU{}
+	for _, n := range npus {
+		d.npus[DeviceName(n.PCIAddress)] = n
+	}
+	close(d.changed)
+	d.changed = make(chan struct{})
+	return npus
 }
 
 // describe adds the inventory's answers and the context capacity to an NPU.

@@ -49,6 +49,9 @@ func (d *Driver) specPath(uid types.UID) string {
 // cannot be prepared gets its own error and the others proceed.
 func (d *Driver) PrepareResourceClaims(ctx context.Context, claims []*resourceapi.ResourceClaim) (map[types.UID]kubeletplugin.PrepareResult, error) {
 	out := make(map[types.UID]kubeletplugin.PrepareResult, len(claims))
+	if err := d.reload(); err != nil {
+		return nil, err
+	}
 	for _, c := range claims {
 		devs, err := d.prepare(c)
 		if err != nil {
@@ -192,6 +195,9 @@ func (d *Driver) writeSpec(uid types.UID, pc PreparedClaim) error {
 // succeed: the kubelet may ask again after a restart.
 func (d *Driver) UnprepareResourceClaims(ctx context.Context, claims []kubeletplugin.NamespacedObject) (map[types.UID]error, error) {
 	out := make(map[types.UID]error, len(claims))
+	if err := d.reload(); err != nil {
+		return nil, err
+	}
 	for _, c := range claims {
 		out[c.UID] = d.unprepare(c.UID)
 		if out[c.UID] == nil {
@@ -228,6 +234,20 @@ func (d *Driver) Prepared() map[types.UID]PreparedClaim {
 		out[k] = v
 	}
 	return out
+}
+
+// reload rereads the checkpoint before each prepare or unprepare: during a
+// rolling update two driver pods share it (the kubeletplugin helper's file
+// lock serialises their calls), and the other one may have changed it.
+func (d *Driver) reload() error {
+	claims, err := loadCheckpoint(filepath.Join(d.opts.StateDir, CheckpointFile))
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.claims = claims
+	d.mu.Unlock()
+	return nil
 }
 
 // save writes the checkpoint; d.mu is held.
