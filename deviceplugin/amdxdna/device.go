@@ -171,3 +171,32 @@ func errnoName(e unix.Errno) string {
 	}
 	return unix.ErrnoName(e)
 }
+
+// AIEStatus is QUERY_AIE_STATUS's answer: a dump of the columns' status
+// registers and the bitmap of columns it covers.
+type AIEStatus struct {
+	// ColumnsFilled has bit i set when column i's data is in Data.
+	ColumnsFilled uint32
+	// Data is the dump, ColumnSize bytes per filled column (see AIEMetadata).
+	Data []byte
+}
+
+// AIEStatus runs QUERY_AIE_STATUS with a dump buffer of size bytes. Unlike the
+// other queries its GET_INFO buffer is struct amdxdna_drm_query_aie_status,
+// which points at a second buffer, so it is a method of the real device only.
+func (d *Device) AIEStatus(size int) (AIEStatus, error) {
+	if size <= 0 {
+		return AIEStatus{}, fmt.Errorf("QUERY_AIE_STATUS on %s: dump buffer of %d bytes", d.path, size)
+	}
+	dump := make([]byte, size)
+	st := rawAIEStatus{Buffer: uint64(uintptr(unsafe.Pointer(&dump[0]))), BufferSize: uint32(size)}
+	arg := getInfo{Param: uint32(ParamAIEStatus), BufferSize: uint32(unsafe.Sizeof(st)),
+		Buffer: uint64(uintptr(unsafe.Pointer(&st)))}
+	err := d.ioctl(IoctlGetInfo, unsafe.Pointer(&arg))
+	runtime.KeepAlive(dump)
+	runtime.KeepAlive(&st)
+	if err != nil {
+		return AIEStatus{}, &QueryError{Path: d.path, Op: "GET_INFO " + ParamAIEStatus.String(), Errno: errnoOf(err), Err: err}
+	}
+	return AIEStatus{ColumnsFilled: st.ColsFilled, Data: dump}, nil
+}

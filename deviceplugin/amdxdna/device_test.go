@@ -28,6 +28,12 @@ func TestRealIoctlOnNonAmdxdnaNodeIsRefused(t *testing.T) {
 	if _, err := QueryHWContextArray(d); !IsRefused(err) {
 		t.Errorf("GET_ARRAY on /dev/null: err = %v, want refused", err)
 	}
+	if _, err := d.AIEStatus(4096); !IsRefused(err) {
+		t.Errorf("QUERY_AIE_STATUS on /dev/null: err = %v, want refused", err)
+	}
+	if _, err := d.AIEStatus(0); err == nil {
+		t.Error("QUERY_AIE_STATUS with an empty dump buffer accepted")
+	}
 	if _, err := d.Version(); !IsRefused(err) {
 		t.Errorf("DRM_IOCTL_VERSION on /dev/null: err = %v, want refused", err)
 	}

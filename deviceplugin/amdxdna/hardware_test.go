@@ -58,6 +58,13 @@ func TestHardware(t *testing.T) {
 			} else if sys := readAttr(tg.SysfsDir, "fw_version"); sys != "" && sys != fw.String() {
 				t.Errorf("firmware %s from GET_INFO, %s from sysfs", fw, sys)
 			}
+			// The kernel wants col_size × cols bytes (EINVAL when smaller); capped
+			// at 16 MiB in case col_size is an address-space size.
+			if st, err := d.AIEStatus(min(int(md.ColumnSize)*int(md.Columns), 16<<20)); err != nil && !IsRefused(err) {
+				t.Errorf("AIE status: %v", err)
+			} else if err == nil && st.ColumnsFilled == 0 {
+				t.Log("AIE status: no column filled (no context running)")
+			}
 			if _, err := QueryAIEVersion(d); err != nil {
 				t.Errorf("AIE version: %v", err)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -159,8 +160,9 @@ func (d *Driver) Observe(found []discovery.NPU) []NPU {
 }
 
 // describe adds the inventory's answers and the context capacity to an NPU.
-// Unhealthy NPUs are not queried (their node may be gone): their last cached
-// answer, if any, is kept.
+// Unhealthy NPUs are not queried (their node may be gone): their last answer,
+// if any, is kept for the health report, and the inventory forgets them so
+// they are asked again once healthy.
 func (d *Driver) describe(n discovery.NPU) NPU {
 	out := NPU{NPU: n, Contexts: d.opts.FallbackContexts}
 	t := amdxdna.Target{
@@ -169,6 +171,8 @@ func (d *Driver) describe(n discovery.NPU) NPU {
 		SysfsDir:   filepath.Join(d.opts.Scanner.ClassDir(), n.AccelName, "device"),
 	}
 	if !n.Healthy {
+		// Ask again when it is back: a driver reload may bring new firmware.
+		d.opts.Inventory.Forget(n.PCIAddress)
 		d.mu.Lock()
 		if old, ok := d.npus[DeviceName(n.PCIAddress)]; ok {
 			out.Info, out.Contexts = old.Info, old.Contexts
@@ -180,9 +184,11 @@ func (d *Driver) describe(n discovery.NPU) NPU {
 	if out.Info.MaxContexts > 0 {
 		out.Contexts = out.Info.MaxContexts
 	}
-	for _, note := range out.Info.Notes {
-		d.log.Debug("inventory", "pci", n.PCIAddress, "note", note)
-	}
+	d.log.Info("NPU inventory", "pci", n.PCIAddress, "device", DeviceName(n.PCIAddress),
+		"firmware", out.Info.Firmware, "firmwareFrom", out.Info.FirmwareSource,
+		"driverVersion", out.Info.DriverVersion, "aieColumns", out.Info.Columns,
+		"contexts", out.Contexts, "contextsInUse", out.Info.ContextsInUse, "queriedAt", out.Info.QueriedAt,
+		"notes", strings.Join(out.Info.Notes, "; "))
 	return out
 }
 

@@ -5,9 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
 
+	"github.com/xdna-whisper/xdna-whisper/deviceplugin/amdxdna"
 	"github.com/xdna-whisper/xdna-whisper/deviceplugin/fakehost"
 )
 
@@ -90,5 +92,38 @@ func TestUnhealthyTaint(t *testing.T) {
 	c.features.DeviceTaints = true
 	if res := c.allocate(claimFor("x", 1, "")); res != nil {
 		t.Fatal("a tainted NPU was allocated")
+	}
+}
+
+// The NPU is asked once while healthy, not on every rescan, and again after it
+// was unhealthy (a driver reload may have brought new firmware).
+func TestInventoryAskedRarely(t *testing.T) {
+	h := fakehost.New(t)
+	h.Add(fakehost.NPU{PCI: "0000:c4:00.1", Accel: 0, Firmware: "1.5.2.380"})
+	opens := 0
+	inv := &amdxdna.Inventory{Open: func(p string) (amdxdna.Querier, error) {
+		opens++
+		return nil, &amdxdna.QueryError{Path: p, Op: "open", Errno: unix.EPERM, Err: unix.EPERM}
+	}}
+	d := newDriver(t, h, Options{Inventory: inv})
+	pub := &capture{}
+	for i := 0; i < 3; i++ {
+		scanOnce(t, d, pub)
+	}
+	if opens != 1 {
+		t.Fatalf("%d opens over 3 scans of a healthy NPU, want 1", opens)
+	}
+	h.RemoveNode(0)
+	scanOnce(t, d, pub)
+	if opens != 1 {
+		t.Fatalf("an unhealthy NPU was queried (%d opens)", opens)
+	}
+	h.Mknod(0)
+	scanOnce(t, d, pub)
+	if opens != 2 {
+		t.Fatalf("%d opens after the NPU came back, want 2", opens)
+	}
+	if fw := pub.devices()[0].Attributes[AttrFirmware].StringValue; fw == nil || *fw != "1.5.2.380" {
+		t.Errorf("firmware attribute %v after EPERM, want sysfs's 1.5.2.380", fw)
 	}
 }
