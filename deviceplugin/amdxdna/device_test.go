@@ -74,3 +74,31 @@ func TestQueriesThroughQuerier(t *testing.T) {
 		t.Errorf("power mode without a reply: err = %v, want refused (EOPNOTSUPP)", err)
 	}
 }
+
+// However the kernel reports buffer_size (6.14: all contexts' size; later: the
+// space left; sensors: untouched), the entries it wrote are what is counted.
+func TestArrayRepliesCountWrittenEntries(t *testing.T) {
+	ctx := func(id uint32) reply {
+		return reply{}.u32(id).u32(1).u32(1).u32(0).u64(9).u64(0).u64(0).u64(0).u64(0).u64(0)
+	}
+	power := reply{}.str("Total Power", 64).u32(1234).u32(0).u32(0).u32(0).
+		str("", 64).str("mW", 16).u8(0xfd).u8(0).zeros(6)
+	for _, reported := range []int{0, 128, 64*64 - 128, 64 * 64} {
+		f := &fakeDevice{
+			info:      map[Param]reply{ParamHWContexts: append(ctx(1), ctx(2)...), ParamSensors: power},
+			reportLen: map[Param]int{ParamHWContexts: reported, ParamSensors: reported},
+		}
+		c, err := QueryHWContexts(f)
+		if err != nil || len(c) != 2 || c[1].ContextID != 2 {
+			t.Errorf("buffer_size %d: contexts %+v, %v; want 2", reported, c, err)
+		}
+		s, err := QuerySensors(f)
+		if err != nil || len(s) != 1 || s[0].Input != 1234 {
+			t.Errorf("buffer_size %d: sensors %+v, %v; want 1", reported, s, err)
+		}
+	}
+	f := &fakeDevice{info: map[Param]reply{ParamHWContexts: nil}}
+	if c, err := QueryHWContexts(f); err != nil || len(c) != 0 {
+		t.Errorf("no contexts: %+v, %v", c, err)
+	}
+}

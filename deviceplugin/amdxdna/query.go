@@ -1,7 +1,6 @@
 package amdxdna
 
 import (
-	"fmt"
 	"unsafe"
 )
 
@@ -13,19 +12,16 @@ import (
 // firmware has far fewer slots (6 on Phoenix, 16 on Strix).
 const maxHWContexts = 64
 
-// queryInto runs one GET_INFO into a buffer of size bytes and returns the bytes
-// the kernel says it wrote (all of them when it reports more than it was given,
-// as queries that always copy the whole struct do).
+// queryInto runs one GET_INFO into a zeroed buffer of the struct's size and
+// returns the whole buffer. The buffer_size the kernel writes back is ignored:
+// for these fixed structs it is left alone or set to the struct size, and a
+// kernel with a shorter struct leaves the tail zero.
 func queryInto(q Querier, p Param, size int) ([]byte, error) {
 	buf := make([]byte, size)
-	n, err := q.GetInfo(p, buf)
-	if err != nil {
+	if _, err := q.GetInfo(p, buf); err != nil {
 		return nil, err
 	}
-	if n <= 0 || n > size {
-		n = size
-	}
-	return buf[:n], nil
+	return buf, nil
 }
 
 // QueryAIEMetadata asks for the AIE array's shape.
@@ -56,31 +52,58 @@ func QueryClockMetadata(q Querier) (ClockMetadata, error) {
 }
 
 // QuerySensors asks for the sensors (power, and column utilisation on newer
-// kernels); the reply size says how many.
+// kernels).
 func QuerySensors(q Querier) ([]Sensor, error) {
-	buf := make([]byte, 16*sizeofSensor)
-	n, err := q.GetInfo(ParamSensors, buf)
+	const padOff = 162 // offsetof(struct amdxdna_drm_query_sensor, pad), 6 bytes
+	b, err := queryEntries(q, ParamSensors, 16, sizeofSensor, padOff, 6)
 	if err != nil {
 		return nil, err
 	}
-	if n < 0 || n > len(buf) {
-		return nil, fmt.Errorf("sensors: kernel reports %d bytes written into %d", n, len(buf))
-	}
-	return DecodeSensors(buf[:n])
+	return DecodeSensors(b)
 }
 
 // QueryHWContexts asks for the hardware contexts with QUERY_HW_CONTEXTS (every
 // kernel since 6.14); a non-root caller sees only its own.
 func QueryHWContexts(q Querier) ([]HWContext, error) {
-	buf := make([]byte, maxHWContexts*sizeofQueryHWCtx)
-	n, err := q.GetInfo(ParamHWContexts, buf)
+	const padOff = 12 // offsetof(struct amdxdna_drm_query_hwctx, pad), 4 bytes
+	b, err := queryEntries(q, ParamHWContexts, maxHWContexts, sizeofQueryHWCtx, padOff, 4)
 	if err != nil {
 		return nil, err
 	}
-	if n < 0 || n > len(buf) {
-		return nil, fmt.Errorf("hardware contexts: kernel reports %d bytes written into %d", n, len(buf))
+	return DecodeHWContexts(b)
+}
+
+// queryEntries runs a GET_INFO whose reply is an array of entries and returns
+// the entries the kernel wrote. The reported buffer_size cannot say how many:
+// 6.14 sets it to the size of all contexts, later kernels to the space left,
+// and the sensor query leaves it alone. So the buffer is filled with 0xff
+// first, and the entries written are the leading ones whose padding the kernel
+// zeroed (it builds each entry in a zeroed struct).
+func queryEntries(q Querier, p Param, room, size, padOff, padLen int) ([]byte, error) {
+	buf := make([]byte, room*size)
+	for i := range buf {
+		buf[i] = 0xff
 	}
-	return DecodeHWContexts(buf[:n])
+	if _, err := q.GetInfo(p, buf); err != nil {
+		return nil, err
+	}
+	n := 0
+	for ; n < room; n++ {
+		pad := buf[n*size+padOff : n*size+padOff+padLen]
+		if !allZero(pad) {
+			break
+		}
+	}
+	return buf[:n*size], nil
+}
+
+func allZero(b []byte) bool {
+	for _, v := range b {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // QueryHWContextArray asks for every hardware context with GET_ARRAY

@@ -102,6 +102,8 @@ func TestFieldOffsetsMatchHeader(t *testing.T) {
 		{"sensor.units", unsafe.Offsetof(s.Units), 144},
 		{"sensor.unitm", unsafe.Offsetof(s.UnitM), 160},
 		{"sensor.type", unsafe.Offsetof(s.Type), 161},
+		{"sensor.pad", unsafe.Offsetof(s.Pad), 162},
+		{"query_hwctx.pad", unsafe.Offsetof(hc.Pad), 12},
 		{"query_hwctx.pid", unsafe.Offsetof(hc.PID), 16},
 		{"query_hwctx.errors", unsafe.Offsetof(hc.Errors), 56},
 		{"hwctx_entry.hwctx_id", unsafe.Offsetof(he.HWCtxID), 12},
