@@ -46,8 +46,9 @@ func (s *syncBuffer) String() string {
 // its default feature gates: the published slice must come back with every
 // field (allowMultipleAllocations and the contexts request policy are dropped
 // when consumable capacity is off), the DeviceClass and a claim asking for 2
-// contexts must pass validation, and a claim allocated as a share must prepare
-// through the DRA socket with the helper reading it from the API server.
+// contexts must pass validation, a claim allocated as a share must prepare
+// through the DRA socket with the helper reading it from the API server, and
+// the unhealthy taint must be kept.
 func TestAgainstAPIServer(t *testing.T) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
@@ -81,7 +82,7 @@ func TestAgainstAPIServer(t *testing.T) {
 		driverName: dra.DefaultDriverName, nodeName: "node-a", sysfsRoot: h.Sys, devRoot: h.Dev,
 		cdiDir: filepath.Join(root, "cdi"), pluginDir: filepath.Join(root, "plugins", "npu"),
 		registrarDir: filepath.Join(root, "registry"), fallbackContexts: 6,
-		unhealthy: "remove", rescan: time.Hour, inventoryMaxAge: time.Hour,
+		unhealthy: "taint", rescan: time.Hour, inventoryMaxAge: time.Hour,
 	}
 	if err := os.MkdirAll(c.registrarDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -165,6 +166,17 @@ func TestAgainstAPIServer(t *testing.T) {
 	if err != nil || unprep.Claims[string(claim.UID)].Error != "" {
 		t.Fatalf("unprepare: %+v, %v", unprep, err)
 	}
+	// Hot-unplug: the NPU stays with a NoSchedule taint, which a 1.37 API
+	// server keeps (device taints are GA there).
+	h.RemovePCI("0000:c4:00.1", 0)
+	eventually(t, "the removed NPU tainted in the slice", func() bool {
+		l, err := client.ResourceV1().ResourceSlices().List(ctx, metav1.ListOptions{})
+		if err != nil || len(l.Items) != 1 || len(l.Items[0].Spec.Devices) != 1 {
+			return false
+		}
+		tt := l.Items[0].Spec.Devices[0].Taints
+		return len(tt) == 1 && tt[0].Key == "npu.amd.com/unhealthy" && tt[0].Effect == resourceapi.DeviceTaintEffectNoSchedule
+	})
 	if strings.Contains(logs.String(), "DRA background error") {
 		t.Errorf("the ResourceSlice controller reported errors:\n%s", logs.String())
 	}

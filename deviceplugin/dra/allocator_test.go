@@ -18,10 +18,14 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/deviceplugin/fakehost"
 )
 
-// features are the allocator features of Kubernetes 1.37 with default
-// feature gates that matter here: consumable capacity (KEP-5075) and
-// partitionable devices (KEP-4815) are on by default since 1.36.
-var features = structured.Features{ConsumableCapacity: true, PartitionableDevices: true, PrioritizedList: true}
+// features are kube-scheduler's allocator features with Kubernetes 1.37's
+// default feature gates (pkg/features/kube_features.go at v1.37.2, mapped as
+// its dynamicresources.AllocatorFeatures does): consumable capacity and
+// partitionable devices beta and on since 1.36, device taints GA in 1.37.
+var features = structured.Features{
+	AdminAccess: true, PrioritizedList: true, PartitionableDevices: true, DeviceTaints: true,
+	DeviceBindingAndStatus: true, ConsumableCapacity: true, FractionalCapacityRange: true,
+}
 
 // classes lists the one DeviceClass the chart creates.
 type classes []*resourceapi.DeviceClass

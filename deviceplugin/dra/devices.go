@@ -55,13 +55,14 @@ const TaintUnhealthy = "unhealthy"
 type UnhealthyPolicy string
 
 const (
-	// UnhealthyRemove leaves unhealthy NPUs out of the slice: nothing new is
-	// allocated on them, whatever the cluster's feature gates.
-	UnhealthyRemove UnhealthyPolicy = "remove"
-	// UnhealthyTaint keeps them with a NoSchedule taint "<driver>/unhealthy"
-	// (needs the DRADeviceTaints feature gate, otherwise the apiserver drops
-	// the taint).
+	// UnhealthyTaint keeps an unhealthy NPU in the slice with a NoSchedule
+	// taint "<driver>/unhealthy": nothing new is allocated on it and users see
+	// why. Device taints are GA and on by default in Kubernetes 1.37 (beta and
+	// on in 1.36); an API server without them drops the taint.
 	UnhealthyTaint UnhealthyPolicy = "taint"
+	// UnhealthyRemove leaves unhealthy NPUs out of the slice, whatever the
+	// cluster's feature gates (for clusters before 1.36).
+	UnhealthyRemove UnhealthyPolicy = "remove"
 )
 
 // DefaultContexts is the hardware-context count published when the driver

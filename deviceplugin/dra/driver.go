@@ -47,7 +47,7 @@ type Options struct {
 	// FallbackContexts is the context capacity of an NPU whose driver does not
 	// report its limit; DefaultContexts when zero.
 	FallbackContexts int
-	// Unhealthy says what the slice does with an unhealthy NPU; UnhealthyRemove
+	// Unhealthy says what the slice does with an unhealthy NPU; UnhealthyTaint
 	// when empty.
 	Unhealthy UnhealthyPolicy
 	// Log receives the driver's logs; slog.Default() when nil.
@@ -86,7 +86,7 @@ func New(opts Options) (*Driver, error) {
 		opts.FallbackContexts = DefaultContexts
 	}
 	if opts.Unhealthy == "" {
-		opts.Unhealthy = UnhealthyRemove
+		opts.Unhealthy = UnhealthyTaint
 	}
 	if opts.Unhealthy != UnhealthyRemove && opts.Unhealthy != UnhealthyTaint {
 		return nil, fmt.Errorf("unhealthy policy %q: want %q or %q", opts.Unhealthy, UnhealthyRemove, UnhealthyTaint)

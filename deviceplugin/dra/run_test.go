@@ -27,7 +27,7 @@ func TestRunRepublishesOnDeviceChanges(t *testing.T) {
 	h := fakehost.New(t)
 	h.Add(fakehost.NPU{PCI: "0000:c4:00.1", Accel: 0, Firmware: "1.5.2.380"})
 	h.Add(fakehost.NPU{PCI: "0000:c5:00.1", Accel: 1, Firmware: "1.5.2.380"})
-	d := newDriver(t, h, Options{})
+	d := newDriver(t, h, Options{Unhealthy: UnhealthyRemove})
 	pub := &capture{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -89,7 +89,6 @@ func TestUnhealthyTaint(t *testing.T) {
 		t.Fatalf("unhealthy NPU published as %+v, want one NoSchedule taint", devs)
 	}
 	c := newCluster(t, slicesOf(pub.last, DefaultDriverName))
-	c.features.DeviceTaints = true
 	if res := c.allocate(claimFor("x", 1, "")); res != nil {
 		t.Fatal("a tainted NPU was allocated")
 	}
