@@ -122,7 +122,11 @@ func (d *Driver) plan(c *resourceapi.ResourceClaim) (PreparedClaim, error) {
 		if q, ok := r.ConsumedCapacity[CapacityContexts]; ok {
 			want = q.Value()
 		}
-		if want < 1 || inUse[r.Device]+want > int64(n.Contexts) {
+		admin := r.AdminAccess != nil && *r.AdminAccess // monitoring: takes no context
+		if admin {
+			want = 0
+		}
+		if (!admin && want < 1) || inUse[r.Device]+want > int64(n.Contexts) {
 			return pc, fmt.Errorf("claim %s/%s: NPU %s has %d of %d hardware contexts prepared for other claims, cannot add %d",
 				c.Namespace, c.Name, r.Device, inUse[r.Device], n.Contexts, want)
 		}

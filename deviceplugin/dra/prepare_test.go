@@ -214,6 +214,23 @@ func TestPrepareRefusals(t *testing.T) {
 		{unallocated, "is not allocated"},
 		{other, "has no device of driver npu.amd.com"},
 	}
+	// Admin access (monitoring) takes no context: it is prepared even on a
+	// full NPU.
+	full := allocated("full", "npu-0000-c4-00-1", 6)
+	if r := prepareOne(t, d, full); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	admin := allocated("admin", "npu-0000-c4-00-1", 0)
+	admin.Status.Allocation.Devices.Results[0].AdminAccess = ptr.To(true)
+	admin.Status.Allocation.Devices.Results[0].ConsumedCapacity = nil
+	if r := prepareOne(t, d, admin); r.Err != nil {
+		t.Errorf("admin-access claim on a full NPU: %v", r.Err)
+	}
+	for _, c := range []*resourceapi.ResourceClaim{full, admin} {
+		if err := unprepareOne(t, d, c); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range tests {
 		r := prepareOne(t, d, tc.claim)
 		if r.Err == nil || !strings.Contains(r.Err.Error(), tc.want) {
