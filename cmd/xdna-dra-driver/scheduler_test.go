@@ -66,6 +66,11 @@ func TestSchedulerSharesContexts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = sched.Process.Kill(); _ = sched.Wait() }()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kube-scheduler log (tail):\n%s", tail(schedLog.String(), 6000))
+		}
+	})
 
 	node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}
 	node, err = client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
@@ -75,7 +80,14 @@ func TestSchedulerSharesContexts(t *testing.T) {
 	room := v1.ResourceList{v1.ResourceCPU: resource.MustParse("8"), v1.ResourceMemory: resource.MustParse("16Gi"), v1.ResourcePods: resource.MustParse("110")}
 	node.Status = v1.NodeStatus{Capacity: room, Allocatable: room,
 		Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}}
-	if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+	node, err = client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The TaintNodesByCondition admission plugin tainted it not-ready; with no
+	// node lifecycle controller here, lift that as it would for a Ready node.
+	node.Spec.Taints = nil
+	if _, err := client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ml"}}, metav1.CreateOptions{}); err != nil {
@@ -188,9 +200,14 @@ func TestSchedulerSharesContexts(t *testing.T) {
 			t.Errorf("prepare %s: %+v", pc.Name, r)
 		}
 	}
-	if t.Failed() {
-		t.Logf("kube-scheduler log:\n%s", schedLog.String())
+}
+
+// tail is the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
+	return s[len(s)-n:]
 }
 
 // eventuallyFor polls cond every 50 ms until it holds or d passes.
