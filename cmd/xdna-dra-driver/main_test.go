@@ -188,3 +188,75 @@ func dial(t *testing.T, socket string) *grpc.ClientConn {
 	t.Cleanup(func() { conn.Close() })
 	return conn
 }
+
+// A claim prepared by one driver process is unprepared by the next one (the
+// DaemonSet pod restarted between the pod's start and its end).
+func TestServeRestartKeepsPreparedClaims(t *testing.T) {
+	h := fakehost.New(t)
+	h.Add(fakehost.NPU{PCI: "0000:c4:00.1", Accel: 0, Firmware: "1.5.2.380"})
+	root := t.TempDir()
+	c := config{
+		driverName: dra.DefaultDriverName, nodeName: "node-a", sysfsRoot: h.Sys, devRoot: h.Dev,
+		cdiDir: filepath.Join(root, "cdi"), pluginDir: filepath.Join(root, "plugins", "npu"),
+		registrarDir: filepath.Join(root, "registry"), fallbackContexts: 6,
+		unhealthy: "taint", rescan: time.Hour, inventoryMaxAge: time.Hour,
+	}
+	if err := os.MkdirAll(c.registrarDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	share := types.UID("share-1")
+	claim := &resourceapi.ResourceClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "enc", Namespace: "ml", UID: "claim-uid"},
+		Status: resourceapi.ResourceClaimStatus{Allocation: &resourceapi.AllocationResult{
+			Devices: resourceapi.DeviceAllocationResult{Results: []resourceapi.DeviceRequestAllocationResult{{
+				Request: "npu", Driver: "npu.amd.com", Pool: "node-a", Device: "npu-0000-c4-00-1", ShareID: &share,
+				ConsumedCapacity: map[resourceapi.QualifiedName]resource.Quantity{"contexts": resource.MustParse("2")},
+			}}},
+		}},
+	}
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", UID: "node-uid"}}, claim)
+	pbClaim := &drapb.Claim{Namespace: "ml", Name: "enc", Uid: "claim-uid"}
+	spec := filepath.Join(c.cdiDir, "npu.amd.com-claim-claim-uid.json")
+	start := func() (drapb.DRAPluginClient, func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- serve(ctx, c, client, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+		socket := filepath.Join(c.pluginDir, "dra.sock")
+		eventually(t, "the DRA socket", func() bool { _, err := os.Stat(socket); return err == nil })
+		return drapb.NewDRAPluginClient(dial(t, socket)), func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		}
+	}
+
+	first, stop := start()
+	eventually(t, "prepare by the first process", func() bool {
+		r, err := first.NodePrepareResources(context.Background(), &drapb.NodePrepareResourcesRequest{Claims: []*drapb.Claim{pbClaim}})
+		return err == nil && r.Claims["claim-uid"] != nil && r.Claims["claim-uid"].Error == ""
+	})
+	stop()
+	if _, err := os.Stat(spec); err != nil {
+		t.Fatalf("CDI spec gone with the process: %v", err)
+	}
+
+	second, stop := start()
+	defer stop()
+	var r *drapb.NodeUnprepareResourcesResponse
+	eventually(t, "unprepare by the second process", func() bool {
+		var err error
+		r, err = second.NodeUnprepareResources(context.Background(), &drapb.NodeUnprepareResourcesRequest{Claims: []*drapb.Claim{pbClaim}})
+		return err == nil
+	})
+	if e := r.Claims["claim-uid"]; e == nil || e.Error != "" {
+		t.Fatalf("unprepare: %+v", r)
+	}
+	if _, err := os.Stat(spec); !os.IsNotExist(err) {
+		t.Errorf("CDI spec left: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(c.pluginDir, dra.CheckpointFile))
+	if err != nil || strings.Contains(string(b), "claim-uid") {
+		t.Errorf("checkpoint after unprepare: %s, %v", b, err)
+	}
+}
