@@ -248,3 +248,23 @@ fixtures-stage:
 
 clean:
 	rm -rf bin
+
+## fixtures-decoder: the committed whole-model fixture testdata/models/hf-micro (Hugging Face
+## layout, byte-level vocabulary, seeded BF16-rounded weights; its onnx/ decoder exports are
+## regenerated, not committed) and its decoder check in testdata/golden/hf-micro: PyTorch's and
+## onnxruntime-node's logits step by step (testdata/gen/gen_whisper_hf.py, testdata/ort/decoder_golden.js)
+## hf-fixture-SIZE (tiny, base): the same for a real-vocabulary model of that shape, generated on
+## demand into $(XDNA_CACHE)/fixtures/hf-SIZE (check/ holds its goldens)
+.PHONY: fixtures-decoder test-decoder bench-decoder
+fixtures-decoder:
+	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
+	/usr/bin/python3 testdata/gen/gen_whisper_hf.py micro
+	node testdata/ort/decoder_golden.js --onnx testdata/models/hf-micro/onnx --check testdata/golden/hf-micro
+hf-fixture-%: $(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy ;
+$(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy:
+	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
+	@mkdir -p $(XDNA_CACHE)/fixtures
+	@rm -rf $(XDNA_CACHE)/fixtures/hf-$*.tmp
+	/usr/bin/python3 testdata/gen/gen_whisper_hf.py $* $(XDNA_CACHE)/fixtures/hf-$*.tmp
+	node testdata/ort/decoder_golden.js --onnx $(XDNA_CACHE)/fixtures/hf-$*.tmp/onnx --check $(XDNA_CACHE)/fixtures/hf-$*.tmp/check
+	@rm -rf $(XDNA_CACHE)/fixtures/hf-$* && mv $(XDNA_CACHE)/fixtures/hf-$*.tmp $(XDNA_CACHE)/fixtures/hf-$*
