@@ -1,0 +1,295 @@
+package decoder
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/backend"
+	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
+)
+
+// Input is one sequence's part of a Step: the tokens to append (one for a
+// decode step, a whole prompt for a prefill).
+type Input struct {
+	Seq    *Sequence
+	Tokens []int
+	// AllLogits asks for the logits of every token of Tokens; by default
+	// only the last token's (the next-token distribution) are computed.
+	AllLogits bool
+}
+
+// Batch is the working memory of Steps: the stacked rows of the sequences
+// being advanced. A Batch is used by one goroutine at a time; several
+// Batches may step concurrently on one Decoder (they share its workers).
+type Batch struct {
+	d                  *Decoder
+	x, qkv, q, o, ff   []float32
+	y, logits          []float32
+	tokens, at, starts []int
+	outRows            []int
+}
+
+// NewBatch returns an empty Batch; its buffers grow to the largest step.
+func (d *Decoder) NewBatch() *Batch { return &Batch{d: d} }
+
+// Bytes is the memory the batch's buffers hold.
+func (b *Batch) Bytes() int {
+	return 4 * (cap(b.x) + cap(b.qkv) + cap(b.q) + cap(b.o) + cap(b.ff) + cap(b.y) + cap(b.logits))
+}
+
+// Step appends the tokens of each input to its sequence and returns the
+// logits: for input i, out[i] is [rows][vocab] row-major, rows being 1, or
+// len(Tokens) with AllLogits. The slices are valid until the next Step of
+// b. Inputs are checked first (known sequence, each once, tokens in the
+// vocabulary, room in the text context); on any error no sequence
+// advances, and a sequence can be stepped again from where it was.
+func (b *Batch) Step(ctx context.Context, in []Input) ([][]float32, error) {
+	if err := b.prepare(in); err != nil {
+		return nil, err
+	}
+	d := b.d
+	dm, m := d.cfg.DModel, len(b.tokens)
+	x := backend.Mat{Data: b.x, Rows: m, Cols: dm, Stride: dm}
+	if err := d.cpu.Rows(x, d.embed, b.tokens); err != nil {
+		return nil, err
+	}
+	for r, p := range b.at {
+		row, pos := x.Row(r), d.pos[p*dm:(p+1)*dm]
+		for k := range row {
+			row[k] += pos[k]
+		}
+	}
+	for i := range d.layers {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("decode step: %w", err)
+		}
+		if err := b.layer(i, in, x); err != nil {
+			return nil, fmt.Errorf("decode step, layer %d: %w", i, err)
+		}
+	}
+	out, err := b.project(in, x)
+	if err != nil {
+		return nil, fmt.Errorf("decode step, logits: %w", err)
+	}
+	for _, v := range in {
+		v.Seq.n += len(v.Tokens)
+	}
+	return out, nil
+}
+
+// prepare checks the inputs and lays out the step's rows: tokens, their
+// positions, each input's first row and the rows whose logits are wanted.
+func (b *Batch) prepare(in []Input) error {
+	d := b.d
+	if len(in) == 0 {
+		return fmt.Errorf("decode step: no inputs")
+	}
+	b.tokens, b.at, b.starts, b.outRows = b.tokens[:0], b.at[:0], b.starts[:0], b.outRows[:0]
+	seen := make(map[*Sequence]int, len(in))
+	for i, v := range in {
+		switch {
+		case v.Seq == nil || v.Seq.d != d:
+			return fmt.Errorf("decode step: input %d: sequence of another decoder (or none)", i)
+		case len(v.Tokens) == 0:
+			return fmt.Errorf("decode step: input %d has no tokens", i)
+		case v.Seq.n+len(v.Tokens) > d.cfg.MaxTargetPositions:
+			return fmt.Errorf("decode step: input %d: %d tokens after %d exceed the text context of %d", i, len(v.Tokens), v.Seq.n, d.cfg.MaxTargetPositions)
+		}
+		if j, dup := seen[v.Seq]; dup {
+			return fmt.Errorf("decode step: inputs %d and %d are the same sequence", j, i)
+		}
+		seen[v.Seq] = i
+		b.starts = append(b.starts, len(b.tokens))
+		for j, t := range v.Tokens {
+			if t < 0 || t >= d.cfg.Vocab {
+				return fmt.Errorf("decode step: input %d token %d is %d, outside the vocabulary [0, %d)", i, j, t, d.cfg.Vocab)
+			}
+			if v.AllLogits || j == len(v.Tokens)-1 {
+				b.outRows = append(b.outRows, len(b.tokens))
+			}
+			b.tokens = append(b.tokens, t)
+			b.at = append(b.at, v.Seq.n+j)
+		}
+	}
+	m, dm := len(b.tokens), d.cfg.DModel
+	b.x = grow(b.x, m*dm)
+	b.qkv = grow(b.qkv, m*3*dm)
+	b.q = grow(b.q, m*dm)
+	b.o = grow(b.o, m*dm)
+	b.ff = grow(b.ff, m*d.cfg.FFN)
+	b.y = grow(b.y, len(b.outRows)*dm)
+	b.logits = grow(b.logits, len(b.outRows)*d.cfg.Vocab)
+	for _, v := range in {
+		for i := range v.Seq.layers {
+			v.Seq.layers[i].grow(v.Seq.n+len(v.Tokens), SelfBlock, d.cfg.HeadDim())
+		}
+	}
+	return nil
+}
+
+// layer runs block i on the step's rows x.
+func (b *Batch) layer(i int, in []Input, x backend.Mat) error {
+	d, y := b.d, &b.d.layers[i]
+	dm, m := d.cfg.DModel, x.Rows
+	mat := func(buf []float32, cols int) backend.Mat {
+		return backend.Mat{Data: buf, Rows: m, Cols: cols, Stride: cols}
+	}
+	qkv, q, o, ff := mat(b.qkv, 3*dm), mat(b.q, dm), mat(b.o, dm), mat(b.ff, d.cfg.FFN)
+	// self-attention: project, append k and v to the caches, attend
+	if err := d.cpu.LinearCols(qkv, x, &y.ln1, y.qkv, y.qkvB, false); err != nil {
+		return err
+	}
+	if err := b.attend(in, i, qkv, 3*dm, true); err != nil {
+		return err
+	}
+	if err := d.cpu.LinearCols(x, o, nil, y.out, y.outB, true); err != nil {
+		return err
+	}
+	// cross-attention over each sequence's window
+	if err := d.cpu.LinearCols(q, x, &y.ln2, y.cq, y.cqB, false); err != nil {
+		return err
+	}
+	if err := b.attend(in, i, q, dm, false); err != nil {
+		return err
+	}
+	if err := d.cpu.LinearCols(x, o, nil, y.cout, y.coutB, true); err != nil {
+		return err
+	}
+	// MLP
+	if err := d.cpu.LinearCols(ff, x, &y.ln3, y.fc1, y.fc1B, false); err != nil {
+		return err
+	}
+	d.cpu.Pool().For(m, func(_, r int) { d.isa.GELU(ff.Row(r), ff.Row(r)) })
+	return d.cpu.LinearCols(x, ff, nil, y.fc2, y.fc2B, true)
+}
+
+// project computes the logits of the wanted rows: LN(x)·embed_tokensᵀ.
+func (b *Batch) project(in []Input, x backend.Mat) ([][]float32, error) {
+	d := b.d
+	dm, v, r := d.cfg.DModel, d.cfg.Vocab, len(b.outRows)
+	for j, row := range b.outRows {
+		copy(b.y[j*dm:(j+1)*dm], x.Row(row))
+	}
+	err := d.cpu.LinearCols(backend.Mat{Data: b.logits, Rows: r, Cols: v, Stride: v},
+		backend.Mat{Data: b.y, Rows: r, Cols: dm, Stride: dm}, &d.ln, d.embed, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float32, len(in))
+	at := 0
+	for i, inp := range in {
+		n := 1
+		if inp.AllLogits {
+			n = len(inp.Tokens)
+		}
+		out[i] = b.logits[at*v : (at+n)*v : (at+n)*v]
+		at += n
+	}
+	return out, nil
+}
+
+// attend runs the attention of layer i for every (input, head) in
+// parallel, writing each head's output into b.o. self: the queries are
+// the first d columns of src (stride ld), keys and values the next 2d,
+// which are first appended to the sequence's cache; cross: src holds the
+// queries and the keys and values are the window's.
+func (b *Batch) attend(in []Input, i int, src backend.Mat, ld int, self bool) error {
+	d := b.d
+	nh, hd := d.cfg.Heads, d.cfg.HeadDim()
+	dm := d.cfg.DModel
+	errs := make([]error, len(in)*nh)
+	d.cpu.Pool().For(len(in)*nh, func(w, t int) {
+		v, h := in[t/nh], t%nh
+		r0, rows := b.starts[t/nh], len(v.Tokens)
+		s := &d.scratch[w]
+		kv, n0, block := &v.Seq.cross.layers[i], 0, CrossBlock
+		keys := v.Seq.cross.n
+		if self {
+			kv, n0, block = &v.Seq.layers[i], v.Seq.n, SelfBlock
+			keys = n0 + rows
+			s.tmp = grow(s.tmp, 2*max(hd, 1))
+			if err := kv.put(d.isa, h, SelfBlock, hd, n0, rows, src.Data[r0*ld:], ld, dm, 2*dm, s.tmp); err != nil {
+				errs[t] = err
+				return
+			}
+		}
+		errs[t] = d.head(s, kv, h, block, keys, self, n0, src.Data[r0*ld+h*hd:], ld, rows, b.o[r0*dm+h*hd:], dm)
+	})
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maskScore stands for −∞ in a causal mask: its exponential is 0 in every
+// kernel (they clamp exponents far below the float32 range).
+const maskScore = -1e30
+
+// head computes softmax(q·kᵀ·scale)·v of head h for rows query rows
+// (q row r at q[r·ldq:], output row r at o[r·ldo:]) over the first keys
+// keys of kv, block by block with an online softmax. causal: query row r
+// is position n0+r and sees keys ≤ n0+r.
+func (d *Decoder) head(s *scratch, kv *heads, h, block, keys int, causal bool, n0 int, q []float32, ldq, rows int, o []float32, ldo int) error {
+	hd := d.cfg.HeadDim()
+	kp := (hd + 1) &^ 1
+	ldp := (block + 1) &^ 1
+	s.q = grow(s.q, rows*kp)
+	s.s = grow(s.s, rows*block)
+	s.p = grow(s.p, rows*ldp)
+	s.o = grow(s.o, rows*hd)
+	s.m, s.l = grow(s.m, rows), grow(s.l, rows)
+	clear(s.o)
+	sc := d.scale()
+	for r := range rows {
+		d.isa.Scale(s.q[r*kp:r*kp+hd], q[r*ldq:r*ldq+hd], sc)
+		if kp != hd {
+			s.q[r*kp+hd] = 0
+		}
+		s.m[r], s.l[r] = float32(math.Inf(-1)), 0
+	}
+	for bi := 0; bi*block < keys; bi++ {
+		j0 := bi * block
+		nb := min(block, keys-j0)
+		kb := &kv.k[h][bi]
+		key := kernels.Packed{Format: kb.Format, N: nb, K: kb.K, KP: kb.KP, BF16: kb.BF16}
+		if err := d.isa.MatMulF32(s.s, block, s.q, kp, rows, &key, nil, false, &s.gemm); err != nil {
+			return err
+		}
+		if causal {
+			for r := range rows {
+				for c := max(0, n0+r+1-j0); c < nb; c++ {
+					s.s[r*block+c] = maskScore
+				}
+			}
+		}
+		if err := d.isa.SoftmaxBlockF32(s.p, ldp, s.s, block, rows, nb, s.m, s.l, s.o, hd, hd); err != nil {
+			return err
+		}
+		vb := &kv.v[h][bi]
+		for r := range rows {
+			clear(s.p[r*ldp+nb : r*ldp+vb.KP])
+		}
+		if err := d.isa.MatMulF32(s.o, hd, s.p, ldp, rows, vb, nil, true, &s.gemm); err != nil {
+			return err
+		}
+	}
+	for r := range rows {
+		inv := 1 / s.l[r]
+		orow, acc := o[r*ldo:r*ldo+hd], s.o[r*hd:(r+1)*hd]
+		for k, v := range acc {
+			orow[k] = v * inv
+		}
+	}
+	return nil
+}
+
+// scratch is one worker's attention memory; it grows to the largest step.
+type scratch struct {
+	gemm       kernels.Scratch
+	q, s, p, o []float32
+	m, l       []float32
+	tmp        []uint16
+}
