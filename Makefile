@@ -260,6 +260,12 @@ fixtures-decoder:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
 	/usr/bin/python3 testdata/gen/gen_whisper_hf.py micro
 	node testdata/ort/decoder_golden.js --onnx testdata/models/hf-micro/onnx --check testdata/golden/hf-micro
+## test-decoder: the decoder's and the backend's tests (goldens), concurrency with -race, and the
+## live comparison with onnxruntime-node on every decoder fixture present (TestLiveORT)
+test-decoder:
+	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
+	$(GO) test -count=1 ./encoder/decoder/... ./encoder/backend/...
+	$(GO) test -race -count=1 -run 'Concurrent|BatchingIsExact/avx2' ./encoder/decoder/...
 hf-fixture-%: $(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy ;
 $(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
