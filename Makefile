@@ -266,6 +266,12 @@ test-decoder:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
 	$(GO) test -count=1 ./encoder/decoder/... ./encoder/backend/...
 	$(GO) test -race -count=1 -run 'Concurrent|BatchingIsExact/avx2' ./encoder/decoder/...
+## bench-decoder: decode steps of the whisper-base-shaped fixture (real vocabulary, random BF16-rounded
+## weights) at batch 1, 8 and 32: the Go decoder and onnxruntime-node's decoder_with_past on the same
+## weights, same threads (BENCH_THREADS, default 2), alternating A/B in one run
+BENCH_THREADS ?= 2
+bench-decoder: build hf-fixture-base
+	bin/whisper-encoder bench-decoder --model $(XDNA_CACHE)/fixtures/hf-base --threads $(BENCH_THREADS) --batches 1,8,32
 hf-fixture-%: $(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy ;
 $(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
