@@ -224,3 +224,22 @@ func TestMemory(t *testing.T) {
 	base := Config{DModel: 512, Layers: 6, Heads: 8, FFN: 2048, Vocab: 51865, MaxTargetPositions: 448, MaxSourcePositions: 1500}
 	t.Logf("whisper-base: window %d bytes, sequence of 448 tokens %d bytes, of 64 tokens %d bytes", base.CrossBytes(1500), base.SequenceBytes(448), base.SequenceBytes(64))
 }
+
+// TestClose: calls after Close fail cleanly; Close twice is fine.
+func TestClose(t *testing.T) {
+	c := readCheck(t, microCheck)
+	d, err := LoadHF(microDir, Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := crosses(t, d, c)[0]
+	s, _ := d.NewSequence(x)
+	d.Close()
+	d.Close()
+	if _, err := d.NewBatch().Step(context.Background(), []Input{{Seq: s, Tokens: []int{1}}}); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("Step after Close: %v", err)
+	}
+	if _, err := d.NewCross(context.Background(), make([]float32, 64), 1); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("NewCross after Close: %v", err)
+	}
+}

@@ -123,6 +123,10 @@ func (d *Decoder) NewCross(ctx context.Context, hidden []float32, positions int)
 			return nil, fmt.Errorf("cross attention: encoder output [%d][%d] is %v: input must be finite", i/dm, i%dm, v)
 		}
 	}
+	if err := d.acquire(); err != nil {
+		return nil, err
+	}
+	defer d.mu.RUnlock()
 	c := &Cross{d: d, n: positions, layers: make([]heads, d.cfg.Layers)}
 	hd, nh := d.cfg.HeadDim(), d.cfg.Heads
 	kv := make([]float32, positions*2*dm)

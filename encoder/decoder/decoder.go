@@ -28,11 +28,13 @@
 package decoder
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/backend"
 	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
@@ -66,6 +68,9 @@ type Decoder struct {
 	layers  []layer
 	ln      backend.Norm
 	scratch []scratch // per worker of the backend's pool
+
+	mu     sync.RWMutex // held for reading by Step and NewCross, for writing by Close
+	closed bool
 }
 
 type layer struct {
@@ -321,9 +326,28 @@ func (d *Decoder) Threads() int { return d.cpu.Pool().Workers() }
 // PackedBytes is the memory of the packed weights and float32 vectors.
 func (d *Decoder) PackedBytes() int { return d.packed }
 
-// Close releases the packed weights; the decoder, its Batches, Sequences
-// and Crosses must not be used afterwards.
-func (d *Decoder) Close() { d.cpu.Close() }
+// Close waits for running Steps and NewCross calls, then releases the
+// packed weights; later calls return an error.
+func (d *Decoder) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.closed {
+		d.closed = true
+		d.cpu.Close()
+	}
+}
+
+var errClosed = errors.New("decoder: closed")
+
+// acquire holds the decoder open for a call; release with d.mu.RUnlock.
+func (d *Decoder) acquire() error {
+	d.mu.RLock()
+	if d.closed {
+		d.mu.RUnlock()
+		return errClosed
+	}
+	return nil
+}
 
 // scale is the attention scale 1/√(head dim).
 func (d *Decoder) scale() float32 { return float32(1 / math.Sqrt(float64(d.cfg.HeadDim()))) }

@@ -45,10 +45,14 @@ func (b *Batch) Bytes() int {
 // vocabulary, room in the text context); on any error no sequence
 // advances, and a sequence can be stepped again from where it was.
 func (b *Batch) Step(ctx context.Context, in []Input) ([][]float32, error) {
+	d := b.d
+	if err := d.acquire(); err != nil {
+		return nil, err
+	}
+	defer d.mu.RUnlock()
 	if err := b.prepare(in); err != nil {
 		return nil, err
 	}
-	d := b.d
 	dm, m := d.cfg.DModel, len(b.tokens)
 	x := backend.Mat{Data: b.x, Rows: m, Cols: dm, Stride: dm}
 	if err := d.cpu.Rows(x, d.embed, b.tokens); err != nil {
