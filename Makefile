@@ -272,6 +272,7 @@ test-decoder:
 BENCH_THREADS ?= 2
 bench-decoder: build hf-fixture-base
 	bin/whisper-encoder bench-decoder --model $(XDNA_CACHE)/fixtures/hf-base --threads $(BENCH_THREADS) --batches 1,8,32
+.PRECIOUS: $(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy
 hf-fixture-%: $(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy ;
 $(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
