@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"testing"
 	"time"
@@ -54,14 +55,17 @@ func BenchmarkStep(b *testing.B) {
 			}
 			b.ResetTimer()
 			cpu0 := processCPU()
-			for range b.N {
-				for _, in := range step {
-					in.Seq.Truncate(64)
+			// labelled for pprof -tagfocus phase=step (the setup is heavier)
+			pprof.Do(context.Background(), pprof.Labels("phase", "step"), func(ctx context.Context) {
+				for range b.N {
+					for _, in := range step {
+						in.Seq.Truncate(64)
+					}
+					if _, err := batch.Step(ctx, step); err != nil {
+						b.Fatal(err)
+					}
 				}
-				if _, err := batch.Step(context.Background(), step); err != nil {
-					b.Fatal(err)
-				}
-			}
+			})
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tokens/s")
 			b.ReportMetric(float64(processCPU()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 		})
