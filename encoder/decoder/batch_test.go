@@ -145,6 +145,9 @@ func TestStepErrors(t *testing.T) {
 		{"context", context.Background(), []Input{{Seq: full, Tokens: []int{1}}}, "exceed the text context of 448"},
 		{"twice", context.Background(), []Input{{Seq: seq, Tokens: []int{1}}, {Seq: seq, Tokens: []int{2}}}, "are the same sequence"},
 		{"foreign", context.Background(), []Input{{Seq: foreign, Tokens: []int{1}}}, "another decoder"},
+		{"align head", context.Background(), []Input{{Seq: seq, Tokens: []int{1}, AlignHeads: []Head{{2, 0}}, Weights: [][]float32{make([]float32, 1500)}}}, "alignment head 0 is (2, 0), the model has 2 layers of 4 heads"},
+		{"align buffer", context.Background(), []Input{{Seq: seq, Tokens: []int{1, 2}, AlignHeads: []Head{{1, 3}}, Weights: [][]float32{make([]float32, 1500)}}}, "weights buffer of 1500 values, 2 tokens × 1500 positions need 3000"},
+		{"align count", context.Background(), []Input{{Seq: seq, Tokens: []int{1}, AlignHeads: []Head{{1, 3}}}}, "1 alignment heads with 0 weight buffers"},
 		{"canceled", canceled, []Input{{Seq: seq, Tokens: []int{1}}}, "context canceled"},
 	} {
 		_, err := b.Step(tc.ctx, tc.in)

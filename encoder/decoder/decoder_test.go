@@ -209,3 +209,71 @@ func TestMicroVsORT(t *testing.T) {
 		})
 	}
 }
+
+// TestAlignmentWeights: the cross-attention weights of the alignment heads
+// (generation_config.json's alignment_heads), collected over the prefill
+// and every step, match PyTorch's softmax(q·kᵀ/√hd) for the same tokens.
+func TestAlignmentWeights(t *testing.T) {
+	c := readCheck(t, microCheck)
+	var gen struct {
+		AlignmentHeads [][2]int `json:"alignment_heads"`
+	}
+	b, err := os.ReadFile(filepath.Join(microDir, "generation_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &gen); err != nil {
+		t.Fatal(err)
+	}
+	var heads []Head
+	for _, h := range gen.AlignmentHeads {
+		heads = append(heads, Head{Layer: h[0], Head: h[1]})
+	}
+	want := readNPY(t, filepath.Join(microCheck, "torch_align_1.npy")) // [heads][rows][positions]
+	for _, o := range configs() {
+		t.Run(o.Kernels+"/"+o.Activations, func(t *testing.T) {
+			d := load(t, microDir, o)
+			s := c.Sequences[1]
+			x := crosses(t, d, c)[s.Enc]
+			p := x.Positions()
+			seq, _ := d.NewSequence(x)
+			batch := d.NewBatch()
+			got := make([][]float32, len(heads))
+			feed := append([][]int{s.Prompt}, make([][]int, len(s.Tokens)-1)...)
+			for j, tok := range s.Tokens[:len(s.Tokens)-1] {
+				feed[j+1] = []int{tok}
+			}
+			for _, toks := range feed {
+				in := Input{Seq: seq, Tokens: toks, AlignHeads: heads, Weights: make([][]float32, len(heads))}
+				for j := range heads {
+					in.Weights[j] = make([]float32, len(toks)*p)
+				}
+				if _, err := batch.Step(context.Background(), []Input{in}); err != nil {
+					t.Fatal(err)
+				}
+				for j := range heads {
+					got[j] = append(got[j], in.Weights[j]...)
+				}
+			}
+			rows := len(got[0]) / p
+			for j := range heads {
+				minCos, worstRel, worstSum := 1.0, 0.0, 0.0
+				for r := range rows {
+					g, w := got[j][r*p:(r+1)*p], want.Data[(j*rows+r)*p:(j*rows+r+1)*p]
+					var sum, dot, gg, ww, maxd, maxw float64
+					for k := range g {
+						a, b := float64(g[k]), float64(w[k])
+						sum, dot, gg, ww = sum+a, dot+a*b, gg+a*a, ww+b*b
+						maxd, maxw = math.Max(maxd, math.Abs(a-b)), math.Max(maxw, b)
+					}
+					minCos = math.Min(minCos, dot/math.Sqrt(gg*ww))
+					worstRel, worstSum = math.Max(worstRel, maxd/maxw), math.Max(worstSum, math.Abs(sum-1))
+				}
+				if minCos < 0.9999 || worstRel > 2e-2 || worstSum > 1e-4 {
+					t.Errorf("head %v: min cosine %.6f, max|Δ|/max|w| %.3g vs PyTorch, worst |Σw−1| %.3g", heads[j], minCos, worstRel, worstSum)
+				}
+				t.Logf("head %v: %d rows × %d positions vs PyTorch: min cosine %.7f, max|Δ|/max|w| %.2e; worst |Σw−1| %.1e", heads[j], rows, p, minCos, worstRel, worstSum)
+			}
+		})
+	}
+}

@@ -17,7 +17,18 @@ type Input struct {
 	// AllLogits asks for the logits of every token of Tokens; by default
 	// only the last token's (the next-token distribution) are computed.
 	AllLogits bool
+	// AlignHeads lists cross-attention heads (the alignment heads of
+	// generation_config.json, for word timestamps) whose attention weights
+	// over the window are written into Weights: Weights[j] receives
+	// softmax(q·kᵀ/√(head dim)) of head AlignHeads[j] for every token of
+	// Tokens, [len(Tokens)][window positions] row-major.
+	AlignHeads []Head
+	Weights    [][]float32
 }
+
+// Head names one attention head: layer and head index, as the
+// alignment_heads pairs of generation_config.json.
+type Head struct{ Layer, Head int }
 
 // Batch is the working memory of Steps: the stacked rows of the sequences
 // being advanced. A Batch is used by one goroutine at a time; several
@@ -99,6 +110,9 @@ func (b *Batch) prepare(in []Input) error {
 			return fmt.Errorf("decode step: input %d has no tokens", i)
 		case v.Seq.n+len(v.Tokens) > d.cfg.MaxTargetPositions:
 			return fmt.Errorf("decode step: input %d: %d tokens after %d exceed the text context of %d", i, len(v.Tokens), v.Seq.n, d.cfg.MaxTargetPositions)
+		}
+		if err := d.checkAlign(v); err != nil {
+			return fmt.Errorf("decode step: input %d: %w", i, err)
 		}
 		if j, dup := seen[v.Seq]; dup {
 			return fmt.Errorf("decode step: inputs %d and %d are the same sequence", j, i)
@@ -219,6 +233,16 @@ func (b *Batch) attend(in []Input, i int, src backend.Mat, ld int, self bool) er
 			}
 		}
 		errs[t] = d.head(s, kv, h, block, keys, self, n0, src.Data[r0*ld+h*hd:], ld, rows, b.o[r0*dm+h*hd:], dm)
+		if self || errs[t] != nil {
+			return
+		}
+		for j, a := range v.AlignHeads {
+			if a.Layer == i && a.Head == h {
+				if errs[t] = d.weights(s, kv, h, keys, rows, v.Weights[j]); errs[t] != nil {
+					return
+				}
+			}
+		}
 	})
 	for _, err := range errs {
 		if err != nil {
@@ -285,6 +309,45 @@ func (d *Decoder) head(s *scratch, kv *heads, h, block, keys int, causal bool, n
 		orow, acc := o[r*ldo:r*ldo+hd], s.o[r*hd:(r+1)*hd]
 		for k, v := range acc {
 			orow[k] = v * inv
+		}
+	}
+	return nil
+}
+
+// weights writes the attention weights of the rows that head just
+// computed (its scaled queries, running maxima and sums are still in s)
+// into w [rows][keys]: exp(s − m)/l, recomputing the scores block by block.
+func (d *Decoder) weights(s *scratch, kv *heads, h, keys, rows int, w []float32) error {
+	kp := (d.cfg.HeadDim() + 1) &^ 1
+	for bi := 0; bi*CrossBlock < keys; bi++ {
+		j0 := bi * CrossBlock
+		nb := min(CrossBlock, keys-j0)
+		kb := &kv.k[h][bi]
+		key := kernels.Packed{Format: kb.Format, N: nb, K: kb.K, KP: kb.KP, BF16: kb.BF16}
+		if err := d.isa.MatMulF32(s.s, CrossBlock, s.q, kp, rows, &key, nil, false, &s.gemm); err != nil {
+			return err
+		}
+		for r := range rows {
+			m, inv := float64(s.m[r]), 1/float64(s.l[r])
+			for c, v := range s.s[r*CrossBlock : r*CrossBlock+nb] {
+				w[r*keys+j0+c] = float32(math.Exp(float64(v)-m) * inv)
+			}
+		}
+	}
+	return nil
+}
+
+// checkAlign checks an input's alignment heads and their buffers.
+func (d *Decoder) checkAlign(v Input) error {
+	if len(v.Weights) != len(v.AlignHeads) {
+		return fmt.Errorf("%d alignment heads with %d weight buffers", len(v.AlignHeads), len(v.Weights))
+	}
+	for j, a := range v.AlignHeads {
+		if a.Layer < 0 || a.Layer >= d.cfg.Layers || a.Head < 0 || a.Head >= d.cfg.Heads {
+			return fmt.Errorf("alignment head %d is (%d, %d), the model has %d layers of %d heads", j, a.Layer, a.Head, d.cfg.Layers, d.cfg.Heads)
+		}
+		if want := len(v.Tokens) * v.Seq.cross.n; len(v.Weights[j]) != want {
+			return fmt.Errorf("alignment head %d: weights buffer of %d values, %d tokens × %d positions need %d", j, len(v.Weights[j]), len(v.Tokens), v.Seq.cross.n, want)
 		}
 	}
 	return nil

@@ -6,7 +6,8 @@ in the onnx-community layout (onnx/decoder_model.onnx,
 onnx/decoder_with_past_model.onnx, opset 14), plus the inputs of the
 decoder check (decoder.json: forced token sequences; enc.npy: encoder hidden
 states of the model's own encoder on real speech and noise; torch_<i>.npy:
-the PyTorch model's logits, step by step with its cache).
+the PyTorch model's logits, step by step with its cache; torch_align_<i>.npy:
+its cross-attention weights of the alignment heads, for sequence 1).
 testdata/ort/decoder_golden.js adds ONNX Runtime's logits (ort_<i>.npy).
 
   /usr/bin/python3 testdata/gen/gen_whisper_hf.py micro
@@ -232,22 +233,36 @@ def check_inputs(m, size, ids, out):
         "sequences": seqs})
 
 
-def torch_check(m, out):
+def torch_check(m, out, heads):
     """Logits of the PyTorch model itself, step by step with its cache, for
-    the check sequences (check/torch_<i>.npy): a second reference next to
-    ONNX Runtime's."""
+    the check sequences (torch_<i>.npy [rows, vocab]): a second reference
+    next to ONNX Runtime's; and, for sequence 1, the cross-attention weights
+    of the alignment heads (torch_align_1.npy [heads, rows, positions])."""
     spec = json.load(open(os.path.join(out, "decoder.json")))
     enc = torch.from_numpy(np.load(os.path.join(out, "enc.npy")))
     dec = m.model.decoder
+    for layer in dec.layers:
+        layer.encoder_attn.keep = True
     for i, s in enumerate(spec["sequences"]):
         cross = dec.cross_kv(enc[s["enc"]:s["enc"] + 1])
+        align = [[] for _ in heads]
+
+        def keep():
+            for j, (l, h) in enumerate(heads):
+                align[j].append(dec.layers[l].encoder_attn.weights[0, h])
+
         with torch.no_grad():
             logits, past = m.logits(torch.tensor([s["prompt"]]), [None] * len(cross), cross)
             rows = [logits[0]]
+            keep()
             for t in s["tokens"][:-1]:
                 logits, past = m.logits(torch.tensor([[t]]), past, cross)
                 rows.append(logits[0])
+                keep()
         np.save(os.path.join(out, "torch_%d.npy" % i), torch.cat(rows).numpy().astype(np.float32))
+        if i == 1:  # the prompt with previous text, timestamps, translate (one sequence keeps the goldens small)
+            np.save(os.path.join(out, "torch_align_%d.npy" % i),
+                    torch.stack([torch.cat(a) for a in align]).numpy().astype(np.float32))
 
 
 def generate(size, out, check):
@@ -260,7 +275,7 @@ def generate(size, out, check):
     write_safetensors(os.path.join(out, "model.safetensors"), state(m))
     export_decoders(m, cfg, os.path.join(out, "onnx"))
     check_inputs(m, size, ids, check)
-    torch_check(m, check)
+    torch_check(m, check, SIZES[size]["alignment_heads"])
     print("%s: %s (vocab %d, d_model %d, %d decoder layers)" % (size, out, cfg["vocab_size"], cfg["d_model"],
                                                                   cfg["decoder_layers"]))
 

@@ -54,6 +54,7 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(d_model, d_model)
         self.q_proj = nn.Linear(d_model, d_model)
         self.out_proj = nn.Linear(d_model, d_model)
+        self.keep = False  # keep the last attention weights (self.weights [b, h, t, keys])
 
     def split(self, x):
         b, t, _ = x.shape
@@ -69,6 +70,8 @@ class Attention(nn.Module):
         if mask is not None:
             w = w.masked_fill(mask, float("-inf"))
         w = torch.softmax(w, dim=-1)
+        if self.keep:
+            self.weights = w
         o = torch.matmul(w, v).transpose(1, 2).reshape(b, t, d)
         return self.out_proj(o)
 
