@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/backend"
 	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
@@ -39,6 +40,8 @@ type Batch struct {
 	y, logits          []float32
 	tokens, at, starts []int
 	outRows            []int
+	groups             []group
+	rowIdx, members    []int
 }
 
 // NewBatch returns an empty Batch; its buffers grow to the largest step.
@@ -207,42 +210,49 @@ func (b *Batch) project(in []Input, x backend.Mat) ([][]float32, error) {
 	return out, nil
 }
 
-// attend runs the attention of layer i for every (input, head) in
-// parallel, writing each head's output into b.o. self: the queries are
-// the first d columns of src (stride ld), keys and values the next 2d,
-// which are first appended to the sequence's cache; cross: src holds the
-// queries and the keys and values are the window's.
+// attend runs the attention of layer i, writing each head's output into
+// b.o. self: the queries are the first d columns of src (stride ld), keys
+// and values the next 2d, appended first to each sequence's cache; one
+// task per (input, head). cross: src holds the queries; the rows of all
+// inputs over the same window attend together (one GEMM row each), one
+// task per (window, head).
 func (b *Batch) attend(in []Input, i int, src backend.Mat, ld int, self bool) error {
 	d := b.d
 	nh, hd := d.cfg.Heads, d.cfg.HeadDim()
 	dm := d.cfg.DModel
-	errs := make([]error, len(in)*nh)
-	d.cpu.Pool().For(len(in)*nh, func(w, t int) {
-		v, h := in[t/nh], t%nh
-		r0, rows := b.starts[t/nh], len(v.Tokens)
+	b.group(in, self)
+	errs := make([]error, len(b.groups)*nh)
+	d.cpu.Pool().For(len(b.groups)*nh, func(w, t int) {
+		g, h := &b.groups[t/nh], t%nh
 		s := &d.scratch[w]
-		kv, n0, block := &v.Seq.cross.layers[i], 0, CrossBlock
-		keys := v.Seq.cross.n
-		if self {
-			kv, n0, block = &v.Seq.layers[i], v.Seq.n, SelfBlock
-			keys = n0 + rows
-			s.tmp = grow(s.tmp, 2*max(hd, 1))
-			if err := kv.put(d.isa, h, SelfBlock, hd, n0, rows, src.Data[r0*ld:], ld, dm, 2*dm, s.tmp); err != nil {
-				errs[t] = err
+		rows := b.rowIdx[g.r0:g.r1]
+		q, o := src.Data[h*hd:], b.o[h*hd:]
+		if !self {
+			kv := &g.cross.layers[i]
+			if errs[t] = d.head(s, kv, h, CrossBlock, g.cross.n, false, 0, rows, q, ld, o, dm); errs[t] != nil {
 				return
 			}
-		}
-		errs[t] = d.head(s, kv, h, block, keys, self, n0, src.Data[r0*ld+h*hd:], ld, rows, b.o[r0*dm+h*hd:], dm)
-		if self || errs[t] != nil {
+			off := 0
+			for _, k := range b.members[g.m0:g.m1] {
+				v := in[k]
+				for j, a := range v.AlignHeads {
+					if a.Layer == i && a.Head == h {
+						if errs[t] = d.weights(s, kv, h, g.cross.n, off, len(v.Tokens), v.Weights[j]); errs[t] != nil {
+							return
+						}
+					}
+				}
+				off += len(v.Tokens)
+			}
 			return
 		}
-		for j, a := range v.AlignHeads {
-			if a.Layer == i && a.Head == h {
-				if errs[t] = d.weights(s, kv, h, keys, rows, v.Weights[j]); errs[t] != nil {
-					return
-				}
-			}
+		v := in[b.members[g.m0]]
+		kv, n0 := &v.Seq.layers[i], v.Seq.n
+		s.tmp = grow(s.tmp, 2*max(hd, 1))
+		if errs[t] = kv.put(d.isa, h, SelfBlock, hd, n0, len(rows), src.Data[rows[0]*ld:], ld, dm, 2*dm, s.tmp); errs[t] != nil {
+			return
 		}
+		errs[t] = d.head(s, kv, h, SelfBlock, n0+len(rows), true, n0, rows, q, ld, o, dm)
 	})
 	for _, err := range errs {
 		if err != nil {
@@ -252,16 +262,49 @@ func (b *Batch) attend(in []Input, i int, src backend.Mat, ld int, self bool) er
 	return nil
 }
 
+// group is a set of inputs attending together: their rows
+// b.rowIdx[r0:r1] and input indices b.members[m0:m1].
+type group struct {
+	cross          *Cross
+	r0, r1, m0, m1 int
+}
+
+// group lays out the attention tasks: one group per input (self), or per
+// window, its inputs' rows in input order (cross).
+func (b *Batch) group(in []Input, self bool) {
+	b.groups, b.rowIdx, b.members = b.groups[:0], b.rowIdx[:0], b.members[:0]
+	for k, v := range in {
+		if !self && slices.ContainsFunc(b.groups, func(g group) bool { return g.cross == v.Seq.cross }) {
+			continue
+		}
+		g := group{cross: v.Seq.cross, r0: len(b.rowIdx), m0: len(b.members)}
+		for k2 := k; k2 < len(in); k2++ {
+			if k2 != k && (self || in[k2].Seq.cross != g.cross) {
+				continue
+			}
+			b.members = append(b.members, k2)
+			for r := range in[k2].Tokens {
+				b.rowIdx = append(b.rowIdx, b.starts[k2]+r)
+			}
+			if self {
+				break
+			}
+		}
+		g.r1, g.m1 = len(b.rowIdx), len(b.members)
+		b.groups = append(b.groups, g)
+	}
+}
+
 // maskScore stands for −∞ in a causal mask: its exponential is 0 in every
 // kernel (they clamp exponents far below the float32 range).
 const maskScore = -1e30
 
-// head computes softmax(q·kᵀ·scale)·v of head h for rows query rows
-// (q row r at q[r·ldq:], output row r at o[r·ldo:]) over the first keys
-// keys of kv, block by block with an online softmax. causal: query row r
-// is position n0+r and sees keys ≤ n0+r.
-func (d *Decoder) head(s *scratch, kv *heads, h, block, keys int, causal bool, n0 int, q []float32, ldq, rows int, o []float32, ldo int) error {
-	hd := d.cfg.HeadDim()
+// head computes softmax(q·kᵀ·scale)·v of head h for the query rows idx
+// (row r at q[idx[r]·ldq:], its output at o[idx[r]·ldo:]) over the first
+// keys keys of kv, block by block with an online softmax. causal: query
+// row r is position n0+r and sees keys ≤ n0+r.
+func (d *Decoder) head(s *scratch, kv *heads, h, block, keys int, causal bool, n0 int, idx []int, q []float32, ldq int, o []float32, ldo int) error {
+	hd, rows := d.cfg.HeadDim(), len(idx)
 	kp := (hd + 1) &^ 1
 	ldp := (block + 1) &^ 1
 	s.q = grow(s.q, rows*kp)
@@ -272,7 +315,7 @@ func (d *Decoder) head(s *scratch, kv *heads, h, block, keys int, causal bool, n
 	clear(s.o)
 	sc := d.scale()
 	for r := range rows {
-		d.isa.Scale(s.q[r*kp:r*kp+hd], q[r*ldq:r*ldq+hd], sc)
+		d.isa.Scale(s.q[r*kp:r*kp+hd], q[idx[r]*ldq:idx[r]*ldq+hd], sc)
 		if kp != hd {
 			s.q[r*kp+hd] = 0
 		}
@@ -306,7 +349,7 @@ func (d *Decoder) head(s *scratch, kv *heads, h, block, keys int, causal bool, n
 	}
 	for r := range rows {
 		inv := 1 / s.l[r]
-		orow, acc := o[r*ldo:r*ldo+hd], s.o[r*hd:(r+1)*hd]
+		orow, acc := o[idx[r]*ldo:idx[r]*ldo+hd], s.o[r*hd:(r+1)*hd]
 		for k, v := range acc {
 			orow[k] = v * inv
 		}
@@ -314,21 +357,22 @@ func (d *Decoder) head(s *scratch, kv *heads, h, block, keys int, causal bool, n
 	return nil
 }
 
-// weights writes the attention weights of the rows that head just
-// computed (its scaled queries, running maxima and sums are still in s)
-// into w [rows][keys]: exp(s − m)/l, recomputing the scores block by block.
-func (d *Decoder) weights(s *scratch, kv *heads, h, keys, rows int, w []float32) error {
+// weights writes the attention weights of rows [r0, r0+rows) of those
+// head just computed (their scaled queries, running maxima and sums are
+// still in s) into w [rows][keys]: exp(s − m)/l, recomputing the scores
+// block by block.
+func (d *Decoder) weights(s *scratch, kv *heads, h, keys, r0, rows int, w []float32) error {
 	kp := (d.cfg.HeadDim() + 1) &^ 1
 	for bi := 0; bi*CrossBlock < keys; bi++ {
 		j0 := bi * CrossBlock
 		nb := min(CrossBlock, keys-j0)
 		kb := &kv.k[h][bi]
 		key := kernels.Packed{Format: kb.Format, N: nb, K: kb.K, KP: kb.KP, BF16: kb.BF16}
-		if err := d.isa.MatMulF32(s.s, CrossBlock, s.q, kp, rows, &key, nil, false, &s.gemm); err != nil {
+		if err := d.isa.MatMulF32(s.s, CrossBlock, s.q[r0*kp:], kp, rows, &key, nil, false, &s.gemm); err != nil {
 			return err
 		}
 		for r := range rows {
-			m, inv := float64(s.m[r]), 1/float64(s.l[r])
+			m, inv := float64(s.m[r0+r]), 1/float64(s.l[r0+r])
 			for c, v := range s.s[r*CrossBlock : r*CrossBlock+nb] {
 				w[r*keys+j0+c] = float32(math.Exp(float64(v)-m) * inv)
 			}
