@@ -28,7 +28,7 @@ func init() {
 
 type benchDecoderFlags struct {
 	model, kernels, act, batches, ortScript *string
-	threads, past, rounds                   *int
+	threads, past, rounds, beams            *int
 	noORT                                   *bool
 }
 
@@ -43,13 +43,14 @@ func runBenchDecoder(ctx context.Context, args []string) error {
 		threads:   fs.Int("threads", 0, "worker threads for both sides (default GOMAXPROCS)"),
 		past:      fs.Int("past", 64, "tokens already in every sequence's cache (the step is at position past)"),
 		rounds:    fs.Int("rounds", 9, "alternating Go/ORT rounds per batch size"),
+		beams:     fs.Int("beams", 1, "sequences per window (beams of a beam search share one window's cross-attention keys/values)"),
 		noORT:     fs.Bool("no-ort", false, "measure the Go decoder only"),
 	}
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	if *f.model == "" || fs.NArg() > 0 || *f.rounds < 1 || *f.past < 0 {
-		return usageError{errors.New("want --model, no arguments, --rounds ≥ 1 and --past ≥ 0 (see -h)")}
+	if *f.model == "" || fs.NArg() > 0 || *f.rounds < 1 || *f.past < 0 || *f.beams < 1 {
+		return usageError{errors.New("want --model, no arguments, --rounds ≥ 1, --beams ≥ 1 and --past ≥ 0 (see -h)")}
 	}
 	var batches []int
 	for _, s := range strings.Split(*f.batches, ",") {
@@ -75,8 +76,8 @@ func runBenchDecoder(ctx context.Context, args []string) error {
 	fmt.Printf("machine: %s, %d CPUs, load average %s (the A/B alternates rounds)\n", cpuModel(), runtime.NumCPU(), loadAvg())
 	fmt.Printf("decoder: d_model %d, %d layers, %d heads, ffn %d, vocab %d; %s, %d threads, packed %.1f MB, loaded in %.0f ms\n",
 		cfg.DModel, cfg.Layers, cfg.Heads, cfg.FFN, cfg.Vocab, d.Backend(), d.Threads(), float64(d.PackedBytes())/1e6, ms(time.Since(t0)))
-	fmt.Printf("step: one token per sequence at position %d, cross-attention over %d encoder positions per sequence (own window each)\n",
-		*f.past, cfg.MaxSourcePositions)
+	fmt.Printf("step: one token per sequence at position %d, cross-attention over %d encoder positions, %d sequence(s) per window\n",
+		*f.past, cfg.MaxSourcePositions, *f.beams)
 	for _, b := range batches {
 		if err := benchDecodeBatch(ctx, d, b, f); err != nil {
 			return fmt.Errorf("batch %d: %w", b, err)
@@ -94,14 +95,20 @@ func benchDecodeBatch(ctx context.Context, d *decoder.Decoder, b int, f benchDec
 	seqs := make([]*decoder.Sequence, b)
 	prefill := make([]decoder.Input, b)
 	t0 := time.Now()
+	var x *decoder.Cross
+	windows := 0
 	for i := range seqs {
-		for j := range hidden {
-			hidden[j] = float32(r.NormFloat64())
+		if i%*f.beams == 0 {
+			for j := range hidden {
+				hidden[j] = float32(r.NormFloat64())
+			}
+			var err error
+			if x, err = d.NewCross(ctx, hidden, cfg.MaxSourcePositions); err != nil {
+				return err
+			}
+			windows++
 		}
-		x, err := d.NewCross(ctx, hidden, cfg.MaxSourcePositions)
-		if err != nil {
-			return err
-		}
+		var err error
 		if seqs[i], err = d.NewSequence(x); err != nil {
 			return err
 		}
@@ -110,7 +117,7 @@ func benchDecodeBatch(ctx context.Context, d *decoder.Decoder, b int, f benchDec
 			prefill[i].Tokens[j] = r.IntN(min(cfg.Vocab, 50257))
 		}
 	}
-	crossMS := ms(time.Since(t0)) / float64(b)
+	crossMS := ms(time.Since(t0)) / float64(windows)
 	batch := d.NewBatch()
 	t0 = time.Now()
 	if _, err := batch.Step(ctx, prefill); err != nil { // the prompt and past of every sequence at once
@@ -165,13 +172,13 @@ func benchDecodeBatch(ctx context.Context, d *decoder.Decoder, b int, f benchDec
 			ortT = append(ortT, o)
 		}
 	}
-	mem := cfg.CrossBytes(cfg.MaxSourcePositions) + seqs[0].Bytes()
+	mem := float64(windows*cfg.CrossBytes(cfg.MaxSourcePositions))/float64(b) + float64(seqs[0].Bytes())
 	fmt.Printf("batch %2d: go %7.2f ms/step %8.1f tokens/s", b, median(goT), float64(b)*1000/median(goT))
 	if len(ortT) > 0 {
 		fmt.Printf(" | ort %7.2f ms/step %8.1f tokens/s | go/ort %.2fx", median(ortT), float64(b)*1000/median(ortT), median(ortT)/median(goT))
 	}
-	fmt.Printf(" | go: cross K/V %.0f ms/window, prefill of %d×%d tokens %.0f ms, %.1f MB per sequence (window + cache); load %s\n",
-		crossMS, b, *f.past+1, prefillMS, float64(mem)/1e6, loadAvg())
+	fmt.Printf(" | go: cross K/V %.0f ms/window, prefill of %d×%d tokens %.0f ms, %.1f MB per sequence (window share + cache); load %s\n",
+		crossMS, b, *f.past+1, prefillMS, mem/1e6, loadAvg())
 	return nil
 }
 
