@@ -3,7 +3,8 @@
 layout (config.json, model.safetensors, generation_config.json,
 preprocessor_config.json) and their decoders exported by torch.onnx.export
 in the onnx-community layout (onnx/decoder_model.onnx,
-onnx/decoder_with_past_model.onnx, opset 14), plus the inputs of the
+onnx/decoder_with_past_model.onnx, opset 14, and the two merged into
+onnx/decoder_model_merged.onnx with an If on use_cache_branch), plus the inputs of the
 decoder check (decoder.json: forced token sequences; enc.npy: encoder hidden
 states of the model's own encoder on real speech and noise; torch_<i>.npy:
 the PyTorch model's logits, step by step with its cache; torch_align_<i>.npy:
@@ -27,6 +28,7 @@ import sys
 import numpy as np
 import onnx
 import torch
+from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import whisper_hf as hf  # noqa: E402
@@ -203,6 +205,76 @@ def export_decoders(m, cfg, out):
                           dynamic_axes=axes, do_constant_folding=True)
     for f in ("decoder_model.onnx", "decoder_with_past_model.onnx"):
         onnx.checker.check_model(os.path.join(out, f))
+    merge_decoders(out)
+
+
+def merge_decoders(out):
+    """onnx/decoder_model_merged.onnx as HF optimum lays it out: the inputs of
+    both exports (input_ids, encoder_hidden_states, every past_key_values.*)
+    plus use_cache_branch (bool [1]), and one If on it: then decoder_with_past
+    (the encoder key/values passed through as presents), else decoder_model.
+    The initializers of both, deduplicated by value, live in the outer graph."""
+    a = onnx.load(os.path.join(out, "decoder_model.onnx"))
+    b = onnx.load(os.path.join(out, "decoder_with_past_model.onnx"))
+    inits, by_value, names = [], {}, set()
+
+    def hoist(g, prefix):
+        rename = {}
+        for t in g.initializer:
+            arr = numpy_helper.to_array(t)
+            key = (t.data_type, tuple(t.dims), arr.tobytes())
+            if key not in by_value:
+                name = t.name if t.name not in names else prefix + t.name
+                names.add(name)
+                by_value[key] = name
+                inits.append(numpy_helper.from_array(arr, name))
+            rename[t.name] = by_value[key]
+        return rename
+
+    def branch(g, prefix, passthrough):
+        rename = hoist(g, prefix)
+        outer = {i.name for i in g.input}
+        local = lambda x: x if x == "" or x in outer else rename.get(x, prefix + x)
+        nodes = []
+        for n in g.node:
+            c = onnx.NodeProto()
+            c.CopyFrom(n)
+            c.name = prefix + n.name
+            for k, x in enumerate(n.input):
+                c.input[k] = local(x)
+            for k, x in enumerate(n.output):
+                c.output[k] = local(x)
+            nodes.append(c)
+        outs = {o.name: o for o in g.output}
+        result = []
+        for name in OUTPUTS:
+            if name in outs:
+                vi = onnx.ValueInfoProto()
+                vi.CopyFrom(outs[name])
+                vi.name = local(name)
+                result.append(vi)
+            else:  # an encoder present of the cached branch: the past passes through
+                src = passthrough(name)
+                nodes.append(helper.make_node("Identity", [src], [prefix + name], name=prefix + "passthrough/" + name))
+                vi = onnx.ValueInfoProto()
+                vi.CopyFrom(next(i for i in g.input if i.name == src))
+                vi.name = prefix + name
+                result.append(vi)
+        return helper.make_graph(nodes, prefix.strip("/"), [], result)
+
+    OUTPUTS = [o.name for o in a.graph.output]
+    no_past = branch(a.graph, "no_past/", None)
+    with_past = branch(b.graph, "with_past/", lambda n: n.replace("present.", "past_key_values."))
+    flag = helper.make_tensor_value_info("use_cache_branch", TensorProto.BOOL, [1])
+    inputs = [i for i in a.graph.input] + [i for i in b.graph.input if i.name != "input_ids"] + [flag]
+    node = helper.make_node("If", ["use_cache_branch"], OUTPUTS, name="optimum::if",
+                            then_branch=with_past, else_branch=no_past)
+    graph = helper.make_graph([node], "merged", inputs, list(a.graph.output), inits)
+    merged = helper.make_model(graph, opset_imports=a.opset_import, producer_name="xdna-whisper testdata")
+    merged.ir_version = a.ir_version
+    path = os.path.join(out, "decoder_model_merged.onnx")
+    onnx.save(merged, path)
+    onnx.checker.check_model(path)
 
 
 def check_inputs(m, size, ids, out):

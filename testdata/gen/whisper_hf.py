@@ -150,37 +150,42 @@ class WhisperForConditionalGeneration(nn.Module):
         return self.proj_out(h), present
 
 
-class DecoderNoPast(nn.Module):
-    """decoder_model.onnx: input_ids, encoder_hidden_states → logits and
-    present.N.{decoder,encoder}.{key,value}."""
+class Export(nn.Module):
+    """Holds the model's modules under their own names (model.decoder.*,
+    proj_out), so the exported initializers are named as in HF's exports."""
 
     def __init__(self, m):
         super().__init__()
-        self.m = m
+        self.model, self.proj_out = m.model, m.proj_out
+
+    def logits(self, input_ids, past, cross):
+        h, present = self.model.decoder(input_ids, past, cross)
+        return self.proj_out(h), present
+
+
+class DecoderNoPast(Export):
+    """decoder_model.onnx: input_ids, encoder_hidden_states → logits and
+    present.N.{decoder,encoder}.{key,value}."""
 
     def forward(self, input_ids, encoder_hidden_states):
-        cross = self.m.model.decoder.cross_kv(encoder_hidden_states)
-        logits, present = self.m.logits(input_ids, [None] * len(cross), cross)
+        cross = self.model.decoder.cross_kv(encoder_hidden_states)
+        logits, present = self.logits(input_ids, [None] * len(cross), cross)
         out = [logits]
         for (k, v), (ck, cv) in zip(present, cross):
             out += [k, v, ck, cv]
         return tuple(out)
 
 
-class DecoderWithPast(nn.Module):
+class DecoderWithPast(Export):
     """decoder_with_past_model.onnx: input_ids and
     past_key_values.N.{decoder,encoder}.{key,value} → logits and
     present.N.decoder.{key,value}."""
-
-    def __init__(self, m):
-        super().__init__()
-        self.m = m
 
     def forward(self, input_ids, *pkv):
         n = len(pkv) // 4
         past = [(pkv[4 * i], pkv[4 * i + 1]) for i in range(n)]
         cross = [(pkv[4 * i + 2], pkv[4 * i + 3]) for i in range(n)]
-        logits, present = self.m.logits(input_ids, past, cross)
+        logits, present = self.logits(input_ids, past, cross)
         out = [logits]
         for k, v in present:
             out += [k, v]
