@@ -19,7 +19,8 @@ const colTasksPerWorker = 4
 // LinearCols computes dst (+)= x·Wᵀ + bias exactly as Linear does, in
 // parallel over blocks of W's output columns (whole 32-column panels)
 // instead of row blocks: the form for a decode step's few rows, where a
-// row split would leave all but one worker idle.
+// row split would leave all but one worker idle. A single fp32 row runs
+// as matrix-vector products (kernels.MatVecF32, equal bit for bit).
 func (c *CPU) LinearCols(dst, src Mat, norm *Norm, w Weight, bias []float32, accumulate bool) error {
 	b, err := c.weight(w)
 	if err != nil {
@@ -49,6 +50,10 @@ func (c *CPU) LinearCols(dst, src Mat, norm *Norm, w Weight, bias []float32, acc
 			bb = bias[col0:]
 		}
 		lda := c.stage(s, src, norm, 0, m)
+		if m == 1 && c.act == FP32 { // one row: no GEMM tile padding, same results
+			errs[i] = c.isa.MatVecF32(dst.Data[col0:col0+sub.N], s.a32[:sub.KP], &sub, bb, accumulate, &s.gemm)
+			return
+		}
 		errs[i] = c.matmul(s, dst.Data[col0:], dst.Stride, lda, m, &sub, bb, accumulate)
 	})
 	for _, err := range errs {

@@ -310,9 +310,8 @@ func (d *Decoder) head(s *scratch, kv *heads, h, block, keys int, causal bool, n
 	s.q = grow(s.q, rows*kp)
 	s.s = grow(s.s, rows*block)
 	s.p = grow(s.p, rows*ldp)
-	// one query row: GEMVs over whole panels (their outputs padded to 32)
-	vec := rows == 1 && haveGEMV(d.isa)
-	s.o = grow(s.o, max(rows*hd, (hd+kernels.PanelCols-1)&^(kernels.PanelCols-1)))
+	vec := rows == 1 // one query row: matrix-vector products, not a padded GEMM tile
+	s.o = grow(s.o, rows*hd)
 	s.m, s.l = grow(s.m, rows), grow(s.l, rows)
 	clear(s.o)
 	sc := d.scale()
@@ -328,9 +327,13 @@ func (d *Decoder) head(s *scratch, kv *heads, h, block, keys int, causal bool, n
 		nb := min(block, keys-j0)
 		kb := &kv.k[h][bi]
 		key := kernels.Packed{Format: kb.Format, N: nb, K: kb.K, KP: kb.KP, BF16: kb.BF16}
+		var err error
 		if vec {
-			gemv(s.s, s.q, &key, false)
-		} else if err := d.isa.MatMulF32(s.s, block, s.q, kp, rows, &key, nil, false, &s.gemm); err != nil {
+			err = d.isa.MatVecF32(s.s[:nb], s.q, &key, nil, false, &s.gemm)
+		} else {
+			err = d.isa.MatMulF32(s.s, block, s.q, kp, rows, &key, nil, false, &s.gemm)
+		}
+		if err != nil {
 			return err
 		}
 		if causal {
@@ -348,8 +351,11 @@ func (d *Decoder) head(s *scratch, kv *heads, h, block, keys int, causal bool, n
 			clear(s.p[r*ldp+nb : r*ldp+vb.KP])
 		}
 		if vec {
-			gemv(s.o, s.p, vb, true)
-		} else if err := d.isa.MatMulF32(s.o, hd, s.p, ldp, rows, vb, nil, true, &s.gemm); err != nil {
+			err = d.isa.MatVecF32(s.o[:hd], s.p[:vb.KP], vb, nil, true, &s.gemm)
+		} else {
+			err = d.isa.MatMulF32(s.o, hd, s.p, ldp, rows, vb, nil, true, &s.gemm)
+		}
+		if err != nil {
 			return err
 		}
 	}

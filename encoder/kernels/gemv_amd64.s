@@ -5,18 +5,20 @@
 DATA gemvHiMask<>+0(SB)/4, $0xffff0000
 GLOBL gemvHiMask<>(SB), RODATA|NOPTR, $4
 
-// func gemvBF16AVX2(c *float32, a *float32, b *uint16, pairs int, panels int, accum int)
-// One row of C = A·Bᵀ over a BF16Pairs packed B: for each panel p of 32
-// columns, c[32p+j] (+)= Σ_q a[2q]·B[32p+j][2q] + a[2q+1]·B[32p+j][2q+1],
-// the products accumulated in the order of the AVX2 GEMM tile (even k, then
-// odd k, per pair). b advances pairs·128 bytes a panel, c 32 floats.
-TEXT ·gemvBF16AVX2(SB), NOSPLIT, $0-48
+// func gemvBF16AVX2(c *float32, a *float32, b *uint16, pairs int, panels int, accum int, bias *float32)
+// One row of C = A·Bᵀ (+ bias) over a BF16Pairs packed B: for each panel p
+// of 32 columns, c[32p+j] = (accum ? c[32p+j] : 0) + bias[32p+j] +
+// Σ_q a[2q]·B[32p+j][2q] + a[2q+1]·B[32p+j][2q+1], in the order of the GEMM
+// tiles (even k, then odd k, per pair). b advances pairs·128 bytes a panel,
+// c and bias (nil: none) 32 floats.
+TEXT ·gemvBF16AVX2(SB), NOSPLIT, $0-56
 	MOVQ c+0(FP), DI
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DX
 	MOVQ pairs+24(FP), R8
 	MOVQ panels+32(FP), R9
 	MOVQ accum+40(FP), R10
+	MOVQ bias+48(FP), BX
 	VPBROADCASTD gemvHiMask<>(SB), Y15
 	TESTQ R9, R9
 	JZ done
@@ -34,6 +36,14 @@ zero:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 start:
+	TESTQ BX, BX
+	JZ nobias
+	VADDPS (BX), Y0, Y0
+	VADDPS 32(BX), Y1, Y1
+	VADDPS 64(BX), Y2, Y2
+	VADDPS 96(BX), Y3, Y3
+	ADDQ $128, BX
+nobias:
 	MOVQ SI, R11
 	MOVQ R8, CX
 	TESTQ CX, CX
