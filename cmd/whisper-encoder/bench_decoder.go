@@ -28,7 +28,7 @@ func init() {
 
 type benchDecoderFlags struct {
 	model, kernels, act, batches, ortScript *string
-	threads, past, rounds, beams            *int
+	threads, past, rounds, beams, steps     *int
 	noORT                                   *bool
 }
 
@@ -43,14 +43,15 @@ func runBenchDecoder(ctx context.Context, args []string) error {
 		threads:   fs.Int("threads", 0, "worker threads for both sides (default GOMAXPROCS)"),
 		past:      fs.Int("past", 64, "tokens already in every sequence's cache (the step is at position past)"),
 		rounds:    fs.Int("rounds", 9, "alternating Go/ORT rounds per batch size"),
+		steps:     fs.Int("steps", 5, "consecutive steps per side and round (a server steps back to back)"),
 		beams:     fs.Int("beams", 1, "sequences per window (beams of a beam search share one window's cross-attention keys/values)"),
 		noORT:     fs.Bool("no-ort", false, "measure the Go decoder only"),
 	}
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	if *f.model == "" || fs.NArg() > 0 || *f.rounds < 1 || *f.past < 0 || *f.beams < 1 {
-		return usageError{errors.New("want --model, no arguments, --rounds ≥ 1, --beams ≥ 1 and --past ≥ 0 (see -h)")}
+	if *f.model == "" || fs.NArg() > 0 || *f.rounds < 1 || *f.steps < 1 || *f.past < 0 || *f.beams < 1 {
+		return usageError{errors.New("want --model, no arguments, --rounds ≥ 1, --steps ≥ 1, --beams ≥ 1 and --past ≥ 0 (see -h)")}
 	}
 	var batches []int
 	for _, s := range strings.Split(*f.batches, ",") {
@@ -76,8 +77,8 @@ func runBenchDecoder(ctx context.Context, args []string) error {
 	fmt.Printf("machine: %s, %d CPUs, load average %s (the A/B alternates rounds)\n", cpuModel(), runtime.NumCPU(), loadAvg())
 	fmt.Printf("decoder: d_model %d, %d layers, %d heads, ffn %d, vocab %d; %s, %d threads, packed %.1f MB, loaded in %.0f ms\n",
 		cfg.DModel, cfg.Layers, cfg.Heads, cfg.FFN, cfg.Vocab, d.Backend(), d.Threads(), float64(d.PackedBytes())/1e6, ms(time.Since(t0)))
-	fmt.Printf("step: one token per sequence at position %d, cross-attention over %d encoder positions, %d sequence(s) per window\n",
-		*f.past, cfg.MaxSourcePositions, *f.beams)
+	fmt.Printf("step: one token per sequence at position %d, cross-attention over %d encoder positions, %d sequence(s) per window; medians of %d rounds × %d consecutive steps a side\n",
+		*f.past, cfg.MaxSourcePositions, *f.beams, *f.rounds, *f.steps)
 	for _, b := range batches {
 		if err := benchDecodeBatch(ctx, d, b, f); err != nil {
 			return fmt.Errorf("batch %d: %w", b, err)
@@ -150,26 +151,32 @@ func benchDecodeBatch(ctx context.Context, d *decoder.Decoder, b int, f benchDec
 		defer stop()
 		ortRun = ort
 	}
+	// Each round runs --steps consecutive steps on one side, then on the
+	// other (which side goes first alternates); every step is one sample.
 	var goT, ortT []float64
-	for round := range *f.rounds {
-		if ortRun != nil && round%2 == 1 { // alternate which side goes first
-			o, err := ortRun()
+	runs := func(run func() (float64, error), into *[]float64) error {
+		for range *f.steps {
+			v, err := run()
 			if err != nil {
 				return err
 			}
-			ortT = append(ortT, o)
+			*into = append(*into, v)
 		}
-		g, err := goRun()
-		if err != nil {
+		return nil
+	}
+	for round := range *f.rounds {
+		if ortRun != nil && round%2 == 1 {
+			if err := runs(ortRun, &ortT); err != nil {
+				return err
+			}
+		}
+		if err := runs(goRun, &goT); err != nil {
 			return err
 		}
-		goT = append(goT, g)
 		if ortRun != nil && round%2 == 0 {
-			o, err := ortRun()
-			if err != nil {
+			if err := runs(ortRun, &ortT); err != nil {
 				return err
 			}
-			ortT = append(ortT, o)
 		}
 	}
 	mem := float64(windows*cfg.CrossBytes(cfg.MaxSourcePositions))/float64(b) + float64(seqs[0].Bytes())
