@@ -260,11 +260,11 @@ fixtures-decoder:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
 	/usr/bin/python3 testdata/gen/gen_whisper_hf.py micro
 	node testdata/ort/decoder_golden.js --onnx testdata/models/hf-micro/onnx --check testdata/golden/hf-micro
-## test-decoder: the decoder's and the backend's tests (goldens), concurrency with -race, and the
+## test-decoder: the decoder's, backend's and kernels' tests (goldens, MatVecF32), concurrency with -race, and the
 ## live comparison with onnxruntime-node on every decoder fixture present (TestLiveORT)
 test-decoder:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
-	$(GO) test -count=1 ./encoder/decoder/... ./encoder/backend/...
+	$(GO) test -count=1 ./encoder/decoder/... ./encoder/backend/... ./encoder/kernels/...
 	$(GO) test -race -count=1 -run 'Concurrent|BatchingIsExact/avx2' ./encoder/decoder/...
 ## bench-decoder: decode steps of the whisper-base-shaped fixture (real vocabulary, random BF16-rounded
 ## weights) at batch 1, 8 and 32: the Go decoder and onnxruntime-node's decoder_with_past on the same
