@@ -285,3 +285,36 @@ fixtures-stage:
 
 clean:
 	rm -rf bin
+
+## fixtures-decoder: the committed whole-model fixture testdata/models/hf-micro (Hugging Face
+## layout, byte-level vocabulary, seeded BF16-rounded weights; its onnx/ decoder exports are
+## regenerated, not committed) and its decoder check in testdata/golden/hf-micro: PyTorch's and
+## onnxruntime-node's logits step by step (testdata/gen/gen_whisper_hf.py, testdata/ort/decoder_golden.js)
+## hf-fixture-SIZE (tiny, base): the same for a real-vocabulary model of that shape, generated on
+## demand into $(XDNA_CACHE)/fixtures/hf-SIZE (check/ holds its goldens)
+.PHONY: fixtures-decoder test-decoder bench-decoder
+fixtures-decoder:
+	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
+	/usr/bin/python3 testdata/gen/gen_whisper_hf.py micro
+	node testdata/ort/decoder_golden.js --onnx testdata/models/hf-micro/onnx --check testdata/golden/hf-micro
+## test-decoder: the decoder's, backend's and kernels' tests (goldens, MatVecF32), concurrency with -race, and the
+## live comparison with onnxruntime-node on every decoder fixture present (TestLiveORT)
+test-decoder:
+	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
+	$(GO) test -count=1 ./encoder/decoder/... ./encoder/backend/... ./encoder/kernels/...
+	$(GO) test -race -count=1 -run 'Concurrent|BatchingIsExact/avx2' ./encoder/decoder/...
+## bench-decoder: decode steps of the whisper-base-shaped fixture (real vocabulary, random BF16-rounded
+## weights) at batch 1, 8 and 32: the Go decoder and onnxruntime-node's decoder_with_past on the same
+## weights, same threads (BENCH_THREADS, default 2), alternating A/B in one run
+BENCH_THREADS ?= 2
+bench-decoder: bench-tool hf-fixture-base
+	bin/whisper-bench decoder --model $(XDNA_CACHE)/fixtures/hf-base --threads $(BENCH_THREADS) --batches 1,8,32
+.PRECIOUS: $(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy
+hf-fixture-%: $(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy ;
+$(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy:
+	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
+	@mkdir -p $(XDNA_CACHE)/fixtures
+	@rm -rf $(XDNA_CACHE)/fixtures/hf-$*.tmp
+	/usr/bin/python3 testdata/gen/gen_whisper_hf.py $* $(XDNA_CACHE)/fixtures/hf-$*.tmp
+	node testdata/ort/decoder_golden.js --onnx $(XDNA_CACHE)/fixtures/hf-$*.tmp/onnx --check $(XDNA_CACHE)/fixtures/hf-$*.tmp/check
+	@rm -rf $(XDNA_CACHE)/fixtures/hf-$* && mv $(XDNA_CACHE)/fixtures/hf-$*.tmp $(XDNA_CACHE)/fixtures/hf-$*

@@ -28,6 +28,7 @@ type command struct {
 var commands = []command{
 	{"encoder", "measure the CPU encoder: ms per 30 s window, realtime factor, GFLOP/s, peak RSS, per-op times; optionally A/B against ONNX Runtime", runBench},
 	{"stage", "measure `whisper-encoder stage` wall time and peak RSS side by side with the seed pipeline", runBenchStage},
+	{"decoder", "measure decode steps (tokens/s at several batch sizes) of the Go decoder, A/B against ONNX Runtime's decoder_with_past on the same weights", runBenchDecoder},
 }
 
 // usageError marks an error caused by bad command-line usage (exit status 2).

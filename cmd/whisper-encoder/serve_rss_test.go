@@ -97,7 +97,7 @@ func TestServePeakRSSUnderHostileMix(t *testing.T) {
 		t.Fatal(err)
 	}
 	bomb600 := audiotest.WithFLACLength(bomb60, 600*96000) // FLACBomb(96000, 8, 600)'s header: refused from it
-	bigWAV := noiseWAV(100, 1) // 3.2 MB, 4 windows
+	bigWAV := noiseWAV(100, 1)                             // 3.2 MB, 4 windows
 	speech, err := os.ReadFile("../../encoder/bundled/speech_22k.wav")
 	if err != nil {
 		t.Fatal(err)
