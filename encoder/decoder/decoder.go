@@ -33,7 +33,6 @@ import (
 	"math"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/backend"
@@ -131,28 +130,11 @@ func New(cfg Config, src Source, opts Options) (*Decoder, error) {
 }
 
 func (o Options) resolve() (kernels.ISA, backend.Precision, error) {
-	isa := kernels.Detect()
-	if k := strings.ToLower(o.Kernels); k != "" && k != "auto" {
-		var err error
-		if isa, err = kernels.ParseISA(k); err != nil {
-			return 0, 0, fmt.Errorf("decoder options: kernels: %w", err)
-		}
-		if err := isa.Check(); err != nil {
-			return 0, 0, fmt.Errorf("decoder options: %w", err)
-		}
+	isa, prec, err := backend.Choose(o.Kernels, o.Activations)
+	if err != nil {
+		return 0, 0, fmt.Errorf("decoder options: %w", err)
 	}
-	switch strings.ToLower(o.Activations) {
-	case "", "auto":
-		if isa == kernels.AVX512BF16 {
-			return isa, backend.BF16, nil
-		}
-		return isa, backend.FP32, nil
-	case "bf16":
-		return isa, backend.BF16, nil // NewCPU rejects ISAs without bf16 GEMMs
-	case "fp32":
-		return isa, backend.FP32, nil
-	}
-	return 0, 0, fmt.Errorf("decoder options: activations %q, want auto, bf16 or fp32", o.Activations)
+	return isa, prec, nil
 }
 
 // loader reads tensors of a Source with their expected shapes.

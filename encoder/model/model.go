@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -126,31 +125,11 @@ func Load(dir string, opts Options) (*Encoder, error) {
 }
 
 func (o Options) resolve() (kernels.ISA, backend.Precision, error) {
-	isa := kernels.Detect()
-	if k := strings.ToLower(o.Kernels); k != "" && k != "auto" {
-		var err error
-		if isa, err = kernels.ParseISA(k); err != nil {
-			return 0, 0, fmt.Errorf("model options: kernels: %w", err)
-		}
-		if err := isa.Check(); err != nil {
-			return 0, 0, fmt.Errorf("model options: %w", err)
-		}
+	isa, prec, err := backend.Choose(o.Kernels, o.Activations)
+	if err != nil {
+		return 0, 0, fmt.Errorf("model options: %w", err)
 	}
-	switch strings.ToLower(o.Activations) {
-	case "", "auto":
-		if isa == kernels.AVX512BF16 {
-			return isa, backend.BF16, nil
-		}
-		return isa, backend.FP32, nil
-	case "bf16":
-		if isa != kernels.AVX512BF16 && isa != kernels.Portable {
-			return 0, 0, fmt.Errorf("model options: bf16 activations need the avx512bf16 (or portable) kernels, have %s", isa)
-		}
-		return isa, backend.BF16, nil
-	case "fp32":
-		return isa, backend.FP32, nil
-	}
-	return 0, 0, fmt.Errorf("model options: activations %q, want auto, bf16 or fp32", o.Activations)
+	return isa, prec, nil
 }
 
 // Config is the encoder's configuration, as staged.
