@@ -28,6 +28,16 @@ build:
 bench-tool:
 	@mkdir -p bin && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/whisper-encoder ./cmd/whisper-bench
 
+## help: this list (every target documents itself with a "## target: what it does" comment)
+.PHONY: help check dockerfile
+help:
+	@awk '/^## [^ :]+:/ { sub(/^## /, ""); n = index($$0, ":"); printf "  %-22s%s\n", substr($$0, 1, n - 1), substr($$0, n + 1); next } \
+	      /^## / { sub(/^## /, ""); printf "  %-22s %s\n", "", $$0 }' $(firstword $(MAKEFILE_LIST))
+
+## check: the inner loop — lint, unit, envtest, kubelet and chart tests; no e2e, no images,
+## no fixtures regenerated (under 10 minutes warm on 2 cores; see README "Testing")
+check: lint test-unit check-proto check-asm test-deviceplugin test-kubelet verify-generated test-operator test-chart
+
 ## test: every test the project has (what .ci/run runs)
 test: lint test-unit check-proto check-asm test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-tokenizer test-chart verify-docs e2e
 
@@ -81,16 +91,17 @@ e2e:
 	E2E_BIN=$(abspath $(E2E_BINDIR)) E2E_IMAGES_BUILD_MS=$$(( $$(date +%s%3N) - start )) test/e2e/e2e.sh run $(E2E_SCENARIOS)
 
 ## test-deviceplugin: the device plugin's unit tests with the race detector
-## (fake sysfs/devfs trees with real character devices: run as root, as CI does)
+## (fake sysfs/devfs trees with real character devices: needs root, as CI runs; a plain
+## `go test` as another user skips those tests, saying why; XDNA_ROOT_TESTS=required fails them)
 .PHONY: test-deviceplugin test-kubelet
 test-deviceplugin:
-	$(GO) test -race -count=1 ./deviceplugin/... ./cmd/xdna-device-plugin/...
+	XDNA_ROOT_TESTS=required $(GO) test -race -count=1 ./deviceplugin/... ./cmd/xdna-device-plugin/...
 
 ## test-kubelet: the device plugin against the kubelet's own device manager
 ## (separate module test/kubelet, so the main go.mod never imports k8s.io/kubernetes);
 ## -v prints the measured latencies (lines starting with FIGURE)
 test-kubelet:
-	cd test/kubelet && $(GO) vet ./... && $(GO) test -race -count=1 -v -timeout 20m ./...
+	cd test/kubelet && $(GO) vet ./... && XDNA_ROOT_TESTS=required $(GO) test -race -count=1 -v -timeout 20m ./...
 
 ## test-encoder: the CPU encoder's and BF16 conversion's tests again with the portable (purego) kernels
 ## forced at build time, and the backend and concurrent Encode calls under the
@@ -134,10 +145,15 @@ manifests: controller-gen-manifests
 controller-gen-manifests:
 	$(CONTROLLER_GEN) crd paths=./api/v1alpha1/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=whisper-operator paths=./operator/... output:rbac:artifacts:config=config/rbac
-verify-generated: generate controller-gen-manifests
-	@out=$$(git status --porcelain -- api/v1alpha1 config/crd config/rbac); if [ -n "$$out" ]; then \
-	  echo "generated files differ from the committed ones (run make generate manifests and commit):"; echo "$$out"; \
-	  git --no-pager diff --stat -- api/v1alpha1 config/crd config/rbac; exit 1; fi
+verify-generated: generate controller-gen-manifests dockerfile
+	@out=$$(git status --porcelain -- api/v1alpha1 config/crd config/rbac Dockerfile); if [ -n "$$out" ]; then \
+	  echo "generated files differ from the committed ones (run make generate manifests dockerfile and commit):"; echo "$$out"; \
+	  git --no-pager diff --stat -- api/v1alpha1 config/crd config/rbac Dockerfile; exit 1; fi
+
+## dockerfile: write the Dockerfile (container-engine builds of the product images) from
+## hack/images' component list, the one description of the images
+dockerfile:
+	$(GO) run ./hack/images dockerfile > Dockerfile.tmp && mv Dockerfile.tmp Dockerfile
 
 ## test-operator: the WhisperEncoder operator and CRD against a real kube-apiserver and etcd
 ## built from source by hack/k8s-bins.sh (cached under $(XDNA_CACHE)), with the race detector

@@ -113,9 +113,30 @@ func (h *Host) RemoveAccel(pci string, accel int) {
 	h.RemoveNode(accel)
 }
 
-// Mknod creates the character node accel<n> (major 261, minor n).
+// RootTestsVariable names the environment variable that, set to "required"
+// (as `make test-deviceplugin` and `make test-kubelet` set it), turns the skip of
+// RequireRoot into a failure.
+const RootTestsVariable = "XDNA_ROOT_TESTS"
+
+// RequireRoot skips t, saying why, when the process is not root — or fails it
+// when RootTestsVariable is "required", so that CI cannot pass by skipping.
+func RequireRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	msg := fmt.Sprintf("needs root (%s); running as uid %d", why, os.Geteuid())
+	if os.Getenv(RootTestsVariable) == "required" {
+		t.Fatalf("%s, and %s=required", msg, RootTestsVariable)
+	}
+	t.Skipf("%s; run as root, or set %s=required to fail instead of skipping", msg, RootTestsVariable)
+}
+
+// Mknod creates the character node accel<n> (major 261, minor n). It needs
+// root: without it the test is skipped (see RequireRoot).
 func (h *Host) Mknod(accel int) {
 	h.t.Helper()
+	RequireRoot(h.t, "mknod of a character device node")
 	p := h.NodePath(accel)
 	if err := unix.Mknod(p, unix.S_IFCHR|0o600, int(unix.Mkdev(AccelMajor, uint32(accel)))); err != nil {
 		h.t.Fatalf("mknod %s (tests that make device nodes must run as root): %v", p, err)

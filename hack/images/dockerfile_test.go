@@ -174,3 +174,17 @@ func TestDockerfileMatchesDaemonlessBuild(t *testing.T) {
 		}
 	}
 }
+
+func TestDockerfileIsGenerated(t *testing.T) {
+	var want strings.Builder
+	if err := writeDockerfile(&want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want.String() {
+		t.Fatal("Dockerfile differs from what hack/images generates from its components: run `make dockerfile` and commit")
+	}
+}

@@ -8,8 +8,12 @@
 //	    whisper-encoder=bin/whisper-encoder pause=bin/pause
 //
 // For each image it prints "<reference> <manifest digest> <tar file>". The same
-// inputs give byte-identical tar files. `make images` runs it; the Dockerfile
-// builds the same product images with a container engine.
+// inputs give byte-identical tar files. `make images` runs it.
+//
+//	go run ./hack/images dockerfile > Dockerfile
+//
+// writes the Dockerfile that builds the same product images with a container
+// engine (`make dockerfile`); components are the one description of both.
 package main
 
 import (
@@ -65,6 +69,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: images [flags] NAME=BINARY...\n\nNAME is one of %s.\n\nflags:\n", strings.Join(componentNames(), ", "))
 		fs.PrintDefaults()
+	}
+	if len(args) == 1 && args[0] == "dockerfile" {
+		return writeDockerfile(stdout)
 	}
 	if len(args) == 1 && args[0] == "--version" {
 		fmt.Fprintln(stdout, version.String("images"))
