@@ -33,6 +33,9 @@ type metrics struct {
 	inFlight       prometheus.Gauge
 	uploadBytes    prometheus.Gauge
 	decodeBytes    prometheus.Gauge
+	transcriptions prometheus.Gauge
+	tokens         prometheus.Counter
+	routes         *prometheus.CounterVec // route, status
 }
 
 // newMetrics creates and registers the collectors.
@@ -95,6 +98,30 @@ func newMetrics(reg prometheus.Registerer, info Info, opts Options) (*metrics, e
 			Namespace: namespace, Name: "decode_bytes",
 			Help: "Bytes of the decode budget reserved by requests being decoded, encoded and answered.",
 		}),
+		transcriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "transcriptions_in_progress",
+			Help: "Transcriptions admitted and not finished (HTTP and gRPC); refused beyond " + namespace + "_transcriptions_capacity.",
+		}),
+		tokens: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "decoded_tokens_total",
+			Help: "Text tokens of the segments transcriptions decided; its rate is the decoder's tokens per second.",
+		}),
+		routes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_requests_total",
+			Help: "Requests to the OpenAI-compatible HTTP routes by route and HTTP status.",
+		}, []string{"route", "status"}),
+	}
+	transcriptionCapacity := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "transcriptions_capacity",
+		Help: "Transcriptions in progress at which new ones are refused with RESOURCE_EXHAUSTED / 429.",
+	})
+	transcriptionCapacity.Set(float64(opts.MaxTranscriptions))
+	extra := []prometheus.Collector{m.transcriptions, m.tokens, m.routes, transcriptionCapacity}
+	if d, ok := opts.Transcriber.(DecodeQueueDepther); ok {
+		extra = append(extra, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "decode_queue_depth",
+			Help: "Sequences waiting for or holding a decoder slot (the Transcriber's own count).",
+		}, func() float64 { return float64(d.DecodeQueueDepth()) }))
 	}
 	capacity := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "queue_capacity",
@@ -107,11 +134,12 @@ func newMetrics(reg prometheus.Registerer, info Info, opts Options) (*metrics, e
 		ConstLabels: prometheus.Labels{"backend": info.Backend, "model_key": info.ModelKey},
 	})
 	backend.Set(1)
-	for _, c := range []prometheus.Collector{
+	all := append([]prometheus.Collector{
 		m.requests, m.duration, m.frontend, m.queueWait, m.compute, m.batchSize, m.queueDepth,
 		m.windows, m.windowsDropped, m.audioSeconds, m.busySeconds, m.inFlight, m.uploadBytes, m.decodeBytes, capacity, backend,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
+	}, extra...)
+	for _, c := range all {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: registering metrics: %w", err)
 		}
