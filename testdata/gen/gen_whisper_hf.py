@@ -20,6 +20,7 @@ testdata/ort/decoder_golden.js adds ONNX Runtime's logits (ort_<i>.npy).
 Every weight is rounded to BF16 and stored as float32 (see whisper_hf.build).
 Seeds are fixed, so the outputs are reproducible.
 """
+import base64
 import json
 import os
 import struct
@@ -32,6 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import whisper_hf as hf  # noqa: E402
+import whisper_module as wm  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -277,6 +279,111 @@ def merge_decoders(out):
     onnx.checker.check_model(path)
 
 
+def export_encoder(m, cfg, out):
+    """onnx/encoder_model.onnx as onnx-community lays it out (input_features
+    [batch, n_mels, 3000] -> last_hidden_state), for transformers.js and for
+    our staging (encoder/convert)."""
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "encoder_model.onnx")
+    with torch.no_grad():
+        wm.export(m.model.encoder, path, 14, 2 * cfg["max_source_positions"], cfg["num_mel_bins"])
+    onnx.checker.check_model(path)
+
+
+def bytes_to_unicode():
+    """GPT-2's byte -> printable character table of byte-level BPE files."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + \
+        list(range(ord("\xae"), ord("\xff") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def ranks_of(size):
+    """The ordinary tokens' bytes -> rank: single bytes (rank = byte) for
+    micro, Whisper's multilingual.tiktoken otherwise (its empty rank 50,256
+    has no token)."""
+    if SIZES[size]["n_text"] == 256:
+        return {bytes([b]): b for b in range(256)}
+    ranks = {}
+    with open(os.path.join(ROOT, "..", "shared", "data", "whisper", "multilingual.tiktoken")) as f:
+        for line in f:
+            tok, rank = line.split()
+            b = base64.b64decode(tok)
+            if b:
+                ranks[b] = int(rank)
+    return ranks
+
+
+def merges_of(ranks):
+    """The BPE merge of each multi-byte token, in rank order: byte-level BPE
+    on its bytes with only lower ranks leaves exactly two parts."""
+    merges = []
+    for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+        if len(tok) < 2:
+            continue
+        parts = [bytes([b]) for b in tok]
+        while len(parts) > 2:
+            best = None
+            for i in range(len(parts) - 1):
+                r = ranks.get(parts[i] + parts[i + 1])
+                if r is not None and r < rank and (best is None or r < best[0]):
+                    best = (r, i)
+            if best is None:
+                break
+            i = best[1]
+            parts[i:i + 2] = [parts[i] + parts[i + 1]]
+        assert len(parts) == 2, (tok, rank, parts)
+        merges.append(parts)
+    return merges
+
+
+def special_names(ids):
+    names = {ids["eot"]: "<|endoftext|>", ids["sot"]: "<|startoftranscript|>", ids["translate"]: "<|translate|>",
+             ids["transcribe"]: "<|transcribe|>", ids["startoflm"]: "<|startoflm|>",
+             ids["startofprev"]: "<|startofprev|>", ids["nospeech"]: "<|nospeech|>",
+             ids["notimestamps"]: "<|notimestamps|>"}
+    for code, i in ids["lang"].items():
+        names[i] = "<|%s|>" % code
+    for k in range(1501):
+        names[ids["timestamp_begin"] + k] = "<|%.2f|>" % (0.02 * k)
+    return names
+
+
+def write_tokenizer(size, ids, out):
+    """tokenizer.json (byte-level BPE, GPT-2 pre-tokenisation, Whisper's
+    added tokens) and tokenizer_config.json, as Hugging Face's Whisper
+    repositories have them, so transformers.js can load the fixture."""
+    ranks = ranks_of(size)
+    u = bytes_to_unicode()
+    spell = lambda b: "".join(u[x] for x in b)
+    vocab = {spell(b): r for b, r in ranks.items()}
+    added = []
+    for i, name in sorted(special_names(ids).items()):
+        vocab[name] = i
+        added.append({"id": i, "content": name, "single_word": False, "lstrip": False, "rstrip": False,
+                      "normalized": False, "special": True})
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    tok = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+        "pre_tokenizer": byte_level, "post_processor": dict(byte_level, trim_offsets=False), "decoder": byte_level,
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                  "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False, "vocab": vocab,
+                  "merges": [spell(a) + " " + spell(b) for a, b in merges_of(ranks)]},
+    }
+    with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tok, f, ensure_ascii=False)
+    eot = "<|endoftext|>"
+    write_json(os.path.join(out, "tokenizer_config.json"), {
+        "tokenizer_class": "WhisperTokenizer", "model_max_length": 1024, "add_prefix_space": False,
+        "errors": "replace", "bos_token": eot, "eos_token": eot, "unk_token": eot, "pad_token": eot})
+
+
 def check_inputs(m, size, ids, out):
     """check/enc.npy: the model's encoder on the jfk log-mel and on seeded
     noise [2, 1500, d]; check/decoder.json: forced sequences over them."""
@@ -346,6 +453,8 @@ def generate(size, out, check):
     write_json(os.path.join(out, "preprocessor_config.json"), PREPROCESSOR)
     write_safetensors(os.path.join(out, "model.safetensors"), state(m))
     export_decoders(m, cfg, os.path.join(out, "onnx"))
+    export_encoder(m, cfg, os.path.join(out, "onnx"))
+    write_tokenizer(size, ids, out)
     check_inputs(m, size, ids, check)
     torch_check(m, check, SIZES[size]["alignment_heads"])
     print("%s: %s (vocab %d, d_model %d, %d decoder layers)" % (size, out, cfg["vocab_size"], cfg["d_model"],
