@@ -29,7 +29,7 @@ bench-tool:
 	@mkdir -p bin && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/whisper-encoder ./cmd/whisper-bench
 
 ## test: every test the project has (what .ci/run runs)
-test: lint test-unit check-proto check-asm test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-tokenizer test-chart verify-docs e2e
+test: lint test-unit check-proto check-asm test-server test-openai test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-tokenizer test-chart verify-docs e2e
 
 ## lint: gofmt and go vet
 lint:
@@ -85,6 +85,13 @@ e2e:
 .PHONY: test-deviceplugin test-kubelet
 test-deviceplugin:
 	$(GO) test -race -count=1 ./deviceplugin/... ./cmd/xdna-device-plugin/...
+
+## test-openai: the transcription API with the official OpenAI SDKs as clients, against the
+## real Transcriber on testdata/models/hf-micro (separate module test/openai: openai-go/v3,
+## and the npm `openai` package that npm ci installs from test/openai/package-lock.json)
+.PHONY: test-openai
+test-openai:
+	cd test/openai && npm ci --no-audit --no-fund && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 ## test-kubelet: the device plugin against the kubelet's own device manager
 ## (separate module test/kubelet, so the main go.mod never imports k8s.io/kubernetes);

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -11,6 +12,62 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 	"github.com/xdna-whisper/xdna-whisper/encoder/transcribe"
 )
+
+// SetTranscriber makes s serve transcription with t (see
+// Options.Transcriber). Call it after New and before serving, typically
+// with a Transcriber built over s.WindowEncoder(); t must not be nil.
+func (s *Server) SetTranscriber(t transcribe.Service) error {
+	if t == nil {
+		return errors.New("server: SetTranscriber(nil)")
+	}
+	if s.opts.Transcriber != nil {
+		return errors.New("server: a Transcriber is set already")
+	}
+	s.opts.Transcriber = t
+	return s.metrics.registerTranscriber(s.opts.Registerer, t)
+}
+
+// WindowEncoder returns an encoder of single windows that runs them through
+// s's batcher, so the windows of concurrent transcriptions (and /v1/encode
+// requests) share batches, and count in the queue depth autoscaling reads.
+// A window waits for a queue slot (its transcription was admitted already)
+// until its context ends.
+func (s *Server) WindowEncoder() transcribe.WindowEncoder { return windowEncoder{s} }
+
+type windowEncoder struct{ s *Server }
+
+// EncodeWindow encodes one log-mel window [NMels, Frames].
+func (e windowEncoder) EncodeWindow(ctx context.Context, logMel []float32) ([]float32, int, error) {
+	s := e.s
+	if want := s.info.NMels * s.info.InputFrames; len(logMel) != want {
+		return nil, 0, fmt.Errorf("server: window of %d log-mel values, want %d ([%d, %d])", len(logMel), want, s.info.NMels, s.info.InputFrames)
+	}
+	if !s.batcher.reserve(1) {
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for !s.batcher.reserve(1) {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return nil, 0, ctx.Err()
+			}
+		}
+	}
+	select {
+	case r := <-s.batcher.submit(ctx, logMel):
+		return r.out, s.info.Positions, r.err
+	case <-ctx.Done():
+		return nil, 0, ctx.Err() // the batcher drops the window when it reaches it
+	}
+}
+
+// BatchStatser is an optional interface of a transcribe.Service (the
+// Transcriber has it): decoder steps run, sequence rows they advanced and
+// the largest step. /metrics exports the first two as counters, so
+// rate(rows)/rate(steps) is the decoder's mean batch size.
+type BatchStatser interface {
+	BatchStats() (steps, rows, largest int)
+}
 
 // DecodeQueueDepther is an optional interface of a transcribe.Service that
 // reports the sequences waiting for or holding a decoder slot; when the
@@ -156,6 +213,8 @@ func (s *Server) transcribeError(ctx context.Context, err error) error {
 		return errorf(codes.Unavailable, "server is shutting down: the transcription was cut at the drain timeout; retry on another replica")
 	case ctx.Err() != nil:
 		return fmt.Errorf("transcription: %w", ctx.Err())
+	case errors.Is(err, transcribe.ErrNotSupported):
+		return invalid("", "%v", err)
 	}
 	return fmt.Errorf("transcription: %w", err)
 }
