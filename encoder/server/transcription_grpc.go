@@ -59,7 +59,7 @@ func (g *grpcService) transcribe(ctx context.Context, r *request, req *encoderv1
 	stop := sendTimeout(stream.Context(), s.opts.WriteTimeout)
 	defer stop()
 	return stream.Send(&encoderv1.TranscribeResponse{RequestId: r.id, Event: &encoderv1.TranscribeResponse_Done{Done: &encoderv1.TranscriptionDone{
-		Text: res.Text, Language: res.Language, DurationSeconds: res.Duration, Segments: int32(len(res.Segments)),
+		Text: tokenizer.ValidUTF8(res.Text), Language: res.Language, DurationSeconds: res.Duration, Segments: int32(len(res.Segments)),
 	}}})
 }
 
@@ -111,7 +111,7 @@ func segmentProto(s transcribe.Segment) *encoderv1.Segment {
 		p.Tokens[i] = int32(t)
 	}
 	for _, w := range s.Words {
-		p.Words = append(p.Words, &encoderv1.Word{Word: w.Word, Start: w.Start, End: w.End, Probability: w.Probability})
+		p.Words = append(p.Words, &encoderv1.Word{Word: tokenizer.ValidUTF8(w.Word), Start: w.Start, End: w.End, Probability: w.Probability})
 	}
 	return p
 }
