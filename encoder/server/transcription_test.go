@@ -457,3 +457,38 @@ func TestTranscriptionDisconnect(t *testing.T) {
 		t.Fatalf("after the disconnect: status %d: %s", r.status, trim(r.body))
 	}
 }
+
+// TestLongTranscriptionOutlivesTimeouts: a transcription that runs longer
+// than ReadTimeout and WriteTimeout (between two events) is neither
+// cancelled nor cut: the timeouts bound receiving the body and sending each
+// event, not the decoding.
+func TestLongTranscriptionOutlivesTimeouts(t *testing.T) {
+	fake := newFakeTranscriber()
+	fake.gate = make(chan struct{})
+	opts := DefaultOptions()
+	opts.ReadTimeout = 200 * time.Millisecond
+	opts.WriteTimeout = 200 * time.Millisecond
+	h := startTranscriber(t, fake, opts)
+	resp := h.streamRequest(t, context.Background(), "/v1/audio/transcriptions", sineWAV(7, 16000, 0.5))
+	sent := time.Now()
+	events := readEvents(t, resp.Body)
+	if ev, _ := next(t, events); ev.data["type"] != "transcript.text.delta" {
+		t.Fatalf("first event %+v", ev)
+	}
+	// Hold the second segment until both timeouts have passed three times over.
+	for time.Since(sent) < 3*opts.ReadTimeout {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fake.gate <- struct{}{}
+	if ev, _ := next(t, events); ev.data["type"] != "transcript.text.delta" {
+		t.Fatalf("second event %+v", ev)
+	}
+	if ev, _ := next(t, events); ev.data["type"] != "transcript.text.done" {
+		t.Fatalf("last event %+v", ev)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if fake.canceled != 0 {
+		t.Errorf("the transcription was cancelled")
+	}
+}
