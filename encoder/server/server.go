@@ -123,7 +123,7 @@ type Options struct {
 	ModelID string
 	// MaxTranscriptions bounds the transcriptions in progress (each holds
 	// its decoded audio and decoder slots); beyond it requests are refused
-	// with RESOURCE_EXHAUSTED / 429.
+	// with RESOURCE_EXHAUSTED / 429. 0 means DefaultMaxTranscriptions.
 	MaxTranscriptions int
 	// Logger receives one line per request at debug and failures at warn/error.
 	Logger *slog.Logger
@@ -138,6 +138,9 @@ type Options struct {
 // at most 25 s, inside Kubernetes' default termination grace period (30 s).
 const DefaultDrainTimeout = 20 * time.Second
 
+// DefaultMaxTranscriptions is the default of Options.MaxTranscriptions.
+const DefaultMaxTranscriptions = 16
+
 // DefaultOptions are the flags' defaults.
 func DefaultOptions() Options {
 	return Options{
@@ -148,7 +151,7 @@ func DefaultOptions() Options {
 		MaxRequestBytes:   64 << 20,
 		MaxAudioSeconds:   600,
 		MaxStreams:        8,
-		MaxTranscriptions: 16,
+		MaxTranscriptions: DefaultMaxTranscriptions,
 		UploadBudget:      512 << 20,
 		DecodeBudget:      512 << 20,
 		MaxConnections:    512,
@@ -173,8 +176,8 @@ func (o Options) check() error {
 		return fmt.Errorf("server: max audio seconds %g, want > 0", o.MaxAudioSeconds)
 	case o.MaxStreams < 1:
 		return fmt.Errorf("server: max streams %d, want ≥ 1", o.MaxStreams)
-	case o.MaxTranscriptions < 1:
-		return fmt.Errorf("server: max transcriptions %d, want ≥ 1", o.MaxTranscriptions)
+	case o.MaxTranscriptions < 0:
+		return fmt.Errorf("server: max transcriptions %d, want ≥ 1 (or 0 for %d)", o.MaxTranscriptions, DefaultMaxTranscriptions)
 	case o.UploadBudget < o.MaxRequestBytes:
 		return fmt.Errorf("server: upload budget %d bytes, want at least max request bytes (%d) so one request fits", o.UploadBudget, o.MaxRequestBytes)
 	case o.MaxConnections < 1:
@@ -230,6 +233,9 @@ func New(enc BatchEncoder, info Info, opts Options) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxTranscriptions == 0 {
+		opts.MaxTranscriptions = DefaultMaxTranscriptions
 	}
 	gather := opts.Gatherer
 	if opts.Registerer == nil {

@@ -492,3 +492,23 @@ func TestLongTranscriptionOutlivesTimeouts(t *testing.T) {
 		t.Errorf("the transcription was cancelled")
 	}
 }
+
+// TestMaxTranscriptionsDefault: options built field by field (as serve's
+// flags do) without MaxTranscriptions get the default; a negative one is
+// refused.
+func TestMaxTranscriptionsDefault(t *testing.T) {
+	opts := DefaultOptions()
+	opts.MaxTranscriptions = 0
+	s, err := New(newGated(fakeInfo(), false), fakeInfo(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if cap(s.transcribing) != DefaultMaxTranscriptions {
+		t.Errorf("%d transcription slots, want %d", cap(s.transcribing), DefaultMaxTranscriptions)
+	}
+	opts.MaxTranscriptions = -1
+	if _, err := New(newGated(fakeInfo(), false), fakeInfo(), opts); err == nil || !strings.Contains(err.Error(), "max transcriptions -1") {
+		t.Errorf("New with -1 transcriptions: %v", err)
+	}
+}
