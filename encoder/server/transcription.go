@@ -148,24 +148,9 @@ func (s *Server) transcribe(ctx context.Context, req *request, in transcription,
 	if s.opts.Transcriber == nil {
 		return transcribe.Result{}, checkCapability(o.Task, s.modelID(), s.capabilities())
 	}
-	if len(in.audio) == 0 {
-		return transcribe.Result{}, invalid("file", "the uploaded file is empty")
-	}
-	h, err := audio.Probe(in.audio, in.format, in.rate)
+	h, need, err := s.planTranscription(in)
 	if err != nil {
-		return transcribe.Result{}, invalid("file", "file: %v (this server reads WAV and FLAC)", err)
-	}
-	if secs := h.Seconds(); secs > s.opts.MaxAudioSeconds {
-		return transcribe.Result{}, &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
-			Message: fmt.Sprintf("file: audio is %.1f s long, over the limit of %.0f s", secs, s.opts.MaxAudioSeconds), Param: ptr("file")}
-	}
-	// The decoded audio, and one window's log-mel and hidden states the
-	// Transcriber works on at a time.
-	window := int64(4 * (s.info.NMels*s.info.InputFrames + s.info.Positions*s.info.DModel))
-	need := h.LoadBytes(s.opts.MaxAudioSeconds) + window
-	if need > s.opts.DecodeBudget {
-		return transcribe.Result{}, &Error{Code: codes.InvalidArgument, HTTPStatus: http.StatusRequestEntityTooLarge,
-			Msg: fmt.Sprintf("decoding this audio takes %d bytes, over the decode budget of %d bytes", need, s.opts.DecodeBudget)}
+		return transcribe.Result{}, err
 	}
 	select {
 	case s.transcribing <- struct{}{}:
@@ -205,6 +190,33 @@ func (s *Server) transcribe(ctx context.Context, req *request, in transcription,
 	return res, nil
 }
 
+// planTranscription reads the audio's header (no sample decoded) and
+// reckons what decoding it holds: the decoded audio (Header.LoadBytes) and
+// the one window's log-mel and hidden states the Transcriber works on at a
+// time. Audio over the duration limit or the decode budget is refused (413).
+func (s *Server) planTranscription(in transcription) (audio.Header, int64, error) {
+	if len(in.audio) == 0 {
+		return audio.Header{}, 0, invalid("file", "the uploaded file is empty")
+	}
+	h, err := audio.Probe(in.audio, in.format, in.rate)
+	if err != nil {
+		return h, 0, invalid("file", "file: %v (this server reads WAV and FLAC)", err)
+	}
+	if secs := h.Seconds(); secs > s.opts.MaxAudioSeconds {
+		e := invalid("file", "file: audio is %.1f s long, over the limit of %.0f s", secs, s.opts.MaxAudioSeconds)
+		e.Status = http.StatusRequestEntityTooLarge
+		return h, 0, e
+	}
+	window := int64(4 * (s.info.NMels*s.info.InputFrames + s.info.Positions*s.info.DModel))
+	need := h.LoadBytes(s.opts.MaxAudioSeconds) + window
+	if need > s.opts.DecodeBudget {
+		e := invalid("file", "file: decoding this audio takes %d bytes, over the decode budget of %d bytes", need, s.opts.DecodeBudget)
+		e.Status = http.StatusRequestEntityTooLarge
+		return h, 0, e
+	}
+	return h, need, nil
+}
+
 // transcribeError classifies a failed Transcribe: cut by a drain (503), the
 // client gone (cancelled), or the Transcriber's own failure.
 func (s *Server) transcribeError(ctx context.Context, err error) error {
@@ -229,5 +241,3 @@ func (s *Server) transcribeContext(ctx context.Context) (context.Context, contex
 // cutTranscriptions ends every transcription in progress (the drain timeout
 // has passed); they answer 503 / UNAVAILABLE to their clients.
 func (s *Server) cutTranscriptions() { s.cutCancel() }
-
-func ptr(s string) *string { return &s }

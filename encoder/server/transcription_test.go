@@ -512,3 +512,24 @@ func TestMaxTranscriptionsDefault(t *testing.T) {
 		t.Errorf("New with -1 transcriptions: %v", err)
 	}
 }
+
+// TestTranscriptionDecodeBudget: audio whose decoding could never fit the
+// decode budget is refused with 413 from its header, before a sample is
+// decoded; audio that fits is served and gives its share back.
+func TestTranscriptionDecodeBudget(t *testing.T) {
+	opts := DefaultOptions()
+	opts.DecodeBudget = 1500 << 10
+	h := startTranscriber(t, newFakeTranscriber(), opts)
+	body, ct := form(t, [][2]string{{"model", "whisper-1"}}, sineWAV(20, 16000, 0.5))
+	r := h.postForm(context.Background(), "/v1/audio/transcriptions", ct, body)
+	if r.status != http.StatusRequestEntityTooLarge || !strings.Contains(decodeError(t, r).Error.Message, "over the decode budget of 1536000 bytes") {
+		t.Fatalf("status %d: %s", r.status, trim(r.body))
+	}
+	body, ct = form(t, [][2]string{{"model", "whisper-1"}}, sineWAV(1, 16000, 0.5))
+	if r := h.postForm(context.Background(), "/v1/audio/transcriptions", ct, body); r.status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.status, trim(r.body))
+	}
+	if n := h.s.decoding.used.Load(); n != 0 {
+		t.Errorf("decode budget holds %d bytes after the requests", n)
+	}
+}
