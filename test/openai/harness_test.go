@@ -62,7 +62,7 @@ var (
 	microErr  error
 )
 
-func loadMicro(t *testing.T) micro {
+func loadMicro(t testing.TB) micro {
 	t.Helper()
 	microOnce.Do(func() { microM, microErr = stageMicro() })
 	if microErr != nil {
@@ -102,7 +102,7 @@ func stageMicro() (micro, error) {
 
 // serve runs a server over hf-micro with opts (limits; the Transcriber and
 // model id are set here) until the test ends.
-func serve(t *testing.T, opts server.Options) *serving {
+func serve(t testing.TB, opts server.Options) *serving {
 	t.Helper()
 	m := loadMicro(t)
 	opts.ModelID = modelID
@@ -147,7 +147,7 @@ func serve(t *testing.T, opts server.Options) *serving {
 
 // reference is what the server's Transcriber gives in process for the file
 // at path with o: the answer every SDK response must match.
-func (sv *serving) reference(t *testing.T, path string, o transcribe.Options) transcribe.Result {
+func (sv *serving) reference(t testing.TB, path string, o transcribe.Options) transcribe.Result {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
