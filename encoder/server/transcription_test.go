@@ -533,3 +533,22 @@ func TestTranscriptionDecodeBudget(t *testing.T) {
 		t.Errorf("decode budget holds %d bytes after the requests", n)
 	}
 }
+
+// TestTranscriptionWhileDraining: once draining, transcriptions are refused
+// with 503, Retry-After and an OpenAI server_error before the body is read.
+func TestTranscriptionWhileDraining(t *testing.T) {
+	fake := newFakeTranscriber()
+	h := startTranscriber(t, fake, DefaultOptions())
+	h.s.Drain()
+	body, ct := form(t, [][2]string{{"model", "whisper-1"}}, sineWAV(1, 16000, 0.5))
+	r := h.postForm(context.Background(), "/v1/audio/transcriptions", ct, body)
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
+		t.Fatalf("status %d, Retry-After %q: %s", r.status, r.header.Get("Retry-After"), trim(r.body))
+	}
+	if e := decodeError(t, r).Error; e.Type != "server_error" || e.Code == nil || *e.Code != "service_unavailable" || !strings.Contains(e.Message, "shutting down") {
+		t.Errorf("error %+v", e)
+	}
+	if fake.running.Load() != 0 || len(fake.options) != 0 {
+		t.Errorf("the Transcriber was called while draining")
+	}
+}
