@@ -128,8 +128,31 @@ func timestamp(sec float64, sep byte) string {
 	return fmt.Sprintf("%02d:%02d:%02d%c%03d", h, m, s, sep, ms)
 }
 
+// validUTF8 returns res with every text made valid UTF-8 (a maximal
+// ill-formed subsequence becomes U+FFFD, as browsers decode): a text may end
+// inside a character, and every format promises UTF-8.
+func validUTF8(res transcribe.Result) transcribe.Result {
+	res.Text = tokenizer.ValidUTF8(res.Text)
+	segs := make([]transcribe.Segment, len(res.Segments))
+	for i, s := range res.Segments {
+		s.Text = tokenizer.ValidUTF8(s.Text)
+		if s.Words != nil {
+			words := make([]transcribe.Word, len(s.Words))
+			for j, w := range s.Words {
+				w.Word = tokenizer.ValidUTF8(w.Word)
+				words[j] = w
+			}
+			s.Words = words
+		}
+		segs[i] = s
+	}
+	res.Segments = segs
+	return res
+}
+
 // writeTranscription writes a finished transcription in format.
 func writeTranscription(w io.Writer, format string, task tokenizer.Task, res transcribe.Result, granularity map[string]bool) error {
+	res = validUTF8(res)
 	switch format {
 	case FormatText:
 		_, err := io.WriteString(w, res.Text+"\n")

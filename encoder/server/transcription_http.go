@@ -293,7 +293,7 @@ func (s *Server) streamTranscription(ctx context.Context, w http.ResponseWriter,
 		}
 		return http.StatusOK, err
 	}
-	if err := send(textDone{Type: "transcript.text.done", Text: res.Text}); err != nil {
+	if err := send(textDone{Type: "transcript.text.done", Text: tokenizer.ValidUTF8(res.Text)}); err != nil {
 		return http.StatusOK, err
 	}
 	return http.StatusOK, nil

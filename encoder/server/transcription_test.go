@@ -552,3 +552,25 @@ func TestTranscriptionWhileDraining(t *testing.T) {
 		t.Errorf("the Transcriber was called while draining")
 	}
 }
+
+// TestFormatsValidUTF8: a text that ends inside a character (random or
+// truncated decodes do) is answered as valid UTF-8 in every format, with
+// U+FFFD for the broken sequence.
+func TestFormatsValidUTF8(t *testing.T) {
+	res := transcribe.Result{Text: " caf\xc3 \xe2\x82", Language: "fr", Duration: 1,
+		Segments: []transcribe.Segment{{Text: " caf\xc3 \xe2\x82", End: 1, Words: []transcribe.Word{{Word: " \xe2\x82", End: 1}}}}}
+	for format, want := range map[string]string{
+		FormatText:        " caf\uFFFD \uFFFD\n",
+		FormatSRT:         "1\n00:00:00,000 --> 00:00:01,000\ncaf\uFFFD \uFFFD\n\n",
+		FormatJSON:        `{"text":" caf` + "\uFFFD \uFFFD" + `","usage":{"type":"duration","seconds":1}}` + "\n",
+		FormatVerboseJSON: `"words":[{"word":" ` + "\uFFFD" + `","start":0,"end":1,"probability":0}]`,
+	} {
+		var b strings.Builder
+		if err := writeTranscription(&b, format, "transcribe", res, map[string]bool{"word": true}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("%s: %q, want %q", format, b.String(), want)
+		}
+	}
+}

@@ -80,7 +80,7 @@ func TestNodeSDK(t *testing.T) {
 		t.Fatalf("sdk.mjs output: %v\n%s", err, raw)
 	}
 	ref := sv.reference(t, jfkWAV, transcribe.Options{Task: tokenizer.Transcribe})
-	text := asJSON(ref.Text)
+	text := tokenizer.ValidUTF8(ref.Text)
 
 	if len(got.Models) != 1 || got.Models[0] != modelID {
 		t.Errorf("models.list: %v, want [%s]", got.Models, modelID)
@@ -96,13 +96,13 @@ func TestNodeSDK(t *testing.T) {
 	} else {
 		for i, s := range v.Segments {
 			r := ref.Segments[i]
-			if s.ID != r.ID || s.Start != r.Start || s.End != r.End || s.Text != asJSON(r.Text) || !equalInts(s.Tokens, r.Tokens) {
+			if s.ID != r.ID || s.Start != r.Start || s.End != r.End || s.Text != tokenizer.ValidUTF8(r.Text) || !equalInts(s.Tokens, r.Tokens) {
 				t.Errorf("verbose_json segment %d: %+v, want %+v", i, s, r)
 			}
 		}
 	}
 	// The SDK hands text formats over as strings (decoded as UTF-8).
-	if got.Text != asJSON(ref.Text+"\n") {
+	if got.Text != tokenizer.ValidUTF8(ref.Text+"\n") {
 		t.Errorf("text: %q, want %q", got.Text, ref.Text+"\n")
 	}
 	if !strings.HasPrefix(got.VTT, "WEBVTT\n\n") || !strings.HasPrefix(got.SRT, "1\n00:00:") {
@@ -123,18 +123,18 @@ func TestNodeSDK(t *testing.T) {
 	}
 	var want string
 	for _, s := range ref.Segments {
-		want += asJSON(tokenizer.ValidUTF8(s.Text))
+		want += tokenizer.ValidUTF8(s.Text)
 	}
 	if len(got.Stream) != len(ref.Segments)+1 || deltas != want {
 		t.Errorf("stream: %d events, deltas %q; want %d deltas %q and done", len(got.Stream), deltas, len(ref.Segments), want)
 	}
 	short := sv.reference(t, jfkFLAC, transcribe.Options{Task: tokenizer.Transcribe})
-	if got.FromBuffer.Text != asJSON(short.Text) {
+	if got.FromBuffer.Text != tokenizer.ValidUTF8(short.Text) {
 		t.Errorf("toFile upload: %q, want %q", got.FromBuffer.Text, short.Text)
 	}
 	if sv.tr.Capabilities().Translate {
 		tr := sv.reference(t, jfkFLAC, transcribe.Options{Task: tokenizer.Translate})
-		if got.Translation.OK == nil || got.Translation.OK.Text != asJSON(tr.Text) {
+		if got.Translation.OK == nil || got.Translation.OK.Text != tokenizer.ValidUTF8(tr.Text) {
 			t.Errorf("translation: %+v, want %q", got.Translation, tr.Text)
 		}
 	} else if e := got.Translation.Error; e == nil || e.Status != 400 || str(e.Param) != "model" {
