@@ -2,7 +2,10 @@
 // (api/encoder/v1, grpc.health.v1, reflection) and an HTTP API (POST
 // /v1/encode, /healthz, /readyz, /metrics, /v1/model), with dynamic batching,
 // a bounded queue that pushes back when full, limits on every input, readiness
-// after a warm-up window and a graceful drain.
+// after a warm-up window and a graceful drain. Given a transcribe.Service it
+// also serves OpenAI's transcription API (/v1/audio/transcriptions,
+// /v1/audio/translations, /v1/models; transcription*.go) and the Transcribe
+// RPC, under the same admission, metrics and drain.
 //
 // Request path: admission (a slot in the bounded queue, or RESOURCE_EXHAUSTED
 // / 429 at once) → front end (decode, mono, resample to 16 kHz, Whisper
