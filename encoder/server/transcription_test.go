@@ -574,3 +574,44 @@ func TestFormatsValidUTF8(t *testing.T) {
 		}
 	}
 }
+
+// TestTranscriptionChunkedBody: a multipart body without Content-Length
+// (streamed by the client) is read within the upload budget as it grows,
+// and one over MaxRequestBytes is refused with 413.
+func TestTranscriptionChunkedBody(t *testing.T) {
+	opts := DefaultOptions()
+	opts.MaxRequestBytes = 3 << 20
+	opts.UploadBudget = 8 << 20 // a growing buffer holds its old and new sizes while it is copied
+	h := startTranscriber(t, newFakeTranscriber(), opts)
+	for _, tc := range []struct {
+		seconds float64
+		status  int
+	}{{40, http.StatusOK}, {120, http.StatusRequestEntityTooLarge}} { // 1.3 MB and 3.8 MB of WAV
+		body, ct := form(t, [][2]string{{"model", "whisper-1"}, {"response_format", "text"}}, sineWAV(tc.seconds, 16000, 0.5))
+		pr, pw := io.Pipe()
+		go func() {
+			for b := body; len(b) > 0; b = b[min(len(b), 64<<10):] {
+				if _, err := pw.Write(b[:min(len(b), 64<<10)]); err != nil {
+					return
+				}
+			}
+			pw.Close()
+		}()
+		req, _ := http.NewRequest(http.MethodPost, h.base+"/v1/audio/transcriptions", pr)
+		req.Header.Set("Content-Type", ct)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		pr.Close()
+		if resp.StatusCode != tc.status { // (a pipe's length is unknown: sent chunked)
+			t.Fatalf("%v s: status %d: %s", tc.seconds, resp.StatusCode, trim(b))
+		}
+		if tc.status == http.StatusOK && !strings.HasPrefix(string(b), " Segment 0 (en) rms 0.35.") {
+			t.Errorf("%v s: %q", tc.seconds, trim(b))
+		}
+	}
+	waitFor(t, "the upload budget to be free", func() bool { return h.s.uploads.used.Load() == 0 })
+}
