@@ -229,10 +229,10 @@ func (s *Server) formError(rc *reception, body *countingReader, err error) error
 	var ae *apiError
 	var se *Error
 	switch {
+	case body.n > s.opts.MaxRequestBytes: // the limit cut the body short
+		return tooLarge(-1, s.opts.MaxRequestBytes)
 	case errors.As(err, &ae), errors.As(err, &se):
 		return err
-	case body.n > s.opts.MaxRequestBytes:
-		return tooLarge(-1, s.opts.MaxRequestBytes)
 	case rc.drained.Load() || errors.Is(err, os.ErrDeadlineExceeded) || body.err != nil && !errors.Is(body.err, io.EOF):
 		return s.bodyError(err, rc.drained.Load(), body.n, -1)
 	}
