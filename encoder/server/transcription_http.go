@@ -81,6 +81,7 @@ func (s *Server) handleTranscription(route string, task tokenizer.Task) http.Han
 		w.Header().Set("X-Request-Id", req.id)
 		status, err := s.serveTranscription(w, r, req, task)
 		if err != nil && status == 0 { // nothing written yet
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 			e := asAPIError(err)
 			s.writeAPIError(w, e)
 			status = e.Status
