@@ -29,7 +29,7 @@ bench-tool:
 	@mkdir -p bin && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/whisper-encoder ./cmd/whisper-bench
 
 ## test: every test the project has (what .ci/run runs)
-test: lint test-unit check-proto check-asm test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-tokenizer test-chart verify-docs e2e
+test: lint test-unit check-proto check-asm test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-tokenizer test-transcribe test-chart verify-docs e2e
 
 ## lint: gofmt and go vet
 lint:
@@ -261,6 +261,24 @@ fuzz-tokenizer:
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParseHFVocabMerges$$' ./encoder/tokenizer
 tokenizer-golden: tokenizer-node
 	node testdata/tokenizer/golden.mjs record
+
+## test-transcribe: encoder/transcribe under the race detector, its greedy ids required equal to
+## the @huggingface/transformers ASR pipeline's (committed references in testdata/transcribe/golden)
+## on hf-micro and on a tiny-shaped real-vocabulary model generated into $(TRANSCRIBE_TINY).
+## transcribe-golden: rerun the pipeline (testdata/transcribe, npm ci) and rewrite the references
+.PHONY: test-transcribe transcribe-golden transcribe-fixtures
+TRANSCRIBE_TINY ?= testdata/bench/hf-tiny
+transcribe-fixtures:
+	@test -f $(TRANSCRIBE_TINY)/onnx/encoder_model.onnx || /usr/bin/python3 testdata/gen/gen_whisper_hf.py tiny $(TRANSCRIBE_TINY)
+test-transcribe: transcribe-fixtures
+	XDNA_TRANSCRIBE_TEST=required XDNA_TRANSCRIBE_TINY=$(abspath $(TRANSCRIBE_TINY)) $(GO) test -race -count=1 -v ./encoder/transcribe
+# hf-micro's decoders are not committed: regenerate them (the generator also rewrites the
+# committed hf-micro decoder goldens with float-level noise, so those are checked out again)
+transcribe-golden: transcribe-fixtures
+	@test -d testdata/transcribe/node_modules/@huggingface/transformers || (cd testdata/transcribe && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
+	@test -f testdata/models/hf-micro/onnx/decoder_model_merged.onnx || (/usr/bin/python3 testdata/gen/gen_whisper_hf.py micro && git checkout -- testdata/golden/hf-micro)
+	node testdata/transcribe/reference.mjs --model testdata/models/hf-micro --out testdata/transcribe/golden/hf-micro.json
+	node testdata/transcribe/reference.mjs --model $(TRANSCRIBE_TINY) --out testdata/transcribe/golden/hf-tiny.json
 
 ## bench-model: the whisper-base-sized fp32 export (~82 MB, random weights) that
 ## bench-stage and bench-encoder use: $(BENCH_ONNX)

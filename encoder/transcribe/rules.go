@@ -19,6 +19,9 @@ type rules struct {
 	noTimestamps  int
 	tsBegin       int // <|0.00|>
 	maxInitial    int // the first timestamp's highest index; < 0: no bound
+	// hfTimestamps applies the timestamp rules as transformers.js 4.x
+	// does (the reference test's): no max-initial bound, no monotonic rule.
+	hfTimestamps bool
 }
 
 // apply filters logits (one row, the vocabulary) in place, given the
@@ -57,6 +60,10 @@ func (r *rules) applyTimestamps(logits []float32, sampled []int) {
 	tb := r.tsBegin
 	logits[r.noTimestamps] = negInf
 	n := len(sampled)
+	if r.hfTimestamps && n == 0 {
+		banRange(logits, 0, tb)
+		return
+	}
 	last := n >= 1 && sampled[n-1] >= tb
 	penultimate := n < 2 || sampled[n-2] >= tb
 	if last {
@@ -66,7 +73,7 @@ func (r *rules) applyTimestamps(logits []float32, sampled []int) {
 			banRange(logits, 0, r.eot)
 		}
 	}
-	for i := n - 1; i >= 0; i-- {
+	for i := n - 1; i >= 0 && !r.hfTimestamps; i-- {
 		if sampled[i] >= tb {
 			limit := sampled[i] + 1
 			if last && !penultimate {

@@ -101,11 +101,10 @@ func (r *run) window(ctx context.Context, seek, segSize int) (int, error) {
 			return 0, err
 		}
 	}
-	job := &windowJob{cross: cross, rules: t.rules(r.o), maxLen: r.o.MaxTokens, noSpeech: true}
-	if job.sot, err = t.sotSequence(r.res.Language, r.o.Task, !r.o.WithoutTimestamps); err != nil {
+	job, err := r.job(cross)
+	if err != nil {
 		return 0, err
 	}
-	job.prefix = t.tk.PromptPrefix(r.allTokens[r.promptResets:], t.dcfg.MaxTargetPositions)
 	res, err := t.decodeWithFallback(ctx, job, r.o, r.rng)
 	if err != nil {
 		return 0, err
@@ -123,6 +122,18 @@ func (r *run) window(ctx context.Context, seek, segSize int) (int, error) {
 		r.promptResets = len(r.allTokens)
 	}
 	return next, nil
+}
+
+// job is the decode of the window cross with the run's prompt.
+func (r *run) job(cross *decoder.Cross) (*windowJob, error) {
+	t := r.t
+	job := &windowJob{cross: cross, rules: t.rules(r.o), maxLen: r.o.MaxTokens, noSpeech: true}
+	var err error
+	if job.sot, err = t.sotSequence(r.res.Language, r.o.Task, !r.o.WithoutTimestamps); err != nil {
+		return nil, err
+	}
+	job.prefix = t.tk.PromptPrefix(r.allTokens[r.promptResets:], t.dcfg.MaxTargetPositions)
+	return job, nil
 }
 
 // silent is Whisper's no-speech skip: a likely <|nospeech|> unless the
