@@ -158,9 +158,11 @@ func sample(x []float32, temperature, u float64) int {
 }
 
 // compressionRatio is Whisper's repetitiveness measure: the UTF-8 length of
-// text over its zlib-compressed length (level 6, like Python's zlib.compress).
-// Go's deflate is not zlib's, so the ratio may differ from Whisper's by a
-// few compressed bytes.
+// text over its zlib-compressed length (level 6, like Python's
+// zlib.compress). Go's deflate ends every stream with an empty stored block
+// (4 bytes and a few bits) that zlib does not write; those 4 bytes are not
+// counted. Go's encoder is not zlib's, so the length may still differ from
+// Whisper's by a byte or two.
 func compressionRatio(text string) float64 {
 	if text == "" {
 		return 0
@@ -169,5 +171,9 @@ func compressionRatio(text string) float64 {
 	w, _ := zlib.NewWriterLevel(&b, 6)
 	_, _ = w.Write([]byte(text))
 	_ = w.Close()
-	return float64(len(text)) / float64(b.Len())
+	return float64(len(text)) / float64(b.Len()-goFinalBlock)
 }
+
+// goFinalBlock is the byte length of the empty final stored block Go's
+// deflate appends (its LEN and NLEN fields).
+const goFinalBlock = 4
