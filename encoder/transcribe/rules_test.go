@@ -177,7 +177,7 @@ func TestSplitSegments(t *testing.T) {
 		"text only": {[]int{65, 66}, 0, 1100, [][3]float64{{0, 11, 2}}, 1100},
 		"nothing":   {nil, 0, 3000, [][3]float64{{0, 30, 0}}, 3000},
 	} {
-		segs, next := splitSegments(c.tokens, tb, c.seek, c.segSize)
+		segs, next, _ := splitSegments(c.tokens, tb, c.seek, c.segSize)
 		var got [][3]float64
 		for _, s := range segs {
 			got = append(got, [3]float64{math.Round(s.start*100) / 100, math.Round(s.end*100) / 100, float64(len(s.tokens))})

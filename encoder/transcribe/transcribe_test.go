@@ -93,7 +93,6 @@ func TestTranscribeErrors(t *testing.T) {
 		want error
 	}{
 		"beam":      {Options{BeamSize: 5}, ErrNotSupported},
-		"words":     {Options{WordTimestamps: true}, ErrNotSupported},
 		"language":  {Options{Language: "klingon"}, nil},
 		"task":      {Options{Task: "summarise"}, nil},
 		"maxtokens": {Options{MaxTokens: 1000}, nil},

@@ -16,7 +16,7 @@ import (
 const DefaultMaxBatch = 32
 
 // ErrNotSupported is wrapped by the errors of options this transcriber does
-// not implement yet (beam search, word timestamps).
+// not implement yet (beam search).
 var ErrNotSupported = errors.New("not supported yet")
 
 // WindowEncoder runs the encoder on one window: a padded log-mel
@@ -125,8 +125,8 @@ func (t *Transcriber) check(o Options) error {
 	switch {
 	case o.BeamSize > 1:
 		return fmt.Errorf("transcribe: beam search (beam size %d): %w; use beam size 0 or 1 (greedy)", o.BeamSize, ErrNotSupported)
-	case o.WordTimestamps:
-		return fmt.Errorf("transcribe: word timestamps: %w", ErrNotSupported)
+	case o.WordTimestamps && len(t.cfg.Generation.AlignmentHeads) == 0:
+		return errors.New("transcribe: word timestamps: the model's generation config has no alignment_heads")
 	case o.BeamSize < 0:
 		return fmt.Errorf("transcribe: beam size: expected ≥ 0, found %d", o.BeamSize)
 	case o.BestOf < 1:
