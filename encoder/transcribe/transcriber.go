@@ -15,10 +15,6 @@ import (
 // advances (Config.MaxBatch).
 const DefaultMaxBatch = 32
 
-// ErrNotSupported is wrapped by the errors of options this transcriber does
-// not implement yet (beam search).
-var ErrNotSupported = errors.New("not supported yet")
-
 // WindowEncoder runs the encoder on one window: a padded log-mel
 // [nMels][mel.Frames] (row-major, Whisper's normalised log-mel) in, the
 // last hidden state [positions][d_model] out. The server routes it through
@@ -123,8 +119,8 @@ func (t *Transcriber) BatchStats() (steps, rows, largest int) { return t.sched.s
 // check validates defaulted options.
 func (t *Transcriber) check(o Options) error {
 	switch {
-	case o.BeamSize > 1:
-		return fmt.Errorf("transcribe: beam search (beam size %d): %w; use beam size 0 or 1 (greedy)", o.BeamSize, ErrNotSupported)
+	case o.BeamSize > t.cfg.MaxBatch:
+		return fmt.Errorf("transcribe: beam size: expected at most %d (the decoder batch), found %d", t.cfg.MaxBatch, o.BeamSize)
 	case o.WordTimestamps && len(t.cfg.Generation.AlignmentHeads) == 0:
 		return errors.New("transcribe: word timestamps: the model's generation config has no alignment_heads")
 	case o.BeamSize < 0:
