@@ -106,3 +106,31 @@ func TestTranscribeErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestFallback: with Whisper's default schedule every segment's decode
+// either passed the thresholds or was the last temperature; random weights
+// repeat themselves, so some windows fall back.
+func TestFallback(t *testing.T) {
+	tr := newMicro(t, 0)
+	o := Options{Language: "en", BestOf: 2}.Defaulted()
+	r, err := tr.Transcribe(context.Background(), noise(40*SampleRate, 0.3, 5), o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, tr.tk, tr.cfg.Generation, r)
+	last := o.Temperatures[len(o.Temperatures)-1]
+	fell := 0
+	for _, s := range r.Segments {
+		stats := windowResult{compression: s.CompressionRatio, avgLogProb: s.AvgLogProb, noSpeech: s.NoSpeechProb}
+		if s.Temperature != last && needsFallback(stats, o) {
+			t.Errorf("segment %d kept at temperature %.1f fails the thresholds: %+v", s.ID, s.Temperature, stats)
+		}
+		if s.Temperature > 0 {
+			fell++
+		}
+	}
+	t.Logf("%d segments, %d decoded at a fallback temperature", len(r.Segments), fell)
+	if fell == 0 {
+		t.Error("no window fell back")
+	}
+}
