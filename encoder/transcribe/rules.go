@@ -97,26 +97,33 @@ func (r *rules) applyTimestamps(logits []float32, sampled []int) {
 // timestampMassWins reports whether log Σ p(timestamps) > max log p(text):
 // the log-softmax normaliser cancels, so raw logits compare.
 func timestampMassWins(logits []float32, tb int) bool {
-	maxText := math.Inf(-1)
+	maxText := negInf
 	for _, v := range logits[:tb] {
-		maxText = math.Max(maxText, float64(v))
+		if v > maxText {
+			maxText = v
+		}
 	}
-	return logSumExp(logits[tb:]) > maxText
+	return logSumExp(logits[tb:]) > float64(maxText)
 }
 
+// logSumExp is log Σ exp(x), skipping -Inf entries.
 func logSumExp(x []float32) float64 {
-	m := math.Inf(-1)
+	m := negInf
 	for _, v := range x {
-		m = math.Max(m, float64(v))
+		if v > m {
+			m = v
+		}
 	}
-	if math.IsInf(m, -1) {
-		return m
+	if m == negInf {
+		return math.Inf(-1)
 	}
-	s := 0.0
+	s, mf := 0.0, float64(m)
 	for _, v := range x {
-		s += math.Exp(float64(v) - m)
+		if v != negInf {
+			s += math.Exp(float64(v) - mf)
+		}
 	}
-	return m + math.Log(s)
+	return mf + math.Log(s)
 }
 
 // argmax returns the first index of the largest value (torch's argmax), or
