@@ -8,7 +8,8 @@
 // onnx/encoder_model.onnx, onnx/decoder_model_merged.onnx). For each clip
 // (jfk, 5 s of silence, 10 s of seeded noise — the same samples as the Go
 // test's) and each mode (with and without timestamps) it runs the pipeline
-// with language "en", task "transcribe", greedy, max_new_tokens 224 (so that
+// with language "en", task "transcribe" (none for English-only models),
+// greedy, max_new_tokens 224 (so that
 // the timestamp mode runs one generate call, Whisper's sample_len), records
 // the ids model.generate returns, and for every step the top two logits
 // after the logits processors (to report near-ties).
@@ -102,17 +103,21 @@ asr.model._get_logits_processor = (...a) => {
   return list;
 };
 
+// English-only models take no language or task (their prompt has neither).
+const multilingual = JSON.parse(fs.readFileSync(path.join(modelDir, 'generation_config.json'))).is_multilingual !== false;
+
 const clips = {
   jfk: readWav(path.join(repo, 'testdata', 'mel', 'jfk_16k.wav')),
   silence: new Float32Array(5 * 16000),
   noise: noise(10 * 16000, 0.3, 7),
 };
-const result = { about: 'transformers.js ASR pipeline, greedy, language en, max_new_tokens 224: ids of model.generate (prompt included); margins: per sampled step, top-1 minus top-2 processed logit', versions: { transformers: JSON.parse(fs.readFileSync(path.join(here, 'node_modules', '@huggingface', 'transformers', 'package.json'))).version }, runs: [] };
+const result = { about: 'transformers.js ASR pipeline, greedy, language en (multilingual models), max_new_tokens 224: ids of model.generate (prompt included); margins: per sampled step, top-1 minus top-2 processed logit', versions: { transformers: JSON.parse(fs.readFileSync(path.join(here, 'node_modules', '@huggingface', 'transformers', 'package.json'))).version }, runs: [] };
 for (const [clip, pcm] of Object.entries(clips)) {
   for (const timestamps of [false, true]) {
     captured = null;
     steps = [];
-    const r = await asr(pcm, { language: 'en', task: 'transcribe', return_timestamps: timestamps, max_new_tokens: 224 });
+    const lang = multilingual ? { language: 'en', task: 'transcribe' } : {};
+    const r = await asr(pcm, { ...lang, return_timestamps: timestamps, max_new_tokens: 224 });
     result.runs.push({ clip, timestamps, ids: captured, margins: steps.map((s) => Number(s[1].toFixed(4))), text: r.text });
     console.log(`${clip} timestamps=${timestamps}: ${captured.length} ids, min margin ${Math.min(...steps.map((s) => s[1])).toFixed(4)}`);
   }
