@@ -70,7 +70,7 @@ func TestReferenceTokens(t *testing.T) {
 			}
 			b, err := os.ReadFile(fx.golden)
 			if err != nil {
-				skipOrFail(t, "reference %s is absent (make test-transcribe writes it): %v", fx.golden, err)
+				skipOrFail(t, "reference %s is absent (make transcribe-golden writes it): %v", fx.golden, err)
 			}
 			var ref reference
 			if err := json.Unmarshal(b, &ref); err != nil {

@@ -58,6 +58,7 @@ func TestTranscribeMicro(t *testing.T) {
 		"noise 45 s":          {noise(45*SampleRate, 0.3, 7), Options{Temperatures: []float64{0}, Prompt: "hello there"}},
 		"forced 20":           {jfk(t), Options{ForceTokens: true, MaxTokens: 20, WithoutTimestamps: true, Temperatures: []float64{0}}},
 		"empty":               {nil, Options{Language: "en"}},
+		"5 min long-form":     {repeat(jfk(t), 300*SampleRate), Options{Language: "en", Prompt: "So,", Temperatures: []float64{0}}},
 		"no condition, 0.2 s": {noise(SampleRate/5, 0.1, 3), Options{NoConditionOnPrevious: true}},
 	}
 	for name, c := range cases {
@@ -133,4 +134,13 @@ func TestFallback(t *testing.T) {
 	if fell == 0 {
 		t.Error("no window fell back")
 	}
+}
+
+// repeat tiles x to n samples.
+func repeat(x []float32, n int) []float32 {
+	out := make([]float32, 0, n)
+	for len(out) < n {
+		out = append(out, x[:min(len(x), n-len(out))]...)
+	}
+	return out
 }
