@@ -203,7 +203,9 @@ func (r *run) words(ctx context.Context, segs []Segment, cross *decoder.Cross, s
 		return next, nil
 	}
 	if !single && end > float64(seek)/framesPerSecond {
-		next = int(math.RoundToEven(end * framesPerSecond))
+		if n := int(math.RoundToEven(end * framesPerSecond)); n > seek { // never stall
+			next = n
+		}
 	}
 	r.lastSpeech = end
 	return next, nil
