@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
@@ -62,7 +63,7 @@ func runBenchTranscribe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tr, closeAll, err := loadTranscriber(ctx, *f.model, *f.threads, *f.maxBatch)
+	tr, enc, closeAll, err := loadTranscriber(ctx, *f.model, *f.threads, *f.maxBatch)
 	if err != nil {
 		return err
 	}
@@ -72,7 +73,7 @@ func runBenchTranscribe(ctx context.Context, args []string) error {
 		*f.audioPath, *f.seconds, *f.maxTokens, map[bool]string{true: " (forced)", false: " at most"}[*f.force], *f.timestamps)
 	o := transcribe.Options{Language: "en", Temperatures: []float64{0}, MaxTokens: *f.maxTokens, ForceTokens: *f.force, WithoutTimestamps: !*f.timestamps}
 	for _, c := range conc {
-		if err := benchConcurrent(ctx, tr, pcm, o, c); err != nil {
+		if err := benchConcurrent(ctx, tr, enc, pcm, o, c); err != nil {
 			return fmt.Errorf("concurrency %d: %w", c, err)
 		}
 	}
@@ -82,8 +83,9 @@ func runBenchTranscribe(ctx context.Context, args []string) error {
 }
 
 // benchConcurrent runs c transcriptions of pcm at once and reports.
-func benchConcurrent(ctx context.Context, tr *transcribe.Transcriber, pcm []float32, o transcribe.Options, c int) error {
+func benchConcurrent(ctx context.Context, tr *transcribe.Transcriber, enc *timedEncoder, pcm []float32, o transcribe.Options, c int) error {
 	steps0, rows0, _ := tr.BatchStats()
+	win0, nanos0 := enc.windows.Load(), enc.nanos.Load()
 	errs := make([]error, c)
 	windows := make([]int, c)
 	var wg sync.WaitGroup
@@ -109,7 +111,25 @@ func benchConcurrent(ctx context.Context, tr *transcribe.Transcriber, pcm []floa
 	audioS := float64(len(pcm)) / transcribe.SampleRate * float64(c)
 	fmt.Printf("concurrency %2d: %.1f s wall for %.0f s of audio (realtime factor %.1fx), %d windows with segments, %d decoder steps of %d sequence rows (mean batch %.1f, largest so far %d): %.0f tokens/s\n",
 		c, wall, audioS, audioS/wall, total, steps, rows, float64(rows)/float64(max(steps, 1)), largest, float64(rows)/wall)
+	fmt.Printf("               encoder: %d windows, %.1f s inside EncodeWindow (summed over concurrent calls)\n",
+		enc.windows.Load()-win0, float64(enc.nanos.Load()-nanos0)/1e9)
 	return nil
+}
+
+// timedEncoder counts the windows encoded and the wall time spent in them
+// (overlapping calls add up).
+type timedEncoder struct {
+	inner   transcribe.WindowEncoder
+	windows atomic.Int64
+	nanos   atomic.Int64
+}
+
+func (e *timedEncoder) EncodeWindow(ctx context.Context, logMel []float32) ([]float32, int, error) {
+	t0 := time.Now()
+	h, p, err := e.inner.EncodeWindow(ctx, logMel)
+	e.nanos.Add(int64(time.Since(t0)))
+	e.windows.Add(1)
+	return h, p, err
 }
 
 // benchAudio loads a clip and repeats it to seconds.
@@ -132,40 +152,41 @@ func benchAudio(path string, seconds float64) ([]float32, error) {
 
 // loadTranscriber stages dir's encoder into a temporary cache and loads
 // the whole model.
-func loadTranscriber(ctx context.Context, dir string, threads, maxBatch int) (*transcribe.Transcriber, func(), error) {
+func loadTranscriber(ctx context.Context, dir string, threads, maxBatch int) (*transcribe.Transcriber, *timedEncoder, func(), error) {
 	tk, err := tokenizer.LoadHF(os.DirFS(dir))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	gen, err := transcribe.ReadGenerationConfig(dir, tk)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cache, err := os.MkdirTemp("", "whisper-bench-transcribe-")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer os.RemoveAll(cache)
 	st, err := convert.Stage(ctx, convert.Options{Source: filepath.Join(dir, "onnx", "encoder_model.onnx"), CacheDir: cache, NoSync: true})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	enc, err := model.Load(st.Dir, model.Options{Threads: threads})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	dec, err := decoder.LoadHF(dir, decoder.Options{Threads: threads})
 	if err != nil {
 		enc.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	tr, err := transcribe.New(transcribe.Config{Encoder: transcribe.ModelEncoder{Encoder: enc}, Decoder: dec, Tokenizer: tk,
+	timed := &timedEncoder{inner: transcribe.ModelEncoder{Encoder: enc}}
+	tr, err := transcribe.New(transcribe.Config{Encoder: timed, Decoder: dec, Tokenizer: tk,
 		Generation: gen, NMels: enc.Config().NumMelBins, MaxBatch: maxBatch})
 	if err != nil {
 		dec.Close()
 		enc.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	fmt.Printf("model: %s; encoder %s, decoder %s\n", dir, enc.Backend(), dec.Backend())
-	return tr, func() { tr.Close(); dec.Close(); enc.Close() }, nil
+	return tr, timed, func() { tr.Close(); dec.Close(); enc.Close() }, nil
 }
