@@ -26,6 +26,7 @@ type benchTranscribeFlags struct {
 	model, audioPath, concurrency *string
 	seconds                       *float64
 	maxTokens, threads, maxBatch  *int
+	maxEncodes                    *int
 	force, timestamps             *bool
 }
 
@@ -42,6 +43,7 @@ func runBenchTranscribe(ctx context.Context, args []string) error {
 		maxTokens:   fs.Int("max-tokens", 224, "tokens sampled per window"),
 		threads:     fs.Int("threads", 0, "worker threads of encoder and decoder (default GOMAXPROCS)"),
 		maxBatch:    fs.Int("max-batch", 32, "most sequences one decoder step advances"),
+		maxEncodes:  fs.Int("max-encodes", 2, "most windows encoded at once (0: unbounded)"),
 		force:       fs.Bool("force", true, "every window samples exactly --max-tokens tokens (random weights cannot shorten the work)"),
 		timestamps:  fs.Bool("timestamps", true, "decode with timestamps (segments; seek by the last timestamp)"),
 	}
@@ -63,7 +65,7 @@ func runBenchTranscribe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tr, enc, closeAll, err := loadTranscriber(ctx, *f.model, *f.threads, *f.maxBatch)
+	tr, enc, closeAll, err := loadTranscriber(ctx, *f.model, *f.threads, *f.maxBatch, *f.maxEncodes)
 	if err != nil {
 		return err
 	}
@@ -152,7 +154,7 @@ func benchAudio(path string, seconds float64) ([]float32, error) {
 
 // loadTranscriber stages dir's encoder into a temporary cache and loads
 // the whole model.
-func loadTranscriber(ctx context.Context, dir string, threads, maxBatch int) (*transcribe.Transcriber, *timedEncoder, func(), error) {
+func loadTranscriber(ctx context.Context, dir string, threads, maxBatch, maxEncodes int) (*transcribe.Transcriber, *timedEncoder, func(), error) {
 	tk, err := tokenizer.LoadHF(os.DirFS(dir))
 	if err != nil {
 		return nil, nil, nil, err
@@ -181,7 +183,7 @@ func loadTranscriber(ctx context.Context, dir string, threads, maxBatch int) (*t
 	}
 	timed := &timedEncoder{inner: transcribe.ModelEncoder{Encoder: enc}}
 	tr, err := transcribe.New(transcribe.Config{Encoder: timed, Decoder: dec, Tokenizer: tk,
-		Generation: gen, NMels: enc.Config().NumMelBins, MaxBatch: maxBatch})
+		Generation: gen, NMels: enc.Config().NumMelBins, MaxBatch: maxBatch, MaxEncodes: maxEncodes})
 	if err != nil {
 		dec.Close()
 		enc.Close()

@@ -166,3 +166,47 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// countingEncoder records the most encodes in flight at once.
+type countingEncoder struct {
+	inner        WindowEncoder
+	mu           sync.Mutex
+	now, maxSeen int
+}
+
+func (e *countingEncoder) EncodeWindow(ctx context.Context, logMel []float32) ([]float32, int, error) {
+	e.mu.Lock()
+	e.now++
+	e.maxSeen = max(e.maxSeen, e.now)
+	e.mu.Unlock()
+	defer func() { e.mu.Lock(); e.now--; e.mu.Unlock() }()
+	return e.inner.EncodeWindow(ctx, logMel)
+}
+
+// TestMaxEncodes: concurrent requests encode one window at a time with
+// MaxEncodes 1.
+func TestMaxEncodes(t *testing.T) {
+	f := microFixture(t)
+	enc := &countingEncoder{inner: ModelEncoder{f.enc}}
+	tr, err := New(Config{Encoder: enc, Decoder: f.dec, Tokenizer: f.tk, Generation: f.gen, NMels: 80, MaxEncodes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = tr.Transcribe(context.Background(), noise(35*SampleRate, 0.2, uint32(i)), Options{Temperatures: []float64{0}, MaxTokens: 5, Language: "en"}, nil)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if enc.maxSeen != 1 {
+		t.Errorf("%d encodes at once, want 1", enc.maxSeen)
+	}
+}

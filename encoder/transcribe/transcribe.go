@@ -166,7 +166,7 @@ func (r *run) encode(ctx context.Context, seek int) (*decoder.Cross, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transcribe: log-mel at %.2f s: %w", float64(seek)/framesPerSecond, err)
 	}
-	hidden, positions, err := r.t.cfg.Encoder.EncodeWindow(ctx, lm)
+	hidden, positions, err := r.t.encodeWindow(ctx, lm)
 	if err != nil {
 		return nil, fmt.Errorf("transcribe: encode window at %.2f s: %w", float64(seek)/framesPerSecond, err)
 	}
