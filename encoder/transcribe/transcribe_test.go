@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/tokenizer"
@@ -143,4 +144,39 @@ func repeat(x []float32, n int) []float32 {
 		out = append(out, x[:min(len(x), n-len(out))]...)
 	}
 	return out
+}
+
+func TestNewErrors(t *testing.T) {
+	f := microFixture(t)
+	en, err := tokenizer.Builtin(tokenizer.GPT2, tokenizer.DefaultLanguages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := Config{Encoder: ModelEncoder{f.enc}, Decoder: f.dec, Tokenizer: f.tk, Generation: f.gen, NMels: 80}
+	for _, c := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"no encoder", func(c *Config) { c.Encoder = nil }, "Encoder is nil"},
+		{"no decoder", func(c *Config) { c.Decoder = nil }, "Decoder is nil"},
+		{"mels", func(c *Config) { c.NMels = 64 }, "NMels: expected 80 or 128, found 64"},
+		{"vocab", func(c *Config) { c.Tokenizer = en; c.Generation = DefaultGenerationConfig(en) }, "has 51864 ids but the decoder 1864 logits"},
+		{"generation", func(c *Config) { c.Generation.NoTimestampsTokenID = 7 }, "no_timestamps_token_id"},
+		{"batch", func(c *Config) { c.MaxBatch = -1 }, "MaxBatch"},
+	} {
+		cfg := good
+		c.mod(&cfg)
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err %v, want it to say %q", c.name, err, c.want)
+		}
+	}
+	tr, err := New(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if c := tr.Capabilities(); !c.Transcribe || !c.Translate || len(c.Languages) != 99 || c.Languages[0] != "en" {
+		t.Errorf("capabilities %+v", c)
+	}
 }
