@@ -240,12 +240,18 @@ func needsFallback(r windowResult, o Options) bool {
 }
 
 // decodeWithFallback decodes at each temperature in turn until one result
-// passes needsFallback; the last result is kept when none does.
+// passes needsFallback; the last result is kept when none does. At
+// temperature 0 a BeamSize > 1 searches with beams, above it BestOf samples
+// compete.
 func (t *Transcriber) decodeWithFallback(ctx context.Context, job *windowJob, o Options, rng *rand.Rand) (windowResult, error) {
 	var r windowResult
 	for _, temp := range o.Temperatures {
 		var err error
-		r, err = t.decodeWindow(ctx, job, temp, o.BestOf, rng)
+		if temp == 0 && o.BeamSize > 1 {
+			r, err = t.beamSearch(ctx, job, o.BeamSize)
+		} else {
+			r, err = t.decodeWindow(ctx, job, temp, o.BestOf, rng)
+		}
 		if err != nil {
 			return r, err
 		}

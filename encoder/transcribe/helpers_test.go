@@ -44,7 +44,10 @@ func loadFixture(dir, cache string) (fixture, error) {
 	if f.gen, err = ReadGenerationConfig(dir, f.tk); err != nil {
 		return f, err
 	}
-	if f.dec, err = decoder.LoadHF(dir, decoder.Options{}); err != nil {
+	// XDNA_TRANSCRIBE_ACTIVATIONS (auto, bf16, fp32) picks the GEMM
+	// activation precision of encoder and decoder, e.g. to look at a tie.
+	act := os.Getenv("XDNA_TRANSCRIBE_ACTIVATIONS")
+	if f.dec, err = decoder.LoadHF(dir, decoder.Options{Activations: act}); err != nil {
 		return f, err
 	}
 	st, err := convert.Stage(context.Background(), convert.Options{
@@ -52,7 +55,7 @@ func loadFixture(dir, cache string) (fixture, error) {
 	if err != nil {
 		return f, err
 	}
-	f.enc, err = model.Load(st.Dir, model.Options{})
+	f.enc, err = model.Load(st.Dir, model.Options{Activations: act})
 	return f, err
 }
 

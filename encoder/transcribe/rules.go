@@ -19,6 +19,9 @@ type rules struct {
 	noTimestamps  int
 	tsBegin       int // <|0.00|>
 	maxInitial    int // the first timestamp's highest index; < 0: no bound
+	// hfTimestamps applies the timestamp rules as transformers.js 4.x
+	// does (the reference test's): no max-initial bound, no monotonic rule.
+	hfTimestamps bool
 }
 
 // apply filters logits (one row, the vocabulary) in place, given the
@@ -57,6 +60,10 @@ func (r *rules) applyTimestamps(logits []float32, sampled []int) {
 	tb := r.tsBegin
 	logits[r.noTimestamps] = negInf
 	n := len(sampled)
+	if r.hfTimestamps && n == 0 {
+		banRange(logits, 0, tb)
+		return
+	}
 	last := n >= 1 && sampled[n-1] >= tb
 	penultimate := n < 2 || sampled[n-2] >= tb
 	if last {
@@ -66,7 +73,7 @@ func (r *rules) applyTimestamps(logits []float32, sampled []int) {
 			banRange(logits, 0, r.eot)
 		}
 	}
-	for i := n - 1; i >= 0; i-- {
+	for i := n - 1; i >= 0 && !r.hfTimestamps; i-- {
 		if sampled[i] >= tb {
 			limit := sampled[i] + 1
 			if last && !penultimate {
@@ -90,26 +97,33 @@ func (r *rules) applyTimestamps(logits []float32, sampled []int) {
 // timestampMassWins reports whether log Σ p(timestamps) > max log p(text):
 // the log-softmax normaliser cancels, so raw logits compare.
 func timestampMassWins(logits []float32, tb int) bool {
-	maxText := math.Inf(-1)
+	maxText := negInf
 	for _, v := range logits[:tb] {
-		maxText = math.Max(maxText, float64(v))
+		if v > maxText {
+			maxText = v
+		}
 	}
-	return logSumExp(logits[tb:]) > maxText
+	return logSumExp(logits[tb:]) > float64(maxText)
 }
 
+// logSumExp is log Σ exp(x), skipping -Inf entries.
 func logSumExp(x []float32) float64 {
-	m := math.Inf(-1)
+	m := negInf
 	for _, v := range x {
-		m = math.Max(m, float64(v))
+		if v > m {
+			m = v
+		}
 	}
-	if math.IsInf(m, -1) {
-		return m
+	if m == negInf {
+		return math.Inf(-1)
 	}
-	s := 0.0
+	s, mf := 0.0, float64(m)
 	for _, v := range x {
-		s += math.Exp(float64(v) - m)
+		if v != negInf {
+			s += math.Exp(float64(v) - mf)
+		}
 	}
-	return m + math.Log(s)
+	return mf + math.Log(s)
 }
 
 // argmax returns the first index of the largest value (torch's argmax), or
@@ -151,9 +165,11 @@ func sample(x []float32, temperature, u float64) int {
 }
 
 // compressionRatio is Whisper's repetitiveness measure: the UTF-8 length of
-// text over its zlib-compressed length (level 6, like Python's zlib.compress).
-// Go's deflate is not zlib's, so the ratio may differ from Whisper's by a
-// few compressed bytes.
+// text over its zlib-compressed length (level 6, like Python's
+// zlib.compress). Go's deflate ends every stream with an empty stored block
+// (4 bytes and a few bits) that zlib does not write; those 4 bytes are not
+// counted. Go's encoder is not zlib's, so the length may still differ from
+// Whisper's by a byte or two.
 func compressionRatio(text string) float64 {
 	if text == "" {
 		return 0
@@ -162,5 +178,9 @@ func compressionRatio(text string) float64 {
 	w, _ := zlib.NewWriterLevel(&b, 6)
 	_, _ = w.Write([]byte(text))
 	_ = w.Close()
-	return float64(len(text)) / float64(b.Len())
+	return float64(len(text)) / float64(b.Len()-goFinalBlock)
 }
+
+// goFinalBlock is the byte length of the empty final stored block Go's
+// deflate appends (its LEN and NLEN fields).
+const goFinalBlock = 4

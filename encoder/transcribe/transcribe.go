@@ -58,9 +58,10 @@ type run struct {
 	rng  *rand.Rand
 	res  Result
 
-	allTokens    []int // the initial prompt, then every segment's tokens
-	promptLen    int   // the initial prompt's share of allTokens
-	promptResets int   // conditioning uses allTokens[promptResets:]
+	allTokens    []int   // the initial prompt, then every segment's tokens
+	promptLen    int     // the initial prompt's share of allTokens
+	promptResets int     // conditioning uses allTokens[promptResets:]
+	lastSpeech   float64 // the end of the last word (word timestamps)
 }
 
 func (r *run) transcribe(ctx context.Context) error {
@@ -101,11 +102,10 @@ func (r *run) window(ctx context.Context, seek, segSize int) (int, error) {
 			return 0, err
 		}
 	}
-	job := &windowJob{cross: cross, rules: t.rules(r.o), maxLen: r.o.MaxTokens, noSpeech: true}
-	if job.sot, err = t.sotSequence(r.res.Language, r.o.Task, !r.o.WithoutTimestamps); err != nil {
+	job, err := r.job(cross)
+	if err != nil {
 		return 0, err
 	}
-	job.prefix = t.tk.PromptPrefix(r.allTokens[r.promptResets:], t.dcfg.MaxTargetPositions)
 	res, err := t.decodeWithFallback(ctx, job, r.o, r.rng)
 	if err != nil {
 		return 0, err
@@ -113,9 +113,20 @@ func (r *run) window(ctx context.Context, seek, segSize int) (int, error) {
 	if r.silent(res) {
 		return seek + segSize, nil
 	}
-	segs, next := splitSegments(res.tokens, t.sp.TimestampBegin, seek, segSize)
+	raw, next, single := splitSegments(res.tokens, t.sp.TimestampBegin, seek, segSize)
+	segs := make([]Segment, len(raw))
+	for i, s := range raw {
+		if segs[i], err = r.segment(s, res); err != nil {
+			return 0, err
+		}
+	}
+	if r.o.WordTimestamps {
+		if next, err = r.words(ctx, segs, cross, seek, segSize, next, single); err != nil {
+			return 0, err
+		}
+	}
 	for _, s := range segs {
-		if err := r.add(s, res); err != nil {
+		if err := r.add(s); err != nil {
 			return 0, err
 		}
 	}
@@ -123,6 +134,18 @@ func (r *run) window(ctx context.Context, seek, segSize int) (int, error) {
 		r.promptResets = len(r.allTokens)
 	}
 	return next, nil
+}
+
+// job is the decode of the window cross with the run's prompt.
+func (r *run) job(cross *decoder.Cross) (*windowJob, error) {
+	t := r.t
+	job := &windowJob{cross: cross, rules: t.rules(r.o), maxLen: r.o.MaxTokens, noSpeech: true}
+	var err error
+	if job.sot, err = t.sotSequence(r.res.Language, r.o.Task, !r.o.WithoutTimestamps); err != nil {
+		return nil, err
+	}
+	job.prefix = t.tk.PromptPrefix(r.allTokens[r.promptResets:], t.dcfg.MaxTargetPositions)
+	return job, nil
 }
 
 // silent is Whisper's no-speech skip: a likely <|nospeech|> unless the
@@ -143,17 +166,16 @@ func (r *run) encode(ctx context.Context, seek int) (*decoder.Cross, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transcribe: log-mel at %.2f s: %w", float64(seek)/framesPerSecond, err)
 	}
-	hidden, positions, err := r.t.cfg.Encoder.EncodeWindow(ctx, lm)
+	hidden, positions, err := r.t.encodeWindow(ctx, lm)
 	if err != nil {
 		return nil, fmt.Errorf("transcribe: encode window at %.2f s: %w", float64(seek)/framesPerSecond, err)
 	}
 	return r.t.cfg.Decoder.NewCross(ctx, hidden, positions)
 }
 
-// add finishes a segment (text, times, statistics), records it and emits it.
-func (r *run) add(s rawSegment, res windowResult) error {
+// segment makes a Segment of a piece of the window's tokens.
+func (r *run) segment(s rawSegment, res windowResult) (Segment, error) {
 	seg := Segment{
-		ID:               len(r.res.Segments),
 		Seek:             s.seek,
 		Start:            s.start,
 		End:              s.end,
@@ -165,10 +187,50 @@ func (r *run) add(s rawSegment, res windowResult) error {
 	}
 	var err error
 	if seg.Text, err = r.t.tk.Decode(textTokens(s.tokens, r.t.sp.EOT)); err != nil {
-		return fmt.Errorf("transcribe: %w", err)
+		return seg, fmt.Errorf("transcribe: %w", err)
 	}
+	return seg, nil
+}
+
+// words adds word timestamps to a window's segments and returns the next
+// seek: the last word's end unless the window ended on a lone timestamp.
+func (r *run) words(ctx context.Context, segs []Segment, cross *decoder.Cross, seek, segSize, next int, single bool) (int, error) {
+	if err := r.t.addWordTimestamps(ctx, segs, cross, r.res.Language, r.o.Task, segSize, r.lastSpeech); err != nil {
+		return 0, err
+	}
+	end, ok := lastWordEnd(segs)
+	if !ok {
+		return next, nil
+	}
+	if !single && end > float64(seek)/framesPerSecond {
+		if n := int(math.RoundToEven(end * framesPerSecond)); n > seek { // never stall
+			next = n
+		}
+	}
+	r.lastSpeech = end
+	return next, nil
+}
+
+// lastWordEnd is Whisper's get_end: the end of the last word, else of the
+// last segment.
+func lastWordEnd(segs []Segment) (float64, bool) {
+	for i := len(segs) - 1; i >= 0; i-- {
+		if w := segs[i].Words; len(w) > 0 {
+			return w[len(w)-1].End, true
+		}
+	}
+	if len(segs) == 0 {
+		return 0, false
+	}
+	return segs[len(segs)-1].End, true
+}
+
+// add records a decided segment (cleared when instantaneous or blank) and
+// emits it.
+func (r *run) add(seg Segment) error {
+	seg.ID = len(r.res.Segments)
 	if seg.Start == seg.End || strings.TrimSpace(seg.Text) == "" {
-		seg.Text, seg.Tokens = "", []int{}
+		seg.Text, seg.Tokens, seg.Words = "", []int{}, nil
 	}
 	r.res.Segments = append(r.res.Segments, seg)
 	r.allTokens = append(r.allTokens, seg.Tokens...)
@@ -214,11 +276,11 @@ type rawSegment struct {
 // (without <|endoftext|>): a segment between each pair of consecutive
 // timestamps; the next window starts at the last timestamp, or after this
 // one when the tokens end on a single timestamp or have no pair.
-func splitSegments(tokens []int, tb, seek, segSize int) ([]rawSegment, int) {
+func splitSegments(tokens []int, tb, seek, segSize int) (segs []rawSegment, next int, single bool) {
 	offset := float64(seek) / framesPerSecond
 	isTS := func(i int) bool { return tokens[i] >= tb }
 	n := len(tokens)
-	single := n >= 2 && !isTS(n-2) && isTS(n-1)
+	single = n >= 2 && !isTS(n-2) && isTS(n-1)
 	var cuts []int
 	for i := 1; i < n; i++ {
 		if isTS(i-1) && isTS(i) {
@@ -229,7 +291,6 @@ func splitSegments(tokens []int, tb, seek, segSize int) ([]rawSegment, int) {
 		if single {
 			cuts = append(cuts, n)
 		}
-		var segs []rawSegment
 		last := 0
 		for _, c := range cuts {
 			piece := tokens[last:c]
@@ -242,12 +303,12 @@ func splitSegments(tokens []int, tb, seek, segSize int) ([]rawSegment, int) {
 			last = c
 		}
 		if single {
-			return segs, seek + segSize
+			return segs, seek + segSize, true
 		}
 		if next := seek + (tokens[last-1]-tb)*inputStride; next > seek {
-			return segs, next
+			return segs, next, false
 		}
-		return segs, seek + segSize // a last timestamp at 0 would never advance
+		return segs, seek + segSize, false // a last timestamp at 0 would never advance
 	}
 	duration := float64(segSize) / framesPerSecond
 	for i := n - 1; i >= 0; i-- {
@@ -258,5 +319,5 @@ func splitSegments(tokens []int, tb, seek, segSize int) ([]rawSegment, int) {
 			break
 		}
 	}
-	return []rawSegment{{seek: seek, start: offset, end: offset + duration, tokens: tokens}}, seek + segSize
+	return []rawSegment{{seek: seek, start: offset, end: offset + duration, tokens: tokens}}, seek + segSize, single
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/tokenizer"
@@ -58,6 +59,7 @@ func TestTranscribeMicro(t *testing.T) {
 		"noise 45 s":          {noise(45*SampleRate, 0.3, 7), Options{Temperatures: []float64{0}, Prompt: "hello there"}},
 		"forced 20":           {jfk(t), Options{ForceTokens: true, MaxTokens: 20, WithoutTimestamps: true, Temperatures: []float64{0}}},
 		"empty":               {nil, Options{Language: "en"}},
+		"5 min long-form":     {repeat(jfk(t), 300*SampleRate), Options{Language: "en", Prompt: "So,", Temperatures: []float64{0}}},
 		"no condition, 0.2 s": {noise(SampleRate/5, 0.1, 3), Options{NoConditionOnPrevious: true}},
 	}
 	for name, c := range cases {
@@ -92,8 +94,7 @@ func TestTranscribeErrors(t *testing.T) {
 		o    Options
 		want error
 	}{
-		"beam":      {Options{BeamSize: 5}, ErrNotSupported},
-		"words":     {Options{WordTimestamps: true}, ErrNotSupported},
+		"beam":      {Options{BeamSize: 500}, nil},
 		"language":  {Options{Language: "klingon"}, nil},
 		"task":      {Options{Task: "summarise"}, nil},
 		"maxtokens": {Options{MaxTokens: 1000}, nil},
@@ -105,5 +106,77 @@ func TestTranscribeErrors(t *testing.T) {
 		} else {
 			t.Logf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestFallback: with Whisper's default schedule every segment's decode
+// either passed the thresholds or was the last temperature; random weights
+// repeat themselves, so some windows fall back.
+func TestFallback(t *testing.T) {
+	tr := newMicro(t, 0)
+	o := Options{Language: "en", BestOf: 2}.Defaulted()
+	r, err := tr.Transcribe(context.Background(), noise(40*SampleRate, 0.3, 5), o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, tr.tk, tr.cfg.Generation, r)
+	last := o.Temperatures[len(o.Temperatures)-1]
+	fell := 0
+	for _, s := range r.Segments {
+		stats := windowResult{compression: s.CompressionRatio, avgLogProb: s.AvgLogProb, noSpeech: s.NoSpeechProb}
+		if s.Temperature != last && needsFallback(stats, o) {
+			t.Errorf("segment %d kept at temperature %.1f fails the thresholds: %+v", s.ID, s.Temperature, stats)
+		}
+		if s.Temperature > 0 {
+			fell++
+		}
+	}
+	t.Logf("%d segments, %d decoded at a fallback temperature", len(r.Segments), fell)
+	if fell == 0 {
+		t.Error("no window fell back")
+	}
+}
+
+// repeat tiles x to n samples.
+func repeat(x []float32, n int) []float32 {
+	out := make([]float32, 0, n)
+	for len(out) < n {
+		out = append(out, x[:min(len(x), n-len(out))]...)
+	}
+	return out
+}
+
+func TestNewErrors(t *testing.T) {
+	f := microFixture(t)
+	en, err := tokenizer.Builtin(tokenizer.GPT2, tokenizer.DefaultLanguages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := Config{Encoder: ModelEncoder{f.enc}, Decoder: f.dec, Tokenizer: f.tk, Generation: f.gen, NMels: 80}
+	for _, c := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"no encoder", func(c *Config) { c.Encoder = nil }, "Encoder is nil"},
+		{"no decoder", func(c *Config) { c.Decoder = nil }, "Decoder is nil"},
+		{"mels", func(c *Config) { c.NMels = 64 }, "NMels: expected 80 or 128, found 64"},
+		{"vocab", func(c *Config) { c.Tokenizer = en; c.Generation = DefaultGenerationConfig(en) }, "has 51864 ids but the decoder 1864 logits"},
+		{"generation", func(c *Config) { c.Generation.NoTimestampsTokenID = 7 }, "no_timestamps_token_id"},
+		{"batch", func(c *Config) { c.MaxBatch = -1 }, "MaxBatch"},
+	} {
+		cfg := good
+		c.mod(&cfg)
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err %v, want it to say %q", c.name, err, c.want)
+		}
+	}
+	tr, err := New(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if c := tr.Capabilities(); !c.Transcribe || !c.Translate || len(c.Languages) != 99 || c.Languages[0] != "en" {
+		t.Errorf("capabilities %+v", c)
 	}
 }

@@ -15,10 +15,6 @@ import (
 // advances (Config.MaxBatch).
 const DefaultMaxBatch = 32
 
-// ErrNotSupported is wrapped by the errors of options this transcriber does
-// not implement yet (beam search, word timestamps).
-var ErrNotSupported = errors.New("not supported yet")
-
 // WindowEncoder runs the encoder on one window: a padded log-mel
 // [nMels][mel.Frames] (row-major, Whisper's normalised log-mel) in, the
 // last hidden state [positions][d_model] out. The server routes it through
@@ -53,6 +49,10 @@ type Config struct {
 	// MaxBatch bounds the sequences one decoder step advances
 	// (default DefaultMaxBatch); more wait for the next step.
 	MaxBatch int
+	// MaxEncodes bounds the windows encoded at once across requests (0: no
+	// bound, e.g. when Encoder is a server's batcher that bounds them). Each
+	// running encode holds its workspaces, so the bound caps memory too.
+	MaxEncodes int
 	// Seed seeds the sampling at temperatures > 0 (0: a random seed per
 	// request). With a seed, equal requests give equal results.
 	Seed uint64
@@ -62,12 +62,13 @@ type Config struct {
 // concurrent use: the window decodes of all requests share one scheduler
 // that steps their sequences together. Close stops it.
 type Transcriber struct {
-	cfg   Config
-	tk    *tokenizer.Tokenizer
-	sp    tokenizer.Specials
-	multi bool // the prompt carries language and task tokens
-	dcfg  decoder.Config
-	sched *scheduler
+	cfg    Config
+	tk     *tokenizer.Tokenizer
+	sp     tokenizer.Specials
+	multi  bool          // the prompt carries language and task tokens
+	encSem chan struct{} // MaxEncodes slots, nil when unbounded
+	dcfg   decoder.Config
+	sched  *scheduler
 }
 
 var _ Service = (*Transcriber)(nil)
@@ -83,6 +84,8 @@ func New(cfg Config) (*Transcriber, error) {
 		return nil, errors.New("transcribe: Config.Tokenizer is nil")
 	case cfg.NMels != 80 && cfg.NMels != 128:
 		return nil, fmt.Errorf("transcribe: Config.NMels: expected 80 or 128, found %d", cfg.NMels)
+	case cfg.MaxEncodes < 0:
+		return nil, fmt.Errorf("transcribe: Config.MaxEncodes: expected ≥ 0, found %d", cfg.MaxEncodes)
 	case cfg.MaxBatch < 0:
 		return nil, fmt.Errorf("transcribe: Config.MaxBatch: expected ≥ 0, found %d", cfg.MaxBatch)
 	}
@@ -96,10 +99,14 @@ func New(cfg Config) (*Transcriber, error) {
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
-	return &Transcriber{
+	t := &Transcriber{
 		cfg: cfg, tk: cfg.Tokenizer, sp: cfg.Tokenizer.Specials(), dcfg: dcfg, multi: cfg.Generation.IsMultilingual,
 		sched: newScheduler(cfg.Decoder, cfg.MaxBatch),
-	}, nil
+	}
+	if cfg.MaxEncodes > 0 {
+		t.encSem = make(chan struct{}, cfg.MaxEncodes)
+	}
+	return t, nil
 }
 
 // Close stops the scheduler; running transcriptions fail. The encoder and
@@ -123,10 +130,10 @@ func (t *Transcriber) BatchStats() (steps, rows, largest int) { return t.sched.s
 // check validates defaulted options.
 func (t *Transcriber) check(o Options) error {
 	switch {
-	case o.BeamSize > 1:
-		return fmt.Errorf("transcribe: beam search (beam size %d): %w; use beam size 0 or 1 (greedy)", o.BeamSize, ErrNotSupported)
-	case o.WordTimestamps:
-		return fmt.Errorf("transcribe: word timestamps: %w", ErrNotSupported)
+	case o.BeamSize > t.cfg.MaxBatch:
+		return fmt.Errorf("transcribe: beam size: expected at most %d (the decoder batch), found %d", t.cfg.MaxBatch, o.BeamSize)
+	case o.WordTimestamps && len(t.cfg.Generation.AlignmentHeads) == 0:
+		return errors.New("transcribe: word timestamps: the model's generation config has no alignment_heads")
 	case o.BeamSize < 0:
 		return fmt.Errorf("transcribe: beam size: expected ≥ 0, found %d", o.BeamSize)
 	case o.BestOf < 1:
@@ -188,4 +195,17 @@ func (t *Transcriber) sotSequence(lang string, task tokenizer.Task, timestamps b
 		seq = append(seq, t.sp.NoTimestamps)
 	}
 	return seq, nil
+}
+
+// encodeWindow runs the encoder on one window within the MaxEncodes bound.
+func (t *Transcriber) encodeWindow(ctx context.Context, logMel []float32) ([]float32, int, error) {
+	if t.encSem != nil {
+		select {
+		case t.encSem <- struct{}{}:
+			defer func() { <-t.encSem }()
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+	}
+	return t.cfg.Encoder.EncodeWindow(ctx, logMel)
 }

@@ -15,7 +15,7 @@ testdata/ort/decoder_golden.js adds ONNX Runtime's logits (ort_<i>.npy).
       # testdata/models/hf-micro (HF files committed; onnx/ is not, ~3 MB)
       # and its check in testdata/golden/hf-micro (committed)
   /usr/bin/python3 testdata/gen/gen_whisper_hf.py SIZE OUT_DIR
-      # SIZE: tiny | base (real vocabulary); check in OUT_DIR/check
+      # SIZE: tiny | tiny.en | base (real vocabulary; tiny.en: GPT-2 English-only); check in OUT_DIR/check
 
 Every weight is rounded to BF16 and stored as float32 (see whisper_hf.build).
 Seeds are fixed, so the outputs are reproducible.
@@ -59,6 +59,10 @@ SIZES = {
     "tiny": dict(d_model=384, encoder_layers=4, encoder_attention_heads=6, encoder_ffn_dim=1536,
                  decoder_layers=4, decoder_attention_heads=6, decoder_ffn_dim=1536, n_text=50257,
                  alignment_heads=[[2, 2], [3, 0], [3, 2], [3, 3], [3, 4], [3, 5]], seed=384),
+    # tiny.en: the tiny shape with the English-only GPT-2 vocabulary (51,864)
+    "tiny.en": dict(d_model=384, encoder_layers=4, encoder_attention_heads=6, encoder_ffn_dim=1536,
+                    decoder_layers=4, decoder_attention_heads=6, decoder_ffn_dim=1536, n_text=50256,
+                    alignment_heads=[[2, 2], [3, 0], [3, 2], [3, 3], [3, 4], [3, 5]], seed=385),
     "base": dict(d_model=512, encoder_layers=6, encoder_attention_heads=8, encoder_ffn_dim=2048,
                  decoder_layers=6, decoder_attention_heads=8, decoder_ffn_dim=2048, n_text=50257,
                  alignment_heads=[[3, 1], [4, 2], [4, 3], [4, 7], [5, 1], [5, 2], [5, 4], [5, 6]], seed=512),
@@ -76,6 +80,12 @@ def config(size):
 def suppress_tokens(size, ids):
     if SIZES[size]["n_text"] == 50257:
         return SUPPRESS_MULTILINGUAL
+    if SIZES[size]["n_text"] == 50256:
+        # English-only: the single-character symbols of the GPT-2 vocabulary
+        # (a subset of Whisper's list; both sides of a test read this file)
+        ranks = ranks_of(size)
+        return sorted(ranks[c.encode()] for c in '"#()*+/:;<=>@[\\]^_`{|}~') + [
+            ids["sot"], ids["translate"], ids["transcribe"], ids["startoflm"], ids["startofprev"], ids["nospeech"]]
     # byte vocabulary: the single-byte symbols Whisper suppresses, then the
     # same special tokens as the multilingual list
     symbols = sorted(set(ord(c) for c in '"#()*+/:;<=>@[\\]^_`{|}~'))
@@ -106,6 +116,10 @@ def hf_config(size, cfg, ids):
     }
 
 
+def multilingual(size):
+    return SIZES[size]["n_text"] != 50256
+
+
 def generation_config(size, ids):
     """generation_config.json with the fields of openai/whisper-base's."""
     return {
@@ -114,9 +128,9 @@ def generation_config(size, ids):
         "bos_token_id": ids["eot"],
         "decoder_start_token_id": ids["sot"],
         "eos_token_id": ids["eot"],
-        "forced_decoder_ids": [[1, None], [2, ids["transcribe"]]],
-        "is_multilingual": True,
-        "lang_to_id": {"<|%s|>" % code: i for code, i in ids["lang"].items()},
+        "forced_decoder_ids": [[1, None], [2, ids["transcribe"]]] if multilingual(size) else [[1, ids["notimestamps"]]],
+        "is_multilingual": multilingual(size),
+        "lang_to_id": {"<|%s|>" % code: i for code, i in ids["lang"].items()} if multilingual(size) else {},
         "max_initial_timestamp_index": 50,
         "max_length": 448,
         "no_timestamps_token_id": ids["notimestamps"],
@@ -124,7 +138,7 @@ def generation_config(size, ids):
         "prev_sot_token_id": ids["startofprev"],
         "return_timestamps": False,
         "suppress_tokens": suppress_tokens(size, ids),
-        "task_to_id": {"transcribe": ids["transcribe"], "translate": ids["translate"]},
+        "task_to_id": {"transcribe": ids["transcribe"], "translate": ids["translate"]} if multilingual(size) else {},
         "transformers_version": "4.31.0.dev0",
     }
 
@@ -306,12 +320,13 @@ def bytes_to_unicode():
 
 def ranks_of(size):
     """The ordinary tokens' bytes -> rank: single bytes (rank = byte) for
-    micro, Whisper's multilingual.tiktoken otherwise (its empty rank 50,256
-    has no token)."""
+    micro, Whisper's gpt2.tiktoken for .en, multilingual.tiktoken otherwise
+    (its empty rank 50,256 has no token)."""
     if SIZES[size]["n_text"] == 256:
         return {bytes([b]): b for b in range(256)}
     ranks = {}
-    with open(os.path.join(ROOT, "..", "shared", "data", "whisper", "multilingual.tiktoken")) as f:
+    name = "multilingual.tiktoken" if multilingual(size) else "gpt2.tiktoken"
+    with open(os.path.join(ROOT, "..", "shared", "data", "whisper", name)) as f:
         for line in f:
             tok, rank = line.split()
             b = base64.b64decode(tok)
