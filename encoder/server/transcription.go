@@ -225,8 +225,6 @@ func (s *Server) transcribeError(ctx context.Context, err error) error {
 		return errorf(codes.Unavailable, "server is shutting down: the transcription was cut at the drain timeout; retry on another replica")
 	case ctx.Err() != nil:
 		return fmt.Errorf("transcription: %w", ctx.Err())
-	case errors.Is(err, transcribe.ErrNotSupported):
-		return invalid("", "%v", err)
 	}
 	return fmt.Errorf("transcription: %w", err)
 }
