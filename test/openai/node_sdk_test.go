@@ -29,6 +29,10 @@ type nodeOut struct {
 			Tokens     []int
 		}
 	}
+	Words struct {
+		Segments []any
+		Words    []transcribe.Word
+	}
 	Text, SRT, VTT string
 	Stream         []struct{ Type, Delta, Text string }
 	FromBuffer     struct{ Text string } `json:"fromBuffer"`
@@ -98,6 +102,23 @@ func TestNodeSDK(t *testing.T) {
 			r := ref.Segments[i]
 			if s.ID != r.ID || s.Start != r.Start || s.End != r.End || s.Text != tokenizer.ValidUTF8(r.Text) || !equalInts(s.Tokens, r.Tokens) {
 				t.Errorf("verbose_json segment %d: %+v, want %+v", i, s, r)
+			}
+		}
+	}
+	withWords := sv.reference(t, jfkWAV, transcribe.Options{Task: tokenizer.Transcribe, WordTimestamps: true})
+	var words []transcribe.Word
+	for _, s := range withWords.Segments {
+		for _, w := range s.Words {
+			w.Word = tokenizer.ValidUTF8(w.Word)
+			words = append(words, w)
+		}
+	}
+	if len(words) == 0 || len(got.Words.Words) != len(words) || got.Words.Segments != nil {
+		t.Errorf("timestamp_granularities [word]: %d words and %d segments, want %d words only", len(got.Words.Words), len(got.Words.Segments), len(words))
+	} else {
+		for i, w := range got.Words.Words {
+			if w != words[i] {
+				t.Errorf("word %d: %+v, want %+v", i, w, words[i])
 			}
 		}
 	}

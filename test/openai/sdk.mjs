@@ -33,6 +33,9 @@ out.json = await client.audio.transcriptions.create({ file: file(wav), model: 'w
 out.verbose = await client.audio.transcriptions.create({
   file: file(wav), model: 'whisper-1', response_format: 'verbose_json', timestamp_granularities: ['segment'],
 });
+out.words = await client.audio.transcriptions.create({
+  file: file(wav), model: 'whisper-1', response_format: 'verbose_json', timestamp_granularities: ['word'],
+});
 out.text = await client.audio.transcriptions.create({ file: file(wav), model: 'whisper-1', response_format: 'text' });
 out.srt = await client.audio.transcriptions.create({ file: file(wav), model: 'whisper-1', response_format: 'srt' });
 out.vtt = await client.audio.transcriptions.create({ file: file(wav), model: 'whisper-1', response_format: 'vtt' });
