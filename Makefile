@@ -39,7 +39,7 @@ help:
 check: lint test-unit check-proto check-asm test-deviceplugin test-kubelet verify-generated test-operator test-chart
 
 ## test: every test the project has (what .ci/run runs)
-test: lint test-unit check-proto check-asm test-server test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-tokenizer test-chart verify-docs e2e
+test: lint test-unit check-proto check-asm test-server test-openai test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-tokenizer test-transcribe test-chart verify-docs e2e
 
 ## lint: gofmt and go vet
 lint:
@@ -96,6 +96,13 @@ e2e:
 .PHONY: test-deviceplugin test-kubelet
 test-deviceplugin:
 	XDNA_ROOT_TESTS=required $(GO) test -race -count=1 ./deviceplugin/... ./cmd/xdna-device-plugin/...
+
+## test-openai: the transcription API with the official OpenAI SDKs as clients, against the
+## real Transcriber on testdata/models/hf-micro (separate module test/openai: openai-go/v3,
+## and the npm `openai` package that npm ci installs from test/openai/package-lock.json)
+.PHONY: test-openai
+test-openai:
+	cd test/openai && npm ci --no-audit --no-fund && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 ## test-kubelet: the device plugin against the kubelet's own device manager
 ## (separate module test/kubelet, so the main go.mod never imports k8s.io/kubernetes);
@@ -277,6 +284,27 @@ fuzz-tokenizer:
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParseHFVocabMerges$$' ./encoder/tokenizer
 tokenizer-golden: tokenizer-node
 	node testdata/tokenizer/golden.mjs record
+
+## test-transcribe: encoder/transcribe under the race detector, then its greedy ids required equal to
+## the @huggingface/transformers ASR pipeline's (committed references in testdata/transcribe/golden)
+## on hf-micro and on tiny-shaped real-vocabulary models (multilingual, English-only) generated
+## into $(TRANSCRIBE_FIXTURES).
+## transcribe-golden: rerun the pipeline (testdata/transcribe, npm ci) and rewrite the references
+.PHONY: test-transcribe transcribe-golden transcribe-fixtures
+TRANSCRIBE_FIXTURES ?= testdata/bench
+transcribe-fixtures:
+	@test -f $(TRANSCRIBE_FIXTURES)/hf-tiny/onnx/encoder_model.onnx || /usr/bin/python3 testdata/gen/gen_whisper_hf.py tiny $(TRANSCRIBE_FIXTURES)/hf-tiny
+	@test -f $(TRANSCRIBE_FIXTURES)/hf-tiny-en/onnx/encoder_model.onnx || /usr/bin/python3 testdata/gen/gen_whisper_hf.py tiny.en $(TRANSCRIBE_FIXTURES)/hf-tiny-en
+test-transcribe: transcribe-fixtures
+	$(GO) test -race -count=1 -skip TestReferenceTokens ./encoder/transcribe
+	XDNA_TRANSCRIBE_TEST=required XDNA_TRANSCRIBE_FIXTURES=$(abspath $(TRANSCRIBE_FIXTURES)) $(GO) test -count=1 -v -run TestReferenceTokens ./encoder/transcribe
+# hf-micro's decoders are not committed: regenerate them (the generator also rewrites the
+# committed hf-micro decoder goldens with float-level noise, so those are checked out again)
+transcribe-golden: transcribe-fixtures
+	@test -d testdata/transcribe/node_modules/@huggingface/transformers || (cd testdata/transcribe && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
+	@test -f testdata/models/hf-micro/onnx/decoder_model_merged.onnx || (/usr/bin/python3 testdata/gen/gen_whisper_hf.py micro && git checkout -- testdata/golden/hf-micro)
+	node testdata/transcribe/reference.mjs --model testdata/models/hf-micro --out testdata/transcribe/golden/hf-micro.json
+	for m in hf-tiny hf-tiny-en; do node testdata/transcribe/reference.mjs --model $(TRANSCRIBE_FIXTURES)/$$m --out testdata/transcribe/golden/$$m.json || exit 1; done
 
 ## bench-model: the whisper-base-sized fp32 export (~82 MB, random weights) that
 ## bench-stage and bench-encoder use: $(BENCH_ONNX)

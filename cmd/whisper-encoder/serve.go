@@ -44,6 +44,7 @@ func runServe(ctx context.Context, args []string) error {
 		maxBytes     = fs.Int64("max-request-bytes", def.MaxRequestBytes, "largest request body / message")
 		maxAudio     = fs.Float64("max-audio-seconds", def.MaxAudioSeconds, "longest audio accepted in one request")
 		maxStreams   = fs.Int("max-streams", def.MaxStreams, "concurrent multi-window requests (EncodeStream, long HTTP audio)")
+		maxTranscr   = fs.Int("max-transcriptions", def.MaxTranscriptions, "transcriptions in progress (HTTP /v1/audio/*, gRPC Transcribe) before new ones are refused (RESOURCE_EXHAUSTED / 429)")
 		uploadBudget = fs.Int64("upload-budget", def.UploadBudget, "bytes of request bodies and messages held at once (HTTP: Content-Length reserved before reading; gRPC: --max-request-bytes until the message is in); beyond it requests are refused (RESOURCE_EXHAUSTED / 429)")
 		decodeBudget = fs.Int64("decode-budget", def.DecodeBudget, "bytes of decoded audio, log-mel windows and hidden states held at once, reckoned from each request's header before decoding; beyond it requests are refused (RESOURCE_EXHAUSTED / 429, or 413 if one alone is over it)")
 		maxConns     = fs.Int("max-connections", def.MaxConnections, "open connections per listener (HTTP, gRPC); more wait to be accepted")
@@ -67,7 +68,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	opts := server.Options{
 		MaxBatch: *maxBatch, BatchWindow: *batchWindow, MaxQueue: *maxQueue, RetryAfter: *retryAfter,
-		MaxRequestBytes: *maxBytes, MaxAudioSeconds: *maxAudio, MaxStreams: *maxStreams, Logger: log,
+		MaxRequestBytes: *maxBytes, MaxAudioSeconds: *maxAudio, MaxStreams: *maxStreams, MaxTranscriptions: *maxTranscr, Logger: log,
 		UploadBudget: *uploadBudget, DecodeBudget: *decodeBudget, MaxConnections: *maxConns, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout, ShutdownDelay: *shutdownWait,
 	}
 	err = serve(ctx, log, mf, *backend, *httpAddr, *grpcAddr, opts, *drainTimeout)

@@ -96,12 +96,13 @@ func (g *grpcService) EncodeStream(req *encoderv1.EncodeRequest, stream grpc.Ser
 
 // GetModel describes the served model.
 func (g *grpcService) GetModel(context.Context, *encoderv1.GetModelRequest) (*encoderv1.ModelInfo, error) {
-	i := g.s.info
+	i, c := g.s.info, g.s.capabilities()
 	return &encoderv1.ModelInfo{
 		ModelKey: i.ModelKey, Backend: i.Backend, NMels: int32(i.NMels), DModel: int32(i.DModel),
 		Layers: int32(i.Layers), Heads: int32(i.Heads), FfnDim: int32(i.FFNDim),
 		InputFrames: int32(i.InputFrames), Positions: int32(i.Positions), Precision: i.Precision,
 		Source: i.Source, SourcePrecision: i.SourcePrecision, LossySource: i.LossySource, Parameters: i.Parameters, Engine: i.Engine,
+		Transcribe: c.Transcribe, Translate: c.Translate, Languages: c.Languages, ModelId: g.s.modelID(),
 	}, nil
 }
 

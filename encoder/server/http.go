@@ -38,6 +38,14 @@ const (
 //	GET  /healthz    liveness: 200 while the process serves HTTP
 //	GET  /readyz     readiness: 200 once warmed up, 503 before and while draining
 //	GET  /metrics    Prometheus metrics
+//
+// and OpenAI's transcription API (see transcriptionRoutes):
+//
+//	POST /v1/audio/transcriptions, /v1/audio/translations  multipart form:
+//	                 file (WAV or FLAC), model, language, prompt,
+//	                 response_format (json, text, srt, vtt, verbose_json),
+//	                 temperature, timestamp_granularities[], stream (SSE)
+//	GET  /v1/models, /v1/models/{id}
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/encode", s.handleEncode)
@@ -48,6 +56,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{}))
+	s.transcriptionRoutes(mux)
 	return mux
 }
 

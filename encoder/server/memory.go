@@ -25,6 +25,11 @@ const (
 //	      + 2·MaxBatch·(log-mel + hidden states of one window)   (the batch's input and output)
 //	bound = modelBytes + heap
 //
+// A transcription's decoded audio and current window are in DecodeBudget; the
+// Transcriber's own per-request state (decoder KV caches, samples) is not
+// counted here: it is bounded by MaxTranscriptions and the Transcriber's
+// batch limit, and sized by the decoder.
+//
 // Every term is fixed by the options before any request arrives: bodies are
 // reserved in the upload budget before they are read and requests in the
 // decode budget before they are decoded, and what does not fit is refused.

@@ -33,6 +33,9 @@ type metrics struct {
 	inFlight       prometheus.Gauge
 	uploadBytes    prometheus.Gauge
 	decodeBytes    prometheus.Gauge
+	transcriptions prometheus.Gauge
+	tokens         prometheus.Counter
+	routes         *prometheus.CounterVec // route, status
 }
 
 // newMetrics creates and registers the collectors.
@@ -95,7 +98,26 @@ func newMetrics(reg prometheus.Registerer, info Info, opts Options) (*metrics, e
 			Namespace: namespace, Name: "decode_bytes",
 			Help: "Bytes of the decode budget reserved by requests being decoded, encoded and answered.",
 		}),
+		transcriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "transcriptions_in_progress",
+			Help: "Transcriptions admitted and not finished (HTTP and gRPC); refused beyond " + namespace + "_transcriptions_capacity.",
+		}),
+		tokens: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "decoded_tokens_total",
+			Help: "Text tokens of the segments transcriptions decided; its rate is the decoder's tokens per second.",
+		}),
+		routes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_requests_total",
+			Help: "Requests to the OpenAI-compatible HTTP routes by route and HTTP status.",
+		}, []string{"route", "status"}),
 	}
+	transcriptionCapacity := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "transcriptions_capacity",
+		Help: "Transcriptions in progress at which new ones are refused with RESOURCE_EXHAUSTED / 429.",
+	})
+	transcriptionCapacity.Set(float64(opts.MaxTranscriptions))
+	extra := []prometheus.Collector{m.transcriptions, m.tokens, m.routes, transcriptionCapacity}
+	extra = append(extra, transcriberCollectors(opts.Transcriber)...)
 	capacity := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "queue_capacity",
 		Help: "The queue depth (max queue) at which requests are refused with RESOURCE_EXHAUSTED / 429.",
@@ -107,11 +129,12 @@ func newMetrics(reg prometheus.Registerer, info Info, opts Options) (*metrics, e
 		ConstLabels: prometheus.Labels{"backend": info.Backend, "model_key": info.ModelKey},
 	})
 	backend.Set(1)
-	for _, c := range []prometheus.Collector{
+	all := append([]prometheus.Collector{
 		m.requests, m.duration, m.frontend, m.queueWait, m.compute, m.batchSize, m.queueDepth,
 		m.windows, m.windowsDropped, m.audioSeconds, m.busySeconds, m.inFlight, m.uploadBytes, m.decodeBytes, capacity, backend,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
+	}, extra...)
+	for _, c := range all {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: registering metrics: %w", err)
 		}
@@ -125,4 +148,42 @@ func (m *metrics) observeBatch(size int, compute time.Duration) {
 	m.compute.Observe(compute.Seconds())
 	m.busySeconds.Add(compute.Seconds())
 	m.windows.Add(float64(size))
+}
+
+// transcriberCollectors are the metrics a Transcriber reports of itself,
+// through the optional interfaces it implements.
+func transcriberCollectors(t any) []prometheus.Collector {
+	var out []prometheus.Collector
+	if d, ok := t.(DecodeQueueDepther); ok {
+		out = append(out, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "decode_queue_depth",
+			Help: "Sequences waiting for or holding a decoder slot (the Transcriber's own count).",
+		}, func() float64 { return float64(d.DecodeQueueDepth()) }))
+	}
+	if b, ok := t.(BatchStatser); ok {
+		stat := func(i int) func() float64 {
+			return func() float64 {
+				steps, rows, largest := b.BatchStats()
+				return float64([]int{steps, rows, largest}[i])
+			}
+		}
+		out = append(out,
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "decoder_steps_total",
+				Help: "Decoder steps run; rate(decoder_rows_total)/rate(decoder_steps_total) is the mean decoder batch."}, stat(0)),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "decoder_rows_total",
+				Help: "Sequence rows the decoder steps advanced (tokens decided, beams and samples included)."}, stat(1)),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "decoder_largest_batch",
+				Help: "The largest decoder step so far, in sequence rows."}, stat(2)))
+	}
+	return out
+}
+
+// registerTranscriber registers the metrics of a Transcriber set after New.
+func (m *metrics) registerTranscriber(reg prometheus.Registerer, t any) error {
+	for _, c := range transcriberCollectors(t) {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("server: registering transcriber metrics: %w", err)
+		}
+	}
+	return nil
 }

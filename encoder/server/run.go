@@ -91,12 +91,29 @@ func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTim
 		case <-dctx.Done():
 		}
 	}
+	late := s.active.Load()
+	if late > 0 {
+		// Transcriptions (SSE and gRPC streams among them) are cut: they
+		// end with a 503 / UNAVAILABLE their clients can read, and free
+		// their decoder slots, before the connections close.
+		s.cutTranscriptions()
+		gctx, gcancel := context.WithTimeout(context.Background(), cutGrace)
+		<-s.idle(gctx)
+		gcancel()
+	}
 	hs.Close()
 	gs.Stop()
 	if n := s.active.Load(); n > 0 {
 		return errors.Join(runErr, fmt.Errorf("%d accepted requests did not finish within the drain timeout of %v", n, drainTimeout))
 	}
 	s.Close()
+	if late > 0 {
+		s.log.Warn("drained; transcriptions cut at the drain timeout", "requests", late)
+		return errors.Join(runErr, fmt.Errorf("%d accepted requests did not finish within the drain timeout of %v; transcriptions among them were cut", late, drainTimeout))
+	}
 	s.log.Info("drained")
 	return runErr
 }
+
+// cutGrace is how long cut transcriptions get to tell their clients.
+const cutGrace = 2 * time.Second

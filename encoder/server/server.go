@@ -2,7 +2,10 @@
 // (api/encoder/v1, grpc.health.v1, reflection) and an HTTP API (POST
 // /v1/encode, /healthz, /readyz, /metrics, /v1/model), with dynamic batching,
 // a bounded queue that pushes back when full, limits on every input, readiness
-// after a warm-up window and a graceful drain.
+// after a warm-up window and a graceful drain. Given a transcribe.Service it
+// also serves OpenAI's transcription API (/v1/audio/transcriptions,
+// /v1/audio/translations, /v1/models; transcription*.go) and the Transcribe
+// RPC, under the same admission, metrics and drain.
 //
 // Request path: admission (a slot in the bounded queue, or RESOURCE_EXHAUSTED
 // / 429 at once) → front end (decode, mono, resample to 16 kHz, Whisper
@@ -24,6 +27,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
+	"github.com/xdna-whisper/xdna-whisper/encoder/transcribe"
 )
 
 // BatchEncoder runs the encoder on a batch: mel is [batch, NMels, Frames] and the
@@ -113,6 +117,17 @@ type Options struct {
 	// context ends, with readiness and gRPC health already failing, so
 	// endpoints can stop sending traffic before the listeners close.
 	ShutdownDelay time.Duration
+	// Transcriber serves /v1/audio/transcriptions, /v1/audio/translations
+	// and the Transcribe RPC; nil serves the encoder only (those answer 400
+	// naming what the model can do).
+	Transcriber transcribe.Service
+	// ModelID is the model's id in /v1/models and the transcription API's
+	// `model` field (empty: the model key); "whisper-1" is accepted as an alias.
+	ModelID string
+	// MaxTranscriptions bounds the transcriptions in progress (each holds
+	// its decoded audio and decoder slots); beyond it requests are refused
+	// with RESOURCE_EXHAUSTED / 429. 0 means DefaultMaxTranscriptions.
+	MaxTranscriptions int
 	// Logger receives one line per request at debug and failures at warn/error.
 	Logger *slog.Logger
 	// Registerer receives the metrics (nil: a new registry, see Registry).
@@ -126,22 +141,26 @@ type Options struct {
 // at most 25 s, inside Kubernetes' default termination grace period (30 s).
 const DefaultDrainTimeout = 20 * time.Second
 
+// DefaultMaxTranscriptions is the default of Options.MaxTranscriptions.
+const DefaultMaxTranscriptions = 16
+
 // DefaultOptions are the flags' defaults.
 func DefaultOptions() Options {
 	return Options{
-		MaxBatch:        4,
-		BatchWindow:     5 * time.Millisecond,
-		MaxQueue:        32,
-		RetryAfter:      time.Second,
-		MaxRequestBytes: 64 << 20,
-		MaxAudioSeconds: 600,
-		MaxStreams:      8,
-		UploadBudget:    512 << 20,
-		DecodeBudget:    512 << 20,
-		MaxConnections:  512,
-		ReadTimeout:     time.Minute,
-		WriteTimeout:    time.Minute,
-		ShutdownDelay:   5 * time.Second,
+		MaxBatch:          4,
+		BatchWindow:       5 * time.Millisecond,
+		MaxQueue:          32,
+		RetryAfter:        time.Second,
+		MaxRequestBytes:   64 << 20,
+		MaxAudioSeconds:   600,
+		MaxStreams:        8,
+		MaxTranscriptions: DefaultMaxTranscriptions,
+		UploadBudget:      512 << 20,
+		DecodeBudget:      512 << 20,
+		MaxConnections:    512,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		ShutdownDelay:     5 * time.Second,
 	}
 }
 
@@ -160,6 +179,8 @@ func (o Options) check() error {
 		return fmt.Errorf("server: max audio seconds %g, want > 0", o.MaxAudioSeconds)
 	case o.MaxStreams < 1:
 		return fmt.Errorf("server: max streams %d, want ≥ 1", o.MaxStreams)
+	case o.MaxTranscriptions < 0:
+		return fmt.Errorf("server: max transcriptions %d, want ≥ 1 (or 0 for %d)", o.MaxTranscriptions, DefaultMaxTranscriptions)
 	case o.UploadBudget < o.MaxRequestBytes:
 		return fmt.Errorf("server: upload budget %d bytes, want at least max request bytes (%d) so one request fits", o.UploadBudget, o.MaxRequestBytes)
 	case o.MaxConnections < 1:
@@ -187,6 +208,11 @@ type Server struct {
 	health  *health.Server
 	streams chan struct{}
 	gather  prometheus.Gatherer
+	started time.Time
+
+	transcribing chan struct{}      // one token per transcription in progress
+	cut          context.Context    // ended when a drain times out
+	cutCancel    context.CancelFunc // ends cut
 
 	uploads   *budget
 	decoding  *budget
@@ -211,6 +237,9 @@ func New(enc BatchEncoder, info Info, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.MaxTranscriptions == 0 {
+		opts.MaxTranscriptions = DefaultMaxTranscriptions
+	}
 	gather := opts.Gatherer
 	if opts.Registerer == nil {
 		reg := prometheus.NewRegistry()
@@ -224,17 +253,21 @@ func New(enc BatchEncoder, info Info, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		enc:      enc,
-		info:     info,
-		opts:     opts,
-		log:      opts.Logger,
-		metrics:  m,
-		health:   health.NewServer(),
-		streams:  make(chan struct{}, opts.MaxStreams),
-		gather:   gather,
-		uploads:  &budget{name: "upload", limit: opts.UploadBudget, set: m.uploadBytes.Set},
-		decoding: &budget{name: "decode", limit: opts.DecodeBudget, set: m.decodeBytes.Set},
+		enc:     enc,
+		info:    info,
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: m,
+		health:  health.NewServer(),
+		streams: make(chan struct{}, opts.MaxStreams),
+		gather:  gather,
+		started: time.Now(),
+
+		transcribing: make(chan struct{}, opts.MaxTranscriptions),
+		uploads:      &budget{name: "upload", limit: opts.UploadBudget, set: m.uploadBytes.Set},
+		decoding:     &budget{name: "decode", limit: opts.DecodeBudget, set: m.decodeBytes.Set},
 	}
+	s.cut, s.cutCancel = context.WithCancel(context.Background())
 	s.setServing(false)
 	s.batcher = newBatcher(enc, info, opts, m)
 	return s, nil

@@ -336,7 +336,7 @@ func (s *Server) finish(req *request, err error) {
 	level := slog.LevelDebug
 	switch code {
 	case codes.OK, codes.ResourceExhausted, codes.Canceled, codes.Unavailable:
-	case codes.InvalidArgument, codes.DeadlineExceeded:
+	case codes.InvalidArgument, codes.DeadlineExceeded, codes.FailedPrecondition, codes.NotFound:
 		level = slog.LevelWarn
 	default:
 		level = slog.LevelError

@@ -100,85 +100,118 @@ func errShuttingDown() error {
 	return errorf(codes.Unavailable, "server is shutting down; retry on another replica")
 }
 
-// readBody reads an HTTP request body into memory, reserving its bytes in the
-// upload budget before they are read (a known Content-Length at once, a
-// chunked body as its buffer grows). The body must arrive within ReadTimeout
-// (else 408) and is cut with 503 if the server starts draining. release
-// returns the reservation; the caller holds it while the body is in use.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
-	limit := s.opts.MaxRequestBytes
-	if r.ContentLength > limit {
-		return nil, nil, tooLarge(r.ContentLength, limit)
+// reception is one HTTP request body being received: its reservation in the
+// upload budget and whether a drain cut it.
+type reception struct {
+	s       *Server
+	held    int64
+	drained atomic.Bool
+}
+
+// take reserves n more bytes of the upload budget.
+func (rc *reception) take(n int64) error {
+	if !rc.s.uploads.reserve(n) {
+		return rc.s.uploads.full(n, rc.s.opts.RetryAfter)
 	}
-	var held int64
-	release = func() { s.uploads.release(held); held = 0 }
-	take := func(n int64) error {
-		if !s.uploads.reserve(n) {
-			return s.uploads.full(n, s.opts.RetryAfter)
-		}
-		held += n
-		return nil
+	rc.held += n
+	return nil
+}
+
+// give returns n of the reserved bytes.
+func (rc *reception) give(n int64) {
+	rc.s.uploads.release(n)
+	rc.held -= n
+}
+
+// release returns the whole reservation.
+func (rc *reception) release() { rc.give(rc.held) }
+
+// receive prepares the reception of r's body and runs consume on it: a body
+// declared over MaxRequestBytes is refused at once; the body must arrive
+// within ReadTimeout (else 408) and is cut with 503 if the server starts
+// draining. consume reserves what it keeps with rc.take. release returns the
+// reservation; the caller holds it while what consume kept is in use.
+func (s *Server) receive(w http.ResponseWriter, r *http.Request, consume func(rc *reception) error) (release func(), err error) {
+	if limit := s.opts.MaxRequestBytes; r.ContentLength > limit {
+		return nil, tooLarge(r.ContentLength, limit)
 	}
-	rc := http.NewResponseController(w)
-	var drained atomic.Bool
+	rc := &reception{s: s}
+	ctl := http.NewResponseController(w)
 	remove, ok := s.receiving.add(func() {
-		drained.Store(true)
-		_ = rc.SetReadDeadline(time.Now())
+		rc.drained.Store(true)
+		_ = ctl.SetReadDeadline(time.Now())
 	})
 	if !ok {
-		return nil, nil, errShuttingDown()
+		return nil, errShuttingDown()
 	}
 	defer remove()
 	// The deadline stays after a failed read: net/http would otherwise wait
 	// for the rest of the body before closing the connection.
-	_ = rc.SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
-	defer func() {
-		if err != nil {
-			w.Header().Set("Connection", "close")
-		}
-	}()
+	_ = ctl.SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
+	if err := consume(rc); err != nil {
+		w.Header().Set("Connection", "close")
+		return rc.release, err
+	}
+	return rc.release, nil
+}
 
-	if r.ContentLength >= 0 {
-		if err := take(r.ContentLength); err != nil {
-			return nil, release, err
+// readBody reads an HTTP request body into memory, reserving its bytes in the
+// upload budget before they are read (a known Content-Length at once, a
+// chunked body as its buffer grows); see receive.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
+	release, err = s.receive(w, r, func(rc *reception) error {
+		var err error
+		body, err = s.readAll(rc, r.Body, r.ContentLength)
+		return err
+	})
+	return body, release, err
+}
+
+// readAll reads src, of size bytes (-1: unknown), into memory within
+// MaxRequestBytes, reserving its buffer in the upload budget before reading
+// into it.
+func (s *Server) readAll(rc *reception, src io.Reader, size int64) ([]byte, error) {
+	limit := s.opts.MaxRequestBytes
+	if size >= 0 {
+		if err := rc.take(size); err != nil {
+			return nil, err
 		}
-		body = make([]byte, r.ContentLength)
-		n, err := io.ReadFull(r.Body, body)
+		body := make([]byte, size)
+		n, err := io.ReadFull(src, body)
 		if err != nil {
-			return nil, release, s.bodyError(err, drained.Load(), int64(n), r.ContentLength)
+			return nil, s.bodyError(err, rc.drained.Load(), int64(n), size)
 		}
-		return body, release, nil
+		return body, nil
 	}
-	size := min(int64(1<<20), limit+1)
-	if err := take(size); err != nil {
-		return nil, release, err
+	first := min(int64(1<<20), limit+1)
+	if err := rc.take(first); err != nil {
+		return nil, err
 	}
-	body = make([]byte, 0, size)
+	body := make([]byte, 0, first)
 	for {
 		if len(body) == cap(body) {
 			if int64(len(body)) > limit {
-				return nil, release, tooLarge(-1, limit)
+				return nil, tooLarge(-1, limit)
 			}
 			next := min(2*int64(cap(body)), limit+1)
-			if err := take(next); err != nil {
-				return nil, release, err
+			if err := rc.take(next); err != nil {
+				return nil, err
 			}
 			grown := make([]byte, len(body), next)
 			copy(grown, body)
-			s.uploads.release(int64(cap(body)))
-			held -= int64(cap(body))
+			rc.give(int64(cap(body)))
 			body = grown
 		}
-		n, err := r.Body.Read(body[len(body):cap(body)])
+		n, err := src.Read(body[len(body):cap(body)])
 		body = body[:len(body)+n]
 		if errors.Is(err, io.EOF) {
 			if int64(len(body)) > limit {
-				return nil, release, tooLarge(-1, limit)
+				return nil, tooLarge(-1, limit)
 			}
-			return body, release, nil
+			return body, nil
 		}
 		if err != nil {
-			return nil, release, s.bodyError(err, drained.Load(), int64(len(body)), -1)
+			return nil, s.bodyError(err, rc.drained.Load(), int64(len(body)), -1)
 		}
 	}
 }
@@ -221,13 +254,13 @@ type uploadKey struct{}
 // transport's buffers hold it a second time; MemoryBound counts that.)
 func (s *Server) grpcReservation() int64 { return s.opts.MaxRequestBytes }
 
-// tap admits an Encode or EncodeStream call before any of its message is
+// tap admits an Encode, EncodeStream or Transcribe call before any of its message is
 // read: refused while draining (UNAVAILABLE) or when the upload budget cannot
 // hold its message (RESOURCE_EXHAUSTED). Admitted calls are cut if their
 // message has not arrived within ReadTimeout or when a drain starts.
 func (s *Server) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	switch info.FullMethodName {
-	case encoderv1.Encoder_Encode_FullMethodName, encoderv1.Encoder_EncodeStream_FullMethodName:
+	case encoderv1.Encoder_Encode_FullMethodName, encoderv1.Encoder_EncodeStream_FullMethodName, encoderv1.Encoder_Transcribe_FullMethodName:
 	default:
 		return ctx, nil
 	}

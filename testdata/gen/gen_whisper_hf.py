@@ -15,11 +15,12 @@ testdata/ort/decoder_golden.js adds ONNX Runtime's logits (ort_<i>.npy).
       # testdata/models/hf-micro (HF files committed; onnx/ is not, ~3 MB)
       # and its check in testdata/golden/hf-micro (committed)
   /usr/bin/python3 testdata/gen/gen_whisper_hf.py SIZE OUT_DIR
-      # SIZE: tiny | base (real vocabulary); check in OUT_DIR/check
+      # SIZE: tiny | tiny.en | base (real vocabulary; tiny.en: GPT-2 English-only); check in OUT_DIR/check
 
 Every weight is rounded to BF16 and stored as float32 (see whisper_hf.build).
 Seeds are fixed, so the outputs are reproducible.
 """
+import base64
 import json
 import os
 import struct
@@ -32,6 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import whisper_hf as hf  # noqa: E402
+import whisper_module as wm  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -57,6 +59,10 @@ SIZES = {
     "tiny": dict(d_model=384, encoder_layers=4, encoder_attention_heads=6, encoder_ffn_dim=1536,
                  decoder_layers=4, decoder_attention_heads=6, decoder_ffn_dim=1536, n_text=50257,
                  alignment_heads=[[2, 2], [3, 0], [3, 2], [3, 3], [3, 4], [3, 5]], seed=384),
+    # tiny.en: the tiny shape with the English-only GPT-2 vocabulary (51,864)
+    "tiny.en": dict(d_model=384, encoder_layers=4, encoder_attention_heads=6, encoder_ffn_dim=1536,
+                    decoder_layers=4, decoder_attention_heads=6, decoder_ffn_dim=1536, n_text=50256,
+                    alignment_heads=[[2, 2], [3, 0], [3, 2], [3, 3], [3, 4], [3, 5]], seed=385),
     "base": dict(d_model=512, encoder_layers=6, encoder_attention_heads=8, encoder_ffn_dim=2048,
                  decoder_layers=6, decoder_attention_heads=8, decoder_ffn_dim=2048, n_text=50257,
                  alignment_heads=[[3, 1], [4, 2], [4, 3], [4, 7], [5, 1], [5, 2], [5, 4], [5, 6]], seed=512),
@@ -74,6 +80,12 @@ def config(size):
 def suppress_tokens(size, ids):
     if SIZES[size]["n_text"] == 50257:
         return SUPPRESS_MULTILINGUAL
+    if SIZES[size]["n_text"] == 50256:
+        # English-only: the single-character symbols of the GPT-2 vocabulary
+        # (a subset of Whisper's list; both sides of a test read this file)
+        ranks = ranks_of(size)
+        return sorted(ranks[c.encode()] for c in '"#()*+/:;<=>@[\\]^_`{|}~') + [
+            ids["sot"], ids["translate"], ids["transcribe"], ids["startoflm"], ids["startofprev"], ids["nospeech"]]
     # byte vocabulary: the single-byte symbols Whisper suppresses, then the
     # same special tokens as the multilingual list
     symbols = sorted(set(ord(c) for c in '"#()*+/:;<=>@[\\]^_`{|}~'))
@@ -104,6 +116,10 @@ def hf_config(size, cfg, ids):
     }
 
 
+def multilingual(size):
+    return SIZES[size]["n_text"] != 50256
+
+
 def generation_config(size, ids):
     """generation_config.json with the fields of openai/whisper-base's."""
     return {
@@ -112,9 +128,9 @@ def generation_config(size, ids):
         "bos_token_id": ids["eot"],
         "decoder_start_token_id": ids["sot"],
         "eos_token_id": ids["eot"],
-        "forced_decoder_ids": [[1, None], [2, ids["transcribe"]]],
-        "is_multilingual": True,
-        "lang_to_id": {"<|%s|>" % code: i for code, i in ids["lang"].items()},
+        "forced_decoder_ids": [[1, None], [2, ids["transcribe"]]] if multilingual(size) else [[1, ids["notimestamps"]]],
+        "is_multilingual": multilingual(size),
+        "lang_to_id": {"<|%s|>" % code: i for code, i in ids["lang"].items()} if multilingual(size) else {},
         "max_initial_timestamp_index": 50,
         "max_length": 448,
         "no_timestamps_token_id": ids["notimestamps"],
@@ -122,7 +138,7 @@ def generation_config(size, ids):
         "prev_sot_token_id": ids["startofprev"],
         "return_timestamps": False,
         "suppress_tokens": suppress_tokens(size, ids),
-        "task_to_id": {"transcribe": ids["transcribe"], "translate": ids["translate"]},
+        "task_to_id": {"transcribe": ids["transcribe"], "translate": ids["translate"]} if multilingual(size) else {},
         "transformers_version": "4.31.0.dev0",
     }
 
@@ -277,6 +293,112 @@ def merge_decoders(out):
     onnx.checker.check_model(path)
 
 
+def export_encoder(m, cfg, out):
+    """onnx/encoder_model.onnx as onnx-community lays it out (input_features
+    [batch, n_mels, 3000] -> last_hidden_state), for transformers.js and for
+    our staging (encoder/convert)."""
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "encoder_model.onnx")
+    with torch.no_grad():
+        wm.export(m.model.encoder, path, 14, 2 * cfg["max_source_positions"], cfg["num_mel_bins"])
+    onnx.checker.check_model(path)
+
+
+def bytes_to_unicode():
+    """GPT-2's byte -> printable character table of byte-level BPE files."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + \
+        list(range(ord("\xae"), ord("\xff") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def ranks_of(size):
+    """The ordinary tokens' bytes -> rank: single bytes (rank = byte) for
+    micro, Whisper's gpt2.tiktoken for .en, multilingual.tiktoken otherwise
+    (its empty rank 50,256 has no token)."""
+    if SIZES[size]["n_text"] == 256:
+        return {bytes([b]): b for b in range(256)}
+    ranks = {}
+    name = "multilingual.tiktoken" if multilingual(size) else "gpt2.tiktoken"
+    with open(os.path.join(ROOT, "..", "shared", "data", "whisper", name)) as f:
+        for line in f:
+            tok, rank = line.split()
+            b = base64.b64decode(tok)
+            if b:
+                ranks[b] = int(rank)
+    return ranks
+
+
+def merges_of(ranks):
+    """The BPE merge of each multi-byte token, in rank order: byte-level BPE
+    on its bytes with only lower ranks leaves exactly two parts."""
+    merges = []
+    for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+        if len(tok) < 2:
+            continue
+        parts = [bytes([b]) for b in tok]
+        while len(parts) > 2:
+            best = None
+            for i in range(len(parts) - 1):
+                r = ranks.get(parts[i] + parts[i + 1])
+                if r is not None and r < rank and (best is None or r < best[0]):
+                    best = (r, i)
+            if best is None:
+                break
+            i = best[1]
+            parts[i:i + 2] = [parts[i] + parts[i + 1]]
+        assert len(parts) == 2, (tok, rank, parts)
+        merges.append(parts)
+    return merges
+
+
+def special_names(ids):
+    names = {ids["eot"]: "<|endoftext|>", ids["sot"]: "<|startoftranscript|>", ids["translate"]: "<|translate|>",
+             ids["transcribe"]: "<|transcribe|>", ids["startoflm"]: "<|startoflm|>",
+             ids["startofprev"]: "<|startofprev|>", ids["nospeech"]: "<|nospeech|>",
+             ids["notimestamps"]: "<|notimestamps|>"}
+    for code, i in ids["lang"].items():
+        names[i] = "<|%s|>" % code
+    for k in range(1501):
+        names[ids["timestamp_begin"] + k] = "<|%.2f|>" % (0.02 * k)
+    return names
+
+
+def write_tokenizer(size, ids, out):
+    """tokenizer.json (byte-level BPE, GPT-2 pre-tokenisation, Whisper's
+    added tokens) and tokenizer_config.json, as Hugging Face's Whisper
+    repositories have them, so transformers.js can load the fixture."""
+    ranks = ranks_of(size)
+    u = bytes_to_unicode()
+    spell = lambda b: "".join(u[x] for x in b)
+    vocab = {spell(b): r for b, r in ranks.items()}
+    added = []
+    for i, name in sorted(special_names(ids).items()):
+        vocab[name] = i
+        added.append({"id": i, "content": name, "single_word": False, "lstrip": False, "rstrip": False,
+                      "normalized": False, "special": True})
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    tok = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+        "pre_tokenizer": byte_level, "post_processor": dict(byte_level, trim_offsets=False), "decoder": byte_level,
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                  "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False, "vocab": vocab,
+                  "merges": [spell(a) + " " + spell(b) for a, b in merges_of(ranks)]},
+    }
+    with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tok, f, ensure_ascii=False)
+    eot = "<|endoftext|>"
+    write_json(os.path.join(out, "tokenizer_config.json"), {
+        "tokenizer_class": "WhisperTokenizer", "model_max_length": 1024, "add_prefix_space": False,
+        "errors": "replace", "bos_token": eot, "eos_token": eot, "unk_token": eot, "pad_token": eot})
+
+
 def check_inputs(m, size, ids, out):
     """check/enc.npy: the model's encoder on the jfk log-mel and on seeded
     noise [2, 1500, d]; check/decoder.json: forced sequences over them."""
@@ -346,6 +468,8 @@ def generate(size, out, check):
     write_json(os.path.join(out, "preprocessor_config.json"), PREPROCESSOR)
     write_safetensors(os.path.join(out, "model.safetensors"), state(m))
     export_decoders(m, cfg, os.path.join(out, "onnx"))
+    export_encoder(m, cfg, os.path.join(out, "onnx"))
+    write_tokenizer(size, ids, out)
     check_inputs(m, size, ids, check)
     torch_check(m, check, SIZES[size]["alignment_heads"])
     print("%s: %s (vocab %d, d_model %d, %d decoder layers)" % (size, out, cfg["vocab_size"], cfg["d_model"],

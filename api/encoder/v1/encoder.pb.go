@@ -134,6 +134,59 @@ func (DType) EnumDescriptor() ([]byte, []int) {
 	return file_api_encoder_v1_encoder_proto_rawDescGZIP(), []int{1}
 }
 
+// Task is what Transcribe does with the speech.
+type Task int32
+
+const (
+	// Transcribe (the default).
+	Task_TASK_UNSPECIFIED Task = 0
+	// Text in the spoken language.
+	Task_TASK_TRANSCRIBE Task = 1
+	// Text in English, whatever the spoken language.
+	Task_TASK_TRANSLATE Task = 2
+)
+
+// Enum value maps for Task.
+var (
+	Task_name = map[int32]string{
+		0: "TASK_UNSPECIFIED",
+		1: "TASK_TRANSCRIBE",
+		2: "TASK_TRANSLATE",
+	}
+	Task_value = map[string]int32{
+		"TASK_UNSPECIFIED": 0,
+		"TASK_TRANSCRIBE":  1,
+		"TASK_TRANSLATE":   2,
+	}
+)
+
+func (x Task) Enum() *Task {
+	p := new(Task)
+	*p = x
+	return p
+}
+
+func (x Task) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Task) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_encoder_v1_encoder_proto_enumTypes[2].Descriptor()
+}
+
+func (Task) Type() protoreflect.EnumType {
+	return &file_api_encoder_v1_encoder_proto_enumTypes[2]
+}
+
+func (x Task) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Task.Descriptor instead.
+func (Task) EnumDescriptor() ([]byte, []int) {
+	return file_api_encoder_v1_encoder_proto_rawDescGZIP(), []int{2}
+}
+
 // Audio is an encoded audio clip. It is mixed down to mono and resampled to
 // 16 kHz by the server.
 type Audio struct {
@@ -652,7 +705,14 @@ type ModelInfo struct {
 	Parameters      int64  `protobuf:"varint,14,opt,name=parameters,proto3" json:"parameters,omitempty"`
 	// The backend's engine in detail, e.g. "cpu/avx512bf16/bf16" (kernels and
 	// GEMM activation precision).
-	Engine        string `protobuf:"bytes,15,opt,name=engine,proto3" json:"engine,omitempty"`
+	Engine string `protobuf:"bytes,15,opt,name=engine,proto3" json:"engine,omitempty"`
+	// What the model can do besides encoding (it has a decoder), and the
+	// languages it knows (ISO 639-1; ["en"] for English-only models).
+	Transcribe bool     `protobuf:"varint,16,opt,name=transcribe,proto3" json:"transcribe,omitempty"`
+	Translate  bool     `protobuf:"varint,17,opt,name=translate,proto3" json:"translate,omitempty"`
+	Languages  []string `protobuf:"bytes,18,rep,name=languages,proto3" json:"languages,omitempty"`
+	// The model's id in the OpenAI-compatible HTTP API (/v1/models).
+	ModelId       string `protobuf:"bytes,19,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -792,6 +852,508 @@ func (x *ModelInfo) GetEngine() string {
 	return ""
 }
 
+func (x *ModelInfo) GetTranscribe() bool {
+	if x != nil {
+		return x.Transcribe
+	}
+	return false
+}
+
+func (x *ModelInfo) GetTranslate() bool {
+	if x != nil {
+		return x.Translate
+	}
+	return false
+}
+
+func (x *ModelInfo) GetLanguages() []string {
+	if x != nil {
+		return x.Languages
+	}
+	return nil
+}
+
+func (x *ModelInfo) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+// TranscribeRequest is audio and Whisper's decoding options.
+type TranscribeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Audio *Audio                 `protobuf:"bytes,1,opt,name=audio,proto3" json:"audio,omitempty"`
+	Task  Task                   `protobuf:"varint,2,opt,name=task,proto3,enum=xdnawhisper.encoder.v1.Task" json:"task,omitempty"`
+	// ISO 639-1 code or English name; empty detects it from the first window.
+	Language string `protobuf:"bytes,3,opt,name=language,proto3" json:"language,omitempty"`
+	// Text that precedes the audio (names, spelling, style).
+	Prompt string `protobuf:"bytes,4,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	// > 0 samples at this temperature; 0 decodes greedily and raises the
+	// temperature on windows that fail Whisper's checks (its fallback).
+	Temperature float64 `protobuf:"fixed64,5,opt,name=temperature,proto3" json:"temperature,omitempty"`
+	// Per-word times (Segment.words).
+	WordTimestamps bool `protobuf:"varint,6,opt,name=word_timestamps,json=wordTimestamps,proto3" json:"word_timestamps,omitempty"`
+	// One segment per 30 s window, without timestamp tokens.
+	WithoutTimestamps bool `protobuf:"varint,7,opt,name=without_timestamps,json=withoutTimestamps,proto3" json:"without_timestamps,omitempty"`
+	// Beam search with this many beams at temperature 0 (0 or 1: greedy).
+	BeamSize int32 `protobuf:"varint,8,opt,name=beam_size,json=beamSize,proto3" json:"beam_size,omitempty"`
+	// Optional client-chosen id, echoed in every response and the logs.
+	RequestId     string `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TranscribeRequest) Reset() {
+	*x = TranscribeRequest{}
+	mi := &file_api_encoder_v1_encoder_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscribeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscribeRequest) ProtoMessage() {}
+
+func (x *TranscribeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_encoder_v1_encoder_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscribeRequest.ProtoReflect.Descriptor instead.
+func (*TranscribeRequest) Descriptor() ([]byte, []int) {
+	return file_api_encoder_v1_encoder_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TranscribeRequest) GetAudio() *Audio {
+	if x != nil {
+		return x.Audio
+	}
+	return nil
+}
+
+func (x *TranscribeRequest) GetTask() Task {
+	if x != nil {
+		return x.Task
+	}
+	return Task_TASK_UNSPECIFIED
+}
+
+func (x *TranscribeRequest) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *TranscribeRequest) GetPrompt() string {
+	if x != nil {
+		return x.Prompt
+	}
+	return ""
+}
+
+func (x *TranscribeRequest) GetTemperature() float64 {
+	if x != nil {
+		return x.Temperature
+	}
+	return 0
+}
+
+func (x *TranscribeRequest) GetWordTimestamps() bool {
+	if x != nil {
+		return x.WordTimestamps
+	}
+	return false
+}
+
+func (x *TranscribeRequest) GetWithoutTimestamps() bool {
+	if x != nil {
+		return x.WithoutTimestamps
+	}
+	return false
+}
+
+func (x *TranscribeRequest) GetBeamSize() int32 {
+	if x != nil {
+		return x.BeamSize
+	}
+	return 0
+}
+
+func (x *TranscribeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// Word is one word of a segment with its span in seconds.
+type Word struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Word          string                 `protobuf:"bytes,1,opt,name=word,proto3" json:"word,omitempty"`
+	Start         float64                `protobuf:"fixed64,2,opt,name=start,proto3" json:"start,omitempty"`
+	End           float64                `protobuf:"fixed64,3,opt,name=end,proto3" json:"end,omitempty"`
+	Probability   float64                `protobuf:"fixed64,4,opt,name=probability,proto3" json:"probability,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Word) Reset() {
+	*x = Word{}
+	mi := &file_api_encoder_v1_encoder_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Word) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Word) ProtoMessage() {}
+
+func (x *Word) ProtoReflect() protoreflect.Message {
+	mi := &file_api_encoder_v1_encoder_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Word.ProtoReflect.Descriptor instead.
+func (*Word) Descriptor() ([]byte, []int) {
+	return file_api_encoder_v1_encoder_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Word) GetWord() string {
+	if x != nil {
+		return x.Word
+	}
+	return ""
+}
+
+func (x *Word) GetStart() float64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *Word) GetEnd() float64 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
+func (x *Word) GetProbability() float64 {
+	if x != nil {
+		return x.Probability
+	}
+	return 0
+}
+
+// Segment is one decided piece of text, its times in seconds from the start
+// of the audio, and the statistics of the decode that made it.
+type Segment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int32                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The window's start, in mel frames (10 ms).
+	Seek             int32   `protobuf:"varint,2,opt,name=seek,proto3" json:"seek,omitempty"`
+	Start            float64 `protobuf:"fixed64,3,opt,name=start,proto3" json:"start,omitempty"`
+	End              float64 `protobuf:"fixed64,4,opt,name=end,proto3" json:"end,omitempty"`
+	Text             string  `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
+	Tokens           []int32 `protobuf:"varint,6,rep,packed,name=tokens,proto3" json:"tokens,omitempty"`
+	Temperature      float64 `protobuf:"fixed64,7,opt,name=temperature,proto3" json:"temperature,omitempty"`
+	AvgLogprob       float64 `protobuf:"fixed64,8,opt,name=avg_logprob,json=avgLogprob,proto3" json:"avg_logprob,omitempty"`
+	CompressionRatio float64 `protobuf:"fixed64,9,opt,name=compression_ratio,json=compressionRatio,proto3" json:"compression_ratio,omitempty"`
+	NoSpeechProb     float64 `protobuf:"fixed64,10,opt,name=no_speech_prob,json=noSpeechProb,proto3" json:"no_speech_prob,omitempty"`
+	Words            []*Word `protobuf:"bytes,11,rep,name=words,proto3" json:"words,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Segment) Reset() {
+	*x = Segment{}
+	mi := &file_api_encoder_v1_encoder_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Segment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Segment) ProtoMessage() {}
+
+func (x *Segment) ProtoReflect() protoreflect.Message {
+	mi := &file_api_encoder_v1_encoder_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Segment.ProtoReflect.Descriptor instead.
+func (*Segment) Descriptor() ([]byte, []int) {
+	return file_api_encoder_v1_encoder_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Segment) GetId() int32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Segment) GetSeek() int32 {
+	if x != nil {
+		return x.Seek
+	}
+	return 0
+}
+
+func (x *Segment) GetStart() float64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *Segment) GetEnd() float64 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
+func (x *Segment) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Segment) GetTokens() []int32 {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *Segment) GetTemperature() float64 {
+	if x != nil {
+		return x.Temperature
+	}
+	return 0
+}
+
+func (x *Segment) GetAvgLogprob() float64 {
+	if x != nil {
+		return x.AvgLogprob
+	}
+	return 0
+}
+
+func (x *Segment) GetCompressionRatio() float64 {
+	if x != nil {
+		return x.CompressionRatio
+	}
+	return 0
+}
+
+func (x *Segment) GetNoSpeechProb() float64 {
+	if x != nil {
+		return x.NoSpeechProb
+	}
+	return 0
+}
+
+func (x *Segment) GetWords() []*Word {
+	if x != nil {
+		return x.Words
+	}
+	return nil
+}
+
+// TranscriptionDone closes a Transcribe stream.
+type TranscriptionDone struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Text  string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// ISO 639-1 code of the (given or detected) language.
+	Language        string  `protobuf:"bytes,2,opt,name=language,proto3" json:"language,omitempty"`
+	DurationSeconds float64 `protobuf:"fixed64,3,opt,name=duration_seconds,json=durationSeconds,proto3" json:"duration_seconds,omitempty"`
+	Segments        int32   `protobuf:"varint,4,opt,name=segments,proto3" json:"segments,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *TranscriptionDone) Reset() {
+	*x = TranscriptionDone{}
+	mi := &file_api_encoder_v1_encoder_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscriptionDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscriptionDone) ProtoMessage() {}
+
+func (x *TranscriptionDone) ProtoReflect() protoreflect.Message {
+	mi := &file_api_encoder_v1_encoder_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscriptionDone.ProtoReflect.Descriptor instead.
+func (*TranscriptionDone) Descriptor() ([]byte, []int) {
+	return file_api_encoder_v1_encoder_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TranscriptionDone) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *TranscriptionDone) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *TranscriptionDone) GetDurationSeconds() float64 {
+	if x != nil {
+		return x.DurationSeconds
+	}
+	return 0
+}
+
+func (x *TranscriptionDone) GetSegments() int32 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+// TranscribeResponse is one event of a Transcribe stream.
+type TranscribeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*TranscribeResponse_Segment
+	//	*TranscribeResponse_Done
+	Event         isTranscribeResponse_Event `protobuf_oneof:"event"`
+	RequestId     string                     `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TranscribeResponse) Reset() {
+	*x = TranscribeResponse{}
+	mi := &file_api_encoder_v1_encoder_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscribeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscribeResponse) ProtoMessage() {}
+
+func (x *TranscribeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_encoder_v1_encoder_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscribeResponse.ProtoReflect.Descriptor instead.
+func (*TranscribeResponse) Descriptor() ([]byte, []int) {
+	return file_api_encoder_v1_encoder_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TranscribeResponse) GetEvent() isTranscribeResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *TranscribeResponse) GetSegment() *Segment {
+	if x != nil {
+		if x, ok := x.Event.(*TranscribeResponse_Segment); ok {
+			return x.Segment
+		}
+	}
+	return nil
+}
+
+func (x *TranscribeResponse) GetDone() *TranscriptionDone {
+	if x != nil {
+		if x, ok := x.Event.(*TranscribeResponse_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+func (x *TranscribeResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type isTranscribeResponse_Event interface {
+	isTranscribeResponse_Event()
+}
+
+type TranscribeResponse_Segment struct {
+	Segment *Segment `protobuf:"bytes,1,opt,name=segment,proto3,oneof"`
+}
+
+type TranscribeResponse_Done struct {
+	Done *TranscriptionDone `protobuf:"bytes,2,opt,name=done,proto3,oneof"`
+}
+
+func (*TranscribeResponse_Segment) isTranscribeResponse_Event() {}
+
+func (*TranscribeResponse_Done) isTranscribeResponse_Event() {}
+
 var File_api_encoder_v1_encoder_proto protoreflect.FileDescriptor
 
 const file_api_encoder_v1_encoder_proto_rawDesc = "" +
@@ -832,7 +1394,7 @@ const file_api_encoder_v1_encoder_proto_rawDesc = "" +
 	"\raudio_seconds\x18\x06 \x01(\x01R\faudioSeconds\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\a \x01(\tR\trequestId\"\x11\n" +
-	"\x0fGetModelRequest\"\xb6\x03\n" +
+	"\x0fGetModelRequest\"\xad\x04\n" +
 	"\tModelInfo\x12\x1b\n" +
 	"\tmodel_key\x18\x01 \x01(\tR\bmodelKey\x12\x18\n" +
 	"\abackend\x18\x02 \x01(\tR\abackend\x12\x15\n" +
@@ -851,7 +1413,54 @@ const file_api_encoder_v1_encoder_proto_rawDesc = "" +
 	"\n" +
 	"parameters\x18\x0e \x01(\x03R\n" +
 	"parameters\x12\x16\n" +
-	"\x06engine\x18\x0f \x01(\tR\x06engine*p\n" +
+	"\x06engine\x18\x0f \x01(\tR\x06engine\x12\x1e\n" +
+	"\n" +
+	"transcribe\x18\x10 \x01(\bR\n" +
+	"transcribe\x12\x1c\n" +
+	"\ttranslate\x18\x11 \x01(\bR\ttranslate\x12\x1c\n" +
+	"\tlanguages\x18\x12 \x03(\tR\tlanguages\x12\x19\n" +
+	"\bmodel_id\x18\x13 \x01(\tR\amodelId\"\xe4\x02\n" +
+	"\x11TranscribeRequest\x123\n" +
+	"\x05audio\x18\x01 \x01(\v2\x1d.xdnawhisper.encoder.v1.AudioR\x05audio\x120\n" +
+	"\x04task\x18\x02 \x01(\x0e2\x1c.xdnawhisper.encoder.v1.TaskR\x04task\x12\x1a\n" +
+	"\blanguage\x18\x03 \x01(\tR\blanguage\x12\x16\n" +
+	"\x06prompt\x18\x04 \x01(\tR\x06prompt\x12 \n" +
+	"\vtemperature\x18\x05 \x01(\x01R\vtemperature\x12'\n" +
+	"\x0fword_timestamps\x18\x06 \x01(\bR\x0ewordTimestamps\x12-\n" +
+	"\x12without_timestamps\x18\a \x01(\bR\x11withoutTimestamps\x12\x1b\n" +
+	"\tbeam_size\x18\b \x01(\x05R\bbeamSize\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\t \x01(\tR\trequestId\"d\n" +
+	"\x04Word\x12\x12\n" +
+	"\x04word\x18\x01 \x01(\tR\x04word\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\x01R\x05start\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\x01R\x03end\x12 \n" +
+	"\vprobability\x18\x04 \x01(\x01R\vprobability\"\xcb\x02\n" +
+	"\aSegment\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x12\n" +
+	"\x04seek\x18\x02 \x01(\x05R\x04seek\x12\x14\n" +
+	"\x05start\x18\x03 \x01(\x01R\x05start\x12\x10\n" +
+	"\x03end\x18\x04 \x01(\x01R\x03end\x12\x12\n" +
+	"\x04text\x18\x05 \x01(\tR\x04text\x12\x16\n" +
+	"\x06tokens\x18\x06 \x03(\x05R\x06tokens\x12 \n" +
+	"\vtemperature\x18\a \x01(\x01R\vtemperature\x12\x1f\n" +
+	"\vavg_logprob\x18\b \x01(\x01R\n" +
+	"avgLogprob\x12+\n" +
+	"\x11compression_ratio\x18\t \x01(\x01R\x10compressionRatio\x12$\n" +
+	"\x0eno_speech_prob\x18\n" +
+	" \x01(\x01R\fnoSpeechProb\x122\n" +
+	"\x05words\x18\v \x03(\v2\x1c.xdnawhisper.encoder.v1.WordR\x05words\"\x8a\x01\n" +
+	"\x11TranscriptionDone\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12\x1a\n" +
+	"\blanguage\x18\x02 \x01(\tR\blanguage\x12)\n" +
+	"\x10duration_seconds\x18\x03 \x01(\x01R\x0fdurationSeconds\x12\x1a\n" +
+	"\bsegments\x18\x04 \x01(\x05R\bsegments\"\xba\x01\n" +
+	"\x12TranscribeResponse\x12;\n" +
+	"\asegment\x18\x01 \x01(\v2\x1f.xdnawhisper.encoder.v1.SegmentH\x00R\asegment\x12?\n" +
+	"\x04done\x18\x02 \x01(\v2).xdnawhisper.encoder.v1.TranscriptionDoneH\x00R\x04done\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestIdB\a\n" +
+	"\x05event*p\n" +
 	"\vAudioFormat\x12\x1c\n" +
 	"\x18AUDIO_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10AUDIO_FORMAT_WAV\x10\x01\x12\x15\n" +
@@ -860,11 +1469,17 @@ const file_api_encoder_v1_encoder_proto_rawDesc = "" +
 	"\x05DType\x12\x16\n" +
 	"\x12D_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eD_TYPE_FLOAT32\x10\x01\x12\x13\n" +
-	"\x0fD_TYPE_BFLOAT16\x10\x022\x9b\x02\n" +
+	"\x0fD_TYPE_BFLOAT16\x10\x02*E\n" +
+	"\x04Task\x12\x14\n" +
+	"\x10TASK_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fTASK_TRANSCRIBE\x10\x01\x12\x12\n" +
+	"\x0eTASK_TRANSLATE\x10\x022\x82\x03\n" +
 	"\aEncoder\x12W\n" +
 	"\x06Encode\x12%.xdnawhisper.encoder.v1.EncodeRequest\x1a&.xdnawhisper.encoder.v1.EncodeResponse\x12_\n" +
 	"\fEncodeStream\x12%.xdnawhisper.encoder.v1.EncodeRequest\x1a&.xdnawhisper.encoder.v1.EncodeResponse0\x01\x12V\n" +
-	"\bGetModel\x12'.xdnawhisper.encoder.v1.GetModelRequest\x1a!.xdnawhisper.encoder.v1.ModelInfoB?Z=github.com/xdna-whisper/xdna-whisper/api/encoder/v1;encoderv1b\x06proto3"
+	"\bGetModel\x12'.xdnawhisper.encoder.v1.GetModelRequest\x1a!.xdnawhisper.encoder.v1.ModelInfo\x12e\n" +
+	"\n" +
+	"Transcribe\x12).xdnawhisper.encoder.v1.TranscribeRequest\x1a*.xdnawhisper.encoder.v1.TranscribeResponse0\x01B?Z=github.com/xdna-whisper/xdna-whisper/api/encoder/v1;encoderv1b\x06proto3"
 
 var (
 	file_api_encoder_v1_encoder_proto_rawDescOnce sync.Once
@@ -878,39 +1493,52 @@ func file_api_encoder_v1_encoder_proto_rawDescGZIP() []byte {
 	return file_api_encoder_v1_encoder_proto_rawDescData
 }
 
-var file_api_encoder_v1_encoder_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_encoder_v1_encoder_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_api_encoder_v1_encoder_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_api_encoder_v1_encoder_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_api_encoder_v1_encoder_proto_goTypes = []any{
-	(AudioFormat)(0),        // 0: xdnawhisper.encoder.v1.AudioFormat
-	(DType)(0),              // 1: xdnawhisper.encoder.v1.DType
-	(*Audio)(nil),           // 2: xdnawhisper.encoder.v1.Audio
-	(*LogMel)(nil),          // 3: xdnawhisper.encoder.v1.LogMel
-	(*EncodeRequest)(nil),   // 4: xdnawhisper.encoder.v1.EncodeRequest
-	(*Tensor)(nil),          // 5: xdnawhisper.encoder.v1.Tensor
-	(*Timings)(nil),         // 6: xdnawhisper.encoder.v1.Timings
-	(*EncodeResponse)(nil),  // 7: xdnawhisper.encoder.v1.EncodeResponse
-	(*GetModelRequest)(nil), // 8: xdnawhisper.encoder.v1.GetModelRequest
-	(*ModelInfo)(nil),       // 9: xdnawhisper.encoder.v1.ModelInfo
+	(AudioFormat)(0),           // 0: xdnawhisper.encoder.v1.AudioFormat
+	(DType)(0),                 // 1: xdnawhisper.encoder.v1.DType
+	(Task)(0),                  // 2: xdnawhisper.encoder.v1.Task
+	(*Audio)(nil),              // 3: xdnawhisper.encoder.v1.Audio
+	(*LogMel)(nil),             // 4: xdnawhisper.encoder.v1.LogMel
+	(*EncodeRequest)(nil),      // 5: xdnawhisper.encoder.v1.EncodeRequest
+	(*Tensor)(nil),             // 6: xdnawhisper.encoder.v1.Tensor
+	(*Timings)(nil),            // 7: xdnawhisper.encoder.v1.Timings
+	(*EncodeResponse)(nil),     // 8: xdnawhisper.encoder.v1.EncodeResponse
+	(*GetModelRequest)(nil),    // 9: xdnawhisper.encoder.v1.GetModelRequest
+	(*ModelInfo)(nil),          // 10: xdnawhisper.encoder.v1.ModelInfo
+	(*TranscribeRequest)(nil),  // 11: xdnawhisper.encoder.v1.TranscribeRequest
+	(*Word)(nil),               // 12: xdnawhisper.encoder.v1.Word
+	(*Segment)(nil),            // 13: xdnawhisper.encoder.v1.Segment
+	(*TranscriptionDone)(nil),  // 14: xdnawhisper.encoder.v1.TranscriptionDone
+	(*TranscribeResponse)(nil), // 15: xdnawhisper.encoder.v1.TranscribeResponse
 }
 var file_api_encoder_v1_encoder_proto_depIdxs = []int32{
 	0,  // 0: xdnawhisper.encoder.v1.Audio.format:type_name -> xdnawhisper.encoder.v1.AudioFormat
-	2,  // 1: xdnawhisper.encoder.v1.EncodeRequest.audio:type_name -> xdnawhisper.encoder.v1.Audio
-	3,  // 2: xdnawhisper.encoder.v1.EncodeRequest.log_mel:type_name -> xdnawhisper.encoder.v1.LogMel
+	3,  // 1: xdnawhisper.encoder.v1.EncodeRequest.audio:type_name -> xdnawhisper.encoder.v1.Audio
+	4,  // 2: xdnawhisper.encoder.v1.EncodeRequest.log_mel:type_name -> xdnawhisper.encoder.v1.LogMel
 	1,  // 3: xdnawhisper.encoder.v1.EncodeRequest.output_dtype:type_name -> xdnawhisper.encoder.v1.DType
 	1,  // 4: xdnawhisper.encoder.v1.Tensor.dtype:type_name -> xdnawhisper.encoder.v1.DType
-	5,  // 5: xdnawhisper.encoder.v1.EncodeResponse.hidden_states:type_name -> xdnawhisper.encoder.v1.Tensor
-	6,  // 6: xdnawhisper.encoder.v1.EncodeResponse.timings:type_name -> xdnawhisper.encoder.v1.Timings
-	4,  // 7: xdnawhisper.encoder.v1.Encoder.Encode:input_type -> xdnawhisper.encoder.v1.EncodeRequest
-	4,  // 8: xdnawhisper.encoder.v1.Encoder.EncodeStream:input_type -> xdnawhisper.encoder.v1.EncodeRequest
-	8,  // 9: xdnawhisper.encoder.v1.Encoder.GetModel:input_type -> xdnawhisper.encoder.v1.GetModelRequest
-	7,  // 10: xdnawhisper.encoder.v1.Encoder.Encode:output_type -> xdnawhisper.encoder.v1.EncodeResponse
-	7,  // 11: xdnawhisper.encoder.v1.Encoder.EncodeStream:output_type -> xdnawhisper.encoder.v1.EncodeResponse
-	9,  // 12: xdnawhisper.encoder.v1.Encoder.GetModel:output_type -> xdnawhisper.encoder.v1.ModelInfo
-	10, // [10:13] is the sub-list for method output_type
-	7,  // [7:10] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	6,  // 5: xdnawhisper.encoder.v1.EncodeResponse.hidden_states:type_name -> xdnawhisper.encoder.v1.Tensor
+	7,  // 6: xdnawhisper.encoder.v1.EncodeResponse.timings:type_name -> xdnawhisper.encoder.v1.Timings
+	3,  // 7: xdnawhisper.encoder.v1.TranscribeRequest.audio:type_name -> xdnawhisper.encoder.v1.Audio
+	2,  // 8: xdnawhisper.encoder.v1.TranscribeRequest.task:type_name -> xdnawhisper.encoder.v1.Task
+	12, // 9: xdnawhisper.encoder.v1.Segment.words:type_name -> xdnawhisper.encoder.v1.Word
+	13, // 10: xdnawhisper.encoder.v1.TranscribeResponse.segment:type_name -> xdnawhisper.encoder.v1.Segment
+	14, // 11: xdnawhisper.encoder.v1.TranscribeResponse.done:type_name -> xdnawhisper.encoder.v1.TranscriptionDone
+	5,  // 12: xdnawhisper.encoder.v1.Encoder.Encode:input_type -> xdnawhisper.encoder.v1.EncodeRequest
+	5,  // 13: xdnawhisper.encoder.v1.Encoder.EncodeStream:input_type -> xdnawhisper.encoder.v1.EncodeRequest
+	9,  // 14: xdnawhisper.encoder.v1.Encoder.GetModel:input_type -> xdnawhisper.encoder.v1.GetModelRequest
+	11, // 15: xdnawhisper.encoder.v1.Encoder.Transcribe:input_type -> xdnawhisper.encoder.v1.TranscribeRequest
+	8,  // 16: xdnawhisper.encoder.v1.Encoder.Encode:output_type -> xdnawhisper.encoder.v1.EncodeResponse
+	8,  // 17: xdnawhisper.encoder.v1.Encoder.EncodeStream:output_type -> xdnawhisper.encoder.v1.EncodeResponse
+	10, // 18: xdnawhisper.encoder.v1.Encoder.GetModel:output_type -> xdnawhisper.encoder.v1.ModelInfo
+	15, // 19: xdnawhisper.encoder.v1.Encoder.Transcribe:output_type -> xdnawhisper.encoder.v1.TranscribeResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_api_encoder_v1_encoder_proto_init() }
@@ -922,13 +1550,17 @@ func file_api_encoder_v1_encoder_proto_init() {
 		(*EncodeRequest_Audio)(nil),
 		(*EncodeRequest_LogMel)(nil),
 	}
+	file_api_encoder_v1_encoder_proto_msgTypes[12].OneofWrappers = []any{
+		(*TranscribeResponse_Segment)(nil),
+		(*TranscribeResponse_Done)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_encoder_v1_encoder_proto_rawDesc), len(file_api_encoder_v1_encoder_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   8,
+			NumEnums:      3,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	Encoder_Encode_FullMethodName       = "/xdnawhisper.encoder.v1.Encoder/Encode"
 	Encoder_EncodeStream_FullMethodName = "/xdnawhisper.encoder.v1.Encoder/EncodeStream"
 	Encoder_GetModel_FullMethodName     = "/xdnawhisper.encoder.v1.Encoder/GetModel"
+	Encoder_Transcribe_FullMethodName   = "/xdnawhisper.encoder.v1.Encoder/Transcribe"
 )
 
 // EncoderClient is the client API for Encoder service.
@@ -43,6 +44,12 @@ type EncoderClient interface {
 	EncodeStream(ctx context.Context, in *EncodeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EncodeResponse], error)
 	// GetModel describes the loaded model and the backend that runs it.
 	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*ModelInfo, error)
+	// Transcribe turns audio (up to the server's duration limit) into text:
+	// one response per segment as Whisper decides it, in order, then one
+	// response with the whole transcription. A model without a decoder, or a
+	// translation asked of an English-only model, is refused with
+	// FAILED_PRECONDITION naming what the model can do.
+	Transcribe(ctx context.Context, in *TranscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TranscribeResponse], error)
 }
 
 type encoderClient struct {
@@ -92,6 +99,25 @@ func (c *encoderClient) GetModel(ctx context.Context, in *GetModelRequest, opts 
 	return out, nil
 }
 
+func (c *encoderClient) Transcribe(ctx context.Context, in *TranscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TranscribeResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Encoder_ServiceDesc.Streams[1], Encoder_Transcribe_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TranscribeRequest, TranscribeResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Encoder_TranscribeClient = grpc.ServerStreamingClient[TranscribeResponse]
+
 // EncoderServer is the server API for Encoder service.
 // All implementations must embed UnimplementedEncoderServer
 // for forward compatibility.
@@ -108,6 +134,12 @@ type EncoderServer interface {
 	EncodeStream(*EncodeRequest, grpc.ServerStreamingServer[EncodeResponse]) error
 	// GetModel describes the loaded model and the backend that runs it.
 	GetModel(context.Context, *GetModelRequest) (*ModelInfo, error)
+	// Transcribe turns audio (up to the server's duration limit) into text:
+	// one response per segment as Whisper decides it, in order, then one
+	// response with the whole transcription. A model without a decoder, or a
+	// translation asked of an English-only model, is refused with
+	// FAILED_PRECONDITION naming what the model can do.
+	Transcribe(*TranscribeRequest, grpc.ServerStreamingServer[TranscribeResponse]) error
 	mustEmbedUnimplementedEncoderServer()
 }
 
@@ -126,6 +158,9 @@ func (UnimplementedEncoderServer) EncodeStream(*EncodeRequest, grpc.ServerStream
 }
 func (UnimplementedEncoderServer) GetModel(context.Context, *GetModelRequest) (*ModelInfo, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetModel not implemented")
+}
+func (UnimplementedEncoderServer) Transcribe(*TranscribeRequest, grpc.ServerStreamingServer[TranscribeResponse]) error {
+	return status.Error(codes.Unimplemented, "method Transcribe not implemented")
 }
 func (UnimplementedEncoderServer) mustEmbedUnimplementedEncoderServer() {}
 func (UnimplementedEncoderServer) testEmbeddedByValue()                 {}
@@ -195,6 +230,17 @@ func _Encoder_GetModel_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Encoder_Transcribe_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TranscribeRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(EncoderServer).Transcribe(m, &grpc.GenericServerStream[TranscribeRequest, TranscribeResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Encoder_TranscribeServer = grpc.ServerStreamingServer[TranscribeResponse]
+
 // Encoder_ServiceDesc is the grpc.ServiceDesc for Encoder service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -215,6 +261,11 @@ var Encoder_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "EncodeStream",
 			Handler:       _Encoder_EncodeStream_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Transcribe",
+			Handler:       _Encoder_Transcribe_Handler,
 			ServerStreams: true,
 		},
 	},
