@@ -150,3 +150,18 @@ func TestEncodeInto(t *testing.T) {
 		})
 	}
 }
+
+// TestOpFLOPs: the per-op counts add up to FLOPs, which for whisper-base is
+// 87.4 GFLOP a window (stem 3.1 + 6 × 14.05).
+func TestOpFLOPs(t *testing.T) {
+	var sum float64
+	for op := Op(0); op < numOps; op++ {
+		sum += OpFLOPs(baseConfig, op)
+	}
+	if total := FLOPs(baseConfig); math.Abs(sum-total) > 1 || math.Abs(total/1e9-87.37) > 0.01 {
+		t.Errorf("ops sum to %.4g, FLOPs %.4g, want both 87.37e9", sum, total)
+	}
+	if got := OpFLOPs(baseConfig, OpConv) / 1e9; math.Abs(got-3.097) > 0.001 {
+		t.Errorf("conv %.4f GFLOP, want 3.097 (2·3000·240·512 + 2·1500·1536·512)", got)
+	}
+}
