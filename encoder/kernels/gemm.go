@@ -158,13 +158,17 @@ func drive(mk micro, c []float32, ldc int, a unsafe.Pointer, lda, m int, b *Pack
 	if mk.kUnit == 2 {
 		kUnits = b.KP / 2
 	}
+	// A k block holds kcUnits·4 bytes of each A row (2 KiB), whatever the
+	// element size: the 14-row A tile must stay in the 32 KiB L1 of Zen 4
+	// (fp32 activations in 512 k-pair blocks, 4 KiB a row, spilled to L2).
+	kc := kcUnits * 4 / (mk.aSize * mk.kUnit)
 	panelBytes := kUnits * 128
 	ldaB, ldcB := uintptr(lda*mk.aSize), uintptr(ldc*4)
 	panels := b.Panels()
 	for p0 := 0; p0 < panels; p0 += npBlock {
 		p1 := min(panels, p0+npBlock)
-		for u0 := 0; u0 < kUnits; u0 += kcUnits {
-			nu := min(kcUnits, kUnits-u0)
+		for u0 := 0; u0 < kUnits; u0 += kc {
+			nu := min(kc, kUnits-u0)
 			first := u0 == 0
 			acc := uintptr(0)
 			if accum || !first {
