@@ -110,9 +110,9 @@ func runBench(ctx context.Context, args []string) error {
 }
 
 // printOps prints the per-op times per window, and each op's GFLOP/s by
-// wall time and by CPU time per thread.
+// wall time and per core (by process CPU time: flops / CPU seconds).
 func printOps(enc *model.Encoder, windows int) {
-	fmt.Println("per-op time per window:        wall                 process CPU      GFLOP/s: wall  CPU/thread")
+	fmt.Println("per-op time per window:        wall                 process CPU      GFLOP/s: wall  per core")
 	ops := enc.OpTimes()
 	var wall, cpu time.Duration
 	for _, d := range ops {
@@ -123,7 +123,7 @@ func printOps(enc *model.Encoder, windows int) {
 		w, c := ms(d.Wall)/float64(windows), ms(d.CPU)/float64(windows)
 		gf := ""
 		if f := model.OpFLOPs(enc.Config(), op); f > 0 && w > 0 && c > 0 {
-			gf = fmt.Sprintf("  %8.0f  %8.0f", f/w/1e6, f/(c/float64(enc.Threads()))/1e6)
+			gf = fmt.Sprintf("  %8.0f  %8.0f", f/w/1e6, f/c/1e6)
 		}
 		fmt.Printf("  %-22s %8.1f ms %5.1f%%  %8.1f ms %5.1f%%%s\n", op,
 			w, 100*float64(d.Wall)/float64(wall), c, 100*float64(d.CPU)/float64(cpu), gf)
