@@ -97,7 +97,7 @@ func (i ISA) Check() error {
 	case i.Supported():
 		return nil
 	case !haveAsm:
-		return fmt.Errorf("kernels: ISA %s needs the amd64 assembly, which this build lacks (purego tag or another architecture); best available: %s", i, Detect())
+		return fmt.Errorf("kernels: ISA %s is not supported here: this build lacks the amd64 assembly (purego tag or another architecture; best available: %s)", i, Detect())
 	}
 	return fmt.Errorf("kernels: ISA %s is not supported here: this CPU lacks %s (best available: %s)", i, i.needs(), Detect())
 }
