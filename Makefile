@@ -120,15 +120,17 @@ test-encoder:
 	$(GO) test -race -count=1 -run Concurrent ./encoder/model
 
 ## bench-encoder: the Go CPU encoder against ONNX Runtime (onnxruntime-node) on the
-## same whisper-base-sized fp32 ONNX and input, alternating A/B, at 1 and 2 threads
+## same whisper-base-sized fp32 ONNX and input, alternating rounds, at 1 and 2 threads:
+## a table per thread count, one row per kernel family (BENCH_KERNELS, default every one this CPU runs)
 BENCH_ONNX ?= $(XDNA_CACHE)/fixtures/whisper-base-fp32.onnx
+BENCH_KERNELS ?= all
 bench-encoder: bench-tool
 	@test -f $(BENCH_ONNX) || /usr/bin/python3 testdata/gen/gen_fixtures.py bench $(BENCH_ONNX)
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
 	@dir=$$(bin/whisper-encoder stage --source $(BENCH_ONNX) --cache $(XDNA_CACHE)/staged 2>/dev/null) && \
 	for t in 1 2; do \
 	  echo "== $$t thread(s) =="; \
-	  bin/whisper-bench encoder --weights $$dir --threads $$t --in testdata/mel/jfk_80.npy --ort $(BENCH_ONNX) --rounds 9 || exit 1; \
+	  bin/whisper-bench encoder --weights $$dir --threads $$t --in testdata/mel/jfk_80.npy --ort $(BENCH_ONNX) --rounds 9 --compare $(BENCH_KERNELS) || exit 1; \
 	done
 
 ## goldens: ONNX Runtime's outputs for the fixture models (testdata/golden)

@@ -4,7 +4,6 @@ package main
 // against ONNX Runtime (testdata/ort/bench.js) on the same input.
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -12,8 +11,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -22,14 +19,14 @@ import (
 	"time"
 
 	"github.com/xdna-whisper/xdna-whisper/cmd/internal/encodercli"
+	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
 	"github.com/xdna-whisper/xdna-whisper/encoder/model"
-	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
 )
 
 type benchFlags struct {
-	mf                  encodercli.ModelFlags
-	batch, iters, round *int
-	in, ort, ortScript  *string
+	mf                          encodercli.ModelFlags
+	batch, iters, round         *int
+	in, ort, ortScript, compare *string
 }
 
 func runBench(ctx context.Context, args []string) error {
@@ -42,6 +39,8 @@ func runBench(ctx context.Context, args []string) error {
 		in:        fs.String("in", "", "log-mel .npy input (default: seeded log-mel-like noise)"),
 		ort:       fs.String("ort", "", "also run this ONNX file (the one the weights were staged from) in ONNX Runtime, alternating A/B"),
 		ortScript: fs.String("ort-script", "testdata/ort/bench.js", "the onnxruntime-node side of --ort"),
+		compare: fs.String("compare", "", "with --ort: these kernel families (comma-separated, or all: every one this CPU runs) "+
+			"take turns with ONNX Runtime in the same rounds, and a table compares them"),
 	}
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -51,6 +50,9 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if *bf.batch < 1 || *bf.iters < 1 || *bf.round < 1 {
 		return usageError{errors.New("--batch, --iterations and --rounds must be ≥ 1")}
+	}
+	if *bf.compare != "" && *bf.ort == "" {
+		return usageError{errors.New("--compare needs --ort")}
 	}
 	if *bf.mf.Threads > 0 {
 		runtime.GOMAXPROCS(*bf.mf.Threads)
@@ -76,6 +78,7 @@ func runBench(ctx context.Context, args []string) error {
 	fmt.Printf("model: d_model %d, %d layers, %d heads, ffn %d, %d mels, %d positions; %.2f GFLOP per window\n",
 		cfg.DModel, cfg.EncoderLayers, cfg.EncoderAttentionHeads, cfg.EncoderFFNDim, cfg.NumMelBins, cfg.MaxSourcePositions, model.FLOPs(cfg)/1e9)
 	loaded := readRSS()
+	fmt.Printf("kernels: %s (%s; this CPU runs up to %s: %s)\n", enc.Kernels(), chosenHow(*bf.mf.Kernels), kernels.Detect(), cpuName())
 	fmt.Printf("backend: %s, %d threads, packed weights %.1f MB, loaded in %.0f ms (%.0f ms CPU); after load: RSS %.1f MB, peak %.1f MB\n",
 		enc.Backend(), enc.Threads(), float64(enc.PackedBytes())/1e6, ms(loadTime), ms(loadCPU), loaded.rss, loaded.peak)
 	// One output buffer for every call (EncodeInto), as a server reusing its
@@ -96,7 +99,20 @@ func runBench(ctx context.Context, args []string) error {
 	windows := *bf.iters * *bf.batch
 	report("go", cfg.MaxSourcePositions, model.FLOPs(cfg), times)
 	printRSS(before, enc, 4*len(out))
-	fmt.Println("per-op time per window:        wall        process CPU")
+	printOps(enc, windows)
+	switch {
+	case *bf.ort == "":
+		return nil
+	case *bf.compare != "":
+		return benchCompare(ctx, enc, mel, bf)
+	}
+	return benchORT(ctx, enc, mel, bf)
+}
+
+// printOps prints the per-op times per window, and each op's GFLOP/s by
+// wall time and per core (by process CPU time: flops / CPU seconds).
+func printOps(enc *model.Encoder, windows int) {
+	fmt.Println("per-op time per window:        wall                 process CPU      GFLOP/s: wall  per core")
 	ops := enc.OpTimes()
 	var wall, cpu time.Duration
 	for _, d := range ops {
@@ -104,13 +120,41 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	for op := model.Op(0); int(op) < len(ops); op++ {
 		d := ops[op]
-		fmt.Printf("  %-22s %8.1f ms %5.1f%%  %8.1f ms %5.1f%%\n", op,
-			ms(d.Wall)/float64(windows), 100*float64(d.Wall)/float64(wall), ms(d.CPU)/float64(windows), 100*float64(d.CPU)/float64(cpu))
+		w, c := ms(d.Wall)/float64(windows), ms(d.CPU)/float64(windows)
+		gf := ""
+		if f := model.OpFLOPs(enc.Config(), op); f > 0 && w > 0 && c > 0 {
+			gf = fmt.Sprintf("  %8.0f  %8.0f", f/w/1e6, f/c/1e6)
+		}
+		fmt.Printf("  %-22s %8.1f ms %5.1f%%  %8.1f ms %5.1f%%%s\n", op,
+			w, 100*float64(d.Wall)/float64(wall), c, 100*float64(d.CPU)/float64(cpu), gf)
 	}
-	if *bf.ort == "" {
-		return nil
+}
+
+// chosenHow says how --kernels picked the family.
+func chosenHow(flag string) string {
+	if flag == "" || strings.EqualFold(flag, "auto") {
+		return "auto: the best this CPU runs"
 	}
-	return benchORT(ctx, enc, mel, bf)
+	return "forced by --kernels"
+}
+
+// cpuName is the CPU's model name, family and model from /proc/cpuinfo,
+// for the record (a VM may report only "AMD EPYC").
+func cpuName() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	f := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" {
+			break // the first processor's block is enough
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			f[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return fmt.Sprintf("%s (family %s model %s)", f["model name"], f["cpu family"], f["model"])
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
@@ -218,103 +262,27 @@ func printRSS(before rssStat, enc *model.Encoder, outBytes int) {
 // benchORT alternates Go and ONNX Runtime windows on the same input and
 // thread count, then compares their outputs.
 func benchORT(ctx context.Context, enc *model.Encoder, mel model.Tensor, bf benchFlags) error {
-	dir, err := os.MkdirTemp("", "bench-ort-")
+	o, err := startORT(ctx, *bf.ort, *bf.ortScript, mel, enc.Threads())
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	inPath := filepath.Join(dir, "in.npy")
-	if err := encodercli.WriteNPY(inPath, npy.Array{Shape: mel.Shape, Data: mel.Data}); err != nil {
+	defer o.close()
+	fmt.Printf("ort: %s\n", o.version)
+	sides := []*side{o.side(), goSide(ctx, enc, mel)}
+	if err := warmUp(sides); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "node", *bf.ortScript, "--model", *bf.ort, "--in", inPath, "--threads", strconv.Itoa(enc.Threads()))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
+	if err := alternate(sides, *bf.round); err != nil {
 		return err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start onnxruntime-node (%s): %w", *bf.ortScript, err)
-	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	lines := bufio.NewScanner(stdout)
-	ask := func(req string) (string, error) {
-		if req != "" {
-			if _, err := fmt.Fprintln(stdin, req); err != nil {
-				return "", fmt.Errorf("onnxruntime-node: %w", err)
-			}
-		}
-		if !lines.Scan() {
-			return "", fmt.Errorf("onnxruntime-node exited (%v)", lines.Err())
-		}
-		return lines.Text(), nil
-	}
-	ready, err := ask("")
-	if err != nil {
-		return err
-	}
-	fmt.Printf("ort: %s\n", strings.TrimPrefix(ready, "ready "))
-	ortRun := func() (float64, error) {
-		resp, err := ask("run")
-		if err != nil {
-			return 0, err
-		}
-		v, err := strconv.ParseFloat(strings.TrimPrefix(resp, "ms "), 64)
-		if err != nil {
-			return 0, fmt.Errorf("onnxruntime-node said %q", resp)
-		}
-		return v, nil
-	}
-	out := make([]float32, mel.Shape[0]*enc.Config().MaxSourcePositions*enc.Config().DModel)
-	goRun := func() (float64, error) {
-		t := time.Now()
-		err := enc.EncodeInto(ctx, out, mel)
-		return ms(time.Since(t)), err
-	}
-	if _, err := ortRun(); err != nil { // warm-up
-		return err
-	}
-	var goT, ortT []float64
-	for r := range *bf.round {
-		// Alternate which side goes first so neither always follows the other.
-		first, second := goRun, ortRun
-		if r%2 == 1 {
-			first, second = ortRun, goRun
-		}
-		a, err := first()
-		if err != nil {
-			return err
-		}
-		b, err := second()
-		if err != nil {
-			return err
-		}
-		if r%2 == 1 {
-			a, b = b, a
-		}
-		goT, ortT = append(goT, a), append(ortT, b)
-	}
+	goS, ortS := sides[1], sides[0]
 	cfg := enc.Config()
 	fmt.Printf("A/B, %d alternating rounds, %d thread(s), same input:\n", *bf.round, enc.Threads())
-	report("  go ", cfg.MaxSourcePositions, model.FLOPs(cfg), goT)
-	report("  ort", cfg.MaxSourcePositions, model.FLOPs(cfg), ortT)
-	fmt.Printf("  speed-up go/ort: %.2fx (ratio of medians); load average now %s\n", median(ortT)/median(goT), loadAvg())
-	// Accuracy against ORT on the same input.
-	outPath := filepath.Join(dir, "ort.npy")
-	if resp, err := ask("out " + outPath); err != nil || resp != "ok" {
-		return fmt.Errorf("onnxruntime-node output: %q %v", resp, err)
-	}
-	f, err := os.Open(outPath)
-	if err != nil {
-		return err
-	}
-	ref, err := npy.Read(f, 1<<30)
-	f.Close()
+	report("  go ", cfg.MaxSourcePositions, model.FLOPs(cfg), goS.wall)
+	report("  ort", cfg.MaxSourcePositions, model.FLOPs(cfg), ortS.wall)
+	fmt.Printf("  speed-up go/ort: %.2fx (ratio of medians; %.2fx by process CPU time); load average now %s\n",
+		median(ortS.wall)/median(goS.wall), median(ortS.cpu)/median(goS.cpu), loadAvg())
+	ref, err := o.output()
 	if err != nil {
 		return err
 	}
@@ -324,9 +292,5 @@ func benchORT(ctx context.Context, enc *model.Encoder, mel model.Tensor, bf benc
 	}
 	cos, rel := encodercli.Agreement(got.Data, ref.Data, cfg.DModel)
 	fmt.Printf("  accuracy vs ort: min per-frame cosine %.7f, max|Δ|/max|ref| %.2e\n", cos, rel)
-	_, err = ask("quit")
-	if err != nil && !strings.Contains(err.Error(), "exited") {
-		return err
-	}
 	return nil
 }

@@ -5,10 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
+	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
 )
 
 // runQuiet runs whisper-bench with args and returns its exit code and stdout.
@@ -49,6 +51,45 @@ func TestEncoderCommand(t *testing.T) {
 	}
 }
 
+// TestEncoderCompare times every kernel family this CPU runs (and the
+// portable one) against ONNX Runtime on the tiny fixture and checks the table
+// has a row for each, agreeing with ORT.
+func TestEncoderCompare(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node not installed (ONNX Runtime runs in onnxruntime-node)")
+	}
+	if _, err := os.Stat("../../testdata/ort/node_modules/onnxruntime-node"); err != nil {
+		t.Skip("onnxruntime-node not installed: (cd testdata/ort && npm ci)")
+	}
+	dir := stageTiny(t)
+	code, out := runQuiet(t, "encoder", "--weights", dir, "--iterations", "1", "--rounds", "2", "--threads", "1",
+		"--ort", "../../testdata/models/tiny-op17.onnx", "--ort-script", "../../testdata/ort/bench.js", "--compare", "all,portable")
+	if code != 0 {
+		t.Fatalf("encoder --compare: exit %d\n%s", code, out)
+	}
+	want := []string{"| onnxruntime-node ", "| go cpu/portable/fp32 |", "kernels: " + kernels.Detect().String() + " (auto"}
+	for i := kernels.Detect(); i > kernels.Portable; i-- {
+		want = append(want, "| go cpu/"+i.String()+"/")
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	rows := 0
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Split(line, "|"); strings.HasPrefix(line, "| go ") && len(f) == 8 {
+			rows++
+			if cos, err := strconv.ParseFloat(strings.TrimSpace(f[6]), 64); err != nil || cos < 0.9999 {
+				t.Errorf("row %q: cosine vs ORT %q, want ≥ 0.9999", line, f[6])
+			}
+		}
+	}
+	if rows != len(want)-2 {
+		t.Errorf("%d table rows of 7 columns for go, want %d:\n%s", rows, len(want)-2, out)
+	}
+}
+
 func TestUsageFailures(t *testing.T) {
 	dir := stageTiny(t)
 	tests := []struct {
@@ -60,6 +101,8 @@ func TestUsageFailures(t *testing.T) {
 		{"unknown subcommand", []string{"bench"}, 2},
 		{"encoder no weights", []string{"encoder"}, 2},
 		{"encoder zero batch", []string{"encoder", "--weights", dir, "--batch", "0"}, 2},
+		{"encoder compare without ort", []string{"encoder", "--weights", dir, "--compare", "all"}, 2},
+		{"encoder amx", []string{"encoder", "--weights", dir, "--kernels", "amx"}, 1},
 		{"encoder not staged", []string{"encoder", "--weights", t.TempDir()}, 1},
 		{"stage zero runs", []string{"stage", "--runs", "0"}, 2},
 		{"stage argument", []string{"stage", "extra"}, 2},

@@ -38,6 +38,7 @@ func demoServe(ctx context.Context, w io.Writer, weights, clip string, wav []byt
 		return err
 	}
 	info.Engine = enc.Backend()
+	info.Kernels = enc.Kernels()
 	opts := server.DefaultOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s, err := server.New(server.ModelEncoder(enc), info, opts)

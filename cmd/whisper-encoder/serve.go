@@ -94,7 +94,8 @@ func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, back
 		return err
 	}
 	info.Engine = enc.Backend()
-	log.Info("model loaded", "model", info.ModelKey, "backend", chosen, "engine", info.Engine, "threads", enc.Threads(),
+	info.Kernels = enc.Kernels()
+	log.Info("model loaded", "model", info.ModelKey, "backend", chosen, "engine", info.Engine, "kernels", info.Kernels, "threads", enc.Threads(),
 		"d_model", info.DModel, "layers", info.Layers, "n_mels", info.NMels, "seconds", loadTime.Seconds())
 	s, err := server.New(server.ModelEncoder(enc), info, opts)
 	if err != nil {

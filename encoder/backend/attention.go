@@ -71,11 +71,11 @@ func (c *CPU) SelfAttention(x Mat, norm *Norm, qkv Weight, qkvBias []float32, ou
 	if err != nil {
 		return fmt.Errorf("attention q/k/v: %w", err)
 	}
-	tiles := (n + attnRows - 1) / attnRows
+	tiles := (n + c.qRows - 1) / c.qRows
 	errs := make([]error, heads*tiles)
 	c.pool.For(heads*tiles, func(w, i int) {
-		h, r0 := i/tiles, (i%tiles)*attnRows
-		errs[i] = c.attendTile(&c.scratch[w], ws, h, r0, min(n, r0+attnRows))
+		h, r0 := i/tiles, (i%tiles)*c.qRows
+		errs[i] = c.attendTile(&c.scratch[w], ws, h, r0, min(n, r0+c.qRows))
 	})
 	for _, err := range errs {
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 
 // Choose reads the kernel and activation options the encoder and the decoder
 // share: kernelsName is "" or "auto" (the best ISA here) or an ISA name;
+// kernelsName "amx" is recognised and always refused (no AMX kernels yet);
 // activations is "" or "auto" (bf16 where VDPBF16PS runs, else fp32), "bf16"
 // (avx512bf16 or portable kernels only) or "fp32".
 func Choose(kernelsName, activations string) (kernels.ISA, Precision, error) {
@@ -16,7 +17,7 @@ func Choose(kernelsName, activations string) (kernels.ISA, Precision, error) {
 	if k := strings.ToLower(kernelsName); k != "" && k != "auto" {
 		var err error
 		if isa, err = kernels.ParseISA(k); err != nil {
-			return 0, 0, fmt.Errorf("kernels: %w", err)
+			return 0, 0, err
 		}
 		if err := isa.Check(); err != nil {
 			return 0, 0, err

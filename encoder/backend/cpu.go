@@ -26,13 +26,14 @@ func (p Precision) String() string {
 	return "fp32"
 }
 
-// Row-block limits of the parallel loops (multiples of the 14-row tile);
-// taskRows balances the blocks over the workers.
+// Row-block limits of the parallel loops; taskRows balances the blocks
+// over the workers and rounds them to whole register tiles of the kernels
+// (14 rows, 6 for avx2).
 const (
 	linearRows = 112 // rows per Linear task
 	mlpRows    = 56  // rows per MLP task: its [rows][ffn] hidden block stays in L2
 	qkvRows    = 56  // rows per q/k/v projection task ([rows][3d] output block)
-	attnRows   = 14  // query rows per attention task
+	attnRows   = 14  // at most this many query rows per attention task (qRows)
 	attnKeys   = 256 // keys per attention block: the block's scores stay in L1
 )
 
@@ -41,6 +42,8 @@ const (
 type CPU struct {
 	isa     kernels.ISA
 	act     Precision
+	tile    int // rows per GEMM register tile of isa
+	qRows   int // query rows per attention task: whole tiles, at most attnRows
 	pool    *Pool
 	scratch []cpuScratch // per worker
 	mu      sync.Mutex   // guards free
@@ -75,7 +78,8 @@ func NewCPU(isa kernels.ISA, act Precision, threads int) (*CPU, error) {
 		return nil, fmt.Errorf("backend: bf16 activations need the %s or %s kernels, not %s", kernels.AVX512BF16, kernels.Portable, isa)
 	}
 	p := NewPool(threads)
-	return &CPU{isa: isa, act: act, pool: p, scratch: make([]cpuScratch, p.Workers())}, nil
+	tile := isa.TileRows()
+	return &CPU{isa: isa, act: act, tile: tile, qRows: attnRows / tile * tile, pool: p, scratch: make([]cpuScratch, p.Workers())}, nil
 }
 
 // Name is "cpu/<isa>/<activation precision>".
@@ -207,15 +211,16 @@ func (c *CPU) matmul(s *cpuScratch, dst []float32, ldc int, lda, m int, b *kerne
 	return c.isa.MatMulF32(dst, ldc, s.a32, lda, m, b, bias, accum, &s.gemm)
 }
 
-// taskRows is the row-block size of a parallel loop over n rows: at most
-// limit rows, a multiple of 14, and as many blocks as a multiple of the
-// worker count, so that no worker is left with a lone block at the end.
+// taskRows is the row-block size of a parallel loop over n rows: about
+// limit rows, a multiple of the register tile, and as many blocks as a
+// multiple of the worker count, so that no worker is left with a lone block
+// at the end.
 func (c *CPU) taskRows(n, limit int) int {
 	w := c.pool.Workers()
 	tasks := (n + limit - 1) / limit
 	tasks = (tasks + w - 1) / w * w
 	rows := (n + tasks - 1) / tasks
-	return max(attnRows, (rows+attnRows-1)/attnRows*attnRows)
+	return max(c.tile, (rows+c.tile-1)/c.tile*c.tile)
 }
 
 // forRows runs f over blocks of at most limit rows in parallel (see

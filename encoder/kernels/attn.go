@@ -74,7 +74,7 @@ func (i ISA) SoftmaxBlockBF16(p []uint16, ldp int, s []float32, lds, rows, n int
 		}
 	case i == Portable:
 		for r := range rows {
-			a, mn := blockMax(s[r*lds:r*lds+n], m[r], exp2BF16Coef[:])
+			a, mn := blockMax(maxOf(s[r*lds:r*lds+n]), m[r], exp2BF16Coef[:])
 			nml := -mn * log2e
 			var sum float32
 			pr := p[r*ldp:]
@@ -113,7 +113,7 @@ func (i ISA) SoftmaxBlockF32(p []float32, ldp int, s []float32, lds, rows, n int
 	}
 	for r := range rows {
 		sr, pr := s[r*lds:r*lds+n], p[r*ldp:r*ldp+n]
-		a, mn := blockMax(sr, m[r], exp2F32Coef[:])
+		a, mn := blockMax(i.rowMax(sr), m[r], exp2F32Coef[:])
 		nml := -mn * log2e
 		var sum float32
 		n8 := 0
@@ -131,6 +131,15 @@ func (i ISA) SoftmaxBlockF32(p []float32, ldp int, s []float32, lds, rows, n int
 	return nil
 }
 
+// rowMax is maxOf(s), vectorised with AVX2 (AVX2 is the only ISA that calls it).
+func (i ISA) rowMax(s []float32) float32 {
+	n8 := len(s) &^ 7
+	if i != AVX2 || n8 == 0 {
+		return maxOf(s)
+	}
+	return max(maxAVX2(&s[0], n8), maxOf(s[n8:]))
+}
+
 // oPtr is &o[off], or nil when the rows of o have no columns.
 func oPtr(o []float32, off, no int) *float32 {
 	if no == 0 {
@@ -140,9 +149,10 @@ func oPtr(o []float32, off, no int) *float32 {
 }
 
 // blockMax returns the rescaling factor a = exp(mOld − m') (computed with
-// the polynomial coef) and the new running maximum m' = max(mOld, max(s)).
-func blockMax(s []float32, mOld float32, coef []float32) (a, mNew float32) {
-	mNew = max(mOld, maxOf(s))
+// the polynomial coef) and the new running maximum m' = max(mOld, mx), mx
+// being the block row's maximum.
+func blockMax(mx, mOld float32, coef []float32) (a, mNew float32) {
+	mNew = max(mOld, mx)
 	t := max((mOld-mNew)*log2e, alphaMin)
 	return exp2Poly(t, coef), mNew
 }

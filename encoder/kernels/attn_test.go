@@ -283,3 +283,24 @@ func TestExp2Poly(t *testing.T) {
 		t.Fatal("exp2 of very negative exponents is not 0")
 	}
 }
+
+// TestRowMax: the AVX2 row maximum equals the portable one for every length
+// and position of the maximum (vector body, odd 8-block, tail).
+func TestRowMax(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for _, isa := range isas() {
+		for n := 1; n <= 70; n++ {
+			for _, at := range []int{0, n / 2, n - 1} {
+				s := randSlice(r, n, 3)
+				s[at] = 100
+				if got := isa.rowMax(s); got != 100 {
+					t.Fatalf("%s: rowMax of %d values, maximum at %d: %g", isa, n, at, got)
+				}
+				s[at] = -100
+				if got, want := isa.rowMax(s), maxOf(s); got != want {
+					t.Fatalf("%s: rowMax of %d values: %g, want %g", isa, n, got, want)
+				}
+			}
+		}
+	}
+}

@@ -98,7 +98,7 @@ func (i ISA) MatMulF32(c []float32, ldc int, a []float32, lda, m int, b *Packed,
 		case i >= AVX512:
 			mk = micro{tile: f32bf16AVX512, mr: 14, nr: 32, aSize: 4, kUnit: 2}
 		case i == AVX2:
-			mk = micro{tile: f32bf16AVX2, mr: 6, nr: 16, aSize: 4, kUnit: 2}
+			mk = micro{tile: f32bf16AVX2, mr: i.TileRows(), nr: 16, aSize: 4, kUnit: 2}
 		default:
 			mk = micro{tile: f32bf16Portable, mr: 14, nr: 32, aSize: 4, kUnit: 2}
 		}
@@ -108,13 +108,23 @@ func (i ISA) MatMulF32(c []float32, ldc int, a []float32, lda, m int, b *Packed,
 		case i >= AVX512:
 			mk = micro{tile: f32f32AVX512, mr: 14, nr: 32, aSize: 4, kUnit: 1}
 		case i == AVX2:
-			mk = micro{tile: f32f32AVX2, mr: 6, nr: 16, aSize: 4, kUnit: 1}
+			mk = micro{tile: f32f32AVX2, mr: i.TileRows(), nr: 16, aSize: 4, kUnit: 1}
 		default:
 			mk = micro{tile: f32f32Portable, mr: 14, nr: 32, aSize: 4, kUnit: 1}
 		}
 	}
 	drive(mk, c, ldc, unsafe.Pointer(&a[0]), lda, m, b, bp, bias, accum, s)
 	return nil
+}
+
+// TileRows is the number of A rows the GEMM micro-kernels of i compute per
+// register tile: callers that split rows into blocks keep whole tiles
+// (a partial tile is computed in full on a zero-padded copy).
+func (i ISA) TileRows() int {
+	if i == AVX2 {
+		return 6
+	}
+	return 14
 }
 
 // checkGemm validates the operand extents so that the unchecked kernels
@@ -148,13 +158,17 @@ func drive(mk micro, c []float32, ldc int, a unsafe.Pointer, lda, m int, b *Pack
 	if mk.kUnit == 2 {
 		kUnits = b.KP / 2
 	}
+	// A k block holds kcUnits·4 bytes of each A row (2 KiB), whatever the
+	// element size: the 14-row A tile must stay in the 32 KiB L1 of Zen 4
+	// (fp32 activations in 512 k-pair blocks, 4 KiB a row, spilled to L2).
+	kc := kcUnits * 4 / (mk.aSize * mk.kUnit)
 	panelBytes := kUnits * 128
 	ldaB, ldcB := uintptr(lda*mk.aSize), uintptr(ldc*4)
 	panels := b.Panels()
 	for p0 := 0; p0 < panels; p0 += npBlock {
 		p1 := min(panels, p0+npBlock)
-		for u0 := 0; u0 < kUnits; u0 += kcUnits {
-			nu := min(kcUnits, kUnits-u0)
+		for u0 := 0; u0 < kUnits; u0 += kc {
+			nu := min(kc, kUnits-u0)
 			first := u0 == 0
 			acc := uintptr(0)
 			if accum || !first {

@@ -53,6 +53,9 @@ func exp2AVX2(dst, src *float32, n int, mul, add float32) (sum float32)
 //go:noescape
 func addBF16AVX2(dst *float32, src *uint16, n int)
 
+//go:noescape
+func maxAVX2(src *float32, n int) float32
+
 // Packing helpers of the attention operands (pack.go).
 
 //go:noescape

@@ -234,6 +234,40 @@ exp2done:
 	VZEROUPPER
 	RET
 
+// func maxAVX2(src *float32, n int) float32
+// The maximum of the n&^7 first values (n ≥ 8), two accumulators of 8 lanes
+// (NaNs are not propagated: scores are finite).
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ src+0(FP), SI
+	MOVQ n+8(FP), CX
+	VMOVUPS (SI), Y0
+	VMOVAPS Y0, Y1
+	SHRQ $3, CX
+	TESTQ $1, CX
+	JZ maxpairs
+	ADDQ $32, SI
+	DECQ CX
+maxpairs:
+	SHRQ $1, CX
+	JZ maxdone
+maxloop:
+	VMAXPS (SI), Y0, Y0
+	VMAXPS 32(SI), Y1, Y1
+	ADDQ $64, SI
+	DECQ CX
+	JNZ maxloop
+maxdone:
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X3
+	VMAXPS X3, X0, X0
+	VPERMILPS $0x4e, X0, X3
+	VMAXPS X3, X0, X0
+	VPERMILPS $0xb1, X0, X3
+	VMAXPS X3, X0, X0
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
 // func addBF16AVX2(dst *float32, src *uint16, n int)
 // dst[i] += float32(src[i]) for the n&^7 first values.
 TEXT ·addBF16AVX2(SB), NOSPLIT, $0-24

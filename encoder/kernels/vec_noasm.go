@@ -28,6 +28,8 @@ func scaleRowsF32AVX512(dst *float32, ldd uintptr, src *float32, lds uintptr, ro
 }
 func addBF16AVX512(dst *float32, src *uint16, n int)              { panic("kernels: no assembly") }
 func exp2AVX2(dst, src *float32, n int, mul, add float32) float32 { panic("kernels: no assembly") }
+func maxAVX2(src *float32, n int) float32                         { panic("kernels: no assembly in this build") }
+
 func addBF16AVX2(dst *float32, src *uint16, n int)                { panic("kernels: no assembly") }
 func pairsBF16AVX512(dst *uint32, a, b *float32, n int)           { panic("kernels: no assembly") }
 func scatterPairsBF16AVX512(dst *uint32, src *float32, pairs int) { panic("kernels: no assembly") }

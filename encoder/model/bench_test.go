@@ -59,11 +59,7 @@ func BenchmarkEncodeBase(b *testing.B) {
 			}
 			o.Threads = threads
 			b.Run(fmt.Sprintf("threads%d/%s/%s", threads, o.Kernels, o.Activations), func(b *testing.B) {
-				e, err := Load(dir, o)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer e.Close()
+				e := loadOrSkip(b, dir, o)
 				if _, err := e.Encode(context.Background(), mel); err != nil {
 					b.Fatal(err)
 				}

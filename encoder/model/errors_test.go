@@ -114,6 +114,7 @@ func TestLoadBadDir(t *testing.T) {
 		{"bad activations", func(string) {}, Options{Activations: "int4"}, `activations "int4"`},
 		{"bf16 on avx2", func(string) {}, Options{Kernels: "avx2", Activations: "bf16"}, bf16OnAVX2},
 		{"isa above this cpu", func(string) {}, Options{Kernels: "avx512bf16", Activations: "fp32"}, unsupported},
+		{"amx", func(string) {}, Options{Kernels: "amx"}, "amx is not available: no AMX kernels"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -138,6 +138,10 @@ func (e *Encoder) Config() staged.Config { return e.cfg }
 // Backend names the backend and kernels in use, e.g. "cpu/avx512bf16/bf16".
 func (e *Encoder) Backend() string { return e.be.Name() }
 
+// Kernels is the kernel family running, e.g. "avx512bf16" (what --kernels
+// auto chose, or the one forced).
+func (e *Encoder) Kernels() string { return e.isa.String() }
+
 // Threads is the number of worker goroutines.
 func (e *Encoder) Threads() int { return e.pool.Workers() }
 
@@ -176,6 +180,22 @@ func FLOPs(c staged.Config) float64 {
 	stem := 2*(2*p)*(3*m)*d + 2*p*(3*d)*d
 	layer := 2*p*d*(4*d+2*f) + 2*2*p*p*d
 	return stem + float64(c.EncoderLayers)*layer
+}
+
+// OpFLOPs is the floating-point work of op per window (the GEMMs and
+// attention products; zero for ops without them), as FLOPs counts it.
+func OpFLOPs(c staged.Config, op Op) float64 {
+	d, f, m, p := float64(c.DModel), float64(c.EncoderFFNDim), float64(c.NumMelBins), float64(c.MaxSourcePositions)
+	l := float64(c.EncoderLayers)
+	switch op {
+	case OpConv:
+		return 2*(2*p)*(3*m)*d + 2*p*(3*d)*d
+	case OpAttention:
+		return l * (2*p*d*4*d + 2*2*p*p*d)
+	case OpMLP:
+		return l * 2 * p * d * 2 * f
+	}
+	return 0
 }
 
 var errClosed = errors.New("model: encoder is closed")

@@ -129,12 +129,22 @@ func newMetrics(reg prometheus.Registerer, info Info, opts Options) (*metrics, e
 		ConstLabels: prometheus.Labels{"backend": info.Backend, "model_key": info.ModelKey},
 	})
 	backend.Set(1)
-	all := append([]prometheus.Collector{
+	cs := []prometheus.Collector{
 		m.requests, m.duration, m.frontend, m.queueWait, m.compute, m.batchSize, m.queueDepth,
 		m.windows, m.windowsDropped, m.audioSeconds, m.busySeconds, m.inFlight, m.uploadBytes, m.decodeBytes, capacity, backend,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	}, extra...)
-	for _, c := range all {
+	}
+	cs = append(cs, extra...)
+	if info.Kernels != "" {
+		k := prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "kernels_info",
+			Help:        "The CPU kernel family computing the encoder (--kernels; auto picks the best this CPU runs) and the engine string (value 1).",
+			ConstLabels: prometheus.Labels{"kernels": info.Kernels, "engine": info.Engine},
+		})
+		k.Set(1)
+		cs = append(cs, k)
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: registering metrics: %w", err)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
 	"github.com/xdna-whisper/xdna-whisper/encoder/convert/converttest"
+	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
 	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
 	"github.com/xdna-whisper/xdna-whisper/encoder/model"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
@@ -78,6 +79,7 @@ func realServer(t *testing.T, opts Options) (*harness, *model.Encoder) {
 		t.Fatal(err)
 	}
 	info.Engine = enc.Backend()
+	info.Kernels = enc.Kernels()
 	h := start(t, ModelEncoder(enc), info, opts)
 	h.waitReady(t)
 	return h, enc
@@ -387,7 +389,7 @@ func TestModelAndMetricsEndpoints(t *testing.T) {
 	var info Info
 	err = json.NewDecoder(resp.Body).Decode(&info)
 	resp.Body.Close()
-	if err != nil || info.Backend != "cpu" || info.NMels != 80 || info.DModel != 64 || info.Layers != 2 || info.ModelKey == "" || info.Precision != "bfloat16" {
+	if err != nil || info.Backend != "cpu" || info.NMels != 80 || info.DModel != 64 || info.Layers != 2 || info.ModelKey == "" || info.Precision != "bfloat16" || info.Kernels != kernels.Detect().String() {
 		t.Errorf("/v1/model = %+v, %v", info, err)
 	}
 	resp, err = http.Get(h.base + "/metrics")
@@ -398,6 +400,7 @@ func TestModelAndMetricsEndpoints(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		`whisper_encoder_backend_info{backend="cpu",model_key="` + info.ModelKey + `"} 1`,
+		`whisper_encoder_kernels_info{engine="` + info.Engine + `",kernels="` + kernels.Detect().String() + `"} 1`,
 		"whisper_encoder_queue_depth 0",
 		"whisper_encoder_queue_capacity 32",
 		`whisper_encoder_requests_total{code="OK",method="http_encode"} 1`,

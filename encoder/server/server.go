@@ -43,6 +43,7 @@ type Info struct {
 	ModelKey        string `json:"modelKey"`
 	Backend         string `json:"backend"`
 	Engine          string `json:"engine,omitempty"`
+	Kernels         string `json:"kernels,omitempty"`
 	NMels           int    `json:"nMels"`
 	DModel          int    `json:"dModel"`
 	Layers          int    `json:"layers"`

@@ -5,7 +5,8 @@
 //
 // Loads an InferenceSession (CPU, graph optimisations on, N intra-op threads,
 // 1 inter-op thread), then answers commands on stdin, one per line:
-//   run          → runs one forward pass on the input, prints "ms <milliseconds>"
+//   run          → runs one forward pass on the input, prints
+//                  "ms <wall milliseconds> cpu <process CPU milliseconds>"
 //   out PATH     → runs once and writes last_hidden_state to PATH (.npy), prints "ok"
 // so the Go driver can alternate Go and ORT windows in one process pair.
 const readline = require('readline');
@@ -34,9 +35,12 @@ async function main() {
   for await (const line of rl) {
     const [cmd, path] = line.trim().split(/\s+/);
     if (cmd === 'run') {
+      const c0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       await session.run(feeds);
-      console.log(`ms ${Number(process.hrtime.bigint() - t0) / 1e6}`);
+      const wall = Number(process.hrtime.bigint() - t0) / 1e6;
+      const c = process.cpuUsage(c0);
+      console.log(`ms ${wall} cpu ${(c.user + c.system) / 1e3}`);
     } else if (cmd === 'out') {
       const y = (await session.run(feeds)).last_hidden_state;
       npy.write(path, y.dims, y.data);

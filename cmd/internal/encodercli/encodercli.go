@@ -28,7 +28,7 @@ func AddModelFlags(fs *flag.FlagSet) ModelFlags {
 	return ModelFlags{
 		Weights:     fs.String("weights", "", "staged weights directory (output of `whisper-encoder stage`; required)"),
 		Threads:     fs.Int("threads", 0, "worker threads (default GOMAXPROCS)"),
-		Kernels:     fs.String("kernels", "auto", "kernel ISA: auto, avx512bf16, avx512, avx2 or portable"),
+		Kernels:     fs.String("kernels", "auto", "kernel family: auto (the best this CPU runs: avx512bf16 > avx512 > avx2 > portable), or one of them forced for A/B (portable is also called generic; amx is recognised but has no kernels yet)"),
 		Activations: fs.String("activations", "auto", "GEMM activation precision: auto (bf16 on avx512bf16), bf16 or fp32"),
 	}
 }

@@ -140,6 +140,36 @@ TEXT ·exp2AVX2(SB), NOSPLIT, $0-36`)
 	g.f("RET")
 
 	g.raw(`
+// func maxAVX2(src *float32, n int) float32
+// The maximum of the n&^7 first values (n ≥ 8), two accumulators of 8 lanes
+// (NaNs are not propagated: scores are finite).
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20`)
+	g.f("MOVQ src+0(FP), SI")
+	g.f("MOVQ n+8(FP), CX")
+	g.f("VMOVUPS (SI), Y0")
+	g.f("VMOVAPS Y0, Y1")
+	g.f("SHRQ $3, CX")
+	g.f("TESTQ $1, CX")
+	g.f("JZ maxpairs")
+	g.f("ADDQ $32, SI")
+	g.f("DECQ CX")
+	g.label("maxpairs")
+	g.f("SHRQ $1, CX")
+	g.f("JZ maxdone")
+	g.label("maxloop")
+	g.f("VMAXPS (SI), Y0, Y0")
+	g.f("VMAXPS 32(SI), Y1, Y1")
+	g.f("ADDQ $64, SI")
+	g.f("DECQ CX")
+	g.f("JNZ maxloop")
+	g.label("maxdone")
+	g.f("VMAXPS Y1, Y0, Y0")
+	g.hreduceAVX2("VMAXPS", 0, 3)
+	g.f("VMOVSS X0, ret+16(FP)")
+	g.f("VZEROUPPER")
+	g.f("RET")
+
+	g.raw(`
 // func addBF16AVX2(dst *float32, src *uint16, n int)
 // dst[i] += float32(src[i]) for the n&^7 first values.
 TEXT ·addBF16AVX2(SB), NOSPLIT, $0-24`)
