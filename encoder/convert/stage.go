@@ -33,7 +33,9 @@ import (
 
 // Options configure one staging run.
 type Options struct {
-	// Source is a file path, an http(s) URL or hf://ORG/REPO/PATH[@REV].
+	// Source is an encoder ONNX file (a path, an http(s) URL or
+	// hf://ORG/REPO/PATH[@REV]) or a whole model repository in Hugging Face's
+	// layout (a directory or hf://ORG/REPO[@REV]).
 	Source string
 	// SHA256 is the expected hex sha256 of the source ONNX file (optional).
 	SHA256 string
@@ -83,6 +85,10 @@ type Result struct {
 	Existing bool
 	// Config is the encoder configuration.
 	Config staged.Config
+	// Capabilities is what the staged entry can serve.
+	Capabilities staged.Capabilities
+	// Decoder is true when the entry holds a text decoder (a whole model).
+	Decoder bool
 }
 
 func (o *Options) defaults() {
@@ -111,6 +117,9 @@ func Stage(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, fmt.Errorf("stage: cache: %w", err)
 	}
 	removeStale(opts.CacheDir, opts.Logger)
+	if repoSource(opts.Source) {
+		return stageRepo(ctx, opts)
+	}
 	path, cleanup, err := fetchSource(ctx, &opts)
 	if err != nil {
 		return Result{}, err
