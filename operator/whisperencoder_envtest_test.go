@@ -420,7 +420,15 @@ func TestValidation(t *testing.T) {
 		}, "exactly one of url or pvc"},
 		{"neither url nor pvc", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "" }, "exactly one of url or pvc"},
 		{"ftp url", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "ftp://x/y.onnx" }, "url must be"},
-		{"hf url without file", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "hf://org/repo" }, "url must be"},
+		{"hf model repository", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "hf://openai/whisper-base@main" }, ""},
+		{"hf model repository without revision", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "hf://org/repo" }, ""},
+		{"hf url without repo", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "hf://org" }, "url must be"},
+		{"transcription defaults", func(we *whisperv1.WhisperEncoder) {
+			we.Spec.Transcription = whisperv1.TranscriptionSpec{Language: "de", Task: whisperv1.TaskTranslate, BeamSize: 5, WordTimestamps: true}
+		}, ""},
+		{"unknown task", func(we *whisperv1.WhisperEncoder) { we.Spec.Transcription.Task = "summarize" }, "Unsupported value"},
+		{"language name instead of code", func(we *whisperv1.WhisperEncoder) { we.Spec.Transcription.Language = "German" }, "should match"},
+		{"beam too wide", func(we *whisperv1.WhisperEncoder) { we.Spec.Transcription.BeamSize = 17 }, "less than or equal to 16"},
 		{"pvc path escapes", func(we *whisperv1.WhisperEncoder) {
 			we.Spec.Model.Source = whisperv1.ModelSource{PVC: &whisperv1.PVCSource{ClaimName: "m", Path: "a/../../etc"}}
 		}, "must not contain '..'"},

@@ -110,7 +110,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 						Image:           image(we, cfg),
 						ImagePullPolicy: cfg.ImagePullPolicy,
 						Command:         []string{cfg.EncoderCommand},
-						Args: []string{"serve",
+						Args: append([]string{"serve",
 							"--weights", weightsMount,
 							"--http-addr", ":" + strconv.Itoa(int(s.HTTPPort)),
 							"--grpc-addr", ":" + strconv.Itoa(int(s.GRPCPort)),
@@ -118,7 +118,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 							"--max-batch", strconv.Itoa(int(s.MaxBatch)),
 							"--max-queue", strconv.Itoa(int(s.MaxQueue)),
 							"--drain-timeout", drainTimeout.String(),
-						},
+						}, transcriptionArgs(spec, weights.Caps())...),
 						Env: []corev1.EnvVar{{Name: "TMPDIR", Value: tmpMount}},
 						Ports: []corev1.ContainerPort{
 							{Name: "http", ContainerPort: s.HTTPPort, Protocol: corev1.ProtocolTCP},
@@ -143,6 +143,25 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 			},
 		},
 	}
+}
+
+// transcriptionArgs are the serve flags of spec.transcription (spec defaulted): the defaults of
+// the transcription API, where a request leaves them unset. Weights that cannot transcribe get
+// none (an encoder-only server has no transcription API to configure).
+func transcriptionArgs(spec whisperv1.WhisperEncoderSpec, caps report.Capabilities) []string {
+	if !caps.Transcribe {
+		return nil
+	}
+	t := spec.Transcription
+	var args []string
+	if t.Language != "" {
+		args = append(args, "--default-language", t.Language)
+	}
+	return append(args,
+		"--default-task", string(t.Task),
+		"--default-beam-size", strconv.Itoa(int(t.BeamSize)),
+		"--default-word-timestamps="+strconv.FormatBool(t.WordTimestamps),
+	)
 }
 
 // Default resources of the encoder container, for what spec.resources leaves unset: the

@@ -199,6 +199,38 @@ func TestEncoderDeploymentVariants(t *testing.T) {
 	}
 }
 
+// TestEncoderTranscriptionArgs: spec.transcription (defaulted) becomes serve's --default-* flags
+// for weights that transcribe; encoder-only weights get none.
+func TestEncoderTranscriptionArgs(t *testing.T) {
+	cfg := testConfig()
+	whole := report.StageResult{Key: "k", Capabilities: &report.Capabilities{Encode: true, Transcribe: true, Translate: true}}
+	tests := []struct {
+		name    string
+		mut     func(*whisperv1.WhisperEncoder)
+		weights report.StageResult
+		want    []string
+	}{
+		{"encoder-only weights", func(we *whisperv1.WhisperEncoder) { we.Spec.Transcription.Language = "de" }, report.StageResult{Key: "k"}, nil},
+		{"defaults", func(we *whisperv1.WhisperEncoder) { we.Spec.Transcription = whisperv1.TranscriptionSpec{} }, whole,
+			[]string{"--default-task", "transcribe", "--default-beam-size", "1", "--default-word-timestamps=false"}},
+		{"set", func(we *whisperv1.WhisperEncoder) {
+			we.Spec.Transcription = whisperv1.TranscriptionSpec{Language: "de", Task: whisperv1.TaskTranslate, BeamSize: 5, WordTimestamps: true}
+		}, whole, []string{"--default-language", "de", "--default-task", "translate", "--default-beam-size", "5", "--default-word-timestamps=true"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := encoderDeployment(testEncoder(tt.mut), tt.weights, cfg).Spec.Template.Spec.Containers[0].Args
+			i := slices.Index(args, "--drain-timeout")
+			if diff := cmp.Diff(tt.want, args[i+2:], cmpEmpty); diff != "" {
+				t.Errorf("flags after --drain-timeout (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// cmpEmpty treats nil and empty slices alike.
+var cmpEmpty = cmp.Comparer(func(a, b []string) bool { return slices.Equal(a, b) })
+
 // TestEncoderShutdownFits: the grace period covers the preStop delay, the encoder's own shutdown
 // delay and its drain timeout (the flag the pod passes), with room to exit.
 func TestEncoderShutdownFits(t *testing.T) {

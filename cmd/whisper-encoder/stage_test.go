@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,6 +46,9 @@ func TestStageCommand(t *testing.T) {
 	dir := strings.TrimSpace(out)
 	if s.Dir != dir || filepath.Base(dir) != s.Key || len(s.SourceSHA256) != 64 || s.SourcePrecision != "int8" || s.SizeBytes <= 0 || s.StagedAt.IsZero() || s.Error != "" {
 		t.Errorf("stdout %q, result %+v", out, s)
+	}
+	if s.Capabilities == nil || !slices.Equal(s.Capabilities.Tasks(), []string{"encode"}) {
+		t.Errorf("capabilities %+v, want encode only for an encoder .onnx", s.Capabilities)
 	}
 	if code, _ := runQuiet(t, "inspect", dir); code != 0 {
 		t.Errorf("inspect of the staged dir: exit %d", code)
