@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -438,7 +439,12 @@ func (r *repo) copyMeta(tmp string, vocab int, sync bool) (stagedTokenizer, erro
 			tokFiles = append(tokFiles, f)
 		}
 	}
-	fsys := os.DirFS(hf)
+	return repoTokenizer(os.DirFS(hf), vocab, tokFiles)
+}
+
+// repoTokenizer loads the tokenizer of a repository's files fsys (HF files,
+// else Whisper's built-in vocabulary for vocab tokens) and checks its size.
+func repoTokenizer(fsys fs.FS, vocab int, files []string) (stagedTokenizer, error) {
 	if !tokenizer.HasHFTokenizer(fsys) {
 		tok, err := tokenizer.ForVocabSize(vocab)
 		if err != nil {
@@ -455,7 +461,7 @@ func (r *repo) copyMeta(tmp string, vocab int, sync bool) (stagedTokenizer, erro
 	if tok.VocabSize() != vocab {
 		return stagedTokenizer{}, fmt.Errorf("tokenizer %s has %d tokens, %s says vocab_size %d", tok.Name(), tok.VocabSize(), repoConfig, vocab)
 	}
-	return stagedTokenizer{tok, staged.TokenizerInfo{Kind: staged.TokenizerHF, Name: tok.Name(), Files: tokFiles,
+	return stagedTokenizer{tok, staged.TokenizerInfo{Kind: staged.TokenizerHF, Name: tok.Name(), Files: files,
 		VocabSize: tok.VocabSize(), NumLanguages: tok.NumLanguages()}}, nil
 }
 

@@ -3,7 +3,6 @@ package convert
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/encoder/safetensors"
 	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
 	"github.com/xdna-whisper/xdna-whisper/encoder/tokenizer"
+	"github.com/xdna-whisper/xdna-whisper/encoder/tokenizer/tokenizertest"
 )
 
 const microDir = models + "hf-micro"
@@ -81,58 +81,14 @@ func readMicro(t *testing.T) *testRepo {
 	return r
 }
 
-// byteTokenizerJSON is a Hugging Face tokenizer.json of a byte-level
-// vocabulary (256 tokens, no merges) with Whisper's special tokens for
-// numLanguages languages: 1,864 tokens for 99.
+// byteTokenizerJSON is tokenizertest.ByteLevelJSON, failing t on error.
 func byteTokenizerJSON(t *testing.T, numLanguages int) []byte {
 	t.Helper()
-	var ranks strings.Builder
-	for b := range 256 {
-		fmt.Fprintf(&ranks, "%s %d\n", base64.StdEncoding.EncodeToString([]byte{byte(b)}), b)
-	}
-	tok, err := tokenizer.ParseTiktoken(ranks.String(), "bytes", numLanguages)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vocab := map[string]int{}
-	for b, r := range gpt2ByteRunes() {
-		vocab[string(r)] = b
-	}
-	var added []map[string]any
-	for id := 256; id < tok.VocabSize(); id++ {
-		text, err := tok.TokenText(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		added = append(added, map[string]any{"id": id, "content": text, "special": true})
-	}
-	doc := map[string]any{
-		"version": "1.0", "added_tokens": added, "normalizer": nil, "post_processor": nil,
-		"pre_tokenizer": map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-		"decoder":       map[string]any{"type": "ByteLevel"},
-		"model":         map[string]any{"type": "BPE", "dropout": nil, "unk_token": nil, "vocab": vocab, "merges": []string{}},
-	}
-	data, err := json.Marshal(doc)
+	data, err := tokenizertest.ByteLevelJSON(numLanguages)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return data
-}
-
-// gpt2ByteRunes is GPT-2's printable stand-in for each byte: the byte itself
-// for printable Latin-1, else 256, 257, … in byte order.
-func gpt2ByteRunes() [256]rune {
-	var out [256]rune
-	n := 0
-	for b := range 256 {
-		if (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff) {
-			out[b] = rune(b)
-		} else {
-			out[b] = rune(256 + n)
-			n++
-		}
-	}
-	return out
 }
 
 // write writes the repository into a new directory.
@@ -650,5 +606,45 @@ func TestStageRepoFromHub(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "config.json") || !strings.Contains(err.Error(), "404") {
 		t.Errorf("missing repository: %v", err)
+	}
+}
+
+// Inspect of a model repository reports what staging it gives, without
+// staging it; of the staged entry, the same capabilities, decoder and tensors.
+func TestInspectRepo(t *testing.T) {
+	r := readMicro(t)
+	src := r.write(t)
+	rep, err := Inspect(src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := stageDir(t, src, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Inspect(res.Dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Kind != "model" || st.Kind != "staged" {
+		t.Errorf("kinds %q, %q; want model, staged", rep.Kind, st.Kind)
+	}
+	for _, x := range []Report{rep, st} {
+		if strings.Join(x.Capabilities.Tasks(), ",") != "encode,transcribe" || x.Decoder == nil || x.Decoder.Layers != 2 ||
+			x.Decoder.Vocab != 1864 || x.Tokenizer == nil || x.Config != res.Config || x.SourcePrecision != staged.Float32 {
+			t.Errorf("%s report: caps %v decoder %+v tokenizer %+v config %+v", x.Kind, x.Capabilities.Tasks(), x.Decoder, x.Tokenizer, x.Config)
+		}
+	}
+	if len(rep.Tensors) != len(st.Tensors) || len(rep.Tensors) != len(r.tensors) {
+		t.Fatalf("%d tensors from the source, %d staged, %d in the file", len(rep.Tensors), len(st.Tensors), len(r.tensors))
+	}
+	for i := range rep.Tensors {
+		if a, b := rep.Tensors[i], st.Tensors[i]; a.Name != b.Name || !slices.Equal(a.Shape, b.Shape) || a.Source != b.Source {
+			t.Errorf("tensor %d: source %s %v (%s), staged %s %v (%s)", i, a.Name, a.Shape, a.Source, b.Name, b.Shape, b.Source)
+		}
+	}
+	delete(r.files, "tokenizer.json")
+	if _, err := Inspect(r.write(t), 0); err == nil || !strings.Contains(err.Error(), "no tokenizer files") {
+		t.Errorf("inspect without a tokenizer: %v", err)
 	}
 }
