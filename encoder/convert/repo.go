@@ -331,7 +331,10 @@ func (r *repo) stage(ctx context.Context, opts *Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	man.Key, man.SourceFiles = key, sources
+	man.Key, man.SourceFiles, man.SourceSHA256 = key, sources, repoSHA(sources)
+	for _, f := range sources {
+		man.SourceSize += f.Size
+	}
 	return r.commit(opts, tmp, final, enc, &man, &committed)
 }
 
@@ -499,13 +502,13 @@ func (r *repo) commit(opts *Options, tmp, final string, enc staged.Config, man *
 			"source", opts.Source, "precision", man.SourcePrecision)
 	}
 	return Result{
-		Key: man.Key, Dir: final, SourceSHA256: repoSHA(man.SourceFiles), SourcePrecision: man.SourcePrecision, Lossy: man.LossySource,
+		Key: man.Key, Dir: final, SourceSHA256: man.SourceSHA256, SourcePrecision: man.SourcePrecision, Lossy: man.LossySource,
 		SizeBytes: size, StagedAt: man.StagedAt, Config: enc, Capabilities: man.Capabilities, Decoder: true,
 	}, nil
 }
 
-// repoSHA is the sha256 reported for a repository: that of its weights
-// file, or of the shard index.
+// repoSHA is the sha256 reported for a repository (SourceSHA256 of the
+// manifest and the result): that of its shard index, or of its weights file.
 func repoSHA(files []staged.SourceFile) string {
 	for _, want := range []string{repoIndex, repoWeights} {
 		for _, f := range files {

@@ -305,7 +305,7 @@ func TestStageRepoMicro(t *testing.T) {
 		t.Errorf("size %d, directory holds %d", res.SizeBytes, dirSize(t, res.Dir))
 	}
 	again, err := stageDir(t, src, cache)
-	if err != nil || !again.Existing || again.Key != res.Key || !again.Decoder || !slices.Equal(again.Capabilities.Tasks(), caps.Tasks()) {
+	if err != nil || !again.Existing || again.Key != res.Key || !again.Decoder || len(res.SourceSHA256) != 64 || again.SourceSHA256 != res.SourceSHA256 || !slices.Equal(again.Capabilities.Tasks(), caps.Tasks()) {
 		t.Errorf("restage: %+v, %v; want the existing entry %s", again, err, res.Key)
 	}
 	// A changed tokenizer file is a different source: a different key.
@@ -646,5 +646,46 @@ func TestInspectRepo(t *testing.T) {
 	delete(r.files, "tokenizer.json")
 	if _, err := Inspect(r.write(t), 0); err == nil || !strings.Contains(err.Error(), "no tokenizer files") {
 		t.Errorf("inspect without a tokenizer: %v", err)
+	}
+}
+
+// Stagers racing on one repository all succeed with one entry; a cancelled
+// staging leaves nothing behind.
+func TestStageRepoConcurrentAndCancelled(t *testing.T) {
+	src := readMicro(t).write(t)
+	cache := t.TempDir()
+	keys := make(chan string, 3)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			r, err := stageDir(t, src, cache)
+			keys <- r.Key
+			errs <- err
+		}()
+	}
+	var first string
+	for range 3 {
+		k, err := <-keys, <-errs
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == "" {
+			first = k
+		} else if k != first {
+			t.Errorf("keys %s and %s for one source", first, k)
+		}
+	}
+	if got := cacheEntries(t, cache); len(got) != 1 || got[0] != first {
+		t.Errorf("cache holds %v, want [%s]", got, first)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	other := t.TempDir()
+	if _, err := Stage(ctx, Options{Source: src, CacheDir: other, Logger: quiet, NoSync: true}); err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("cancelled staging: %v", err)
+	}
+	if got := cacheEntries(t, other); len(got) != 0 {
+		t.Errorf("cache holds %v after a cancelled staging", got)
 	}
 }

@@ -254,18 +254,26 @@ func (w *repoWeightFiles) writeFile(ctx context.Context, path, prefix string, sp
 	return records, f.Close()
 }
 
+// f16Chunk is how many F16 values toBF16Values widens at a time.
+const f16Chunk = 1 << 16
+
 // toBF16Values rounds an F32, F16 or BF16 tensor to bf16 (to nearest, ties
 // to even; BF16 is copied) and returns the rounding error.
 func toBF16Values(dst []uint16, t safetensors.Tensor) bf16.ErrorStats {
 	switch t.DType {
 	case safetensors.F32:
 		return bf16.ConvertLE(dst, t.Data)
-	case safetensors.F16:
-		f := make([]float32, len(dst))
-		for i := range f {
-			f[i] = float16.Frombits(binary.LittleEndian.Uint16(t.Data[2*i:])).Float32()
+	case safetensors.F16: // widened a chunk at a time: a large-v3 embedding is 66 M values
+		var stats bf16.ErrorStats
+		f := make([]float32, min(len(dst), f16Chunk))
+		for i0 := 0; i0 < len(dst); i0 += f16Chunk {
+			n := min(f16Chunk, len(dst)-i0)
+			for i := range n {
+				f[i] = float16.Frombits(binary.LittleEndian.Uint16(t.Data[2*(i0+i):])).Float32()
+			}
+			stats.Merge(bf16.Convert(dst[i0:i0+n], f[:n]))
 		}
-		return bf16.Convert(dst, f)
+		return stats
 	default: // BF16, checked by check
 		for i := range dst {
 			dst[i] = binary.LittleEndian.Uint16(t.Data[2*i:])
