@@ -249,10 +249,14 @@ func encoderService(we *whisperv1.WhisperEncoder) *corev1.Service {
 // encoderAutoscaler builds the HorizontalPodAutoscaler for spec.autoscaling, or nil without it.
 // It scales the Deployment on the average of the encoder's queue-depth gauge per pod, which a
 // metrics adapter (for example prometheus-adapter) must serve through the custom metrics API.
-func encoderAutoscaler(we *whisperv1.WhisperEncoder, cfg Config) *autoscalingv2.HorizontalPodAutoscaler {
+func encoderAutoscaler(we *whisperv1.WhisperEncoder, caps report.Capabilities, cfg Config) *autoscalingv2.HorizontalPodAutoscaler {
 	a := we.Spec.Defaulted().Autoscaling
 	if a == nil {
 		return nil
+	}
+	metrics := []autoscalingv2.MetricSpec{podsMetric(cfg.QueueDepthMetric, a.TargetQueueDepth)}
+	if caps.Transcribe && cfg.DecodeQueueDepthMetric != "" {
+		metrics = append(metrics, podsMetric(cfg.DecodeQueueDepthMetric, a.TargetQueueDepth))
 	}
 	return &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: controlledMeta(we),
@@ -260,16 +264,21 @@ func encoderAutoscaler(we *whisperv1.WhisperEncoder, cfg Config) *autoscalingv2.
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: we.Name},
 			MinReplicas:    ptr.To(a.MinReplicas),
 			MaxReplicas:    a.MaxReplicas,
-			Metrics: []autoscalingv2.MetricSpec{{
-				Type: autoscalingv2.PodsMetricSourceType,
-				Pods: &autoscalingv2.PodsMetricSource{
-					Metric: autoscalingv2.MetricIdentifier{Name: cfg.QueueDepthMetric},
-					Target: autoscalingv2.MetricTarget{
-						Type:         autoscalingv2.AverageValueMetricType,
-						AverageValue: resource.NewQuantity(int64(a.TargetQueueDepth), resource.DecimalSI),
-					},
-				},
-			}},
+			Metrics:        metrics,
+		},
+	}
+}
+
+// podsMetric is an average-per-pod target of the pods metric name.
+func podsMetric(name string, target int32) autoscalingv2.MetricSpec {
+	return autoscalingv2.MetricSpec{
+		Type: autoscalingv2.PodsMetricSourceType,
+		Pods: &autoscalingv2.PodsMetricSource{
+			Metric: autoscalingv2.MetricIdentifier{Name: name},
+			Target: autoscalingv2.MetricTarget{
+				Type:         autoscalingv2.AverageValueMetricType,
+				AverageValue: resource.NewQuantity(int64(target), resource.DecimalSI),
+			},
 		},
 	}
 }
@@ -358,7 +367,7 @@ func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.Whispe
 	if _, err := apply(ctx, r.Client, encoderDisruptionBudget(we), nil); err != nil {
 		return v, err
 	}
-	if hpa := encoderAutoscaler(we, r.Config); hpa != nil {
+	if hpa := encoderAutoscaler(we, weights.Caps(), r.Config); hpa != nil {
 		if _, err := apply(ctx, r.Client, hpa, nil); err != nil {
 			return v, err
 		}

@@ -286,7 +286,7 @@ func TestEncoderService(t *testing.T) {
 
 func TestEncoderAutoscaler(t *testing.T) {
 	cfg := testConfig()
-	if got := encoderAutoscaler(testEncoder(), cfg); got != nil {
+	if got := encoderAutoscaler(testEncoder(), report.Capabilities{Encode: true}, cfg); got != nil {
 		t.Errorf("no spec.autoscaling → HPA %+v, want nil", got)
 	}
 	we := testEncoder(func(we *whisperv1.WhisperEncoder) {
@@ -301,8 +301,21 @@ func TestEncoderAutoscaler(t *testing.T) {
 			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewQuantity(6, resource.DecimalSI)},
 		}}},
 	}
-	if diff := cmp.Diff(want, encoderAutoscaler(we, cfg).Spec); diff != "" {
+	if diff := cmp.Diff(want, encoderAutoscaler(we, report.Capabilities{Encode: true}, cfg).Spec); diff != "" {
 		t.Errorf("encoderAutoscaler (-want +got):\n%s", diff)
+	}
+	// A model that transcribes also scales on its queued decode work.
+	want.Metrics = append(want.Metrics, autoscalingv2.MetricSpec{Type: autoscalingv2.PodsMetricSourceType, Pods: &autoscalingv2.PodsMetricSource{
+		Metric: autoscalingv2.MetricIdentifier{Name: "whisper_encoder_decode_queue_depth"},
+		Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewQuantity(6, resource.DecimalSI)},
+	}})
+	whole := report.Capabilities{Encode: true, Transcribe: true}
+	if diff := cmp.Diff(want, encoderAutoscaler(we, whole, cfg).Spec); diff != "" {
+		t.Errorf("encoderAutoscaler of a model that transcribes (-want +got):\n%s", diff)
+	}
+	cfg.DecodeQueueDepthMetric = ""
+	if got := encoderAutoscaler(we, whole, cfg).Spec.Metrics; len(got) != 1 {
+		t.Errorf("without a decode metric: %d metrics, want 1", len(got))
 	}
 }
 
