@@ -302,15 +302,6 @@ func (r *repo) stage(ctx context.Context, opts *Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	sources, err := r.hash(ctx, opts)
-	if err != nil {
-		return Result{}, err
-	}
-	key := repoKey(sources)
-	final := filepath.Join(opts.CacheDir, key)
-	if isStaged(final) {
-		return existingResult(final, nil)
-	}
 	w, err := openRepoWeights(r.dir, r.shards)
 	if err != nil {
 		return Result{}, err
@@ -327,12 +318,40 @@ func (r *repo) stage(ctx context.Context, opts *Options) (Result, error) {
 		}
 		unlock()
 	}()
-	man, err := r.write(ctx, opts, w, tmp, enc, &dec)
-	if err != nil {
-		return Result{}, err
+	// Hash (for the key) while converting; a key already in the cache
+	// stops the conversion.
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type hashed struct {
+		files []staged.SourceFile
+		err   error
 	}
-	man.Key, man.SourceFiles, man.SourceSHA256 = key, sources, repoSHA(sources)
-	for _, f := range sources {
+	done := make(chan hashed, 1)
+	go func() {
+		files, err := r.hash(cctx, opts)
+		if err == nil && isStaged(filepath.Join(opts.CacheDir, repoKey(files))) {
+			cancel(errAlreadyStaged)
+		}
+		done <- hashed{files, err}
+	}()
+	man, convErr := r.write(cctx, opts, w, tmp, enc, &dec)
+	if convErr != nil {
+		cancel(convErr) // stop hashing (unless it already found the entry)
+	}
+	h := <-done
+	if errors.Is(context.Cause(cctx), errAlreadyStaged) {
+		return existingResult(filepath.Join(opts.CacheDir, repoKey(h.files)), nil)
+	}
+	if convErr != nil {
+		return Result{}, convErr
+	}
+	if h.err != nil {
+		return Result{}, h.err
+	}
+	key := repoKey(h.files)
+	final := filepath.Join(opts.CacheDir, key)
+	man.Key, man.SourceFiles, man.SourceSHA256 = key, h.files, repoSHA(h.files)
+	for _, f := range h.files {
 		man.SourceSize += f.Size
 	}
 	return r.commit(opts, tmp, final, enc, &man, &committed)
