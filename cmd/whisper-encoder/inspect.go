@@ -59,8 +59,11 @@ func printReport(w io.Writer, r convert.Report) {
 		fmt.Fprintf(w, "key:              %s\n", r.Key)
 	}
 	fmt.Fprintf(w, "source precision: %s%s\n", r.SourcePrecision, map[bool]string{true: " (lossy)", false: ""}[r.SourcePrecision.Lossy()])
-	if r.Opset > 0 || strings.TrimSpace(r.Producer) != "" {
-		fmt.Fprintf(w, "opset:            %d (%s)\n", r.Opset, strings.TrimSpace(r.Producer))
+	switch producer := strings.TrimSpace(r.Producer); {
+	case r.Opset > 0:
+		fmt.Fprintf(w, "opset:            %d (%s)\n", r.Opset, producer)
+	case producer != "":
+		fmt.Fprintf(w, "producer:         %s\n", producer)
 	}
 	fmt.Fprintf(w, "config:           d_model %d, %d layers, %d heads (head dim %d), ffn %d, %d mel bins, %d positions (%d frames), layer_norm_eps %g\n",
 		c.DModel, c.EncoderLayers, c.EncoderAttentionHeads, c.HeadDim(), c.EncoderFFNDim, c.NumMelBins, c.MaxSourcePositions, c.InputFrames(), c.LayerNormEps)

@@ -4,6 +4,11 @@
 // canonical Hugging Face names, found through the graph rather than by name,
 // with the encoder's config inferred from shapes and graph constants.
 //
+// A whole model in Hugging Face's layout (a directory or hf://ORG/REPO[@REV]:
+// config.json, model.safetensors or its shards, tokenizer and generation
+// files) is staged with its decoder and tokenizer (see repo.go); its encoder
+// is written exactly as the ONNX path writes it.
+//
 // Output goes to <cache>/<key>, the content key of the source bytes, target
 // precision and format version; it is written into a temporary sibling and
 // renamed into place, so concurrent stagers of the same source both succeed

@@ -9,6 +9,10 @@
 //	config.json        the encoder configuration (Config, HF field names)
 //	manifest.json      provenance, per-tensor hashes and error stats (Manifest)
 //
+// and, staged from a whole model, decoder.safetensors and hf/ (see
+// DecoderFile and HFDir): the manifest then records the decoder, the
+// tokenizer and the Capabilities.
+//
 // It is written into a temporary sibling and renamed into place, so a
 // directory under its final name is complete. Open validates one and hands out
 // zero-copy BF16 views of the memory-mapped tensors.
