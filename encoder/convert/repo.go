@@ -186,7 +186,11 @@ func localRepo(dir string) (*repo, error) {
 		r.shards = []string{repoWeights}
 	default:
 		_, err := os.Stat(filepath.Join(dir, "onnx"))
-		return nil, noWeights(dir, err == nil)
+		err = noWeights(dir, err == nil)
+		if have("pytorch_model.bin") {
+			err = fmt.Errorf("%w (pytorch_model.bin is not read: a pickle can run code; use the repository's safetensors revision or convert it)", err)
+		}
+		return nil, err
 	}
 	r.files = append(r.files, r.shards...)
 	for _, f := range repoMetaFiles {

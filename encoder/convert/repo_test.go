@@ -534,6 +534,9 @@ func TestStageRepoErrors(t *testing.T) {
 			must(t, os.Remove(filepath.Join(dir, "model.safetensors")))
 			must(t, os.Mkdir(filepath.Join(dir, "onnx"), 0o755))
 		}, []string{"neither model.safetensors nor model.safetensors.index.json", "onnx-community"}},
+		{"pickle weights only", func(t *testing.T, r *testRepo) {}, func(t *testing.T, dir string) {
+			must(t, os.Rename(filepath.Join(dir, "model.safetensors"), filepath.Join(dir, "pytorch_model.bin")))
+		}, []string{"neither model.safetensors", "pytorch_model.bin is not read"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := readMicro(t)
