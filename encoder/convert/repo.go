@@ -294,9 +294,10 @@ func repoFileURL(src, name string) string {
 	return strings.TrimRight(base, "/") + "/" + name + rev
 }
 
-// stage hashes the repository's files, then (unless that content is
-// already staged) converts and writes the entry into a temporary
-// directory and renames it to <cache>/<key>.
+// stage converts the repository into a temporary directory of the cache
+// while hashing its files for the content key, and renames the directory to
+// <cache>/<key>; a key already in the cache stops the conversion and is the
+// result.
 func (r *repo) stage(ctx context.Context, opts *Options) (Result, error) {
 	cfgJSON, err := os.ReadFile(filepath.Join(r.dir, repoConfig))
 	if err != nil {
@@ -322,43 +323,48 @@ func (r *repo) stage(ctx context.Context, opts *Options) (Result, error) {
 		}
 		unlock()
 	}()
-	// Hash (for the key) while converting; a key already in the cache
-	// stops the conversion.
-	cctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	type hashed struct {
-		files []staged.SourceFile
-		err   error
+	man, files, existing, err := r.convertWhileHashing(ctx, opts, w, tmp, enc, &dec)
+	final := filepath.Join(opts.CacheDir, repoKey(files))
+	switch {
+	case existing:
+		return existingResult(final, nil)
+	case err != nil:
+		return Result{}, err
 	}
-	done := make(chan hashed, 1)
-	go func() {
-		files, err := r.hash(cctx, opts)
-		if err == nil && isStaged(filepath.Join(opts.CacheDir, repoKey(files))) {
-			cancel(errAlreadyStaged)
-		}
-		done <- hashed{files, err}
-	}()
-	man, convErr := r.write(cctx, opts, w, tmp, enc, &dec)
-	if convErr != nil {
-		cancel(convErr) // stop hashing (unless it already found the entry)
-	}
-	h := <-done
-	if errors.Is(context.Cause(cctx), errAlreadyStaged) {
-		return existingResult(filepath.Join(opts.CacheDir, repoKey(h.files)), nil)
-	}
-	if convErr != nil {
-		return Result{}, convErr
-	}
-	if h.err != nil {
-		return Result{}, h.err
-	}
-	key := repoKey(h.files)
-	final := filepath.Join(opts.CacheDir, key)
-	man.Key, man.SourceFiles, man.SourceSHA256 = key, h.files, repoSHA(h.files)
-	for _, f := range h.files {
+	man.Key, man.SourceFiles, man.SourceSHA256 = repoKey(files), files, repoSHA(files)
+	for _, f := range files {
 		man.SourceSize += f.Size
 	}
 	return r.commit(opts, tmp, final, enc, &man, &committed)
+}
+
+// convertWhileHashing writes the entry into tmp while a goroutine hashes
+// the source files; existing is true when their key is already staged.
+func (r *repo) convertWhileHashing(ctx context.Context, opts *Options, w *repoWeightFiles, tmp string, enc staged.Config,
+	dec *staged.DecoderInfo) (man staged.Manifest, files []staged.SourceFile, existing bool, err error) {
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var hashErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		files, hashErr = r.hash(cctx, opts)
+		if hashErr == nil && isStaged(filepath.Join(opts.CacheDir, repoKey(files))) {
+			cancel(errAlreadyStaged)
+		}
+	}()
+	man, err = r.write(cctx, opts, w, tmp, enc, dec)
+	if err != nil {
+		cancel(err) // stop hashing (unless it already found the entry)
+	}
+	<-done
+	if errors.Is(context.Cause(cctx), errAlreadyStaged) {
+		return man, files, true, nil
+	}
+	if err == nil {
+		err = hashErr
+	}
+	return man, files, false, err
 }
 
 // repoKey is the content key of a repository's files (name and sha256 of each).
