@@ -126,6 +126,9 @@ func stageRepo(ctx context.Context, opts Options) (Result, error) {
 	if opts.SHA256 != "" {
 		return Result{}, fmt.Errorf("stage %s: --sha256 checks a single file; a model repository has several (its content key covers them all)", opts.Source)
 	}
+	if opts.Heads > 0 {
+		return Result{}, fmt.Errorf("stage %s: --heads overrides what an ONNX graph implies; a model repository's config.json names its heads", opts.Source)
+	}
 	r, cleanup, err := fetchRepo(ctx, &opts)
 	if err != nil {
 		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, err)

@@ -682,6 +682,13 @@ func TestStageRepoConcurrentAndCancelled(t *testing.T) {
 		t.Errorf("cache holds %v, want [%s]", got, first)
 	}
 
+	for _, o := range []Options{{SHA256: strings.Repeat("a", 64)}, {Heads: 4}} {
+		o.Source, o.CacheDir, o.Logger, o.NoSync = src, t.TempDir(), quiet, true
+		if _, err := Stage(context.Background(), o); err == nil || !strings.Contains(err.Error(), "model repository") {
+			t.Errorf("options %+v: %v, want an error saying they do not apply to a model repository", o, err)
+		}
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	other := t.TempDir()
