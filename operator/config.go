@@ -36,6 +36,10 @@ type Config struct {
 	RetryMaxDelay time.Duration
 	// QueueDepthMetric is the pods metric a HorizontalPodAutoscaler scales on.
 	QueueDepthMetric string
+	// DecodeQueueDepthMetric is the pods metric of queued transcription (decode) work that the
+	// HorizontalPodAutoscaler of a model that transcribes also scales on (the larger of the two
+	// wins); empty scales on QueueDepthMetric alone.
+	DecodeQueueDepthMetric string
 	// StagerServiceAccount, when set, runs staging pods under this ServiceAccount (which must be
 	// allowed to patch pods in its namespace) so the stager reports live progress on its own pod.
 	// Empty runs them without API access and without live progress.
@@ -47,16 +51,17 @@ type Config struct {
 // DefaultConfig returns the defaults the operator's flags start from.
 func DefaultConfig() Config {
 	return Config{
-		ImagePullPolicy:       corev1.PullIfNotPresent,
-		EncoderCommand:        "whisper-encoder",
-		CacheClaimName:        "whisper-cache",
-		StageActiveDeadline:   time.Hour,
-		StageTTLAfterFinished: time.Hour,
-		StageBackoffLimit:     2,
-		RetryBaseDelay:        30 * time.Second,
-		RetryMaxDelay:         10 * time.Minute,
-		QueueDepthMetric:      "whisper_encoder_queue_depth",
-		RunAsUser:             65532,
+		ImagePullPolicy:        corev1.PullIfNotPresent,
+		EncoderCommand:         "whisper-encoder",
+		CacheClaimName:         "whisper-cache",
+		StageActiveDeadline:    time.Hour,
+		StageTTLAfterFinished:  time.Hour,
+		StageBackoffLimit:      2,
+		RetryBaseDelay:         30 * time.Second,
+		RetryMaxDelay:          10 * time.Minute,
+		QueueDepthMetric:       "whisper_encoder_queue_depth",
+		DecodeQueueDepthMetric: "whisper_encoder_decode_queue_depth",
+		RunAsUser:              65532,
 	}
 }
 

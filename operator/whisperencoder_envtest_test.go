@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,12 +191,58 @@ func TestLifecycle(t *testing.T) {
 
 	// kubectl get we: the printer columns, as the API server renders them.
 	row := tableRow(t, ns, "base")
-	if diff := cmp.Diff([]string{"base", "Ready", "2/2", "npu", "k-base-01234"}, row[:5]); diff != "" {
+	if diff := cmp.Diff([]string{"base", "Ready", "2/2", "npu", "encode", "k-base-01234"}, row[:6]); diff != "" {
 		t.Errorf("printer columns (-want +got):\n%s", diff)
 	}
 	waitEvent(t, ns, "base", "Ready")
 
 	assertSteadyState(t, op, ns, "base")
+}
+
+// TestWholeModel: a stager result with capabilities (a whole model) becomes status.capabilities
+// and the TASKS column; spec.transcription reaches the pods as serve's --default-* flags, and the
+// autoscaler also scales on the decode queue.
+func TestWholeModel(t *testing.T) {
+	needEnvtest(t)
+	ctx := context.Background()
+	ns := testNamespace(t, true)
+	startOperator(t, ns)
+	we := newWE(ns, "whole", func(we *whisperv1.WhisperEncoder) {
+		we.Spec.Model.Source.URL = "hf://openai/whisper-base@main"
+		we.Spec.Backend = whisperv1.BackendCPU
+		we.Spec.Transcription = whisperv1.TranscriptionSpec{Language: "de", BeamSize: 5}
+		we.Spec.Autoscaling = &whisperv1.AutoscalingSpec{MaxReplicas: 3}
+	})
+	must(t, k8s.Create(ctx, we))
+	msg := `{"key":"k-whole-0123456","dir":"/cache/k-whole-0123456","sourceSHA256":"` + strings.Repeat("7", 64) +
+		`","sourcePrecision":"float32","sizeBytes":145000000,"stagedAt":"2026-05-01T12:00:00Z",` +
+		`"capabilities":{"encode":true,"transcribe":true,"translate":true,"languages":["en","de"]}}`
+	finishJob(t, waitJob(t, ns, sourceHash(we)), true, msg)
+	var d appsv1.Deployment
+	eventually(t, 20*time.Second, "deployment", func() error { return k8s.Get(ctx, client.ObjectKeyFromObject(we), &d) })
+	args := d.Spec.Template.Spec.Containers[0].Args
+	want := []string{"--default-language", "de", "--default-task", "transcribe", "--default-beam-size", "5", "--default-word-timestamps=false"}
+	if i := slices.Index(args, "--default-language"); i < 0 || !slices.Equal(args[i:], want) {
+		t.Errorf("encoder args %q, want them to end with %q", args, want)
+	}
+	rollOut(t, ns, "whole")
+	got := waitPhase(t, ns, "whole", whisperv1.PhaseReady)
+	wantCaps := &whisperv1.CapabilitiesStatus{Encode: true, Transcribe: true, Translate: true, Languages: []string{"en", "de"}, Summary: "encode,transcribe,translate"}
+	if diff := cmp.Diff(wantCaps, got.Status.Capabilities); diff != "" {
+		t.Errorf("status.capabilities (-want +got):\n%s", diff)
+	}
+	if row := tableRow(t, ns, "whole"); row[4] != "encode,transcribe,translate" {
+		t.Errorf("TASKS column %q", row[4])
+	}
+	var hpa autoscalingv2.HorizontalPodAutoscaler
+	eventually(t, 20*time.Second, "autoscaler", func() error { return k8s.Get(ctx, client.ObjectKeyFromObject(we), &hpa) })
+	var metrics []string
+	for _, m := range hpa.Spec.Metrics {
+		metrics = append(metrics, m.Pods.Metric.Name)
+	}
+	if !slices.Equal(metrics, []string{"whisper_encoder_queue_depth", "whisper_encoder_decode_queue_depth"}) {
+		t.Errorf("autoscaler metrics %v, want the queue and the decode queue", metrics)
+	}
 }
 
 // assertSteadyState pokes the WhisperEncoder and its Deployment with changes that trigger
@@ -255,7 +302,7 @@ func tableRow(t *testing.T, ns, name string) []string {
 	for _, c := range table.ColumnDefinitions {
 		cols = append(cols, c.Name)
 	}
-	if diff := cmp.Diff([]string{"Name", "Phase", "Ready", "Backend", "Weights", "Age"}, cols); diff != "" {
+	if diff := cmp.Diff([]string{"Name", "Phase", "Ready", "Backend", "Tasks", "Weights", "Age"}, cols); diff != "" {
 		t.Errorf("printer column names (-want +got):\n%s", diff)
 	}
 	if len(table.Rows) != 1 {
@@ -420,7 +467,15 @@ func TestValidation(t *testing.T) {
 		}, "exactly one of url or pvc"},
 		{"neither url nor pvc", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "" }, "exactly one of url or pvc"},
 		{"ftp url", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "ftp://x/y.onnx" }, "url must be"},
-		{"hf url without file", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "hf://org/repo" }, "url must be"},
+		{"hf model repository", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "hf://openai/whisper-base@main" }, ""},
+		{"hf model repository without revision", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "hf://org/repo" }, ""},
+		{"hf url without repo", func(we *whisperv1.WhisperEncoder) { we.Spec.Model.Source.URL = "hf://org" }, "url must be"},
+		{"transcription defaults", func(we *whisperv1.WhisperEncoder) {
+			we.Spec.Transcription = whisperv1.TranscriptionSpec{Language: "de", Task: whisperv1.TaskTranslate, BeamSize: 5, WordTimestamps: true}
+		}, ""},
+		{"unknown task", func(we *whisperv1.WhisperEncoder) { we.Spec.Transcription.Task = "summarize" }, "Unsupported value"},
+		{"language name instead of code", func(we *whisperv1.WhisperEncoder) { we.Spec.Transcription.Language = "German" }, "should match"},
+		{"beam too wide", func(we *whisperv1.WhisperEncoder) { we.Spec.Transcription.BeamSize = 17 }, "less than or equal to 16"},
 		{"pvc path escapes", func(we *whisperv1.WhisperEncoder) {
 			we.Spec.Model.Source = whisperv1.ModelSource{PVC: &whisperv1.PVCSource{ClaimName: "m", Path: "a/../../etc"}}
 		}, "must not contain '..'"},
@@ -469,9 +524,10 @@ func TestValidation(t *testing.T) {
 	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "v0"}, &we))
 	wantSpec := whisperv1.WhisperEncoderSpec{
 		Model: whisperv1.ModelSpec{Source: whisperv1.ModelSource{URL: testURL}}, Precision: "bf16", Backend: "auto",
-		Replicas: ptr.To(int32(1)),
-		NPU:      whisperv1.NPUSpec{ResourceName: "amd.com/npu", Count: 1},
-		Serving:  whisperv1.ServingSpec{MaxBatch: 8, MaxQueue: 64, HTTPPort: 8080, GRPCPort: 9090},
+		Replicas:      ptr.To(int32(1)),
+		NPU:           whisperv1.NPUSpec{ResourceName: "amd.com/npu", Count: 1},
+		Serving:       whisperv1.ServingSpec{MaxBatch: 8, MaxQueue: 64, HTTPPort: 8080, GRPCPort: 9090},
+		Transcription: whisperv1.TranscriptionSpec{Task: "transcribe", BeamSize: 1},
 	}
 	if diff := cmp.Diff(wantSpec, we.Spec); diff != "" {
 		t.Errorf("defaulted spec (-want +got):\n%s", diff)

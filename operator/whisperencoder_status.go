@@ -3,6 +3,8 @@ package operator
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -38,6 +40,7 @@ func computeStatus(we *whisperv1.WhisperEncoder, stg stagingView, wl workloadVie
 	st.Phase = phase(stg, available, ready)
 	if stg.State == stagingStaged {
 		st.Weights = weightsStatus(stg.Result)
+		st.Capabilities = capabilitiesStatus(stg.Result.Caps())
 	} else if stg.State != stagingClaimMissing {
 		st.Staging = &whisperv1.StagingStatus{
 			Job: stg.Job, Attempt: stg.Attempt, Phase: stg.Phase, BytesDone: stg.BytesDone, BytesTotal: stg.BytesTotal,
@@ -63,6 +66,14 @@ func computeStatus(we *whisperv1.WhisperEncoder, stg stagingView, wl workloadVie
 		}
 	}
 	return st
+}
+
+// capabilitiesStatus is what the pods can do with weights of capabilities c.
+func capabilitiesStatus(c report.Capabilities) *whisperv1.CapabilitiesStatus {
+	return &whisperv1.CapabilitiesStatus{
+		Encode: c.Encode, Transcribe: c.Transcribe, Translate: c.Translate,
+		Languages: slices.Clone(c.Languages), Summary: strings.Join(c.Tasks(), ","),
+	}
 }
 
 func weightsStatus(r report.StageResult) *whisperv1.WeightsStatus {

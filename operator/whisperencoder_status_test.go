@@ -146,6 +146,19 @@ func TestComputeStatusDetails(t *testing.T) {
 	if st.Staging != nil {
 		t.Errorf("status.staging after staging = %+v, want nil", st.Staging)
 	}
+	// A result without capabilities (an older stager's) encodes only; a whole model's says so.
+	if diff := cmp.Diff(&whisperv1.CapabilitiesStatus{Encode: true, Summary: "encode"}, st.Capabilities); diff != "" {
+		t.Errorf("status.capabilities of an encoder-only result (-want +got):\n%s", diff)
+	}
+	res.Capabilities = &report.Capabilities{Encode: true, Transcribe: true, Translate: true, Languages: []string{"en", "de"}}
+	st = computeStatus(we, stagingView{State: stagingStaged, Result: res}, workloadView{Deployment: deployment(1, 1, 1, 1, 1, 1, 1), Service: svc}, t1)
+	wantC := &whisperv1.CapabilitiesStatus{Encode: true, Transcribe: true, Translate: true, Languages: []string{"en", "de"}, Summary: "encode,transcribe,translate"}
+	if diff := cmp.Diff(wantC, st.Capabilities); diff != "" {
+		t.Errorf("status.capabilities of a whole model (-want +got):\n%s", diff)
+	}
+	if st = computeStatus(we, stagingView{State: stagingRunning, Job: "j", Attempt: 1}, workloadView{}, t1); st.Capabilities != nil {
+		t.Errorf("status.capabilities before staging = %+v, want nil", st.Capabilities)
+	}
 
 	// A failed staging says when it retries.
 	retry := metav1.NewTime(t0.Add(90 * time.Second))

@@ -110,7 +110,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 						Image:           image(we, cfg),
 						ImagePullPolicy: cfg.ImagePullPolicy,
 						Command:         []string{cfg.EncoderCommand},
-						Args: []string{"serve",
+						Args: append([]string{"serve",
 							"--weights", weightsMount,
 							"--http-addr", ":" + strconv.Itoa(int(s.HTTPPort)),
 							"--grpc-addr", ":" + strconv.Itoa(int(s.GRPCPort)),
@@ -118,7 +118,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 							"--max-batch", strconv.Itoa(int(s.MaxBatch)),
 							"--max-queue", strconv.Itoa(int(s.MaxQueue)),
 							"--drain-timeout", drainTimeout.String(),
-						},
+						}, transcriptionArgs(spec, weights.Caps())...),
 						Env: []corev1.EnvVar{{Name: "TMPDIR", Value: tmpMount}},
 						Ports: []corev1.ContainerPort{
 							{Name: "http", ContainerPort: s.HTTPPort, Protocol: corev1.ProtocolTCP},
@@ -143,6 +143,25 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 			},
 		},
 	}
+}
+
+// transcriptionArgs are the serve flags of spec.transcription (spec defaulted): the defaults of
+// the transcription API, where a request leaves them unset. Weights that cannot transcribe get
+// none (an encoder-only server has no transcription API to configure).
+func transcriptionArgs(spec whisperv1.WhisperEncoderSpec, caps report.Capabilities) []string {
+	if !caps.Transcribe {
+		return nil
+	}
+	t := spec.Transcription
+	var args []string
+	if t.Language != "" {
+		args = append(args, "--default-language", t.Language)
+	}
+	return append(args,
+		"--default-task", string(t.Task),
+		"--default-beam-size", strconv.Itoa(int(t.BeamSize)),
+		"--default-word-timestamps="+strconv.FormatBool(t.WordTimestamps),
+	)
 }
 
 // Default resources of the encoder container, for what spec.resources leaves unset: the
@@ -230,10 +249,14 @@ func encoderService(we *whisperv1.WhisperEncoder) *corev1.Service {
 // encoderAutoscaler builds the HorizontalPodAutoscaler for spec.autoscaling, or nil without it.
 // It scales the Deployment on the average of the encoder's queue-depth gauge per pod, which a
 // metrics adapter (for example prometheus-adapter) must serve through the custom metrics API.
-func encoderAutoscaler(we *whisperv1.WhisperEncoder, cfg Config) *autoscalingv2.HorizontalPodAutoscaler {
+func encoderAutoscaler(we *whisperv1.WhisperEncoder, caps report.Capabilities, cfg Config) *autoscalingv2.HorizontalPodAutoscaler {
 	a := we.Spec.Defaulted().Autoscaling
 	if a == nil {
 		return nil
+	}
+	metrics := []autoscalingv2.MetricSpec{podsMetric(cfg.QueueDepthMetric, a.TargetQueueDepth)}
+	if caps.Transcribe && cfg.DecodeQueueDepthMetric != "" {
+		metrics = append(metrics, podsMetric(cfg.DecodeQueueDepthMetric, a.TargetQueueDepth))
 	}
 	return &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: controlledMeta(we),
@@ -241,16 +264,21 @@ func encoderAutoscaler(we *whisperv1.WhisperEncoder, cfg Config) *autoscalingv2.
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: we.Name},
 			MinReplicas:    ptr.To(a.MinReplicas),
 			MaxReplicas:    a.MaxReplicas,
-			Metrics: []autoscalingv2.MetricSpec{{
-				Type: autoscalingv2.PodsMetricSourceType,
-				Pods: &autoscalingv2.PodsMetricSource{
-					Metric: autoscalingv2.MetricIdentifier{Name: cfg.QueueDepthMetric},
-					Target: autoscalingv2.MetricTarget{
-						Type:         autoscalingv2.AverageValueMetricType,
-						AverageValue: resource.NewQuantity(int64(a.TargetQueueDepth), resource.DecimalSI),
-					},
-				},
-			}},
+			Metrics:        metrics,
+		},
+	}
+}
+
+// podsMetric is an average-per-pod target of the pods metric name.
+func podsMetric(name string, target int32) autoscalingv2.MetricSpec {
+	return autoscalingv2.MetricSpec{
+		Type: autoscalingv2.PodsMetricSourceType,
+		Pods: &autoscalingv2.PodsMetricSource{
+			Metric: autoscalingv2.MetricIdentifier{Name: name},
+			Target: autoscalingv2.MetricTarget{
+				Type:         autoscalingv2.AverageValueMetricType,
+				AverageValue: resource.NewQuantity(int64(target), resource.DecimalSI),
+			},
 		},
 	}
 }
@@ -339,7 +367,7 @@ func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.Whispe
 	if _, err := apply(ctx, r.Client, encoderDisruptionBudget(we), nil); err != nil {
 		return v, err
 	}
-	if hpa := encoderAutoscaler(we, r.Config); hpa != nil {
+	if hpa := encoderAutoscaler(we, weights.Caps(), r.Config); hpa != nil {
 		if _, err := apply(ctx, r.Client, hpa, nil); err != nil {
 			return v, err
 		}

@@ -199,6 +199,38 @@ func TestEncoderDeploymentVariants(t *testing.T) {
 	}
 }
 
+// TestEncoderTranscriptionArgs: spec.transcription (defaulted) becomes serve's --default-* flags
+// for weights that transcribe; encoder-only weights get none.
+func TestEncoderTranscriptionArgs(t *testing.T) {
+	cfg := testConfig()
+	whole := report.StageResult{Key: "k", Capabilities: &report.Capabilities{Encode: true, Transcribe: true, Translate: true}}
+	tests := []struct {
+		name    string
+		mut     func(*whisperv1.WhisperEncoder)
+		weights report.StageResult
+		want    []string
+	}{
+		{"encoder-only weights", func(we *whisperv1.WhisperEncoder) { we.Spec.Transcription.Language = "de" }, report.StageResult{Key: "k"}, nil},
+		{"defaults", func(we *whisperv1.WhisperEncoder) { we.Spec.Transcription = whisperv1.TranscriptionSpec{} }, whole,
+			[]string{"--default-task", "transcribe", "--default-beam-size", "1", "--default-word-timestamps=false"}},
+		{"set", func(we *whisperv1.WhisperEncoder) {
+			we.Spec.Transcription = whisperv1.TranscriptionSpec{Language: "de", Task: whisperv1.TaskTranslate, BeamSize: 5, WordTimestamps: true}
+		}, whole, []string{"--default-language", "de", "--default-task", "translate", "--default-beam-size", "5", "--default-word-timestamps=true"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := encoderDeployment(testEncoder(tt.mut), tt.weights, cfg).Spec.Template.Spec.Containers[0].Args
+			i := slices.Index(args, "--drain-timeout")
+			if diff := cmp.Diff(tt.want, args[i+2:], cmpEmpty); diff != "" {
+				t.Errorf("flags after --drain-timeout (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// cmpEmpty treats nil and empty slices alike.
+var cmpEmpty = cmp.Comparer(func(a, b []string) bool { return slices.Equal(a, b) })
+
 // TestEncoderShutdownFits: the grace period covers the preStop delay, the encoder's own shutdown
 // delay and its drain timeout (the flag the pod passes), with room to exit.
 func TestEncoderShutdownFits(t *testing.T) {
@@ -254,7 +286,7 @@ func TestEncoderService(t *testing.T) {
 
 func TestEncoderAutoscaler(t *testing.T) {
 	cfg := testConfig()
-	if got := encoderAutoscaler(testEncoder(), cfg); got != nil {
+	if got := encoderAutoscaler(testEncoder(), report.Capabilities{Encode: true}, cfg); got != nil {
 		t.Errorf("no spec.autoscaling → HPA %+v, want nil", got)
 	}
 	we := testEncoder(func(we *whisperv1.WhisperEncoder) {
@@ -269,8 +301,21 @@ func TestEncoderAutoscaler(t *testing.T) {
 			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewQuantity(6, resource.DecimalSI)},
 		}}},
 	}
-	if diff := cmp.Diff(want, encoderAutoscaler(we, cfg).Spec); diff != "" {
+	if diff := cmp.Diff(want, encoderAutoscaler(we, report.Capabilities{Encode: true}, cfg).Spec); diff != "" {
 		t.Errorf("encoderAutoscaler (-want +got):\n%s", diff)
+	}
+	// A model that transcribes also scales on its queued decode work.
+	want.Metrics = append(want.Metrics, autoscalingv2.MetricSpec{Type: autoscalingv2.PodsMetricSourceType, Pods: &autoscalingv2.PodsMetricSource{
+		Metric: autoscalingv2.MetricIdentifier{Name: "whisper_encoder_decode_queue_depth"},
+		Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewQuantity(6, resource.DecimalSI)},
+	}})
+	whole := report.Capabilities{Encode: true, Transcribe: true}
+	if diff := cmp.Diff(want, encoderAutoscaler(we, whole, cfg).Spec); diff != "" {
+		t.Errorf("encoderAutoscaler of a model that transcribes (-want +got):\n%s", diff)
+	}
+	cfg.DecodeQueueDepthMetric = ""
+	if got := encoderAutoscaler(we, whole, cfg).Spec.Metrics; len(got) != 1 {
+		t.Errorf("without a decode metric: %d metrics, want 1", len(got))
 	}
 }
 

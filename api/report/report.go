@@ -98,10 +98,46 @@ type StageResult struct {
 	StagedAt time.Time `json:"stagedAt,omitzero"`
 	// Existing is true when the weights were already in the cache.
 	Existing bool `json:"existing,omitempty"`
+	// Capabilities is what the staged weights can serve; nil from stagers that predate whole
+	// models (their weights encode only: see Caps).
+	Capabilities *Capabilities `json:"capabilities,omitempty"`
 	// Reason is set, with Error, when staging failed.
 	Reason Code `json:"reason,omitempty"`
 	// Error is the human-readable failure, when staging failed.
 	Error string `json:"error,omitempty"`
+}
+
+// Capabilities is what staged weights can serve: every entry encodes; a whole model (encoder,
+// decoder and tokenizer) transcribes, and translates when multilingual, in Languages (ISO 639-1
+// codes; ["en"] for English-only models).
+type Capabilities struct {
+	Encode     bool     `json:"encode"`
+	Transcribe bool     `json:"transcribe"`
+	Translate  bool     `json:"translate"`
+	Languages  []string `json:"languages,omitempty"`
+}
+
+// Tasks lists the capabilities as words, in the order encode, transcribe, translate.
+func (c Capabilities) Tasks() []string {
+	var out []string
+	if c.Encode {
+		out = append(out, "encode")
+	}
+	if c.Transcribe {
+		out = append(out, "transcribe")
+	}
+	if c.Translate {
+		out = append(out, "translate")
+	}
+	return out
+}
+
+// Caps is r's Capabilities, or encode only when the stager reported none.
+func (r StageResult) Caps() Capabilities {
+	if r.Capabilities == nil {
+		return Capabilities{Encode: true}
+	}
+	return *r.Capabilities
 }
 
 // Failed reports whether r describes a failure.

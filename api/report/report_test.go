@@ -132,3 +132,16 @@ func TestProgress(t *testing.T) {
 		}
 	}
 }
+
+// A result without capabilities (an older stager) encodes only; a whole model's round-trips.
+func TestStageResultCapabilities(t *testing.T) {
+	old := ParseStageResult(`{"key":"abc"}`)
+	if got := old.Caps().Tasks(); len(got) != 1 || got[0] != "encode" {
+		t.Errorf("capabilities of an older result: %v, want [encode]", got)
+	}
+	whole := StageResult{Key: "k", Capabilities: &Capabilities{Encode: true, Transcribe: true, Translate: true, Languages: []string{"en", "de"}}}
+	back := ParseStageResult(string(whole.Marshal()))
+	if got := back.Caps(); strings.Join(got.Tasks(), ",") != "encode,transcribe,translate" || strings.Join(got.Languages, ",") != "en,de" {
+		t.Errorf("round trip: %+v", got)
+	}
+}

@@ -28,6 +28,10 @@ const (
 	DefaultMinReplicas int32 = 1
 	// DefaultTargetQueueDepth per pod the autoscaler aims for.
 	DefaultTargetQueueDepth int32 = 4
+	// DefaultTask of the transcription API.
+	DefaultTask = TaskTranscribe
+	// DefaultBeamSize of the transcription API: greedy decoding.
+	DefaultBeamSize int32 = 1
 )
 
 // Defaulted returns a copy of s with every unset field that has an API default set to it, as the
@@ -47,6 +51,8 @@ func (s *WhisperEncoderSpec) Defaulted() WhisperEncoderSpec {
 	setDefault(&d.Serving.MaxQueue, DefaultMaxQueue)
 	setDefault(&d.Serving.HTTPPort, DefaultHTTPPort)
 	setDefault(&d.Serving.GRPCPort, DefaultGRPCPort)
+	setDefault(&d.Transcription.Task, DefaultTask)
+	setDefault(&d.Transcription.BeamSize, DefaultBeamSize)
 	if c := d.Model.CredentialsSecret; c != nil {
 		setDefault(&c.Key, DefaultCredentialsKey)
 	}

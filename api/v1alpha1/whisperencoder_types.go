@@ -100,9 +100,16 @@ const (
 // WhisperEncoderSpec is what the user asks for: which model, how to run it, how many.
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(oldSelf.replicas) || self.replicas == oldSelf.replicas",message="spec.replicas cannot change while spec.autoscaling is set: the HorizontalPodAutoscaler drives the replica count (remove spec.autoscaling first)"
 type WhisperEncoderSpec struct {
-	// Model says where the ONNX encoder comes from.
+	// Model says where the model comes from: an encoder ONNX file (the pods encode) or a whole
+	// Whisper model in Hugging Face's layout (the pods also transcribe).
 	// +required
 	Model ModelSpec `json:"model"`
+
+	// Transcription holds the defaults of the pods' transcription API, used where a request
+	// leaves them unset. They apply when the staged model can transcribe (status.capabilities).
+	// +optional
+	// +kubebuilder:default={}
+	Transcription TranscriptionSpec `json:"transcription,omitempty"`
 
 	// Precision of the staged weights.
 	// +optional
@@ -174,7 +181,7 @@ type WhisperEncoderSpec struct {
 
 // ModelSpec names the model's source and the credentials to fetch it.
 type ModelSpec struct {
-	// Source of the ONNX encoder. Immutable: a different model is a different WhisperEncoder.
+	// Source of the model. Immutable: a different model is a different WhisperEncoder.
 	// +required
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.model.source is immutable: create a new WhisperEncoder to serve another model"
 	Source ModelSource `json:"source"`
@@ -188,18 +195,22 @@ type ModelSpec struct {
 // ModelSource is exactly one of a URL or a file on a PersistentVolumeClaim.
 // +kubebuilder:validation:XValidation:rule="has(self.url) != has(self.pvc)",message="exactly one of url or pvc must be set"
 type ModelSource struct {
-	// URL of the ONNX file: http:// or https://, or hf://ORG/REPO/PATH[@REV] for Hugging Face.
+	// URL of an encoder ONNX file (http://, https://, or hf://ORG/REPO/PATH[@REV] for Hugging
+	// Face), or of a whole model repository on Hugging Face: hf://ORG/REPO[@REV] (config.json,
+	// model.safetensors or its shards, tokenizer and generation files).
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^/]+.*$') || self.matches('^hf://[^/@]+/[^/@]+/[^@]+(@[^@/]+)?$')",message="url must be http(s)://HOST/... or hf://ORG/REPO/PATH[@REV]"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^/]+.*$') || self.matches('^hf://[^/@]+/[^/@]+(/[^@]+)?(@[^@/]+)?$')",message="url must be http(s)://HOST/..., hf://ORG/REPO/PATH[@REV] or hf://ORG/REPO[@REV]"
 	URL string `json:"url,omitempty"`
 
-	// PVC is an ONNX file on a PersistentVolumeClaim in the WhisperEncoder's namespace.
+	// PVC is an encoder ONNX file, or a directory holding a whole model in Hugging Face's
+	// layout, on a PersistentVolumeClaim in the WhisperEncoder's namespace.
 	// +optional
 	PVC *PVCSource `json:"pvc,omitempty"`
 
-	// SHA256 of the source file (64 lowercase hex digits); staging fails on a mismatch.
+	// SHA256 of the source file (64 lowercase hex digits); staging fails on a mismatch. Only for
+	// single-file (ONNX) sources: a whole model's content key covers all its files.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[0-9a-f]{64}$`
 	SHA256 string `json:"sha256,omitempty"`
@@ -213,7 +224,7 @@ type PVCSource struct {
 	// +kubebuilder:validation:MaxLength=253
 	ClaimName string `json:"claimName"`
 
-	// Path of the ONNX file inside the volume, relative to its root.
+	// Path of the ONNX file (or model directory) inside the volume, relative to its root.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
@@ -304,6 +315,61 @@ type ServingSpec struct {
 	GRPCPort int32 `json:"grpcPort,omitempty"`
 }
 
+// Task is what a transcription request does with speech.
+// +kubebuilder:validation:Enum=transcribe;translate
+type Task string
+
+// Tasks of the transcription API.
+const (
+	// TaskTranscribe writes the speech down in its own language.
+	TaskTranscribe Task = "transcribe"
+	// TaskTranslate writes it down in English (multilingual models only).
+	TaskTranslate Task = "translate"
+)
+
+// TranscriptionSpec holds the defaults of the encoder pods' transcription API (passed to
+// `whisper-encoder serve` as --default-language, --default-task, --default-beam-size and
+// --default-word-timestamps). A request's own values win.
+type TranscriptionSpec struct {
+	// Language of the speech as an ISO 639-1 code (en, de, …; Whisper's codes); unset means
+	// detect it per 30 s window.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-z]{2,3}$`
+	Language string `json:"language,omitempty"`
+
+	// Task: transcribe (default) or translate (into English; multilingual models only).
+	// +optional
+	// +kubebuilder:default=transcribe
+	Task Task `json:"task,omitempty"`
+
+	// BeamSize of the beam search; 1 (default) is greedy decoding.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	BeamSize int32 `json:"beamSize,omitempty"`
+
+	// WordTimestamps adds word-level timestamps to responses by default.
+	// +optional
+	WordTimestamps bool `json:"wordTimestamps,omitempty"`
+}
+
+// CapabilitiesStatus is what the staged model lets the encoder pods do.
+type CapabilitiesStatus struct {
+	// Encode: audio or log-mel in, encoder hidden states out (every model).
+	Encode bool `json:"encode"`
+	// Transcribe: audio in, text out (whole models with a decoder and a tokenizer).
+	Transcribe bool `json:"transcribe"`
+	// Translate: audio in, English text out (multilingual whole models).
+	Translate bool `json:"translate"`
+	// Languages the model transcribes (ISO 639-1 codes; [en] for English-only models).
+	// +optional
+	// +listType=atomic
+	Languages []string `json:"languages,omitempty"`
+	// Summary lists the tasks, comma-separated ("encode,transcribe,translate"), for display.
+	Summary string `json:"summary"`
+}
+
 // WhisperEncoderStatus is what the operator observed.
 type WhisperEncoderStatus struct {
 	// ObservedGeneration is the spec generation this status describes.
@@ -323,6 +389,10 @@ type WhisperEncoderStatus struct {
 	// Weights describes the staged weights once staging succeeded.
 	// +optional
 	Weights *WeightsStatus `json:"weights,omitempty"`
+
+	// Capabilities is what the encoder pods can do with the staged model, once staged.
+	// +optional
+	Capabilities *CapabilitiesStatus `json:"capabilities,omitempty"`
 
 	// Staging describes the staging Job while it exists.
 	// +optional
@@ -411,6 +481,7 @@ type EndpointStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.readySummary`
 // +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.spec.backend`
+// +kubebuilder:printcolumn:name="Tasks",type=string,JSONPath=`.status.capabilities.summary`
 // +kubebuilder:printcolumn:name="Weights",type=string,JSONPath=`.status.weights.shortKey`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63",message="metadata.name must be a DNS-1035 label (at most 63 characters, lowercase letters, digits and '-', starting with a letter): it names the encoder Service"

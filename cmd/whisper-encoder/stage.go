@@ -15,6 +15,7 @@ import (
 	contract "github.com/xdna-whisper/xdna-whisper/api/report"
 	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
 	"github.com/xdna-whisper/xdna-whisper/encoder/download"
+	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
 	"github.com/xdna-whisper/xdna-whisper/internal/version"
 )
 
@@ -28,8 +29,8 @@ func init() {
 
 func runStage(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("stage", flag.ContinueOnError)
-	source := fs.String("source", "", "ONNX source: a file path, an http(s) URL or hf://ORG/REPO/PATH[@REV] (required)")
-	sum := fs.String("sha256", "", "expected sha256 of the source ONNX file (hex)")
+	source := fs.String("source", "", "an encoder ONNX file (a path, an http(s) URL or hf://ORG/REPO/PATH[@REV]) or a whole model in Hugging Face's layout (a directory or hf://ORG/REPO[@REV]) (required)")
+	sum := fs.String("sha256", "", "expected sha256 of the source ONNX file (hex; single-file sources only)")
 	cache := fs.String("cache", os.Getenv("XDNA_STAGED_CACHE"), "cache directory for staged models (required; default $XDNA_STAGED_CACHE)")
 	heads := fs.Int("heads", 0, "attention heads (overrides the value inferred from the graph)")
 	resultFile := fs.String("result-file", "", "write a JSON summary here (the operator's Job uses /dev/termination-log)")
@@ -60,7 +61,7 @@ func runStage(ctx context.Context, args []string) error {
 			s = contract.FailedStage(err)
 		} else {
 			s = contract.StageResult{Key: r.Key, Dir: r.Dir, SourceSHA256: r.SourceSHA256, SourcePrecision: string(r.SourcePrecision),
-				SizeBytes: r.SizeBytes, StagedAt: r.StagedAt, Existing: r.Existing}
+				SizeBytes: r.SizeBytes, StagedAt: r.StagedAt, Existing: r.Existing, Capabilities: resultCaps(r.Capabilities)}
 		}
 		if werr := writeResult(*resultFile, s); werr != nil && err == nil {
 			err = werr
@@ -77,6 +78,11 @@ func runStage(ctx context.Context, args []string) error {
 	}
 	fmt.Println(r.Dir)
 	return nil
+}
+
+// resultCaps is the staged entry's capabilities in the operator contract's form.
+func resultCaps(c staged.Capabilities) *contract.Capabilities {
+	return &contract.Capabilities{Encode: c.Encode, Transcribe: c.Transcribe, Translate: c.Translate, Languages: c.Languages}
 }
 
 func converterVersion() string {

@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	contract "github.com/xdna-whisper/xdna-whisper/api/report"
 	"github.com/xdna-whisper/xdna-whisper/encoder/convert"
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert/converttest"
 )
 
 const stageModels = "../../testdata/models/"
@@ -45,6 +47,9 @@ func TestStageCommand(t *testing.T) {
 	dir := strings.TrimSpace(out)
 	if s.Dir != dir || filepath.Base(dir) != s.Key || len(s.SourceSHA256) != 64 || s.SourcePrecision != "int8" || s.SizeBytes <= 0 || s.StagedAt.IsZero() || s.Error != "" {
 		t.Errorf("stdout %q, result %+v", out, s)
+	}
+	if s.Capabilities == nil || !slices.Equal(s.Capabilities.Tasks(), []string{"encode"}) {
+		t.Errorf("capabilities %+v, want encode only for an encoder .onnx", s.Capabilities)
 	}
 	if code, _ := runQuiet(t, "inspect", dir); code != 0 {
 		t.Errorf("inspect of the staged dir: exit %d", code)
@@ -118,5 +123,35 @@ func TestStageDemo(t *testing.T) {
 	printReport(&b, rep)
 	if !strings.Contains(b.String(), "1500 positions (3000 frames)") || !strings.Contains(b.String(), "layers.1.fc2.weight") {
 		t.Errorf("report:\n%s", b.String())
+	}
+}
+
+// A whole model (the micro fixture with a byte-level tokenizer) staged from
+// its directory: the result file reports transcription, and inspect shows
+// what the staged entry can do.
+func TestStageCommandWholeModel(t *testing.T) {
+	dir := t.TempDir()
+	weights, err := converttest.Micro(stageModels+"hf-micro", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf := filepath.Join(t.TempDir(), "termination-log")
+	code, out := runQuiet(t, "stage", "--source", filepath.Join(dir, "src"), "--cache", filepath.Join(dir, "cache"), "--result-file", rf)
+	if code != 0 || strings.TrimSpace(out) != weights {
+		t.Fatalf("exit %d, stdout %q; want %s", code, out, weights)
+	}
+	var s contract.StageResult
+	b, _ := os.ReadFile(rf)
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Existing || s.Capabilities == nil || strings.Join(s.Capabilities.Tasks(), ",") != "encode,transcribe" {
+		t.Errorf("result %+v, want the existing entry that encodes and transcribes", s)
+	}
+	code, out = runQuiet(t, "inspect", weights)
+	for _, want := range []string{"can:              encode, transcribe", "languages:        1 (en)", "decoder:          2 layers, 4 heads, ffn 256, vocabulary 1864", "decoder.embed_tokens.weight"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("inspect: exit %d, output lacks %q:\n%s", code, want, out)
+		}
 	}
 }

@@ -84,6 +84,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (setting
 	integer(&c.RunAsUser, "run-as-user", "WHISPER_RUN_AS_USER", "non-root UID of staging pods and CPU encoder pods")
 	fs.StringVar(&c.StagerServiceAccount, "stager-service-account", env("WHISPER_STAGER_SERVICE_ACCOUNT", ""), "ServiceAccount (in each namespace) that may patch pods, for live staging progress; empty: none (env WHISPER_STAGER_SERVICE_ACCOUNT)")
 	fs.StringVar(&c.QueueDepthMetric, "queue-depth-metric", env("WHISPER_QUEUE_DEPTH_METRIC", c.QueueDepthMetric), "pods metric the HorizontalPodAutoscaler scales on (env WHISPER_QUEUE_DEPTH_METRIC)")
+	fs.StringVar(&c.DecodeQueueDepthMetric, "decode-queue-depth-metric", env("WHISPER_DECODE_QUEUE_DEPTH_METRIC", c.DecodeQueueDepthMetric), "pods metric of queued transcription work the HorizontalPodAutoscaler of a model that transcribes also scales on; empty: none (env WHISPER_DECODE_QUEUE_DEPTH_METRIC)")
 	fs.StringVar(&s.opts.MetricsAddr, "metrics-bind-address", env("METRICS_BIND_ADDRESS", ":8080"), "address of /metrics, \"0\" disables (env METRICS_BIND_ADDRESS)")
 	fs.StringVar(&s.opts.ProbeAddr, "health-probe-bind-address", env("HEALTH_PROBE_BIND_ADDRESS", ":8081"), "address of /healthz and /readyz (env HEALTH_PROBE_BIND_ADDRESS)")
 	leader, _ := strconv.ParseBool(env("LEADER_ELECT", "false"))

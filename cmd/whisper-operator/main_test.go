@@ -30,9 +30,11 @@ func TestParse(t *testing.T) {
 				o.WatchNamespaces, o.LeaderElection = []string{"a", "b", "c"}, true
 			}, ""},
 		{"environment", nil, map[string]string{"WHISPER_ENCODER_IMAGE": "img:1", "WATCH_NAMESPACES": "ml", "WHISPER_STAGE_TTL": "2h",
-			"LEADER_ELECT": "true", "POD_NAMESPACE": "whisper-system", "WHISPER_QUEUE_DEPTH_METRIC": "q"},
+			"LEADER_ELECT": "true", "POD_NAMESPACE": "whisper-system", "WHISPER_QUEUE_DEPTH_METRIC": "q",
+			"WHISPER_DECODE_QUEUE_DEPTH_METRIC": "dq"},
 			func(o *operator.Options) {
 				o.WatchNamespaces, o.Config.StageTTLAfterFinished, o.Config.QueueDepthMetric = []string{"ml"}, 2*time.Hour, "q"
+				o.Config.DecodeQueueDepthMetric = "dq"
 				o.LeaderElection, o.LeaderElectionNamespace = true, "whisper-system"
 			}, ""},
 		{"image pull secrets", []string{"--encoder-image", "img:1", "--image-pull-secrets", "regcred, mirror-creds,"}, nil,

@@ -4,6 +4,11 @@
 // canonical Hugging Face names, found through the graph rather than by name,
 // with the encoder's config inferred from shapes and graph constants.
 //
+// A whole model in Hugging Face's layout (a directory or hf://ORG/REPO[@REV]:
+// config.json, model.safetensors or its shards, tokenizer and generation
+// files) is staged with its decoder and tokenizer (see repo.go); its encoder
+// is written exactly as the ONNX path writes it.
+//
 // Output goes to <cache>/<key>, the content key of the source bytes, target
 // precision and format version; it is written into a temporary sibling and
 // renamed into place, so concurrent stagers of the same source both succeed
@@ -33,7 +38,9 @@ import (
 
 // Options configure one staging run.
 type Options struct {
-	// Source is a file path, an http(s) URL or hf://ORG/REPO/PATH[@REV].
+	// Source is an encoder ONNX file (a path, an http(s) URL or
+	// hf://ORG/REPO/PATH[@REV]) or a whole model repository in Hugging Face's
+	// layout (a directory or hf://ORG/REPO[@REV]).
 	Source string
 	// SHA256 is the expected hex sha256 of the source ONNX file (optional).
 	SHA256 string
@@ -83,6 +90,10 @@ type Result struct {
 	Existing bool
 	// Config is the encoder configuration.
 	Config staged.Config
+	// Capabilities is what the staged entry can serve.
+	Capabilities staged.Capabilities
+	// Decoder is true when the entry holds a text decoder (a whole model).
+	Decoder bool
 }
 
 func (o *Options) defaults() {
@@ -111,6 +122,9 @@ func Stage(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, fmt.Errorf("stage: cache: %w", err)
 	}
 	removeStale(opts.CacheDir, opts.Logger)
+	if repoSource(opts.Source) {
+		return stageRepo(ctx, opts)
+	}
 	path, cleanup, err := fetchSource(ctx, &opts)
 	if err != nil {
 		return Result{}, err

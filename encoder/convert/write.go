@@ -140,7 +140,7 @@ func run(ctx context.Context, opts *Options, m *onnx.Model, p *staging) (Result,
 		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, convErr)
 	}
 	man := manifest(opts, m, p, h, key, records, fileSize)
-	size, err := writeMeta(tmp, p.config, &man, !opts.NoSync)
+	size, err := writeMeta(tmp, p.config, &man, !opts.NoSync, 0)
 	if err != nil {
 		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, err)
 	}
@@ -160,7 +160,7 @@ func run(ctx context.Context, opts *Options, m *onnx.Model, p *staging) (Result,
 	}
 	return Result{
 		Key: key, Dir: final, SourceSHA256: h.onnx.SHA256, SourcePrecision: p.precision, Lossy: p.precision.Lossy(),
-		SizeBytes: size, StagedAt: man.StagedAt, Config: p.config,
+		SizeBytes: size, StagedAt: man.StagedAt, Config: p.config, Capabilities: man.Capabilities,
 	}, nil
 }
 
@@ -186,6 +186,7 @@ func existingResult(dir string, p *staging) (Result, error) {
 	return Result{
 		Key: man.Key, Dir: dir, SourceSHA256: man.SourceSHA256, SourcePrecision: man.SourcePrecision,
 		Lossy: man.LossySource, SizeBytes: man.Sizes.FileBytes, StagedAt: man.StagedAt, Existing: true, Config: md.Config(),
+		Capabilities: md.Capabilities(), Decoder: md.HasDecoder(),
 	}, nil
 }
 
@@ -321,12 +322,14 @@ func manifest(opts *Options, m *onnx.Model, p *staging, h sourceHash, key string
 		SourcePrecision: p.precision, LossySource: p.precision.Lossy(), Precision: staged.BFloat16,
 		ConverterVersion: opts.ConverterVersion, OpsetVersion: m.Opsets[""], Producer: producer,
 		StagedAt: time.Now().UTC().Truncate(time.Second), Tensors: records, Sizes: sizes,
+		Capabilities: staged.Capabilities{Encode: true},
 	}
 }
 
 // writeMeta writes config.json and manifest.json (with the total size) and
-// returns the directory's size.
-func writeMeta(dir string, cfg staged.Config, man *staged.Manifest, sync bool) (int64, error) {
+// returns the directory's size; extra counts files beside model.safetensors
+// written before (a whole model's decoder and copied files).
+func writeMeta(dir string, cfg staged.Config, man *staged.Manifest, sync bool, extra int64) (int64, error) {
 	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return 0, err
@@ -336,7 +339,7 @@ func writeMeta(dir string, cfg staged.Config, man *staged.Manifest, sync bool) (
 		return 0, err
 	}
 	// The manifest records the directory size, its own included: iterate to a fixed point.
-	size := st.Size() + int64(len(cfgJSON)+1)
+	size := st.Size() + extra + int64(len(cfgJSON)+1)
 	var manJSON []byte
 	for range 4 {
 		man.Sizes.FileBytes = size + int64(len(manJSON)+1)

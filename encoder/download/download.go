@@ -136,6 +136,10 @@ func (p permanent) Unwrap() error { return p.error }
 // errStall is the cause of an attempt canceled for receiving nothing.
 var errStall = errors.New("stalled")
 
+// ErrNotFound is in the chain of File's error when the server answered 404
+// (an optional file of a model repository that is absent, for example).
+var ErrNotFound = errors.New("not found")
+
 // File downloads rawURL (http, https or hf://) to dst. The bytes go to
 // dst + ".part" while they are hashed; dst appears only when the download is
 // complete and, if opts.SHA256 is set, verified. On failure nothing is left.
@@ -257,6 +261,8 @@ func (d *transfer) attempt(ctx context.Context) error {
 		return fmt.Errorf("HTTP %s", resp.Status)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return permanent{fmt.Errorf("HTTP %s (gated or private? set HF_TOKEN for Hugging Face)", resp.Status)}
+	case resp.StatusCode == http.StatusNotFound:
+		return permanent{fmt.Errorf("HTTP %s: %w", resp.Status, ErrNotFound)}
 	default:
 		return permanent{fmt.Errorf("HTTP %s", resp.Status)}
 	}

@@ -57,6 +57,16 @@ type Manifest struct {
 	Tensors []TensorRecord `json:"tensors"`
 	// Sizes are the parameter counts and byte sizes, total and per layer.
 	Sizes Sizes `json:"sizes"`
+	// SourceFiles lists every file of a model-repository source (sorted by
+	// name; the content key covers them all). Empty for a single ONNX file.
+	SourceFiles []SourceFile `json:"sourceFiles,omitempty"`
+	// Capabilities is what the entry can serve (absent in entries staged
+	// before whole models: those encode only).
+	Capabilities Capabilities `json:"capabilities"`
+	// Decoder describes the staged decoder (whole models only).
+	Decoder *DecoderInfo `json:"decoder,omitempty"`
+	// Tokenizer says where the tokenizer comes from (whole models only).
+	Tokenizer *TokenizerInfo `json:"tokenizer,omitempty"`
 }
 
 // SourceFile is one file of a multi-file source.

@@ -9,6 +9,10 @@
 //	config.json        the encoder configuration (Config, HF field names)
 //	manifest.json      provenance, per-tensor hashes and error stats (Manifest)
 //
+// and, staged from a whole model, decoder.safetensors and hf/ (see
+// DecoderFile and HFDir): the manifest then records the decoder, the
+// tokenizer and the Capabilities.
+//
 // It is written into a temporary sibling and renamed into place, so a
 // directory under its final name is complete. Open validates one and hands out
 // zero-copy BF16 views of the memory-mapped tensors.
@@ -48,6 +52,7 @@ type Model struct {
 	config   Config
 	manifest Manifest
 	weights  *safetensors.File
+	decoder  *safetensors.File // decoder.safetensors of a whole-model entry, else nil
 }
 
 // Tensor is a BF16 tensor view: Data holds the bfloat16 bits in C order and
@@ -80,6 +85,10 @@ func Open(dir string) (*Model, error) {
 	}
 	m.weights = w
 	if err := m.check(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("staged dir %s: %w", dir, err)
+	}
+	if err := m.openDecoder(); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("staged dir %s: %w", dir, err)
 	}
@@ -201,16 +210,27 @@ func (m *Model) Tensor(name string) (Tensor, error) {
 	return Tensor{Name: name, Shape: slices.Clone(t.Shape), Data: data}, nil
 }
 
-// Verify re-hashes every tensor and compares it with the manifest's sha256.
+// Verify re-hashes every tensor (the decoder's too) and compares it with the
+// manifest's sha256.
 func (m *Model) Verify() error {
-	for _, r := range m.manifest.Tensors {
-		t, err := m.weights.Tensor(r.Name)
+	if err := verifyFile(m.dir, WeightsFile, m.weights, m.manifest.Tensors); err != nil {
+		return err
+	}
+	if m.decoder != nil {
+		return verifyFile(m.dir, DecoderFile, m.decoder, m.manifest.Decoder.Tensors)
+	}
+	return nil
+}
+
+func verifyFile(dir, name string, f *safetensors.File, records []TensorRecord) error {
+	for _, r := range records {
+		t, err := f.Tensor(r.Name)
 		if err != nil {
-			return fmt.Errorf("staged dir %s: %w", m.dir, err)
+			return fmt.Errorf("staged dir %s: %s: %w", dir, name, err)
 		}
 		sum := sha256.Sum256(t.Data)
 		if got := hex.EncodeToString(sum[:]); got != r.SHA256 {
-			return fmt.Errorf("staged dir %s: tensor %s: sha256 %s, manifest says %s", m.dir, r.Name, got, r.SHA256)
+			return fmt.Errorf("staged dir %s: %s: tensor %s: sha256 %s, manifest says %s", dir, name, r.Name, got, r.SHA256)
 		}
 	}
 	return nil
@@ -223,6 +243,10 @@ func (m *Model) Close() error {
 	}
 	err := m.weights.Close()
 	m.weights = nil
+	if m.decoder != nil {
+		err = errors.Join(err, m.decoder.Close())
+		m.decoder = nil
+	}
 	return err
 }
 

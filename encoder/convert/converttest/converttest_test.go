@@ -28,3 +28,24 @@ func TestDemo(t *testing.T) {
 		t.Error("Demo under a regular file: no error")
 	}
 }
+
+func TestMicro(t *testing.T) {
+	weights, err := Micro(filepath.Join("..", "..", "..", "testdata", "models", "hf-micro"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := staged.Open(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if c := m.Capabilities(); !c.Transcribe || !m.HasDecoder() {
+		t.Errorf("capabilities %+v decoder %v, want a whole model that transcribes", c, m.HasDecoder())
+	}
+	if _, err := m.Tokenizer(); err != nil {
+		t.Error(err)
+	}
+	if _, err := Micro(filepath.Join(t.TempDir(), "missing"), t.TempDir()); err == nil {
+		t.Error("Micro of a missing fixture: no error")
+	}
+}
