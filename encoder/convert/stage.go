@@ -29,6 +29,7 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/encoder/download"
 	"github.com/xdna-whisper/xdna-whisper/encoder/onnx"
 	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
+	"github.com/xdna-whisper/xdna-whisper/internal/redact"
 )
 
 // Options configure one staging run.
@@ -118,7 +119,7 @@ func Stage(ctx context.Context, opts Options) (Result, error) {
 	defer cleanup()
 	m, err := onnx.Open(path)
 	if err != nil {
-		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, err)
+		return Result{}, fmt.Errorf("stage %s: %w", opts.shown(), err)
 	}
 	defer m.Close()
 	if isURL(opts.Source) {
@@ -131,10 +132,14 @@ func Stage(ctx context.Context, opts Options) (Result, error) {
 		err = p.checkExternal(m)
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, err)
+		return Result{}, fmt.Errorf("stage %s: %w", opts.shown(), err)
 	}
 	return run(ctx, &opts, m, p)
 }
+
+// shown is the source as errors, logs and the manifest show it: credentials
+// a URL carries (a signed URL's query, userinfo) are masked.
+func (o *Options) shown() string { return redact.URL(o.Source) }
 
 func isURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "hf://")
@@ -194,7 +199,7 @@ func fetchExternal(ctx context.Context, opts *Options, m *onnx.Model) error {
 		}
 		seen[loc] = true
 		if !filepath.IsLocal(loc) || strings.Contains(loc, "/") {
-			return fmt.Errorf("stage %s: tensor %q: external data location %q must be a file name next to the model", opts.Source, t.Name, loc)
+			return fmt.Errorf("stage %s: tensor %q: external data location %q must be a file name next to the model", opts.shown(), t.Name, loc)
 		}
 		u := siblingURL(opts.Source, loc)
 		dl := opts.Download
@@ -202,7 +207,7 @@ func fetchExternal(ctx context.Context, opts *Options, m *onnx.Model) error {
 		dl.Logger = opts.Logger
 		dl.Progress = func(done, total int64) { opts.Progress(Progress{"download", done, total}) }
 		if _, err := download.File(ctx, u, filepath.Join(m.Dir(), loc), dl); err != nil {
-			return fmt.Errorf("stage %s: external data of tensor %q: %w", opts.Source, t.Name, err)
+			return fmt.Errorf("stage %s: external data of tensor %q: %w", opts.shown(), t.Name, err)
 		}
 	}
 	return nil
