@@ -77,3 +77,21 @@ func TestStageRefusalsKeepSecrets(t *testing.T) {
 		t.Errorf("bad rule: exit %d, stderr %s", code, stderr)
 	}
 }
+
+// The serve command's lock-down flags fail early and clearly when half set.
+func TestServeSecurityFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tls-cert", "/nonexistent/tls.crt"}, "want both a certificate and a key file"},
+		{[]string{"--tls-cert", "/nonexistent/tls.crt", "--tls-key", "/nonexistent/tls.key"}, "/nonexistent/tls.crt"},
+		{[]string{"--auth-token-file", "/nonexistent/tokens"}, "/nonexistent/tokens"},
+		{[]string{"--auth-metrics"}, "--auth-metrics needs --auth-token-file"},
+	} {
+		err := runServe(t.Context(), append([]string{"--weights", t.TempDir(), "--termination-log", filepath.Join(t.TempDir(), "t")}, tc.args...))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("serve %v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -38,6 +38,9 @@ const (
 //	GET  /healthz    liveness: 200 while the process serves HTTP
 //	GET  /readyz     readiness: 200 once warmed up, 503 before and while draining
 //	GET  /metrics    Prometheus metrics
+//
+// With Options.Auth every path but the probes (and /metrics, unless
+// Options.AuthMetrics) needs a bearer token (see withAuth).
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/encode", s.handleEncode)
@@ -48,7 +51,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{}))
-	return mux
+	return s.withAuth(mux)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
