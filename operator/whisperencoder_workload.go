@@ -76,7 +76,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 	if podBackend(spec) == whisperv1.BackendNPU {
 		podSecurity, containerSecurity = npuPodSecurity(), npuContainerSecurity()
 	}
-	return &appsv1.Deployment{
+	d := &appsv1.Deployment{
 		ObjectMeta: meta,
 		Spec: appsv1.DeploymentSpec{
 			Replicas: desiredReplicas(spec),
@@ -143,6 +143,8 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 			},
 		},
 	}
+	secureServing(&d.Spec.Template, cfg)
+	return d
 }
 
 // Default resources of the encoder container, for what spec.resources leaves unset: the
