@@ -74,3 +74,20 @@ func TestSignedSourceRedacted(t *testing.T) {
 		t.Errorf("mismatch error = %s", errs[0])
 	}
 }
+
+// An unpinned URL whose body is not ONNX gets an error that quotes nothing of the body.
+func TestNonONNXBodyNotShown(t *testing.T) {
+	body := []byte("\x08\xb9\x60internal-secret-document: account 4242\n")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer srv.Close()
+	_, err := Stage(context.Background(), Options{Source: srv.URL + "/m.onnx", CacheDir: t.TempDir(), Logger: quiet, NoSync: true,
+		Download: download.Options{Logger: quiet}})
+	if err == nil || !strings.Contains(err.Error(), "not a valid ONNX model") {
+		t.Fatalf("error = %v, want not a valid ONNX model", err)
+	}
+	for _, leak := range []string{"12345", "internal", "4242", "ir_version", "field"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("error %q reveals %q of the body", err, leak)
+		}
+	}
+}

@@ -119,7 +119,7 @@ func Stage(ctx context.Context, opts Options) (Result, error) {
 	defer cleanup()
 	m, err := onnx.Open(path)
 	if err != nil {
-		return Result{}, fmt.Errorf("stage %s: %w", opts.shown(), err)
+		return Result{}, fmt.Errorf("stage %s: %w", opts.shown(), opaqueParseError(&opts, err))
 	}
 	defer m.Close()
 	if isURL(opts.Source) {
@@ -135,6 +135,20 @@ func Stage(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, fmt.Errorf("stage %s: %w", opts.shown(), err)
 	}
 	return run(ctx, &opts, m, p)
+}
+
+// errNotONNX replaces the parse error of a downloaded file that no digest vouches for.
+var errNotONNX = errors.New("the downloaded file is not a valid ONNX model (parse details are not shown for an unpinned URL, which may point anywhere: set the source's sha256 to see them)")
+
+// opaqueParseError keeps what the stager says about an arbitrary URL's content to "not ONNX":
+// a parse error quotes values read from the body, which would let whoever creates a
+// WhisperEncoder probe internal URLs through the stager. Files and pinned (sha256-checked)
+// downloads keep the details.
+func opaqueParseError(opts *Options, err error) error {
+	if isURL(opts.Source) && opts.SHA256 == "" {
+		return errNotONNX
+	}
+	return err
 }
 
 // shown is the source as errors, logs and the manifest show it: credentials
