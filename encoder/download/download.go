@@ -183,7 +183,7 @@ func File(ctx context.Context, rawURL, dst string, opts Options) (Result, error)
 	}
 	httpc := guard.guardedClient(opts.Client)
 	defer httpc.CloseIdleConnections()
-	d := &transfer{opts: &opts, url: u, f: f, h: sha256.New(), total: -1, httpc: httpc}
+	d := &transfer{opts: &opts, url: u, f: f, h: sha256.New(), total: -1, httpc: httpc, guard: guard}
 	err = d.run(ctx)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
@@ -212,6 +212,7 @@ type transfer struct {
 	total int64
 	sum   string
 	httpc *http.Client // opts.Client guarded by opts.Policy
+	guard *checker     // opts.Policy, also applied to request URLs (a proxy dials for them)
 }
 
 func (d *transfer) run(ctx context.Context) error {
@@ -251,6 +252,9 @@ func (d *transfer) attempt(ctx context.Context) error {
 
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, d.url, nil)
 	if err != nil {
+		return permanent{err}
+	}
+	if _, err := d.guard.checkName(req.URL.Hostname()); err != nil {
 		return permanent{err}
 	}
 	d.authorize(req)
@@ -383,6 +387,9 @@ func (d *transfer) client() *http.Client {
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 10 {
 			return errors.New("stopped after 10 redirects")
+		}
+		if _, err := d.guard.checkName(req.URL.Hostname()); err != nil {
+			return err
 		}
 		d.authorize(req)
 		if prev != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -157,5 +158,27 @@ func TestPolicyRejectsBadRules(t *testing.T) {
 	_, _, err := fetch(t, "http://127.0.0.1:1/m", o)
 	if err == nil || !strings.Contains(err.Error(), `host rule "10.0.0.0/33"`) {
 		t.Fatalf("error = %v", err)
+	}
+}
+
+// Behind a proxy the dialler sees only the proxy: the request URL's host is checked by name too.
+func TestPolicyChecksNamesBehindAProxy(t *testing.T) {
+	var proxied atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1)
+		w.Write([]byte("metadata credentials"))
+	}))
+	defer proxy.Close()
+	pu, _ := url.Parse(proxy.URL)
+	o := opts()
+	o.Client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
+	for _, target := range []string{"http://169.254.169.254/latest/meta-data/", "http://metadata.google.internal/"} {
+		_, _, err := fetch(t, target, o)
+		if !errors.Is(err, ErrRefused) {
+			t.Errorf("%s through a proxy: %v, want ErrRefused", target, err)
+		}
+	}
+	if proxied.Load() != 0 {
+		t.Errorf("the proxy was asked %d times", proxied.Load())
 	}
 }

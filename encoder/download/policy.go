@@ -32,7 +32,9 @@ var DefaultDeny = []string{
 // else allowed. Host names are checked on each request's URL (redirects
 // included) and addresses on every IP the name resolves to, at dial time, so a
 // name that resolves differently on the second lookup (DNS rebinding) gains
-// nothing. A name listed in Allow is trusted whatever it resolves to.
+// nothing. A name listed in Allow is trusted whatever it resolves to. Behind
+// an HTTP proxy the dialler sees only the proxy, so a target is then checked
+// by name (and IP literal) alone.
 type Policy struct {
 	Allow, Deny []string
 }
