@@ -69,12 +69,22 @@ func TestSignedSourceOnCluster(t *testing.T) {
 	if len(cms.Items) == 0 || len(pods.Items) == 0 {
 		t.Fatalf("%d ConfigMaps, %d pods: want the weights record and the staging pods", len(cms.Items), len(pods.Items))
 	}
-	// the stager's --source is the one place for the URL: blank it, then nothing may show it
+	// the stager's --source is the one place the operator puts the URL: blank it (and what the
+	// operator did not write), then nothing may show it
 	for i := range jobs.Items {
 		jobs.Items[i].Spec.Template.Spec.Containers[0].Args[2] = ""
 	}
 	for i := range pods.Items {
 		pods.Items[i].Spec.Containers[0].Args[2] = ""
+		// the termination message is the (old, unredacting) stager's, played by this test
+		for j := range pods.Items[i].Status.ContainerStatuses {
+			if term := pods.Items[i].Status.ContainerStatuses[j].State.Terminated; term != nil {
+				term.Message = ""
+			}
+		}
+	}
+	for i := range wes.Items {
+		wes.Items[i].Spec.Model.Source.URL = "" // the user's own input; the status is the operator's
 	}
 	for what, l := range map[string]any{"Jobs": &jobs, "pods": &pods, "ConfigMaps": &cms, "WhisperEncoders": &wes, "events": &events} {
 		b, err := yaml.Marshal(l)
