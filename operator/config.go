@@ -46,6 +46,23 @@ type Config struct {
 	StagerServiceAccount string
 	// RunAsUser is the non-root user of staging pods and CPU encoder pods (the image's user).
 	RunAsUser int64
+
+	// ImageAllowList lists the images spec.image may name besides EncoderImage (an entry ending
+	// in '*' is a prefix; "*" allows any). Empty: only EncoderImage.
+	ImageAllowList []string
+	// MaxDownloadBytes caps each file a staging Job downloads (0: the stager's default, 8 GiB).
+	MaxDownloadBytes int64
+	// StagingAllowHosts and StagingDenyHosts are the stager's --allow-hosts and --deny-hosts:
+	// hosts, domain suffixes, IPs and CIDRs a source may (only) or may not reach.
+	StagingAllowHosts, StagingDenyHosts []string
+	// TLSSecretName, when set, is a kubernetes.io/tls Secret (tls.crt, tls.key; cert-manager's
+	// format) in each WhisperEncoder's namespace that encoder pods serve HTTP and gRPC with.
+	TLSSecretName string
+	// AuthTokenSecret, when set, is a Secret in each WhisperEncoder's namespace whose key
+	// "tokens" lists the bearer tokens (one per line) encoder pods require.
+	AuthTokenSecret string
+	// AuthMetrics also requires the token on the encoders' /metrics.
+	AuthMetrics bool
 }
 
 // DefaultConfig returns the defaults the operator's flags start from.
@@ -86,6 +103,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("queue depth metric: empty, want the encoder's queue-depth gauge name")
 	case c.EncoderCommand == "":
 		return fmt.Errorf("encoder command: empty, want the whisper-encoder executable in the image")
+	}
+	if err := c.validateSecurity(); err != nil {
+		return err
 	}
 	return validatePullSecrets(c.ImagePullSecrets)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
+	"github.com/xdna-whisper/xdna-whisper/internal/redact"
 )
 
 // Cache metrics: every weights record is one cache entry; an entry no WhisperEncoder of its
@@ -48,7 +49,7 @@ func cacheEntries(records []corev1.ConfigMap, wes []whisperv1.WhisperEncoder) []
 			continue
 		}
 		out = append(out, cacheEntry{
-			Namespace: cm.Namespace, Key: r.Key, Source: cm.Annotations[annotationSource], SizeBytes: r.SizeBytes,
+			Namespace: cm.Namespace, Key: r.Key, Source: redact.URL(cm.Annotations[annotationSource]), SizeBytes: r.SizeBytes,
 			Referenced: used[[2]string{cm.Namespace, cm.Labels[labelSourceHash]}],
 		})
 	}

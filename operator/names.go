@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
+	"github.com/xdna-whisper/xdna-whisper/internal/redact"
 )
 
 // Labels and annotations the operator puts on what it creates.
@@ -59,12 +60,13 @@ func sourceHash(we *whisperv1.WhisperEncoder) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// sourceString describes a source for humans and annotations.
+// sourceString describes a source for humans, annotations and metric labels: a URL's
+// credentials (a signed URL's query, userinfo) are masked.
 func sourceString(src whisperv1.ModelSource) string {
 	if src.PVC != nil {
 		return "pvc://" + src.PVC.ClaimName + "/" + src.PVC.Path
 	}
-	return src.URL
+	return redact.URL(src.URL)
 }
 
 // stagingJobName is the per-source staging Job.

@@ -66,8 +66,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if !we.DeletionTimestamp.IsZero() {
 		return reconcile.Result{}, nil
 	}
-	stg, err := r.reconcileStaging(ctx, &we)
-	if err != nil {
+	var stg stagingView
+	var err error
+	if ierr := r.Config.imageAllowed(we.Spec.Image); ierr != nil {
+		stg = refusedImage(ierr)
+	} else if stg, err = r.reconcileStaging(ctx, &we); err != nil {
 		return reconcile.Result{}, err
 	}
 	var wl workloadView

@@ -19,6 +19,7 @@ import (
 
 	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
+	"github.com/xdna-whisper/xdna-whisper/internal/redact"
 )
 
 // Staging: one Job per source and namespace runs `whisper-encoder stage` with the cache claim
@@ -47,6 +48,7 @@ const (
 	stagingRunning
 	stagingFailed
 	stagingStaged
+	stagingRefused // spec.image is not allowed: nothing is created
 )
 
 // stagingAction is the one write the staging step needs next, if any.
@@ -132,7 +134,7 @@ func observeStaging(in stagingInput, cfg Config) stagingView {
 	for i := range in.Pods {
 		if in.Pods[i].Status.Phase == corev1.PodRunning {
 			v.State = stagingRunning
-			v.Message = fmt.Sprintf("staging Job %s (attempt %d) is downloading and converting %s", job.Name, v.Attempt, job.Annotations[annotationSource])
+			v.Message = fmt.Sprintf("staging Job %s (attempt %d) is downloading and converting %s", job.Name, v.Attempt, redact.URL(job.Annotations[annotationSource]))
 			if p, ok := report.ParseProgress(in.Pods[i].Annotations[report.ProgressAnnotation]); ok {
 				v.Phase, v.BytesDone, v.BytesTotal = p.Phase, p.BytesDone, p.BytesTotal
 			}
@@ -144,7 +146,7 @@ func observeStaging(in stagingInput, cfg Config) stagingView {
 // failedStaging fills in a failed staging and when (or whether now) it is retried.
 func failedStaging(v stagingView, in stagingInput, cfg Config, msg string, failedAt metav1.Time) stagingView {
 	v.State = stagingFailed
-	v.Message = truncate(msg, maxMessage)
+	v.Message = truncate(redact.Text(msg), maxMessage)
 	if in.RetryToken != "" && in.RetryToken != in.Job.Annotations[in.RetryKey] {
 		v.Action = actionRetryJob
 		return v
@@ -225,6 +227,7 @@ func stagingJob(we *whisperv1.WhisperEncoder, hash string, attempt int32, retrie
 	if src.SHA256 != "" {
 		args = append(args, "--sha256", src.SHA256)
 	}
+	args = append(args, stagerPolicyArgs(cfg)...)
 	volumes := []corev1.Volume{
 		claimVolume("cache", cfg.CacheClaimName, false),
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},

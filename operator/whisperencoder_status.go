@@ -16,6 +16,7 @@ import (
 
 	"github.com/xdna-whisper/xdna-whisper/api/report"
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
+	"github.com/xdna-whisper/xdna-whisper/internal/redact"
 )
 
 // Status is computed from what was observed by pure functions; it is written once, and only when
@@ -41,7 +42,7 @@ func computeStatus(we *whisperv1.WhisperEncoder, stg stagingView, wl workloadVie
 	if stg.State == stagingStaged {
 		st.Weights = weightsStatus(stg.Result)
 		st.Capabilities = capabilitiesStatus(stg.Result.Caps())
-	} else if stg.State != stagingClaimMissing {
+	} else if stg.State != stagingClaimMissing && stg.State != stagingRefused {
 		st.Staging = &whisperv1.StagingStatus{
 			Job: stg.Job, Attempt: stg.Attempt, Phase: stg.Phase, BytesDone: stg.BytesDone, BytesTotal: stg.BytesTotal,
 			StartedAt: stg.StartedAt, RetryAt: stg.RetryAt,
@@ -99,6 +100,8 @@ func weightsCondition(stg stagingView) metav1.Condition {
 		c.Message = fmt.Sprintf("weights %s (from %s source) are in the cache", stg.Result.Key, orUnknown(stg.Result.SourcePrecision))
 	case stagingClaimMissing:
 		c.Reason = whisperv1.ReasonCacheClaimMissing
+	case stagingRefused:
+		c.Reason = whisperv1.ReasonImageNotAllowed
 	case stagingFailed:
 		c.Reason = whisperv1.ReasonStagingFailed
 		if stg.RetryAt != nil {
@@ -154,7 +157,7 @@ func podTrouble(pods []corev1.Pod) (reason, message string) {
 				continue
 			}
 			term := report.ParseTermination(t.Message)
-			msg := truncate(term.Message, maxMessage)
+			msg := truncate(redact.Text(term.Message), maxMessage)
 			if term.Reason == report.CodeNoMessage {
 				msg = fmt.Sprintf("exit code %d (%s) without a termination message", t.ExitCode, t.Reason)
 			}
@@ -183,8 +186,8 @@ func readyCondition(we *whisperv1.WhisperEncoder, staged, available metav1.Condi
 	switch {
 	case staged.Status != metav1.ConditionTrue:
 		c.Reason, c.Message = whisperv1.ReasonWaitingForWeights, staged.Message
-		if staged.Reason == whisperv1.ReasonStagingFailed {
-			c.Reason = whisperv1.ReasonStagingFailed
+		if staged.Reason == whisperv1.ReasonStagingFailed || refusedReason(staged.Reason) {
+			c.Reason = staged.Reason
 		}
 	case available.Status != metav1.ConditionTrue:
 		c.Reason, c.Message = whisperv1.ReasonNotAvailable, available.Message
@@ -218,7 +221,7 @@ func phase(stg stagingView, available, ready metav1.Condition) whisperv1.Phase {
 	switch stg.State {
 	case stagingClaimMissing, stagingNoJob:
 		return whisperv1.PhasePending
-	case stagingFailed:
+	case stagingFailed, stagingRefused:
 		return whisperv1.PhaseFailed
 	case stagingPending, stagingRunning:
 		return whisperv1.PhaseStaging

@@ -77,6 +77,8 @@ func TestComputeStatus(t *testing.T) {
 		{"cpu encoder crashing", testEncoder(func(we *whisperv1.WhisperEncoder) { we.Spec.Backend = whisperv1.BackendCPU }), staged,
 			workloadView{Deployment: deployment(1, 1, 1, 0, 0, 1, 1), Pods: []corev1.Pod{crashingPod(1, "staged dir /weights: manifest.json: no such file")}},
 			verdict{"Failed", "True/Staged", "False/EncoderFailing", "False/NotAvailable", "0/1"}},
+		{"image not allowed", testEncoder(), stagingView{State: stagingRefused, Message: "spec.image is not allowed"},
+			workloadView{}, verdict{"Failed", "False/ImageNotAllowed", "False/WaitingForWeights", "False/ImageNotAllowed", "0/1"}},
 		{"no free NPU", testEncoder(), staged, workloadView{Deployment: deployment(1, 1, 1, 0, 0, 1, 1), Pods: []corev1.Pod{unsched}},
 			verdict{"Deploying", "True/Staged", "False/Unschedulable", "False/NotAvailable", "0/1"}},
 		{"autoscaled: the Deployment's count", testEncoder(func(we *whisperv1.WhisperEncoder) {

@@ -76,7 +76,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 	if podBackend(spec) == whisperv1.BackendNPU {
 		podSecurity, containerSecurity = npuPodSecurity(), npuContainerSecurity()
 	}
-	return &appsv1.Deployment{
+	d := &appsv1.Deployment{
 		ObjectMeta: meta,
 		Spec: appsv1.DeploymentSpec{
 			Replicas: desiredReplicas(spec),
@@ -143,6 +143,8 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 			},
 		},
 	}
+	secureServing(&d.Spec.Template, cfg)
+	return d
 }
 
 // transcriptionArgs are the serve flags of spec.transcription (spec defaulted): the defaults of

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/xdna-whisper/xdna-whisper/internal/redact"
 )
 
 // MaxMessageBytes bounds what a process writes to its termination message: Kubernetes keeps at
@@ -143,9 +145,10 @@ func (r StageResult) Caps() Capabilities {
 // Failed reports whether r describes a failure.
 func (r StageResult) Failed() bool { return r.Reason != "" || r.Error != "" }
 
-// FailedStage is the result of a staging that failed with err (its Code, or CodeStagingFailed).
+// FailedStage is the result of a staging that failed with err (its Code, or CodeStagingFailed);
+// any URL in the message is redacted (redact.Text).
 func FailedStage(err error) StageResult {
-	return StageResult{Reason: CodeOf(err, CodeStagingFailed), Error: err.Error()}
+	return StageResult{Reason: CodeOf(err, CodeStagingFailed), Error: redact.Text(err.Error())}
 }
 
 // Marshal is r as JSON of at most MaxMessageBytes (a too long Error is cut).

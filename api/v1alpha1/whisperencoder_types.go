@@ -66,6 +66,8 @@ const (
 	ReasonStaging = "Staging"
 	// ReasonStagingFailed: the staging Job failed; the message is the stager's own.
 	ReasonStagingFailed = "StagingFailed"
+	// ReasonImageNotAllowed: spec.image is not in the operator's image allow list; nothing runs.
+	ReasonImageNotAllowed = "ImageNotAllowed"
 
 	// ReasonWaitingForWeights: no encoder pods run before the weights are staged.
 	ReasonWaitingForWeights = "WaitingForWeights"

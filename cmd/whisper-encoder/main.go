@@ -13,6 +13,7 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/xdna-whisper/xdna-whisper/internal/redact"
 	"github.com/xdna-whisper/xdna-whisper/internal/version"
 )
 
@@ -64,7 +65,7 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := c.run(ctx, args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "whisper-encoder %s: %v\n", c.name, err)
+		fmt.Fprintf(os.Stderr, "whisper-encoder %s: %s\n", c.name, redact.Text(err.Error()))
 		var ue usageError
 		if errors.As(err, &ue) {
 			return 2

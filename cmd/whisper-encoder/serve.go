@@ -35,7 +35,7 @@ func runServe(ctx context.Context, args []string) error {
 	def := server.DefaultOptions()
 	var (
 		httpAddr     = fs.String("http-addr", ":8080", "HTTP listen address (POST /v1/encode, /healthz, /readyz, /metrics, /v1/model)")
-		grpcAddr     = fs.String("grpc-addr", ":9090", "gRPC listen address (Encoder, grpc.health.v1, reflection)")
+		grpcAddr     = fs.String("grpc-addr", ":9090", "gRPC listen address (Encoder, grpc.health.v1, reflection with --grpc-reflection)")
 		backend      = fs.String("backend", "auto", "encoder backend: cpu, npu (fails unless an NPU backend is usable) or auto (NPU if usable, else CPU with a warning)")
 		maxBatch     = fs.Int("max-batch", def.MaxBatch, "largest batch of 30 s windows given to the backend")
 		batchWindow  = fs.Duration("batch-window", def.BatchWindow, "how long a batch waits for more windows after its first")
@@ -55,6 +55,11 @@ func runServe(ctx context.Context, args []string) error {
 		logLevel     = fs.String("log-level", "info", "debug (one line per request), info, warn or error")
 		logFormat    = fs.String("log-format", "json", "json or text")
 		termLog      = fs.String("termination-log", "", "file for the fatal error message (default "+defaultTerminationLog+" when it exists and is writable)")
+		tlsCert      = fs.String("tls-cert", "", "serve HTTP and gRPC over TLS with this PEM certificate (e.g. a mounted Secret's tls.crt; reloaded when it changes); needs --tls-key")
+		tlsKey       = fs.String("tls-key", "", "PEM private key of --tls-cert (e.g. tls.key)")
+		tokenFile    = fs.String("auth-token-file", "", "require \"Authorization: Bearer <token>\" on every HTTP path but /healthz and /readyz and every gRPC call but health; tokens one per line in this file (re-read when it changes)")
+		authMetrics  = fs.Bool("auth-metrics", false, "with --auth-token-file, also require the token on /metrics")
+		reflect      = fs.Bool("grpc-reflection", false, "register gRPC server reflection (lists the API to anyone who can connect)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -66,7 +71,20 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
+	certs, err := server.CertFilesFromFlags(*tlsCert, *tlsKey, log)
+	if err != nil {
+		return err
+	}
+	var tokens *server.Tokens
+	if *tokenFile != "" {
+		if tokens, err = server.LoadTokens(*tokenFile, log); err != nil {
+			return err
+		}
+	} else if *authMetrics {
+		return usageError{errors.New("--auth-metrics needs --auth-token-file")}
+	}
 	opts := server.Options{
+		TLS: certs, Auth: tokens, AuthMetrics: *authMetrics, Reflection: *reflect,
 		MaxBatch: *maxBatch, BatchWindow: *batchWindow, MaxQueue: *maxQueue, RetryAfter: *retryAfter,
 		MaxRequestBytes: *maxBytes, MaxAudioSeconds: *maxAudio, MaxStreams: *maxStreams, MaxTranscriptions: *maxTranscr, Logger: log,
 		UploadBudget: *uploadBudget, DecodeBudget: *decodeBudget, MaxConnections: *maxConns, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout, ShutdownDelay: *shutdownWait,

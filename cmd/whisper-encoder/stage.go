@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/term"
@@ -36,6 +37,9 @@ func runStage(ctx context.Context, args []string) error {
 	resultFile := fs.String("result-file", "", "write a JSON summary here (the operator's Job uses /dev/termination-log)")
 	stall := fs.Duration("stall-timeout", 60*time.Second, "give up a download attempt after this long without data")
 	reportPod := fs.String("report-pod", "", "also publish progress as an annotation of this pod (the operator's staging Job passes its own pod)")
+	maxBytes := fs.Int64("max-download-bytes", download.DefaultMaxBytes, "refuse a downloaded file larger than this (bytes)")
+	allow := fs.String("allow-hosts", "", "comma-separated hosts, domain suffixes (.example.com), IPs and CIDRs a source may reach: when set, only these (they also override --deny-hosts and the built-in denials)")
+	deny := fs.String("deny-hosts", "", "comma-separated hosts, domain suffixes, IPs and CIDRs a source may not reach, besides link-local and cloud metadata addresses (always denied unless allowed)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -45,6 +49,10 @@ func runStage(ctx context.Context, args []string) error {
 	if *heads < 0 {
 		return usageError{fmt.Errorf("--heads %d: want > 0", *heads)}
 	}
+	if *maxBytes <= 0 {
+		return usageError{fmt.Errorf("--max-download-bytes %d: want > 0", *maxBytes)}
+	}
+	policy := &download.Policy{Allow: splitList(*allow), Deny: splitList(*deny)}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	progress, finish := progressReporter(logger)
 	progress, finishReport := withPodReport(logger, *reportPod, progress)
@@ -52,7 +60,7 @@ func runStage(ctx context.Context, args []string) error {
 	r, err := convert.Stage(ctx, convert.Options{
 		Source: *source, SHA256: *sum, CacheDir: *cache, Heads: *heads,
 		ConverterVersion: converterVersion(), Logger: logger, Progress: progress,
-		Download: download.Options{Token: os.Getenv("HF_TOKEN"), StallTimeout: *stall},
+		Download: download.Options{Token: os.Getenv("HF_TOKEN"), StallTimeout: *stall, MaxBytes: *maxBytes, Policy: policy},
 	})
 	finish()
 	if *resultFile != "" {
@@ -83,6 +91,17 @@ func runStage(ctx context.Context, args []string) error {
 // resultCaps is the staged entry's capabilities in the operator contract's form.
 func resultCaps(c staged.Capabilities) *contract.Capabilities {
 	return &contract.Capabilities{Encode: c.Encode, Transcribe: c.Transcribe, Translate: c.Translate, Languages: c.Languages}
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func converterVersion() string {

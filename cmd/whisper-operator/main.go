@@ -46,7 +46,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (setting
 		}
 		return def
 	}
-	var pullPolicy, pullSecrets, namespaces string
+	var pullPolicy, pullSecrets, namespaces, imageAllow, allowHosts, denyHosts string
 	var bad []error
 	dur := func(p *time.Duration, name, envName, usage string) {
 		d := *p
@@ -85,6 +85,14 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (setting
 	fs.StringVar(&c.StagerServiceAccount, "stager-service-account", env("WHISPER_STAGER_SERVICE_ACCOUNT", ""), "ServiceAccount (in each namespace) that may patch pods, for live staging progress; empty: none (env WHISPER_STAGER_SERVICE_ACCOUNT)")
 	fs.StringVar(&c.QueueDepthMetric, "queue-depth-metric", env("WHISPER_QUEUE_DEPTH_METRIC", c.QueueDepthMetric), "pods metric the HorizontalPodAutoscaler scales on (env WHISPER_QUEUE_DEPTH_METRIC)")
 	fs.StringVar(&c.DecodeQueueDepthMetric, "decode-queue-depth-metric", env("WHISPER_DECODE_QUEUE_DEPTH_METRIC", c.DecodeQueueDepthMetric), "pods metric of queued transcription work the HorizontalPodAutoscaler of a model that transcribes also scales on; empty: none (env WHISPER_DECODE_QUEUE_DEPTH_METRIC)")
+	fs.StringVar(&imageAllow, "image-allow-list", env("WHISPER_IMAGE_ALLOW_LIST", ""), "comma-separated images spec.image may name besides --encoder-image (an entry ending in '*' is a prefix, \"*\" allows any); empty: only --encoder-image (env WHISPER_IMAGE_ALLOW_LIST)")
+	integer(&c.MaxDownloadBytes, "max-download-bytes", "WHISPER_MAX_DOWNLOAD_BYTES", "cap of each file a staging Job downloads; 0: the stager's default (8 GiB)")
+	fs.StringVar(&allowHosts, "staging-allow-hosts", env("WHISPER_STAGING_ALLOW_HOSTS", ""), "comma-separated hosts, .domain suffixes, IPs and CIDRs staging sources may only reach (they override the denials) (env WHISPER_STAGING_ALLOW_HOSTS)")
+	fs.StringVar(&denyHosts, "staging-deny-hosts", env("WHISPER_STAGING_DENY_HOSTS", ""), "comma-separated hosts, .domain suffixes, IPs and CIDRs staging sources may not reach, besides link-local and cloud metadata addresses (env WHISPER_STAGING_DENY_HOSTS)")
+	fs.StringVar(&c.TLSSecretName, "tls-secret", env("WHISPER_TLS_SECRET", ""), "kubernetes.io/tls Secret (tls.crt, tls.key) in each WhisperEncoder's namespace that encoders serve HTTP and gRPC with; empty: plain text (env WHISPER_TLS_SECRET)")
+	fs.StringVar(&c.AuthTokenSecret, "auth-token-secret", env("WHISPER_AUTH_TOKEN_SECRET", ""), "Secret in each WhisperEncoder's namespace whose key \"tokens\" lists the bearer tokens encoders require; empty: no auth (env WHISPER_AUTH_TOKEN_SECRET)")
+	authMetrics, _ := strconv.ParseBool(env("WHISPER_AUTH_METRICS", "false"))
+	fs.BoolVar(&c.AuthMetrics, "auth-metrics", authMetrics, "also require the token on the encoders' /metrics (env WHISPER_AUTH_METRICS)")
 	fs.StringVar(&s.opts.MetricsAddr, "metrics-bind-address", env("METRICS_BIND_ADDRESS", ":8080"), "address of /metrics, \"0\" disables (env METRICS_BIND_ADDRESS)")
 	fs.StringVar(&s.opts.ProbeAddr, "health-probe-bind-address", env("HEALTH_PROBE_BIND_ADDRESS", ":8081"), "address of /healthz and /readyz (env HEALTH_PROBE_BIND_ADDRESS)")
 	leader, _ := strconv.ParseBool(env("LEADER_ELECT", "false"))
@@ -110,6 +118,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (setting
 	c.ImagePullPolicy = corev1.PullPolicy(pullPolicy)
 	c.ImagePullSecrets = commaList(pullSecrets)
 	s.opts.WatchNamespaces = commaList(namespaces)
+	c.ImageAllowList = commaList(imageAllow)
+	c.StagingAllowHosts, c.StagingDenyHosts = commaList(allowHosts), commaList(denyHosts)
 	return s, c.Validate()
 }
 

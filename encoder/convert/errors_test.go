@@ -102,7 +102,7 @@ func TestBadInputs(t *testing.T) {
 		{"heads do not divide d_model", func(string) string { return filepath.Join(models, "tiny-op14.onnx") }, 5, "",
 			[]string{"d_model 32 is not a multiple of encoder_attention_heads 5"}},
 		{"sha256 mismatch", func(string) string { return filepath.Join(models, "tiny-op14.onnx") }, 0, strings.Repeat("ab", 32),
-			[]string{"sha256 mismatch", "want " + strings.Repeat("ab", 32)}},
+			[]string{"sha256 mismatch", "expected sha256 " + strings.Repeat("ab", 32) + ", the download did not match"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

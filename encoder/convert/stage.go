@@ -34,6 +34,7 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/encoder/download"
 	"github.com/xdna-whisper/xdna-whisper/encoder/onnx"
 	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
+	"github.com/xdna-whisper/xdna-whisper/internal/redact"
 )
 
 // Options configure one staging run.
@@ -132,7 +133,7 @@ func Stage(ctx context.Context, opts Options) (Result, error) {
 	defer cleanup()
 	m, err := onnx.Open(path)
 	if err != nil {
-		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, err)
+		return Result{}, fmt.Errorf("stage %s: %w", opts.shown(), opaqueParseError(&opts, err))
 	}
 	defer m.Close()
 	if isURL(opts.Source) {
@@ -145,10 +146,28 @@ func Stage(ctx context.Context, opts Options) (Result, error) {
 		err = p.checkExternal(m)
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, err)
+		return Result{}, fmt.Errorf("stage %s: %w", opts.shown(), err)
 	}
 	return run(ctx, &opts, m, p)
 }
+
+// errNotONNX replaces the parse error of a downloaded file that no digest vouches for.
+var errNotONNX = errors.New("the downloaded file is not a valid ONNX model (parse details are not shown for an unpinned URL, which may point anywhere: set the source's sha256 to see them)")
+
+// opaqueParseError keeps what the stager says about an arbitrary URL's content to "not ONNX":
+// a parse error quotes values read from the body, which would let whoever creates a
+// WhisperEncoder probe internal URLs through the stager. Files and pinned (sha256-checked)
+// downloads keep the details.
+func opaqueParseError(opts *Options, err error) error {
+	if isURL(opts.Source) && opts.SHA256 == "" {
+		return errNotONNX
+	}
+	return err
+}
+
+// shown is the source as errors, logs and the manifest show it: credentials
+// a URL carries (a signed URL's query, userinfo) are masked.
+func (o *Options) shown() string { return redact.URL(o.Source) }
 
 func isURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "hf://")
@@ -208,7 +227,7 @@ func fetchExternal(ctx context.Context, opts *Options, m *onnx.Model) error {
 		}
 		seen[loc] = true
 		if !filepath.IsLocal(loc) || strings.Contains(loc, "/") {
-			return fmt.Errorf("stage %s: tensor %q: external data location %q must be a file name next to the model", opts.Source, t.Name, loc)
+			return fmt.Errorf("stage %s: tensor %q: external data location %q must be a file name next to the model", opts.shown(), t.Name, loc)
 		}
 		u := siblingURL(opts.Source, loc)
 		dl := opts.Download
@@ -216,7 +235,7 @@ func fetchExternal(ctx context.Context, opts *Options, m *onnx.Model) error {
 		dl.Logger = opts.Logger
 		dl.Progress = func(done, total int64) { opts.Progress(Progress{"download", done, total}) }
 		if _, err := download.File(ctx, u, filepath.Join(m.Dir(), loc), dl); err != nil {
-			return fmt.Errorf("stage %s: external data of tensor %q: %w", opts.Source, t.Name, err)
+			return fmt.Errorf("stage %s: external data of tensor %q: %w", opts.shown(), t.Name, err)
 		}
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/download"
 	"github.com/xdna-whisper/xdna-whisper/encoder/onnx"
 	"github.com/xdna-whisper/xdna-whisper/encoder/safetensors"
 	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
@@ -126,10 +127,10 @@ func run(ctx context.Context, opts *Options, m *onnx.Model, p *staging) (Result,
 	records, fileSize, convErr := writeWeights(cctx, opts, m, p, filepath.Join(tmp, staged.WeightsFile))
 	h := <-hashed
 	if h.err != nil {
-		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, h.err)
+		return Result{}, fmt.Errorf("stage %s: %w", opts.shown(), h.err)
 	}
 	if want := strings.ToLower(opts.SHA256); want != "" && want != h.onnx.SHA256 {
-		return Result{}, fmt.Errorf("stage %s: sha256 mismatch: got %s, want %s", opts.Source, h.onnx.SHA256, want)
+		return Result{}, fmt.Errorf("stage %s: %w", opts.shown(), download.MismatchError(want))
 	}
 	key := h.key()
 	final := filepath.Join(opts.CacheDir, key)
@@ -137,18 +138,18 @@ func run(ctx context.Context, opts *Options, m *onnx.Model, p *staging) (Result,
 		return existingResult(dir, p)
 	}
 	if convErr != nil {
-		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, convErr)
+		return Result{}, fmt.Errorf("stage %s: %w", opts.shown(), convErr)
 	}
 	man := manifest(opts, m, p, h, key, records, fileSize)
 	size, err := writeMeta(tmp, p.config, &man, !opts.NoSync, 0)
 	if err != nil {
-		return Result{}, fmt.Errorf("stage %s: %w", opts.Source, err)
+		return Result{}, fmt.Errorf("stage %s: %w", opts.shown(), err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		if isStaged(final) { // another stager won the race
 			return existingResult(final, p)
 		}
-		return Result{}, fmt.Errorf("stage %s: rename %s to %s: %w", opts.Source, tmp, final, err)
+		return Result{}, fmt.Errorf("stage %s: rename %s to %s: %w", opts.shown(), tmp, final, err)
 	}
 	committed = true
 	if !opts.NoSync {
@@ -156,7 +157,7 @@ func run(ctx context.Context, opts *Options, m *onnx.Model, p *staging) (Result,
 	}
 	if p.precision.Lossy() {
 		opts.Logger.Warn("lossy source: BF16 weights staged from a "+string(p.precision)+" export differ from those of the fp32 original",
-			"source", opts.Source, "precision", p.precision)
+			"source", opts.shown(), "precision", p.precision)
 	}
 	return Result{
 		Key: key, Dir: final, SourceSHA256: h.onnx.SHA256, SourcePrecision: p.precision, Lossy: p.precision.Lossy(),
@@ -317,7 +318,7 @@ func manifest(opts *Options, m *onnx.Model, p *staging, h sourceHash, key string
 	sizes := staged.SizesOf(p.config)
 	producer := strings.TrimSpace(m.ProducerName + " " + m.ProducerVersion)
 	return staged.Manifest{
-		FormatVersion: staged.FormatVersion, Key: key, Source: opts.Source,
+		FormatVersion: staged.FormatVersion, Key: key, Source: opts.shown(),
 		SourceSHA256: h.onnx.SHA256, SourceSize: h.onnx.Size, ExternalData: h.external,
 		SourcePrecision: p.precision, LossySource: p.precision.Lossy(), Precision: staged.BFloat16,
 		ConverterVersion: opts.ConverterVersion, OpsetVersion: m.Opsets[""], Producer: producer,

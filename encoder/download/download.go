@@ -2,8 +2,9 @@
 // hub (hf://ORG/REPO/PATH[@REV]): it streams to disk while hashing, verifies
 // an expected sha256, retries transient failures with exponential backoff,
 // resuming with a Range request where the server allows it, gives up on a
-// stalled transfer instead of hanging, and sends HF_TOKEN only to Hugging Face
-// hosts.
+// stalled transfer instead of hanging, sends HF_TOKEN only to Hugging Face
+// hosts, refuses files beyond a size cap and hosts an admin's Policy refuses,
+// and never shows a URL's credentials (package redact).
 package download
 
 import (
@@ -21,7 +22,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/xdna-whisper/xdna-whisper/internal/redact"
 )
+
+// DefaultMaxBytes is the default size cap of one downloaded file (8 GiB; a
+// whisper-large-v3 fp32 encoder is about 2.5 GB).
+const DefaultMaxBytes = 8 << 30
 
 // Options tune a download. The zero value works.
 type Options struct {
@@ -46,6 +53,14 @@ type Options struct {
 	Progress func(done, total int64)
 	// Logger receives retry notices (default slog.Default()).
 	Logger *slog.Logger
+	// MaxBytes caps the file's size (default DefaultMaxBytes): a larger
+	// Content-Length is refused up front and a body that grows beyond it
+	// (with or without Content-Length) is cut off and removed.
+	MaxBytes int64
+	// Policy decides which hosts may be reached (nil: DefaultDeny only). It
+	// guards the dialler of Client's transport when that is an *http.Transport
+	// (or nil).
+	Policy *Policy
 }
 
 func (o *Options) defaults() {
@@ -69,6 +84,9 @@ func (o *Options) defaults() {
 	}
 	if o.HFEndpoint == "" {
 		o.HFEndpoint = "https://huggingface.co"
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
 	}
 }
 
@@ -143,25 +161,33 @@ var ErrNotFound = errors.New("not found")
 // File downloads rawURL (http, https or hf://) to dst. The bytes go to
 // dst + ".part" while they are hashed; dst appears only when the download is
 // complete and, if opts.SHA256 is set, verified. On failure nothing is left.
+// Errors and logs show rawURL through redact.URL.
 func File(ctx context.Context, rawURL, dst string, opts Options) (Result, error) {
 	opts.defaults()
+	shown := redact.URL(rawURL)
 	u := rawURL
 	if strings.HasPrefix(rawURL, "hf://") {
 		var err error
 		if u, err = ResolveHF(rawURL, opts.HFEndpoint); err != nil {
-			return Result{}, err
+			return Result{}, errors.New(redact.Text(err.Error()))
 		}
 	}
 	parsed, err := url.Parse(u)
 	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") {
-		return Result{}, fmt.Errorf("download %s: want an http, https or hf:// URL", rawURL)
+		return Result{}, fmt.Errorf("download %s: want an http, https or hf:// URL", shown)
+	}
+	guard, err := opts.Policy.compile()
+	if err != nil {
+		return Result{}, fmt.Errorf("download %s: %w", shown, err)
 	}
 	part := dst + ".part"
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return Result{}, fmt.Errorf("download %s: %w", rawURL, err)
+		return Result{}, fmt.Errorf("download %s: %w", shown, err)
 	}
-	d := &transfer{opts: &opts, url: u, f: f, h: sha256.New(), total: -1}
+	httpc := guard.guardedClient(opts.Client)
+	defer httpc.CloseIdleConnections()
+	d := &transfer{opts: &opts, url: u, f: f, h: sha256.New(), total: -1, httpc: httpc, guard: guard}
 	err = d.run(ctx)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
@@ -171,11 +197,11 @@ func File(ctx context.Context, rawURL, dst string, opts Options) (Result, error)
 	}
 	if err != nil {
 		os.Remove(part)
-		return Result{}, fmt.Errorf("download %s: %w", rawURL, err)
+		return Result{}, fmt.Errorf("download %s: %w", shown, err)
 	}
 	if err := os.Rename(part, dst); err != nil {
 		os.Remove(part)
-		return Result{}, fmt.Errorf("download %s: %w", rawURL, err)
+		return Result{}, fmt.Errorf("download %s: %w", shown, err)
 	}
 	return Result{Path: dst, SHA256: d.sum, Size: d.done}, nil
 }
@@ -189,6 +215,8 @@ type transfer struct {
 	done  int64
 	total int64
 	sum   string
+	httpc *http.Client // opts.Client guarded by opts.Policy
+	guard *checker     // opts.Policy, also applied to request URLs (a proxy dials for them)
 }
 
 func (d *transfer) run(ctx context.Context) error {
@@ -208,8 +236,8 @@ func (d *transfer) run(ctx context.Context) error {
 			}
 			return err
 		}
-		d.opts.Logger.Warn("download attempt failed; retrying", "url", redact(d.url), "attempt", attempt,
-			"bytes", d.done, "retryIn", delay.String(), "err", err.Error())
+		d.opts.Logger.Warn("download attempt failed; retrying", "url", redact.URL(d.url), "attempt", attempt,
+			"bytes", d.done, "retryIn", delay.String(), "err", redact.Text(err.Error()))
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
@@ -230,6 +258,9 @@ func (d *transfer) attempt(ctx context.Context) error {
 	if err != nil {
 		return permanent{err}
 	}
+	if _, err := d.guard.checkName(req.URL.Hostname()); err != nil {
+		return permanent{err}
+	}
 	d.authorize(req)
 	if d.done > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(d.done, 10)+"-")
@@ -237,6 +268,13 @@ func (d *transfer) attempt(ctx context.Context) error {
 	client := d.client()
 	resp, err := client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = redact.URL(ue.URL)
+		}
+		if errors.Is(err, ErrRefused) {
+			return permanent{err}
+		}
 		return d.cause(actx, err)
 	}
 	defer resp.Body.Close()
@@ -248,6 +286,9 @@ func (d *transfer) attempt(ctx context.Context) error {
 			}
 		}
 		d.total = resp.ContentLength
+		if err := d.checkSize(d.total); err != nil {
+			return err
+		}
 	case resp.StatusCode == http.StatusPartialContent && d.done > 0:
 		start, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if !ok || start != d.done {
@@ -257,6 +298,9 @@ func (d *transfer) attempt(ctx context.Context) error {
 			return fmt.Errorf("server resumed at %q, want byte %d", resp.Header.Get("Content-Range"), d.done)
 		}
 		d.total = total
+		if err := d.checkSize(d.total); err != nil {
+			return err
+		}
 	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 		return fmt.Errorf("HTTP %s", resp.Status)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
@@ -269,6 +313,9 @@ func (d *transfer) attempt(ctx context.Context) error {
 	buf := make([]byte, 1<<20)
 	for {
 		n, rerr := resp.Body.Read(buf)
+		if n > 0 && d.done+int64(n) > d.opts.MaxBytes {
+			return d.checkSize(d.done + int64(n))
+		}
 		if n > 0 {
 			watchdog.Reset(d.opts.StallTimeout)
 			if _, err := d.f.Write(buf[:n]); err != nil {
@@ -313,22 +360,42 @@ func (d *transfer) restart() error {
 	return nil
 }
 
+// checkSize refuses a file of n bytes (-1: unknown) beyond the cap.
+func (d *transfer) checkSize(n int64) error {
+	if n > d.opts.MaxBytes {
+		return permanent{fmt.Errorf("file larger than the %d-byte cap (--max-download-bytes)", d.opts.MaxBytes)}
+	}
+	return nil
+}
+
+// verify checks the digest. A mismatch says nothing of what was received: a
+// source may be any URL, and the digest or size of an internal one is
+// information the requester must not get.
 func (d *transfer) verify() error {
 	d.sum = hex.EncodeToString(d.h.Sum(nil))
 	if want := strings.ToLower(d.opts.SHA256); want != "" && want != d.sum {
-		return fmt.Errorf("sha256 mismatch: got %s, want %s (%d bytes)", d.sum, want, d.done)
+		return permanent{MismatchError(want)}
 	}
 	return nil
+}
+
+// MismatchError is the error for content that does not hash to want. It
+// names the expected digest only.
+func MismatchError(want string) error {
+	return fmt.Errorf("sha256 mismatch: expected sha256 %s, the download did not match", want)
 }
 
 // client returns the configured client with a redirect policy that sets the
 // bearer token for Hugging Face hosts and removes it everywhere else.
 func (d *transfer) client() *http.Client {
-	c := *d.opts.Client
+	c := *d.httpc
 	prev := c.CheckRedirect
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 10 {
 			return errors.New("stopped after 10 redirects")
+		}
+		if _, err := d.guard.checkName(req.URL.Hostname()); err != nil {
+			return err
 		}
 		d.authorize(req)
 		if prev != nil {
@@ -372,12 +439,4 @@ func parseContentRange(s string) (start, total int64, ok bool) {
 		}
 	}
 	return start, total, true
-}
-
-// redact drops the query (signed URLs carry credentials there).
-func redact(u string) string {
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		return u[:i] + "?…"
-	}
-	return u
 }

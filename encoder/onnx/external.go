@@ -1,7 +1,9 @@
 package onnx
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"unsafe"
@@ -41,7 +43,7 @@ func (m *Model) externalBytes(t *Tensor) ([]byte, error) {
 	}
 	e, ok := m.external[loc]
 	if !ok {
-		e = mapFile(filepath.Join(m.Dir(), loc))
+		e = mapFile(m.Dir(), loc)
 		m.external[loc] = e
 	}
 	m.mu.Unlock()
@@ -56,9 +58,14 @@ func (m *Model) externalBytes(t *Tensor) ([]byte, error) {
 	return e.data[t.External.Offset:end:end], nil
 }
 
-func mapFile(path string) *externalFile {
+// mapFile maps loc, a path inside dir. It opens it through an os.Root, so
+// neither ".." nor a symlink (of loc or of a folder on its way) can lead
+// outside dir: a model must not make the stager read, and serve as weights,
+// a file it has no business with.
+func mapFile(dir, loc string) *externalFile {
+	path := filepath.Join(dir, loc)
 	e := &externalFile{path: path}
-	f, err := os.Open(path)
+	f, err := openBeneath(dir, loc)
 	if err != nil {
 		e.err = err
 		return e
@@ -82,6 +89,23 @@ func mapFile(path string) *externalFile {
 		e.err = fmt.Errorf("mmap %s: %w", path, e.err)
 	}
 	return e
+}
+
+// openBeneath opens loc inside dir, refusing a path that resolves outside it.
+func openBeneath(dir, loc string) (*os.File, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.Open(loc)
+	if err != nil {
+		if _, lerr := os.Lstat(filepath.Join(dir, loc)); lerr == nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("location %q leads outside the model's folder %s (through a symlink): %w", loc, dir, err)
+		}
+		return nil, err
+	}
+	return f, nil
 }
 
 // dropBatch is how much of the model's mapping drop lets accumulate before

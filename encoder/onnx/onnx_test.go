@@ -320,3 +320,86 @@ func TestExternalLocationMustStayInside(t *testing.T) {
 		}
 	}
 }
+
+// External data reached through a symlink (of the file, or of a folder on its
+// way) that leads outside the model's folder is refused; a symlink staying
+// inside is fine.
+func TestExternalDataSymlinkMustStayInside(t *testing.T) {
+	outside := t.TempDir()
+	copyTo(t, outside, "tiny-op14-external.onnx_data")
+	tests := []struct {
+		name   string
+		setup  func(t *testing.T, dir string) string // returns the model path
+		escape bool
+	}{
+		{"file symlink out", func(t *testing.T, dir string) string {
+			p := copyTo(t, dir, "tiny-op14-external.onnx")
+			mustSymlink(t, filepath.Join(outside, "tiny-op14-external.onnx_data"), filepath.Join(dir, "tiny-op14-external.onnx_data"))
+			return p
+		}, true},
+		{"relative symlink out", func(t *testing.T, dir string) string {
+			sub := filepath.Join(dir, "m")
+			os.Mkdir(sub, 0o755)
+			copyTo(t, dir, "tiny-op14-external.onnx_data")
+			p := copyTo(t, sub, "tiny-op14-external.onnx")
+			mustSymlink(t, "../tiny-op14-external.onnx_data", filepath.Join(sub, "tiny-op14-external.onnx_data"))
+			return p
+		}, true},
+		{"symlink inside", func(t *testing.T, dir string) string {
+			p := copyTo(t, dir, "tiny-op14-external.onnx")
+			os.Mkdir(filepath.Join(dir, "blobs"), 0o755)
+			copyTo(t, filepath.Join(dir, "blobs"), "tiny-op14-external.onnx_data")
+			mustSymlink(t, "blobs/tiny-op14-external.onnx_data", filepath.Join(dir, "tiny-op14-external.onnx_data"))
+			return p
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Open(tt.setup(t, t.TempDir()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			var firstErr error
+			for _, tn := range m.Graph.Initializers {
+				if firstErr = m.Float32s(tn, make([]float32, tn.NumElements())); firstErr != nil {
+					break
+				}
+			}
+			if !tt.escape {
+				if firstErr != nil {
+					t.Fatal(firstErr)
+				}
+				return
+			}
+			if firstErr == nil || !strings.Contains(firstErr.Error(), `leads outside the model's folder`) || !strings.Contains(firstErr.Error(), `tensor "`) {
+				t.Fatalf("error = %v, want a refusal naming the tensor", firstErr)
+			}
+			if testing.Verbose() {
+				t.Log(firstErr)
+			}
+		})
+	}
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDuplicateInitializerNames(t *testing.T) {
+	a := tensorProto([]uint64{1}, 1, []byte{0, 0, 0x80, 0x3f})
+	b := tensorProto([]uint64{1}, 1, []byte{0, 0, 0, 0x40})
+	g := append([]byte{0x2a}, appendVarint(nil, uint64(len(a)))...)
+	g = append(g, a...)
+	g = append(g, 0x2a)
+	g = appendVarint(g, uint64(len(b)))
+	g = append(g, b...)
+	model := append(appendVarint([]byte{0x08, 8, 0x3a}, uint64(len(g))), g...)
+	_, err := Parse(model)
+	if err == nil || !strings.Contains(err.Error(), `duplicate name "w"`) || !strings.Contains(err.Error(), "initializer 1") {
+		t.Fatalf("Parse error = %v, want a duplicate-name error naming \"w\"", err)
+	}
+}

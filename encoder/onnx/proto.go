@@ -248,6 +248,7 @@ func (m *Model) parseOpset(f field) error {
 
 func (m *Model) parseGraph(b []byte) error {
 	g := &m.Graph
+	seen := map[string]int{}
 	return fields(b, func(f field) error {
 		switch f.num {
 		case fieldNode:
@@ -273,6 +274,10 @@ func (m *Model) parseGraph(b []byte) error {
 			if err != nil {
 				return fmt.Errorf("initializer %d: %w", len(g.Initializers), err)
 			}
+			if first, dup := seen[t.Name]; dup {
+				return fmt.Errorf("initializer %d: duplicate name %q (initializer %d has it too): which one the graph uses is ambiguous", len(g.Initializers), t.Name, first)
+			}
+			seen[t.Name] = len(g.Initializers)
 			g.Initializers = append(g.Initializers, t)
 			m.drop(mb)
 		case fieldInput, fieldOutput:

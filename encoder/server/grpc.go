@@ -32,17 +32,18 @@ const maxResponseBytes = 64 << 20
 const maxHeaderBytes = 64 << 10
 
 // GRPCServer returns a gRPC server with the Encoder service, grpc.health.v1
-// and server reflection registered, its receive limit set to MaxRequestBytes,
+// and (with Options.Reflection) server reflection registered, its receive
+// limit set to MaxRequestBytes,
 // its concurrent streams per connection to MaxStreams·4, keepalive, and the
-// tap that admits Encode calls into the upload budget before their message
-// is read.
+// tap that checks the bearer token (Options.Auth) and admits Encode calls
+// into the upload budget before their message is read.
 func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	opts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(min(s.opts.MaxRequestBytes, math.MaxInt32))),
 		grpc.MaxSendMsgSize(maxResponseBytes),
 		grpc.MaxConcurrentStreams(uint32(max(64, 4*s.opts.MaxStreams))),
 		grpc.MaxHeaderListSize(maxHeaderBytes),
-		grpc.InTapHandle(s.tap),
+		grpc.InTapHandle(s.withAuthTap(s.tap)),
 		grpc.ConnectionTimeout(10 * time.Second),
 		// Ping a connection idle for 2 minutes and drop it if the ping is not
 		// answered in 20 s (a vanished client); close connections idle for
@@ -53,7 +54,9 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	g := grpc.NewServer(opts...)
 	encoderv1.RegisterEncoderServer(g, &grpcService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
-	reflection.Register(g)
+	if s.opts.Reflection {
+		reflection.Register(g)
+	}
 	return g
 }
 

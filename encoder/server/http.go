@@ -46,6 +46,9 @@ const (
 //	                 response_format (json, text, srt, vtt, verbose_json),
 //	                 temperature, timestamp_granularities[], stream (SSE)
 //	GET  /v1/models, /v1/models/{id}
+//
+// With Options.Auth every path but the probes (and /metrics, unless
+// Options.AuthMetrics) needs a bearer token (see withAuth).
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/encode", s.handleEncode)
@@ -57,7 +60,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{}))
 	s.transcriptionRoutes(mux)
-	return mux
+	return s.withAuth(mux)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {

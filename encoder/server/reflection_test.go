@@ -11,7 +11,9 @@ import (
 // TestReflectionListsServices: grpcurl-style clients can discover the API.
 func TestReflectionListsServices(t *testing.T) {
 	g := newGated(fakeInfo(), false)
-	h := start(t, g, fakeInfo(), DefaultOptions())
+	opts := DefaultOptions()
+	opts.Reflection = true
+	h := start(t, g, fakeInfo(), opts)
 	h.waitReady(t)
 	stream, err := reflectionpb.NewServerReflectionClient(h.conn).ServerReflectionInfo(context.Background())
 	if err != nil {

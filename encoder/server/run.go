@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/net/netutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // Run serves s over HTTP on httpLis and gRPC on grpcLis, warms the model up
@@ -31,10 +33,16 @@ func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTim
 	}
 	httpLis = netutil.LimitListener(httpLis, s.opts.MaxConnections)
 	grpcLis = netutil.LimitListener(grpcLis, s.opts.MaxConnections)
-	gs := s.GRPCServer()
+	var gs *grpc.Server
+	if s.opts.TLS != nil {
+		hs.TLSConfig = s.opts.TLS.TLSConfig()
+		gs = s.GRPCServer(grpc.Creds(credentials.NewTLS(s.opts.TLS.TLSConfig())))
+	} else {
+		gs = s.GRPCServer()
+	}
 	errc := make(chan error, 3)
 	go func() {
-		if err := hs.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serveHTTP(hs, httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
@@ -117,3 +125,11 @@ func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTim
 
 // cutGrace is how long cut transcriptions get to tell their clients.
 const cutGrace = 2 * time.Second
+
+// serveHTTP serves hs on l, over TLS when hs has a TLS configuration.
+func serveHTTP(hs *http.Server, l net.Listener) error {
+	if hs.TLSConfig != nil {
+		return hs.ServeTLS(l, "", "")
+	}
+	return hs.Serve(l)
+}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
 	"github.com/xdna-whisper/xdna-whisper/encoder/transcribe"
+	"github.com/xdna-whisper/xdna-whisper/internal/redact"
 )
 
 // BatchEncoder runs the encoder on a batch: mel is [batch, NMels, Frames] and the
@@ -129,6 +130,18 @@ type Options struct {
 	// its decoded audio and decoder slots); beyond it requests are refused
 	// with RESOURCE_EXHAUSTED / 429. 0 means DefaultMaxTranscriptions.
 	MaxTranscriptions int
+	// TLS, if set, serves both HTTP and gRPC over TLS with this certificate
+	// source (see CertFiles); nil serves plain HTTP and h2c gRPC.
+	TLS *CertFiles
+	// Auth, if set, requires a bearer token on every HTTP path except
+	// /healthz, /readyz (and /metrics unless AuthMetrics) and on every gRPC
+	// call except grpc.health.v1.
+	Auth *Tokens
+	// AuthMetrics also requires the token on /metrics (with Auth).
+	AuthMetrics bool
+	// Reflection registers gRPC server reflection (off by default: it lists
+	// the API to anyone who can connect).
+	Reflection bool
 	// Logger receives one line per request at debug and failures at warn/error.
 	Logger *slog.Logger
 	// Registerer receives the metrics (nil: a new registry, see Registry).
@@ -253,6 +266,7 @@ func New(enc BatchEncoder, info Info, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	info.Source = redact.URL(info.Source) // served by /v1/model and GetModel: no credentials
 	s := &Server{
 		enc:     enc,
 		info:    info,

@@ -220,6 +220,9 @@ func TestBadValuesAreRefused(t *testing.T) {
 		{"nodeFeatureRule yes", []string{"nodeFeatureRule.create=yes"}, "create"},
 		{"two operators without a leader", []string{"operator.replicaCount=2", "operator.leaderElection.enabled=false"}, "leaderElection"},
 		{"no service account name", []string{"operator.serviceAccount.create=false"}, "operator.serviceAccount.name is required"},
+		{"auth metrics without tokens", []string{"encoder.auth.metrics=true"}, "encoder.auth.metrics needs encoder.auth.tokenSecret"},
+		{"bad TLS secret name", []string{"encoder.tls.secretName=Encoder_TLS"}, "secretName"},
+		{"negative download cap", []string{"operator.staging.maxDownloadBytes=-1"}, "maxDownloadBytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
