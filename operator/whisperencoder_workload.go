@@ -76,7 +76,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 	if podBackend(spec) == whisperv1.BackendNPU {
 		podSecurity, containerSecurity = npuPodSecurity(), npuContainerSecurity()
 	}
-	return &appsv1.Deployment{
+	d := &appsv1.Deployment{
 		ObjectMeta: meta,
 		Spec: appsv1.DeploymentSpec{
 			Replicas: desiredReplicas(spec),
@@ -143,6 +143,10 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 			},
 		},
 	}
+	if usesDRA(spec) {
+		withNPUClaim(&d.Spec.Template.Spec, npuClaimTemplateName(we, spec.NPU))
+	}
+	return d
 }
 
 // Default resources of the encoder container, for what spec.resources leaves unset: the
@@ -158,7 +162,8 @@ var (
 
 // encoderResources is spec.resources (spec defaulted) with the defaults above where it sets
 // neither request nor limit of CPU or memory (a memory request without a limit gets the default
-// limit, raised to the request), plus, for backend npu, the device as request and limit.
+// limit, raised to the request), plus, for backend npu with the device plugin, the device as
+// request and limit (with DRA the pod's claim stands for it: see withNPUClaim).
 func encoderResources(spec whisperv1.WhisperEncoderSpec, weightsBytes int64) corev1.ResourceRequirements {
 	res := *spec.Resources.DeepCopy()
 	if res.Requests == nil {
@@ -183,7 +188,7 @@ func encoderResources(spec whisperv1.WhisperEncoderSpec, weightsBytes int64) cor
 			res.Requests[corev1.ResourceMemory] = plus(defaultMemoryBase, weights)
 		}
 	}
-	if podBackend(spec) == whisperv1.BackendNPU {
+	if podBackend(spec) == whisperv1.BackendNPU && !usesDRA(spec) {
 		n := spec.NPU
 		q := *resource.NewQuantity(int64(n.Count), resource.DecimalSI)
 		res.Requests[corev1.ResourceName(n.ResourceName)] = q
@@ -328,11 +333,21 @@ func npuContainerSecurity() *corev1.SecurityContext {
 // the encoder pods for status.
 func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.WhisperEncoder, weights report.StageResult) (workloadView, error) {
 	var v workloadView
+	prev, err := getOptional(ctx, r.Client, we.Namespace, we.Name, &appsv1.Deployment{})
+	if err != nil {
+		return v, err
+	}
+	if err := r.applyNPUClaimTemplate(ctx, we); err != nil {
+		return v, err
+	}
 	deploy, err := apply(ctx, r.Client, encoderDeployment(we, weights, r.Config), keepAutoscaledReplicas)
 	if err != nil {
 		return v, err
 	}
 	v.Deployment = deploy
+	if err := r.pruneNPUClaimTemplates(ctx, we, prev, deploy); err != nil {
+		return v, err
+	}
 	if v.Service, err = apply(ctx, r.Client, encoderService(we), keepServiceAllocations); err != nil {
 		return v, err
 	}

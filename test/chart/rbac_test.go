@@ -54,6 +54,12 @@ policy poddisruptionbudgets get
 policy poddisruptionbudgets list
 policy poddisruptionbudgets patch
 policy poddisruptionbudgets watch
+resource.k8s.io resourceclaimtemplates create
+resource.k8s.io resourceclaimtemplates delete
+resource.k8s.io resourceclaimtemplates get
+resource.k8s.io resourceclaimtemplates list
+resource.k8s.io resourceclaimtemplates patch
+resource.k8s.io resourceclaimtemplates watch
 events.k8s.io events create
 events.k8s.io events patch
 whisper.xdna.io whisperencoders get
