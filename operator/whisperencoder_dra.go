@@ -73,13 +73,18 @@ func npuClaimTemplateName(we *whisperv1.WhisperEncoder, n whisperv1.NPUSpec) str
 }
 
 // npuClaimTemplate builds the ResourceClaimTemplate of we's encoder pods, controlled by we.
+// The claims made from it carry the encoder's labels (kubectl get resourceclaims -l
+// whisper.xdna.io/encoder=<name>).
 func npuClaimTemplate(we *whisperv1.WhisperEncoder) *resourcev1.ResourceClaimTemplate {
 	n := we.Spec.Defaulted().NPU
 	meta := controlledMeta(we)
 	meta.Name = npuClaimTemplateName(we, n)
 	return &resourcev1.ResourceClaimTemplate{
 		ObjectMeta: meta,
-		Spec:       resourcev1.ResourceClaimTemplateSpec{Spec: npuClaimSpec(n)},
+		Spec: resourcev1.ResourceClaimTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: encoderLabels(we)},
+			Spec:       npuClaimSpec(n),
+		},
 	}
 }
 

@@ -100,8 +100,8 @@ func TestNPUClaimTemplate(t *testing.T) {
 	if ref := got.OwnerReferences; len(ref) != 1 || !ptr.Deref(ref[0].Controller, false) || ref[0].Name != "base" {
 		t.Errorf("owner %+v, want the WhisperEncoder as controller", ref)
 	}
-	if got.Labels[labelManagedBy] != managedBy {
-		t.Errorf("labels %v: not marked as the operator's", got.Labels)
+	if got.Labels[labelManagedBy] != managedBy || got.Spec.Labels[labelEncoder] != "base" {
+		t.Errorf("labels %v, claims' labels %v: want the operator's and the encoder's", got.Labels, got.Spec.Labels)
 	}
 	names := map[string]bool{got.Name: true}
 	for _, mut := range []func(*whisperv1.NPUSpec){
