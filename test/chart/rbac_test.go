@@ -180,6 +180,8 @@ func TestRBACIsExactlyTheListedRules(t *testing.T) {
 					want = operatorRules
 				case name == r.value("stager.serviceAccountName", "whisper-stager"):
 					want = stagerRules
+				case strings.HasSuffix(name, "-dra-driver") && o.GetKind() == "ClusterRole":
+					want = draDriverRules
 				default:
 					t.Errorf("%s: unexpected role", objectID(o))
 					continue
@@ -202,6 +204,9 @@ func TestRBACIsExactlyTheListedRules(t *testing.T) {
 				if stager {
 					wantCounts["Role "+r.value("stager.serviceAccountName", "whisper-stager").(string)] = len(r.workloadNamespaces())
 				}
+			}
+			if r.value("draDriver.enabled", false) == true {
+				wantCounts["ClusterRole dra-driver"] = 1
 			}
 			if fmt.Sprint(counts) != fmt.Sprint(wantCounts) {
 				t.Errorf("roles rendered %v, want %v", counts, wantCounts)
