@@ -8,6 +8,7 @@
 #
 #   docker build --target whisper-encoder    -t ghcr.io/xdna-whisper/whisper-encoder:TAG .
 #   docker build --target xdna-device-plugin -t ghcr.io/xdna-whisper/xdna-device-plugin:TAG .
+#   docker build --target xdna-dra-driver    -t ghcr.io/xdna-whisper/xdna-dra-driver:TAG .
 #   docker build --target whisper-operator   -t ghcr.io/xdna-whisper/whisper-operator:TAG .
 #
 # (add --build-arg VERSION=... --build-arg COMMIT=... --build-arg CREATED=...).
@@ -22,7 +23,7 @@ ARG VERSION=dev
 ARG COMMIT=unknown
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
       -ldflags "-s -w -X github.com/xdna-whisper/xdna-whisper/internal/version.Version=${VERSION} -X github.com/xdna-whisper/xdna-whisper/internal/version.Commit=${COMMIT}" \
-      -o /out/ ./cmd/whisper-encoder ./cmd/xdna-device-plugin ./cmd/whisper-operator
+      -o /out/ ./cmd/whisper-encoder ./cmd/xdna-device-plugin ./cmd/xdna-dra-driver ./cmd/whisper-operator
 RUN mkdir -p /rootfs/etc/ssl/certs /rootfs/home/nonroot /rootfs/tmp \
  && printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > /rootfs/etc/passwd \
  && printf 'root:x:0:\nnonroot:x:65532:\n' > /rootfs/etc/group \
@@ -55,6 +56,12 @@ COPY --from=build /out/xdna-device-plugin /usr/local/bin/xdna-device-plugin
 LABEL org.opencontainers.image.title="xdna-device-plugin" \
       org.opencontainers.image.description="Kubernetes device plugin advertising AMD XDNA NPUs as amd.com/npu"
 ENTRYPOINT ["/usr/local/bin/xdna-device-plugin"]
+
+FROM base AS xdna-dra-driver
+COPY --from=build /out/xdna-dra-driver /usr/local/bin/xdna-dra-driver
+LABEL org.opencontainers.image.title="xdna-dra-driver" \
+      org.opencontainers.image.description="Kubernetes DRA driver publishing AMD XDNA NPUs as npu.amd.com devices with shareable hardware contexts"
+ENTRYPOINT ["/usr/local/bin/xdna-dra-driver"]
 
 FROM base AS whisper-operator
 COPY --from=build /out/whisper-operator /usr/local/bin/whisper-operator

@@ -10,7 +10,7 @@ VERSION     := $(or $(VERSION),$(shell git describe --tags --always --dirty 2>/d
 COMMIT      := $(or $(COMMIT),$(shell git rev-parse HEAD 2>/dev/null || echo unknown))
 LDFLAGS     := -s -w -X github.com/xdna-whisper/xdna-whisper/internal/version.Version=$(VERSION) \
                -X github.com/xdna-whisper/xdna-whisper/internal/version.Commit=$(COMMIT)
-BINARIES    := whisper-encoder xdna-device-plugin whisper-operator
+BINARIES    := whisper-encoder xdna-device-plugin xdna-dra-driver whisper-operator
 
 .PHONY: all build test test-unit lint demo bench fixtures clean generate-proto check-proto check-asm
 
@@ -39,7 +39,7 @@ help:
 check: lint test-unit check-proto check-asm test-deviceplugin test-kubelet verify-generated test-operator test-chart
 
 ## test: every test the project has (what .ci/run runs)
-test: lint test-unit check-proto check-asm test-server test-openai test-deviceplugin test-kubelet test-encoder verify-generated test-operator test-stage test-tokenizer test-transcribe test-chart verify-docs e2e
+test: lint test-unit check-proto check-asm test-server test-openai test-deviceplugin test-kubelet test-dra test-encoder verify-generated test-operator test-stage test-tokenizer test-transcribe test-chart verify-docs e2e
 
 ## lint: gofmt and go vet
 lint:
@@ -103,6 +103,15 @@ test-deviceplugin:
 .PHONY: test-openai
 test-openai:
 	cd test/openai && npm ci --no-audit --no-fund && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
+
+## test-dra: the DRA driver (deviceplugin/amdxdna, deviceplugin/dra, cmd/xdna-dra-driver) with the
+## race detector, its binary against a real kube-apiserver and kube-scheduler 1.37 with default feature
+## gates (hack/k8s-bins.sh); XDNA_DRA_TEST=required makes those two tests fail instead of skip
+.PHONY: test-dra
+test-dra:
+	@assets=$$(hack/k8s-bins.sh kube-apiserver etcd kube-scheduler) && \
+	KUBEBUILDER_ASSETS=$$assets XDNA_DRA_TEST=required $(GO) test -race -count=1 -timeout 15m \
+	  ./deviceplugin/amdxdna/... ./deviceplugin/dra/... ./cmd/xdna-dra-driver/...
 
 ## test-kubelet: the device plugin against the kubelet's own device manager
 ## (separate module test/kubelet, so the main go.mod never imports k8s.io/kubernetes);

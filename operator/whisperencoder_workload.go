@@ -144,6 +144,9 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 		},
 	}
 	secureServing(&d.Spec.Template, cfg)
+	if usesDRA(spec) {
+		withNPUClaim(&d.Spec.Template.Spec, npuClaimTemplateName(we, spec.NPU))
+	}
 	return d
 }
 
@@ -179,7 +182,8 @@ var (
 
 // encoderResources is spec.resources (spec defaulted) with the defaults above where it sets
 // neither request nor limit of CPU or memory (a memory request without a limit gets the default
-// limit, raised to the request), plus, for backend npu, the device as request and limit.
+// limit, raised to the request), plus, for backend npu with the device plugin, the device as
+// request and limit (with DRA the pod's claim stands for it: see withNPUClaim).
 func encoderResources(spec whisperv1.WhisperEncoderSpec, weightsBytes int64) corev1.ResourceRequirements {
 	res := *spec.Resources.DeepCopy()
 	if res.Requests == nil {
@@ -204,7 +208,7 @@ func encoderResources(spec whisperv1.WhisperEncoderSpec, weightsBytes int64) cor
 			res.Requests[corev1.ResourceMemory] = plus(defaultMemoryBase, weights)
 		}
 	}
-	if podBackend(spec) == whisperv1.BackendNPU {
+	if podBackend(spec) == whisperv1.BackendNPU && !usesDRA(spec) {
 		n := spec.NPU
 		q := *resource.NewQuantity(int64(n.Count), resource.DecimalSI)
 		res.Requests[corev1.ResourceName(n.ResourceName)] = q
@@ -358,11 +362,21 @@ func npuContainerSecurity() *corev1.SecurityContext {
 // the encoder pods for status.
 func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.WhisperEncoder, weights report.StageResult) (workloadView, error) {
 	var v workloadView
+	prev, err := getOptional(ctx, r.Client, we.Namespace, we.Name, &appsv1.Deployment{})
+	if err != nil {
+		return v, err
+	}
+	if err := r.applyNPUClaimTemplate(ctx, we); err != nil {
+		return v, err
+	}
 	deploy, err := apply(ctx, r.Client, encoderDeployment(we, weights, r.Config), keepAutoscaledReplicas)
 	if err != nil {
 		return v, err
 	}
 	v.Deployment = deploy
+	if err := r.pruneNPUClaimTemplates(ctx, we, prev, deploy); err != nil {
+		return v, err
+	}
 	if v.Service, err = apply(ctx, r.Client, encoderService(we), keepServiceAllocations); err != nil {
 		return v, err
 	}

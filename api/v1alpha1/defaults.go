@@ -14,6 +14,10 @@ const (
 	DefaultNPUResourceName = "amd.com/npu"
 	// DefaultNPUCount of devices per encoder pod.
 	DefaultNPUCount int32 = 1
+	// DefaultNPUAllocation is how an encoder pod gets its NPU.
+	DefaultNPUAllocation = NPUAllocationDevicePlugin
+	// DefaultNPUContexts of each NPU a pod claims with allocation dra.
+	DefaultNPUContexts int32 = 1
 	// DefaultMaxBatch of 30 s windows encoded at once.
 	DefaultMaxBatch int32 = 8
 	// DefaultMaxQueue of waiting requests.
@@ -47,6 +51,8 @@ func (s *WhisperEncoderSpec) Defaulted() WhisperEncoderSpec {
 	}
 	setDefault(&d.NPU.ResourceName, DefaultNPUResourceName)
 	setDefault(&d.NPU.Count, DefaultNPUCount)
+	setDefault(&d.NPU.Allocation, DefaultNPUAllocation)
+	setDefault(&d.NPU.Contexts, DefaultNPUContexts)
 	setDefault(&d.Serving.MaxBatch, DefaultMaxBatch)
 	setDefault(&d.Serving.MaxQueue, DefaultMaxQueue)
 	setDefault(&d.Serving.HTTPPort, DefaultHTTPPort)

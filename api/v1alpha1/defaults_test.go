@@ -145,9 +145,9 @@ func TestDefaultedKeepsSetFields(t *testing.T) {
 	replicas := int32(0)
 	s := WhisperEncoderSpec{
 		Precision: PrecisionBF16, Backend: BackendCPU, Replicas: &replicas,
-		NPU:           NPUSpec{ResourceName: "xdna.io/npu", Count: 2},
-		Serving:       ServingSpec{MaxBatch: 2, MaxQueue: 5, HTTPPort: 8000, GRPCPort: 50051},
+		NPU:           NPUSpec{ResourceName: "xdna.io/npu", Count: 2, Allocation: NPUAllocationDRA, Contexts: 3, Selector: "true"},
 		Transcription: TranscriptionSpec{Language: "de", Task: TaskTranslate, BeamSize: 5, WordTimestamps: true},
+		Serving:       ServingSpec{MaxBatch: 2, MaxQueue: 5, HTTPPort: 8000, GRPCPort: 50051},
 		Model:         ModelSpec{CredentialsSecret: &SecretKeyReference{Name: "s", Key: "TOKEN"}},
 		Autoscaling:   &AutoscalingSpec{MinReplicas: 2, MaxReplicas: 4, TargetQueueDepth: 9},
 	}

@@ -125,7 +125,8 @@ type WhisperEncoderSpec struct {
 	// +kubebuilder:default=auto
 	Backend Backend `json:"backend,omitempty"`
 
-	// NPU is the device request used when backend is npu (auto requests no device today).
+	// NPU is the device request used when backend is npu (auto requests no device today): the
+	// device plugin's extended resource or, with allocation dra, a DRA ResourceClaim.
 	// +optional
 	// +kubebuilder:default={}
 	NPU NPUSpec `json:"npu,omitempty"`
@@ -248,15 +249,51 @@ type SecretKeyReference struct {
 	Key string `json:"key,omitempty"`
 }
 
-// NPUSpec is the extended resource an encoder pod requests when backend is npu.
+// NPUAllocation says how an encoder pod gets its NPU.
+// +kubebuilder:validation:Enum=devicePlugin;dra
+type NPUAllocation string
+
+const (
+	// NPUAllocationDevicePlugin requests resourceName, the extended resource the device plugin
+	// advertises, as a container limit.
+	NPUAllocationDevicePlugin NPUAllocation = "devicePlugin"
+	// NPUAllocationDRA gives each encoder pod a ResourceClaim (Dynamic Resource Allocation) from a
+	// ResourceClaimTemplate the operator creates: count NPUs of the DeviceClass npu.amd.com with
+	// contexts hardware contexts each, served by xdna-dra-driver.
+	NPUAllocationDRA NPUAllocation = "dra"
+)
+
+// NPUSpec is how an encoder pod asks for its NPU when backend is npu: the device plugin's
+// extended resource, or a DRA claim.
 type NPUSpec struct {
-	// ResourceName advertised by the device plugin.
+	// Allocation: devicePlugin (an amd.com/npu limit) or dra (a ResourceClaim of the DeviceClass
+	// npu.amd.com; Kubernetes >= 1.34, sharing an NPU by contexts >= 1.36, and the chart's
+	// draDriver on the NPU nodes).
+	// +optional
+	// +kubebuilder:default=devicePlugin
+	Allocation NPUAllocation `json:"allocation,omitempty"`
+
+	// Contexts is how many of each claimed NPU's hardware contexts a pod asks for with allocation
+	// dra (capacity npu.amd.com/contexts; Phoenix has 6, so 2 lets three pods share one NPU).
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	Contexts int32 `json:"contexts,omitempty"`
+
+	// Selector is a CEL expression the claimed NPU must satisfy with allocation dra, for example
+	// device.attributes["npu.amd.com"].firmwareVersion == "1.5.2.380".
+	// +optional
+	// +kubebuilder:validation:MaxLength=10240
+	Selector string `json:"selector,omitempty"`
+
+	// ResourceName advertised by the device plugin (allocation devicePlugin).
 	// +optional
 	// +kubebuilder:default="amd.com/npu"
 	// +kubebuilder:validation:MaxLength=253
 	ResourceName string `json:"resourceName,omitempty"`
 
-	// Count of devices per pod.
+	// Count of NPUs per pod.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1

@@ -36,7 +36,7 @@ func TestSchedulerSharesContexts(t *testing.T) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	scheduler := filepath.Join(assets, "kube-scheduler")
 	if _, err := os.Stat(scheduler); assets == "" || err != nil {
-		t.Skip("no kube-scheduler in KUBEBUILDER_ASSETS: run with KUBEBUILDER_ASSETS=$(hack/k8s-bins.sh kube-apiserver etcd kube-scheduler)")
+		skipOrFail(t, "no kube-scheduler in KUBEBUILDER_ASSETS: run with KUBEBUILDER_ASSETS=$(hack/k8s-bins.sh kube-apiserver etcd kube-scheduler)")
 	}
 	env := &envtest.Environment{BinaryAssetsDirectory: assets}
 	cfg, err := env.Start()

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/xdna-whisper/xdna-whisper/deviceplugin/amdxdna"
 	"github.com/xdna-whisper/xdna-whisper/deviceplugin/cdi"
 	"github.com/xdna-whisper/xdna-whisper/deviceplugin/config"
 	"github.com/xdna-whisper/xdna-whisper/deviceplugin/discovery"
@@ -33,9 +34,12 @@ type daemon struct {
 	resources []nfd.Resource
 	metrics   *metrics.Metrics
 	plugins   []*plugin.Plugin
+	scanner   discovery.Scanner
+	inventory *amdxdna.Inventory
 
 	mu       sync.Mutex
 	scanned  bool
+	npus     []discovery.NPU // the last list published
 	nfdText  string
 	cdiSpecs map[string]string // resource → last spec written
 }
@@ -52,7 +56,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d := &daemon{cfg: cfg, log: log, resources: Resources(cfg), metrics: metrics.New(reg), cdiSpecs: map[string]string{}}
+	d := &daemon{cfg: cfg, log: log, resources: Resources(cfg), metrics: metrics.New(reg), cdiSpecs: map[string]string{},
+		scanner:   discovery.Scanner{SysfsRoot: cfg.SysfsRoot, DevRoot: cfg.DevRoot, DeviceIDs: allow},
+		inventory: &amdxdna.Inventory{SysfsRoot: cfg.SysfsRoot}}
+	reg.MustRegister(newContextsCollector(d))
 	for _, r := range d.resources {
 		p, err := plugin.New(plugin.Options{
 			ResourceName: r.Name, Family: r.Family, PluginDir: cfg.PluginDir,
@@ -88,7 +95,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 		goRun("http", func(ctx context.Context) error { return d.serveHTTP(ctx, ln, reg) })
 	}
 	mon := &discovery.Monitor{
-		Scanner:  discovery.Scanner{SysfsRoot: cfg.SysfsRoot, DevRoot: cfg.DevRoot, DeviceIDs: allow},
+		Scanner:  d.scanner,
 		Interval: cfg.HealthInterval.Duration,
 		Log:      log,
 	}
@@ -144,17 +151,22 @@ func (d *daemon) publish(npus []discovery.NPU) {
 		families[i] = r.Family
 	}
 	d.metrics.SetDevices(families, npus)
+	var details map[string]nfd.Details
+	if d.cfg.NFD.Enabled {
+		details = d.details(npus)
+	}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.scanned = true
+	d.npus = npus
 	if d.cfg.CDI.Enabled {
 		for _, r := range d.resources {
 			d.writeCDI(r, npus)
 		}
 	}
 	if d.cfg.NFD.Enabled {
-		d.writeNFD(npus)
+		d.writeNFD(npus, details)
 	}
 }
 
@@ -175,8 +187,8 @@ func (d *daemon) writeCDI(r nfd.Resource, npus []discovery.NPU) {
 }
 
 // writeNFD writes the NFD feature file if its labels changed. Call with d.mu held.
-func (d *daemon) writeNFD(npus []discovery.NPU) {
-	text := nfd.Labels(d.resources, npus)
+func (d *daemon) writeNFD(npus []discovery.NPU, details map[string]nfd.Details) {
+	text := nfd.LabelsWith(d.resources, npus, details)
 	if text == d.nfdText {
 		return
 	}

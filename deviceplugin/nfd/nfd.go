@@ -4,6 +4,7 @@
 package nfd
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,18 +32,36 @@ type Resource struct {
 // labelValue is what Kubernetes accepts as a label value.
 var labelValue = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
 
+// Details is what the amdxdna driver answered about one NPU (deviceplugin/amdxdna's
+// queries); zero values are unknown.
+type Details struct {
+	// Firmware is the firmware version the driver reports.
+	Firmware string
+	// Columns is the AIE array's column count.
+	Columns int
+}
+
 // Labels renders the feature file for the resources and the known NPUs:
 // <name>.present, .family, .count, .contexts-per-npu and, when every NPU of the
 // family reports the same valid firmware version, .firmware. A resource with no
 // NPU gets no labels.
 func Labels(resources []Resource, npus []discovery.NPU) string {
+	return LabelsWith(resources, npus, nil)
+}
+
+// LabelsWith is Labels with the driver's answers by PCI address: an NPU's firmware
+// is the driver's when it answered (sysfs otherwise), and .aie-columns is written
+// when every NPU of the family reports the same column count.
+func LabelsWith(resources []Resource, npus []discovery.NPU, details map[string]Details) string {
 	var b strings.Builder
 	for _, r := range resources {
 		mine := discovery.OfFamily(npus, r.Family)
 		count := len(mine)
-		firmware := map[string]bool{}
+		firmware, columns := map[string]bool{}, map[int]bool{}
 		for _, n := range mine {
-			firmware[n.Firmware] = true
+			d := details[n.PCIAddress]
+			firmware[cmp.Or(d.Firmware, n.Firmware)] = true
+			columns[d.Columns] = true
 		}
 		if count == 0 {
 			continue
@@ -56,6 +75,11 @@ func Labels(resources []Resource, npus []discovery.NPU) string {
 				if fw != "" && len(fw) <= 63 && labelValue.MatchString(fw) {
 					fmt.Fprintf(&b, "%s.firmware=%s\n", r.Name, fw)
 				}
+			}
+		}
+		if len(columns) == 1 && !columns[0] {
+			for c := range columns {
+				fmt.Fprintf(&b, "%s.aie-columns=%d\n", r.Name, c)
 			}
 		}
 	}

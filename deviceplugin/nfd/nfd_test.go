@@ -39,6 +39,36 @@ func TestLabels(t *testing.T) {
 	}
 }
 
+// TestLabelsWithDriverDetails: the driver's firmware wins over sysfs, and the column count
+// is labelled only when every NPU of the family reports the same one.
+func TestLabelsWithDriverDetails(t *testing.T) {
+	res := []Resource{{Name: "amd.com/npu", Family: discovery.XDNA1, ContextsPerNPU: 1}}
+	npus := []discovery.NPU{
+		{PCIAddress: "0000:c4:00.1", Family: discovery.XDNA1, Firmware: "1.5.2.380"},
+		{PCIAddress: "0000:c5:00.1", Family: discovery.XDNA1, Firmware: "1.5.2.380"},
+	}
+	const base = "amd.com/npu.present=true\namd.com/npu.family=xdna1\namd.com/npu.count=2\namd.com/npu.contexts-per-npu=1\n"
+	tests := []struct {
+		name    string
+		details map[string]Details
+		want    string
+	}{
+		{"no answers: sysfs", nil, base + "amd.com/npu.firmware=1.5.2.380\n"},
+		{"both answered", map[string]Details{"0000:c4:00.1": {"1.5.4.1", 5}, "0000:c5:00.1": {"1.5.4.1", 5}},
+			base + "amd.com/npu.firmware=1.5.4.1\namd.com/npu.aie-columns=5\n"},
+		{"one answered: firmware differs, columns unknown for one", map[string]Details{"0000:c4:00.1": {"1.5.4.1", 5}}, base},
+		{"same firmware, one without columns", map[string]Details{"0000:c4:00.1": {"1.5.2.380", 5}, "0000:c5:00.1": {"", 0}},
+			base + "amd.com/npu.firmware=1.5.2.380\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := LabelsWith(res, npus, tc.details); got != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestWriteRemove(t *testing.T) {
 	dir := t.TempDir()
 	for _, content := range []string{"a=1\n", "a=2\n"} {

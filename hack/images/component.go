@@ -26,7 +26,7 @@ type component struct {
 	base bool
 }
 
-// components is every image this builder knows. The first three are the
+// components is every image this builder knows. The first four are the
 // product images (also built by the Dockerfile, one target each); pause and
 // e2e-agent exist only for the end-to-end tests.
 var components = map[string]component{
@@ -37,6 +37,10 @@ var components = map[string]component{
 	"xdna-device-plugin": {
 		description: "Kubernetes device plugin advertising AMD XDNA NPUs as amd.com/npu",
 		path:        "/usr/local/bin/xdna-device-plugin", uid: nonrootUID, base: true,
+	},
+	"xdna-dra-driver": {
+		description: "Kubernetes DRA driver publishing AMD XDNA NPUs as npu.amd.com devices with shareable hardware contexts",
+		path:        "/usr/local/bin/xdna-dra-driver", uid: nonrootUID, base: true,
 	},
 	"whisper-operator": {
 		description: "Kubernetes operator for WhisperEncoder resources: weight staging, cache, encoder workloads",
@@ -53,7 +57,7 @@ var components = map[string]component{
 }
 
 // productImages are the components the Dockerfile must build, one target each.
-var productImages = []string{"whisper-encoder", "xdna-device-plugin", "whisper-operator"}
+var productImages = []string{"whisper-encoder", "xdna-device-plugin", "xdna-dra-driver", "whisper-operator"}
 
 // lookupComponent returns the component called name, or an error listing the known ones.
 func lookupComponent(name string) (component, error) {

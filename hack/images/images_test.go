@@ -35,6 +35,7 @@ var repoRoot = filepath.Join("..", "..")
 var mainPackages = map[string]string{
 	"whisper-encoder":    "./cmd/whisper-encoder",
 	"xdna-device-plugin": "./cmd/xdna-device-plugin",
+	"xdna-dra-driver":    "./cmd/xdna-dra-driver",
 	"whisper-operator":   "./cmd/whisper-operator",
 	"pause":              "./hack/images/pause",
 	"e2e-agent":          "./test/e2e/agent",

@@ -176,27 +176,40 @@ func TestDryRunEveryObject(t *testing.T) {
 }
 
 // TestPodSecurityLevels admits pods made from the rendered pod templates through the API
-// server's Pod Security admission: the operator meets "restricted"; the device plugin
-// (hostPath, UID 0) needs "privileged", which is why the README asks for that level.
+// server's Pod Security admission: the operator meets "restricted"; the device plugin and the
+// DRA driver (hostPath, UID 0) need "privileged", which is why the README asks for that level.
 func TestPodSecurityLevels(t *testing.T) {
 	needEnv(t)
 	c := newAPIClient(t, restConfig)
-	r := render(t, valuesCases(t)[0])
+	var dra valuesCase
+	for _, vc := range valuesCases(t) {
+		if vc.name == "dra-values" {
+			dra = vc
+		}
+	}
 	tests := []struct {
+		values          valuesCase
 		workload, level string
 		admitted        bool
 	}{
-		{"Deployment/xdna-whisper-operator", "restricted", true},
-		{"DaemonSet/xdna-whisper-device-plugin", "baseline", false},
-		{"DaemonSet/xdna-whisper-device-plugin", "privileged", true},
+		{valuesCases(t)[0], "Deployment/xdna-whisper-operator", "restricted", true},
+		{valuesCases(t)[0], "DaemonSet/xdna-whisper-device-plugin", "baseline", false},
+		{valuesCases(t)[0], "DaemonSet/xdna-whisper-device-plugin", "privileged", true},
+		{dra, "DaemonSet/xdna-whisper-dra-driver", "baseline", false},
+		{dra, "DaemonSet/xdna-whisper-dra-driver", "privileged", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.workload+"@"+tt.level, func(t *testing.T) {
+			r := render(t, tt.values)
 			kind, name, _ := strings.Cut(tt.workload, "/")
 			ns := "psa-" + tt.level
 			ensureNamespace(t, c, ns, map[string]string{"pod-security.kubernetes.io/enforce": tt.level})
 			pod := podFromTemplate(t, r, kind, name)
 			pod.SetNamespace(ns)
+			// The ServiceAccount admission would refuse a pod of a ServiceAccount missing from this
+			// namespace before Pod Security looks at it; neither affects the Pod Security level.
+			unstructured.RemoveNestedField(pod.Object, "spec", "serviceAccountName")
+			_ = unstructured.SetNestedField(pod.Object, false, "spec", "automountServiceAccountToken")
 			err := c.apply(pod, true)
 			switch {
 			case tt.admitted && err != nil:

@@ -54,6 +54,12 @@ policy poddisruptionbudgets get
 policy poddisruptionbudgets list
 policy poddisruptionbudgets patch
 policy poddisruptionbudgets watch
+resource.k8s.io resourceclaimtemplates create
+resource.k8s.io resourceclaimtemplates delete
+resource.k8s.io resourceclaimtemplates get
+resource.k8s.io resourceclaimtemplates list
+resource.k8s.io resourceclaimtemplates patch
+resource.k8s.io resourceclaimtemplates watch
 events.k8s.io events create
 events.k8s.io events patch
 whisper.xdna.io whisperencoders get
@@ -174,6 +180,8 @@ func TestRBACIsExactlyTheListedRules(t *testing.T) {
 					want = operatorRules
 				case name == r.value("stager.serviceAccountName", "whisper-stager"):
 					want = stagerRules
+				case strings.HasSuffix(name, "-dra-driver") && o.GetKind() == "ClusterRole":
+					want = draDriverRules
 				default:
 					t.Errorf("%s: unexpected role", objectID(o))
 					continue
@@ -196,6 +204,9 @@ func TestRBACIsExactlyTheListedRules(t *testing.T) {
 				if stager {
 					wantCounts["Role "+r.value("stager.serviceAccountName", "whisper-stager").(string)] = len(r.workloadNamespaces())
 				}
+			}
+			if r.value("draDriver.enabled", false) == true {
+				wantCounts["ClusterRole dra-driver"] = 1
 			}
 			if fmt.Sprint(counts) != fmt.Sprint(wantCounts) {
 				t.Errorf("roles rendered %v, want %v", counts, wantCounts)

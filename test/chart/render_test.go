@@ -223,6 +223,10 @@ func TestBadValuesAreRefused(t *testing.T) {
 		{"auth metrics without tokens", []string{"encoder.auth.metrics=true"}, "encoder.auth.metrics needs encoder.auth.tokenSecret"},
 		{"bad TLS secret name", []string{"encoder.tls.secretName=Encoder_TLS"}, "secretName"},
 		{"negative download cap", []string{"operator.staging.maxDownloadBytes=-1"}, "maxDownloadBytes"},
+		{"DRA unhealthy policy", []string{"draDriver.enabled=true", "devicePlugin.enabled=false", "draDriver.unhealthy=ignore"}, "unhealthy"},
+		{"DRA no contexts", []string{"draDriver.enabled=true", "devicePlugin.enabled=false", "draDriver.fallbackContexts=0"}, "fallbackContexts"},
+		{"DRA relative kubelet dir", []string{"draDriver.enabled=true", "devicePlugin.enabled=false", "draDriver.kubeletDir=var/lib/kubelet"}, "kubeletDir"},
+		{"DRA and device plugin on the same nodes", []string{"draDriver.enabled=true"}, "hand out the same NPUs twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,7 +254,12 @@ func TestDevicePluginPlacement(t *testing.T) {
 	for _, vc := range valuesCases(t) {
 		t.Run(vc.name, func(t *testing.T) {
 			r := render(t, vc)
-			ds := r.ofKind("DaemonSet")
+			var ds []*unstructured.Unstructured
+			for _, o := range r.ofKind("DaemonSet") {
+				if isDevicePlugin(objectID(o)) {
+					ds = append(ds, o)
+				}
+			}
 			if r.value("devicePlugin.enabled", true) == false {
 				if len(ds) != 0 {
 					t.Fatalf("devicePlugin.enabled=false renders %d DaemonSets", len(ds))
@@ -298,8 +307,21 @@ func TestDevicePluginPlacement(t *testing.T) {
 					t.Errorf("default placement on %q, want any of %q", got, wantLabels)
 				}
 			}
+			nfdIDs, nfdLabels := slices.Clone(ids), slices.Clone(wantLabels)
+			if r.value("draDriver.enabled", false) == true { // the DRA driver's NPUs are labelled too
+				draIDs := []string{"0x1502"}
+				if r.value("draDriver.xdna2.enabled", false) == true {
+					draIDs = append(draIDs, "0x17f0")
+				}
+				for _, id := range draIDs {
+					l := "feature.node.kubernetes.io/pci-1180_1022_" + strings.TrimPrefix(id, "0x") + ".present"
+					if !slices.Contains(nfdLabels, l) {
+						nfdIDs, nfdLabels = append(nfdIDs, id), append(nfdLabels, l)
+					}
+				}
+			}
 			for _, nfr := range r.ofKind("NodeFeatureRule") {
-				checkNodeFeatureRule(t, nfr, ids, wantLabels)
+				checkNodeFeatureRule(t, nfr, nfdIDs, nfdLabels)
 			}
 			create := r.value("nodeFeatureRule.create", "auto")
 			wantRule := create == true || (create == "auto" && slices.Contains(vc.extra, "nfd.k8s-sigs.io/v1alpha1/NodeFeatureRule"))
@@ -342,6 +364,9 @@ func TestDevicePluginArgsFollowValues(t *testing.T) {
 		t.Run(vc.name, func(t *testing.T) {
 			r := render(t, vc)
 			for _, o := range r.ofKind("DaemonSet") {
+				if !isDevicePlugin(objectID(o)) {
+					continue
+				}
 				var d appsv1.DaemonSet
 				fromUnstructured(t, o, &d)
 				c := d.Spec.Template.Spec.Containers[0]

@@ -43,17 +43,26 @@ func fromUnstructured(t *testing.T, u *unstructured.Unstructured, into any) {
 	}
 }
 
-// isDevicePlugin says whether the pod template is the device plugin's, the one workload
-// that runs as UID 0 (see TestSecurityProperties).
+// isDevicePlugin says whether the pod template is the device plugin's.
 func isDevicePlugin(id string) bool {
 	return strings.HasPrefix(id, "DaemonSet ") && strings.HasSuffix(id, "-device-plugin")
 }
 
+// isDRADriver says whether the pod template is the DRA driver's.
+func isDRADriver(id string) bool {
+	return strings.HasPrefix(id, "DaemonSet ") && strings.HasSuffix(id, "-dra-driver")
+}
+
+// isNodeAgent says whether the pod template is one of the two node agents (device plugin, DRA
+// driver), the only workloads that run as UID 0 and mount host paths (see TestSecurityProperties).
+func isNodeAgent(id string) bool { return isDevicePlugin(id) || isDRADriver(id) }
+
 // TestSecurityProperties checks every container of every rendering: not privileged, no
 // privilege escalation, every capability dropped and none added, read-only root filesystem,
-// RuntimeDefault seccomp, no host namespaces, non-root — except the device plugin, which runs
-// as UID 0 without any capability only because the kubelet's socket directory is root-owned
-// 0750. Its host mounts are exactly the ones the plugin documents, read-only where it only reads.
+// RuntimeDefault seccomp, no host namespaces, non-root — except the device plugin and the DRA
+// driver, which run as UID 0 without any capability only because the kubelet's socket
+// directories are root-owned. Their host mounts are exactly the ones each documents, read-only
+// where it only reads.
 func TestSecurityProperties(t *testing.T) {
 	needEnv(t)
 	for _, vc := range valuesCases(t) {
@@ -69,6 +78,9 @@ func TestSecurityProperties(t *testing.T) {
 				}
 				if isDevicePlugin(id) {
 					checkDevicePluginMounts(t, id, tmpl.Spec)
+				}
+				if isDRADriver(id) {
+					checkDRADriverMounts(t, r, id, tmpl.Spec)
 				}
 			}
 		})
@@ -86,7 +98,7 @@ func podSecurityProblems(id string, spec corev1.PodSpec) []error {
 	if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		bad("pod seccomp profile is not RuntimeDefault")
 	}
-	root := isDevicePlugin(id)
+	root := isNodeAgent(id)
 	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
 		sc := c.SecurityContext
 		if sc == nil {
@@ -112,7 +124,7 @@ func podSecurityProblems(id string, spec corev1.PodSpec) []error {
 		nonRoot := effective(sc.RunAsNonRoot, psc.RunAsNonRoot)
 		switch {
 		case root && (uid == nil || *uid != 0):
-			bad("container %s: device plugin runAsUser %v, want 0 (the kubelet's directory is root-owned 0750)", c.Name, deref(uid))
+			bad("container %s: node agent runAsUser %v, want 0 (the kubelet's directories are root-owned)", c.Name, deref(uid))
 		case !root && (nonRoot == nil || !*nonRoot || uid == nil || *uid == 0):
 			bad("container %s: runAsNonRoot %v, runAsUser %v, want a non-root user", c.Name, deref(nonRoot), deref(uid))
 		}
@@ -125,7 +137,7 @@ func podSecurityProblems(id string, spec corev1.PodSpec) []error {
 	}
 	for _, v := range spec.Volumes {
 		if v.HostPath != nil && !root {
-			bad("volume %s: hostPath %s outside the device plugin", v.Name, v.HostPath.Path)
+			bad("volume %s: hostPath %s outside the node agents", v.Name, v.HostPath.Path)
 		}
 	}
 	return errs

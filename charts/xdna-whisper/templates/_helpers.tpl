@@ -125,3 +125,22 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* NFD PCI IDs of the NPUs the DRA driver publishes (its fixed allow-list: 1502, plus 17f0 with
+draDriver.xdna2.enabled), as a JSON list. */}}
+{{- define "xdna-whisper.draPCIDeviceIDs" -}}
+{{- $ids := list "1502" -}}
+{{- if .Values.draDriver.xdna2.enabled -}}
+{{- $ids = append $ids "17f0" -}}
+{{- end -}}
+{{- toJson $ids -}}
+{{- end -}}
+
+{{/* Every PCI ID a node label is needed for: the device plugin's and, when it is deployed, the DRA driver's. */}}
+{{- define "xdna-whisper.nfdPCIDeviceIDs" -}}
+{{- $ids := include "xdna-whisper.pciDeviceIDs" . | fromJsonArray -}}
+{{- if .Values.draDriver.enabled -}}
+{{- $ids = concat $ids (include "xdna-whisper.draPCIDeviceIDs" . | fromJsonArray) -}}
+{{- end -}}
+{{- toJson (uniq $ids) -}}
+{{- end -}}
