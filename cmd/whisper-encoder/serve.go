@@ -52,6 +52,10 @@ func runServe(ctx context.Context, args []string) error {
 		writeTimeout = fs.Duration("write-timeout", def.WriteTimeout, "time a client may take to receive a response message before it is cut")
 		shutdownWait = fs.Duration("shutdown-delay", def.ShutdownDelay, "on SIGTERM, how long to keep serving new requests with readiness already failing, before the drain")
 		drainTimeout = fs.Duration("drain-timeout", server.DefaultDrainTimeout, "after --shutdown-delay, how long accepted requests may take to finish (uploads still arriving are cut at once); keep --shutdown-delay + --drain-timeout below the pod's termination grace period")
+		defLanguage  = fs.String("default-language", "", "transcription language when a request names none (empty: detect it)")
+		defTask      = fs.String("default-task", "transcribe", "transcription task when a request names none: transcribe or translate")
+		defBeam      = fs.Int("default-beam-size", 1, "beam size when a request sets none (1: greedy)")
+		defWords     = fs.Bool("default-word-timestamps", false, "word timestamps for every transcription")
 		logLevel     = fs.String("log-level", "info", "debug (one line per request), info, warn or error")
 		logFormat    = fs.String("log-format", "json", "json or text")
 		termLog      = fs.String("termination-log", "", "file for the fatal error message (default "+defaultTerminationLog+" when it exists and is writable)")
@@ -89,7 +93,11 @@ func runServe(ctx context.Context, args []string) error {
 		MaxRequestBytes: *maxBytes, MaxAudioSeconds: *maxAudio, MaxStreams: *maxStreams, MaxTranscriptions: *maxTranscr, Logger: log,
 		UploadBudget: *uploadBudget, DecodeBudget: *decodeBudget, MaxConnections: *maxConns, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout, ShutdownDelay: *shutdownWait,
 	}
-	err = serve(ctx, log, mf, *backend, *httpAddr, *grpcAddr, opts, *drainTimeout)
+	if *defTask != "transcribe" && *defTask != "translate" {
+		return usageError{fmt.Errorf("--default-task %q: want transcribe or translate", *defTask)}
+	}
+	defs := transcriptionDefaults{Language: *defLanguage, Task: *defTask, BeamSize: *defBeam, WordTimestamps: *defWords}
+	err = serve(ctx, log, mf, *backend, *httpAddr, *grpcAddr, opts, *drainTimeout, defs)
 	if err != nil {
 		writeTerminationLog(*termLog, err)
 	}
@@ -97,7 +105,7 @@ func runServe(ctx context.Context, args []string) error {
 }
 
 // serve loads the model for the chosen backend and runs the server until ctx ends.
-func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, backend, httpAddr, grpcAddr string, opts server.Options, drain time.Duration) error {
+func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, backend, httpAddr, grpcAddr string, opts server.Options, drain time.Duration, defs transcriptionDefaults) error {
 	chosen, err := chooseBackend(log, backend)
 	if err != nil {
 		return err
@@ -118,6 +126,13 @@ func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, back
 	s, err := server.New(server.ModelEncoder(enc), info, opts)
 	if err != nil {
 		return err
+	}
+	closeTr, err := attachTranscriber(log, s, *mf.Weights, info.NMels, defs)
+	if err != nil {
+		return contract.WithCode(contract.CodeModelLoadFailed, err)
+	}
+	if closeTr != nil {
+		defer closeTr()
 	}
 	// The Go heap's share of the memory bound is the runtime's soft limit, so
 	// garbage is collected before it could carry the process past the bound.

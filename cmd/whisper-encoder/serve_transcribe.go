@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/decoder"
+	"github.com/xdna-whisper/xdna-whisper/encoder/server"
+	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
+	"github.com/xdna-whisper/xdna-whisper/encoder/tokenizer"
+	"github.com/xdna-whisper/xdna-whisper/encoder/transcribe"
+)
+
+// transcriptionDefaults are serve's --default-* flags (the operator sets them
+// from spec.transcription): what a request that leaves an option unset gets.
+type transcriptionDefaults struct {
+	Language       string
+	Task           string
+	BeamSize       int
+	WordTimestamps bool
+}
+
+// withDefaults serves t with d filling what a request leaves unset.
+type withDefaults struct {
+	transcribe.Service
+	d transcriptionDefaults
+}
+
+// Transcribe applies the defaults, then transcribes.
+func (w withDefaults) Transcribe(ctx context.Context, pcm []float32, o transcribe.Options, emit transcribe.Emit) (transcribe.Result, error) {
+	if o.Language == "" {
+		o.Language = w.d.Language
+	}
+	if o.Task == "" && w.d.Task != "" {
+		o.Task = tokenizer.Task(w.d.Task)
+	}
+	if o.BeamSize == 0 {
+		o.BeamSize = w.d.BeamSize
+	}
+	o.WordTimestamps = o.WordTimestamps || w.d.WordTimestamps
+	return w.Service.Transcribe(ctx, pcm, o, emit)
+}
+
+// attachTranscriber loads the decoder, tokenizer and generation config of a
+// staged whole model in dir and makes s serve transcription over its batcher.
+// An encoder-only entry serves encoding only (nil closer, no error). A default
+// the model cannot honour (translate on an English-only model) is an error.
+func attachTranscriber(log *slog.Logger, s *server.Server, dir string, nMels int, d transcriptionDefaults) (func(), error) {
+	m, err := staged.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !m.HasDecoder() {
+		log.Info("encoder-only weights: transcription is not served", "weights", dir)
+		return nil, nil
+	}
+	caps := m.Capabilities()
+	if d.Task == string(tokenizer.Translate) && !caps.Translate {
+		return nil, fmt.Errorf("--default-task translate: the staged model cannot translate (capabilities: %+v)", caps)
+	}
+	tk, err := m.Tokenizer()
+	if err != nil {
+		return nil, fmt.Errorf("staged tokenizer: %w", err)
+	}
+	genData, err := m.GenerationConfig()
+	if err != nil {
+		return nil, err
+	}
+	gen := transcribe.DefaultGenerationConfig(tk)
+	if len(genData) > 0 {
+		if gen, err = transcribe.ParseGenerationConfig(genData, tk); err != nil {
+			return nil, fmt.Errorf("staged generation_config.json: %w", err)
+		}
+	}
+	dec, err := decoder.LoadStaged(m, decoder.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("staged decoder: %w", err)
+	}
+	tr, err := transcribe.New(transcribe.Config{Encoder: s.WindowEncoder(), Decoder: dec, Tokenizer: tk, Generation: gen, NMels: nMels})
+	if err != nil {
+		dec.Close()
+		return nil, err
+	}
+	if err := s.SetTranscriber(withDefaults{Service: tr, d: d}); err != nil {
+		tr.Close()
+		dec.Close()
+		return nil, err
+	}
+	log.Info("transcription served", "decoder", dec.Backend(), "transcribe", caps.Transcribe, "translate", caps.Translate, "languages", len(caps.Languages))
+	return func() { tr.Close(); dec.Close() }, nil
+}
