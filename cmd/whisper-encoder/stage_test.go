@@ -19,17 +19,8 @@ const stageModels = "../../testdata/models/"
 // exit status and stdout.
 func runQuiet(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	dir := t.TempDir()
-	out, _ := os.Create(filepath.Join(dir, "stdout"))
-	errf, _ := os.Create(filepath.Join(dir, "stderr"))
-	oldOut, oldErr := os.Stdout, os.Stderr
-	os.Stdout, os.Stderr = out, errf
-	code := run(args)
-	os.Stdout, os.Stderr = oldOut, oldErr
-	out.Close()
-	errf.Close()
-	b, _ := os.ReadFile(filepath.Join(dir, "stdout"))
-	return code, string(b)
+	code, out, _ := runCaptured(t, args...)
+	return code, out
 }
 
 func TestStageCommand(t *testing.T) {
