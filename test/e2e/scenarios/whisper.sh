@@ -362,8 +362,9 @@ whisper_staged() {
   log "Job $2 ran '${cmd//\"/}'; weights $key in the cache volume ($(du -sk "$W_STORE/cache/$key" | cut -f1) kB)"
 }
 
-# whisper_status_ready NAME BACKEND N: phase, conditions and printer columns of a
-# WhisperEncoder serving N ready replicas.
+# whisper_status_ready NAME BACKEND N [TASKS]: phase, conditions and printer columns of a
+# WhisperEncoder serving N ready replicas of a model that can do TASKS (default "encode":
+# the encoder-only fixture).
 whisper_status_ready() {
   local c want got gen row key
   gen=$(jp "we/$1" '{.metadata.generation}')
@@ -373,9 +374,10 @@ whisper_status_ready() {
     [ "$got" = "$want" ] || die "$1: condition ${c%% *} is '$got', want '$want' (status reason observedGeneration/generation)"
   done
   key=$(jp "we/$1" '{.status.weights.key}')
-  row=$(kcn get we "$1" --no-headers | awk '{print $1, $2, $3, $4, $5}')
-  [ "$row" = "$1 Ready $3/$3 $2 ${key:0:12}" ] ||
-    die "kubectl get we $1 prints '$row', want '$1 Ready $3/$3 $2 ${key:0:12}' (NAME PHASE READY BACKEND WEIGHTS)"
+  row=$(kcn get we "$1" --no-headers | awk '{print $1, $2, $3, $4, $5, $6}')
+  want="$1 Ready $3/$3 $2 ${4:-encode} ${key:0:12}"
+  [ "$row" = "$want" ] ||
+    die "kubectl get we $1 prints '$row', want '$want' (NAME PHASE READY BACKEND TASKS WEIGHTS)"
   log "$1: $(kcn get we "$1" --no-headers)"
 }
 
