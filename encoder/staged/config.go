@@ -94,23 +94,8 @@ func (c Config) Tensors() []TensorSpec {
 	}
 	for i := range c.EncoderLayers {
 		p := fmt.Sprintf("layers.%d.", i)
-		specs = append(specs,
-			TensorSpec{p + "self_attn.k_proj.weight", []int{d, d}, i},
-			TensorSpec{p + "self_attn.v_proj.weight", []int{d, d}, i},
-			TensorSpec{p + "self_attn.v_proj.bias", []int{d}, i},
-			TensorSpec{p + "self_attn.q_proj.weight", []int{d, d}, i},
-			TensorSpec{p + "self_attn.q_proj.bias", []int{d}, i},
-			TensorSpec{p + "self_attn.out_proj.weight", []int{d, d}, i},
-			TensorSpec{p + "self_attn.out_proj.bias", []int{d}, i},
-			TensorSpec{p + "self_attn_layer_norm.weight", []int{d}, i},
-			TensorSpec{p + "self_attn_layer_norm.bias", []int{d}, i},
-			TensorSpec{p + "fc1.weight", []int{f, d}, i},
-			TensorSpec{p + "fc1.bias", []int{f}, i},
-			TensorSpec{p + "fc2.weight", []int{d, f}, i},
-			TensorSpec{p + "fc2.bias", []int{d}, i},
-			TensorSpec{p + "final_layer_norm.weight", []int{d}, i},
-			TensorSpec{p + "final_layer_norm.bias", []int{d}, i},
-		)
+		specs = append(specs, attentionSpecs(p, "self_attn", d, i)...)
+		specs = append(specs, feedForwardSpecs(p, d, f, i)...)
 	}
 	return append(specs,
 		TensorSpec{"layer_norm.weight", []int{d}, -1},
@@ -133,4 +118,35 @@ func numElements(shape []int) int {
 		n *= d
 	}
 	return n
+}
+
+// attentionSpecs lists one attention sublayer of block layer (prefix p, e.g.
+// "layers.3."; attn "self_attn" or "encoder_attn"): projections, then its
+// pre-norm LayerNorm. k_proj has no bias.
+func attentionSpecs(p, attn string, d, layer int) []TensorSpec {
+	a := p + attn + "."
+	return []TensorSpec{
+		{a + "k_proj.weight", []int{d, d}, layer},
+		{a + "v_proj.weight", []int{d, d}, layer},
+		{a + "v_proj.bias", []int{d}, layer},
+		{a + "q_proj.weight", []int{d, d}, layer},
+		{a + "q_proj.bias", []int{d}, layer},
+		{a + "out_proj.weight", []int{d, d}, layer},
+		{a + "out_proj.bias", []int{d}, layer},
+		{p + attn + "_layer_norm.weight", []int{d}, layer},
+		{p + attn + "_layer_norm.bias", []int{d}, layer},
+	}
+}
+
+// feedForwardSpecs lists the MLP of block layer (d → f → d) and its
+// LayerNorm.
+func feedForwardSpecs(p string, d, f, layer int) []TensorSpec {
+	return []TensorSpec{
+		{p + "fc1.weight", []int{f, d}, layer},
+		{p + "fc1.bias", []int{f}, layer},
+		{p + "fc2.weight", []int{d, f}, layer},
+		{p + "fc2.bias", []int{d}, layer},
+		{p + "final_layer_norm.weight", []int{d}, layer},
+		{p + "final_layer_norm.bias", []int{d}, layer},
+	}
 }

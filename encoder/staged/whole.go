@@ -97,28 +97,9 @@ func DecoderTensorSpecs(d, layers, ffn, vocab, maxTarget int) []TensorSpec {
 	}
 	for i := range layers {
 		p := fmt.Sprintf("layers.%d.", i)
-		for _, attn := range []string{"self_attn", "encoder_attn"} {
-			a := p + attn + "."
-			specs = append(specs,
-				TensorSpec{a + "k_proj.weight", []int{d, d}, i},
-				TensorSpec{a + "v_proj.weight", []int{d, d}, i},
-				TensorSpec{a + "v_proj.bias", []int{d}, i},
-				TensorSpec{a + "q_proj.weight", []int{d, d}, i},
-				TensorSpec{a + "q_proj.bias", []int{d}, i},
-				TensorSpec{a + "out_proj.weight", []int{d, d}, i},
-				TensorSpec{a + "out_proj.bias", []int{d}, i},
-				TensorSpec{p + attn + "_layer_norm.weight", []int{d}, i},
-				TensorSpec{p + attn + "_layer_norm.bias", []int{d}, i},
-			)
-		}
-		specs = append(specs,
-			TensorSpec{p + "fc1.weight", []int{ffn, d}, i},
-			TensorSpec{p + "fc1.bias", []int{ffn}, i},
-			TensorSpec{p + "fc2.weight", []int{d, ffn}, i},
-			TensorSpec{p + "fc2.bias", []int{d}, i},
-			TensorSpec{p + "final_layer_norm.weight", []int{d}, i},
-			TensorSpec{p + "final_layer_norm.bias", []int{d}, i},
-		)
+		specs = append(specs, attentionSpecs(p, "self_attn", d, i)...)
+		specs = append(specs, attentionSpecs(p, "encoder_attn", d, i)...)
+		specs = append(specs, feedForwardSpecs(p, d, ffn, i)...)
 	}
 	return append(specs,
 		TensorSpec{"layer_norm.weight", []int{d}, -1},
