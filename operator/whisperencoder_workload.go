@@ -65,6 +65,14 @@ func podBackend(spec whisperv1.WhisperEncoderSpec) whisperv1.Backend {
 	return spec.Backend
 }
 
+const (
+	// tmpVolume is the encoder's scratch emptyDir, mounted at /tmp.
+	tmpVolume = "tmp"
+	// safeToEvictLocalVolumes names the emptyDir volumes the cluster autoscaler may
+	// discard when it drains a node to scale it down.
+	safeToEvictLocalVolumes = "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes"
+)
+
 // encoderDeployment builds the Deployment serving the staged weights from the cache claim.
 func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult, cfg Config) *appsv1.Deployment {
 	key := weights.Key
@@ -89,6 +97,10 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 						"prometheus.io/port":   strconv.Itoa(int(s.HTTPPort)),
 						"prometheus.io/path":   "/metrics",
 						annotationKey:          key,
+						// The encoder's /tmp is scratch: without this the cluster
+						// autoscaler (--skip-nodes-with-local-storage, its default)
+						// would never scale down a node running an encoder pod.
+						safeToEvictLocalVolumes: tmpVolume,
 					},
 				},
 				Spec: corev1.PodSpec{
@@ -103,7 +115,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 					PriorityClassName:             we.Spec.PriorityClassName,
 					Volumes: []corev1.Volume{
 						claimVolume("cache", cfg.CacheClaimName, true),
-						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+						{Name: tmpVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 					},
 					Containers: []corev1.Container{{
 						Name:            encoderContainer,
@@ -126,7 +138,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 						},
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "cache", MountPath: weightsMount, SubPath: key, ReadOnly: true},
-							{Name: "tmp", MountPath: tmpMount},
+							{Name: tmpVolume, MountPath: tmpMount},
 						},
 						Resources:      encoderResources(spec, weights.SizeBytes),
 						ReadinessProbe: httpProbe("/readyz", 5, 3),

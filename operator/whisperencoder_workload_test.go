@@ -44,7 +44,8 @@ func TestEncoderDeploymentNPU(t *testing.T) {
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{labelName: appName, labelEncoder: "base"}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{
-					"prometheus.io/scrape": "true", "prometheus.io/port": "8080", "prometheus.io/path": "/metrics", annotationKey: "key1"}},
+					"prometheus.io/scrape": "true", "prometheus.io/port": "8080", "prometheus.io/path": "/metrics", annotationKey: "key1",
+					"cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes": "tmp"}},
 				Spec: corev1.PodSpec{
 					AutomountServiceAccountToken: ptr.To(false), EnableServiceLinks: ptr.To(false),
 					TerminationGracePeriodSeconds: ptr.To(int64(40)),
