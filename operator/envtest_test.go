@@ -211,7 +211,7 @@ func startOperatorWith(t testing.TB, mut func(*Config), namespaces ...string) *o
 		},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Reconciler{Client: wrapped, Recorder: mgr.GetEventRecorder("whisper-operator"), Config: cfg}
+	r := &Reconciler{Client: wrapped, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("whisper-operator"), Config: cfg}
 	must(t, r.SetupWithManager(ctx, mgr))
 	run.cancel = cancel
 	go func() { run.done <- mgr.Start(ctx) }()

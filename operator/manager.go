@@ -105,7 +105,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 
 // Setup adds the WhisperEncoder reconciler and the cache-entry metrics to mgr.
 func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
-	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("whisper-operator"), Config: cfg}
+	r := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("whisper-operator"), Config: cfg}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up WhisperEncoder controller: %w", err)
 	}

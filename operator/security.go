@@ -1,12 +1,17 @@
 package operator
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 )
@@ -107,3 +112,32 @@ func (c Config) validateSecurity() error {
 
 // refusedReason reports whether a WeightsStaged reason is the image refusal, which Ready repeats.
 func refusedReason(staged string) bool { return staged == whisperv1.ReasonImageNotAllowed }
+
+// missingServingSecrets names the serving Secrets of the operator's configuration (TLS
+// certificate, bearer tokens) that do not exist in namespace ns. It reads metadata only, by
+// name: the chart grants get on exactly those names and nothing else of Secrets. A lookup
+// that fails for another reason (RBAC from an older chart, API trouble) is logged and not
+// reported, since the pods may well start.
+func (r *Reconciler) missingServingSecrets(ctx context.Context, ns string) []string {
+	if r.APIReader == nil {
+		return nil
+	}
+	var missing []string
+	for _, s := range []struct{ name, what string }{
+		{r.Config.TLSSecretName, "TLS certificate (kubernetes.io/tls: tls.crt, tls.key)"},
+		{r.Config.AuthTokenSecret, "bearer tokens (key " + AuthTokensKey + ")"},
+	} {
+		if s.name == "" {
+			continue
+		}
+		m := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}}
+		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: s.name}, m)
+		switch {
+		case apierrors.IsNotFound(err):
+			missing = append(missing, fmt.Sprintf("Secret %s with the encoders' %s", s.name, s.what))
+		case err != nil:
+			ctrl.LoggerFrom(ctx).V(1).Info("cannot check a serving Secret", "namespace", ns, "secret", s.name, "error", err.Error())
+		}
+	}
+	return missing
+}

@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +141,61 @@ func TestImageNotAllowedOnCluster(t *testing.T) {
 			t.Errorf("a Job %s exists for the refused image", j.Name)
 		}
 	}
+}
+
+// TestServingSecretMissing: with TLS and bearer tokens configured, a namespace lacking those
+// Secrets gets Available=False ServingSecretMissing naming each missing one (the pods could
+// only hang in ContainerCreating), and the reason clears as the Secrets appear.
+func TestServingSecretMissing(t *testing.T) {
+	needEnvtest(t)
+	ctx := context.Background()
+	ns := testNamespace(t, true)
+	startOperatorWith(t, func(cfg *Config) {
+		cfg.RetryBaseDelay, cfg.RetryMaxDelay = time.Hour, time.Hour
+		cfg.TLSSecretName, cfg.AuthTokenSecret = "encoder-tls", "encoder-tokens"
+	}, ns)
+	stageAndServe(t, newWE(ns, "locked"), "klocked")
+	waitAvailable := func(reason string, names ...string) {
+		t.Helper()
+		eventually(t, 20*time.Second, "Available reason "+reason, func() error {
+			we, err := getWE(ns, "locked")
+			if err != nil {
+				return err
+			}
+			c := condition(we, whisperv1.ConditionAvailable)
+			if c.Reason != reason {
+				return fmt.Errorf("Available %s %s: %q", c.Status, c.Reason, c.Message)
+			}
+			for _, n := range []string{"encoder-tls", "encoder-tokens"} {
+				if want := slices.Contains(names, n); strings.Contains(c.Message, "Secret "+n+" ") != want {
+					return fmt.Errorf("message %q: mentions Secret %s: %v, want %v", c.Message, n, !want, want)
+				}
+			}
+			return nil
+		})
+	}
+	// nudge makes the operator look again, as an encoder pod's status change would.
+	nudge := func(v string) {
+		t.Helper()
+		eventually(t, 5*time.Second, "annotate", func() error {
+			we, err := getWE(ns, "locked")
+			if err != nil {
+				return err
+			}
+			we.Annotations = withEntry(we.Annotations, "test/nudge", v)
+			return k8s.Update(ctx, we)
+		})
+	}
+	waitAvailable(whisperv1.ReasonServingSecretMissing, "encoder-tls", "encoder-tokens")
+	if we := waitPhase(t, ns, "locked", whisperv1.PhaseDeploying); we.Status.Phase == whisperv1.PhaseFailed {
+		t.Fatal("a missing Secret is not a failure: creating it lets the pods start")
+	}
+	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "encoder-tls"},
+		Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: []byte("c"), corev1.TLSPrivateKeyKey: []byte("k")}}))
+	nudge("1")
+	waitAvailable(whisperv1.ReasonServingSecretMissing, "encoder-tokens")
+	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "encoder-tokens"},
+		Data: map[string][]byte{AuthTokensKey: []byte("t0ken")}}))
+	nudge("2")
+	waitAvailable(whisperv1.ReasonReplicasUnavailable)
 }

@@ -33,6 +33,9 @@ const indexSourceHash = "whisper.xdna.io/source-hash"
 type Reconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
+	// APIReader reads from the API server uncached: the serving Secrets' existence, which
+	// the operator may only get by name (no list or watch of Secrets). Nil skips that check.
+	APIReader client.Reader
 	// Recorder records an event on each phase change; nil records none.
 	Recorder events.EventRecorder
 	// Config is the operator-wide configuration.

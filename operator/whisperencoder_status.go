@@ -128,6 +128,9 @@ func availableCondition(we *whisperv1.WhisperEncoder, stg stagingView, wl worklo
 		c.Message = fmt.Sprintf("%d of %d replicas available", d.Status.AvailableReplicas, replicasOf(d))
 	case replicasOf(d) == 0:
 		c.Reason, c.Message = whisperv1.ReasonScaledToZero, "scaled to zero replicas"
+	case len(wl.MissingSecrets) > 0:
+		c.Reason = whisperv1.ReasonServingSecretMissing
+		c.Message = fmt.Sprintf("encoder pods cannot start: namespace %s has no %s", we.Namespace, strings.Join(wl.MissingSecrets, ", no "))
 	default:
 		c.Reason, c.Message = podTrouble(wl.Pods)
 		if c.Reason == "" {

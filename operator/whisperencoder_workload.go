@@ -45,6 +45,8 @@ type workloadView struct {
 	Deployment *appsv1.Deployment
 	Service    *corev1.Service
 	Pods       []corev1.Pod
+	// MissingSecrets describes the serving Secrets the pods mount that do not exist.
+	MissingSecrets []string
 }
 
 // desiredReplicas is the replica count the operator sets, or nil when an autoscaler owns it.
@@ -407,6 +409,7 @@ func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.Whispe
 		return v, fmt.Errorf("list encoder pods of %s/%s: %w", we.Namespace, we.Name, err)
 	}
 	v.Pods = pods.Items
+	v.MissingSecrets = r.missingServingSecrets(ctx, we.Namespace)
 	return v, nil
 }
 

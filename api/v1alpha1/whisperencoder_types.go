@@ -83,6 +83,9 @@ const (
 	ReasonNPUUnavailable = "NPUUnavailable"
 	// ReasonEncoderFailing: the encoder container exited with an error; the message is its termination message.
 	ReasonEncoderFailing = "EncoderFailing"
+	// ReasonServingSecretMissing: a Secret the operator mounts into every encoder pod (its TLS
+	// certificate or bearer tokens) does not exist in the namespace, so no pod can start.
+	ReasonServingSecretMissing = "ServingSecretMissing"
 
 	// ReasonReady: staged, available and every desired replica updated and ready (Ready=True).
 	ReasonReady = "Ready"

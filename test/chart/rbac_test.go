@@ -90,6 +90,23 @@ var stagerRules = permissions(`
  pods patch
 `)
 
+// withServingSecrets adds the operator's get of the serving Secrets the values name
+// (encoder.tls.secretName, encoder.auth.tokenSecret), in that order.
+func withServingSecrets(rules []string, r *rendering) []string {
+	var names []string
+	for _, k := range []string{"encoder.tls.secretName", "encoder.auth.tokenSecret"} {
+		if n, _ := r.value(k, "").(string); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return rules
+	}
+	out := append(slices.Clone(rules), `"" secrets get `+strings.Join(names, ","))
+	slices.Sort(out)
+	return out
+}
+
 // permissions parses "group resource verb" lines into a sorted list.
 func permissions(s string) []string {
 	var out []string
@@ -107,13 +124,21 @@ func permissions(s string) []string {
 	return out
 }
 
-// expand turns rules into sorted "group resource verb" triples, and reports any wildcard,
-// resourceNames or nonResourceURLs (the chart grants none).
+// expand turns rules into sorted "group resource verb" triples, and reports any wildcard or
+// nonResourceURLs (the chart grants none). A rule limited to resourceNames expands to
+// "group resource verb name,name…": only the operator's get of the serving Secrets has one.
 func expand(rules []rbacv1.PolicyRule) ([]string, error) {
 	var out []string
 	for _, r := range rules {
-		if len(r.ResourceNames) > 0 || len(r.NonResourceURLs) > 0 {
-			return nil, fmt.Errorf("rule %+v: resourceNames/nonResourceURLs are not expected", r)
+		if len(r.NonResourceURLs) > 0 {
+			return nil, fmt.Errorf("rule %+v: nonResourceURLs are not expected", r)
+		}
+		if len(r.ResourceNames) > 0 {
+			if !slices.Equal(r.APIGroups, []string{""}) || !slices.Equal(r.Resources, []string{"secrets"}) || !slices.Equal(r.Verbs, []string{"get"}) {
+				return nil, fmt.Errorf("rule %+v: resourceNames only on the get of core secrets", r)
+			}
+			out = append(out, `"" secrets get `+strings.Join(r.ResourceNames, ","))
+			continue
 		}
 		for _, g := range r.APIGroups {
 			for _, res := range r.Resources {
@@ -177,7 +202,7 @@ func TestRBACIsExactlyTheListedRules(t *testing.T) {
 						t.Errorf("%s: leader election Role outside the release namespace %s", objectID(o), r.namespace)
 					}
 				case strings.HasSuffix(name, "-operator"):
-					want = operatorRules
+					want = withServingSecrets(operatorRules, r)
 				case name == r.value("stager.serviceAccountName", "whisper-stager"):
 					want = stagerRules
 				case strings.HasSuffix(name, "-dra-driver") && o.GetKind() == "ClusterRole":

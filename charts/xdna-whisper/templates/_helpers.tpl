@@ -87,6 +87,23 @@ app.kubernetes.io/component: {{ .component }}
 {{- toYaml $found.rules -}}
 {{- end -}}
 
+{{/*
+The operator's one permission on Secrets: get (metadata only, by name) of the serving Secrets
+it mounts into encoder pods, to report ServingSecretMissing instead of pods stuck in
+ContainerCreating. No list or watch: it can read no other Secret.
+*/}}
+{{- define "xdna-whisper.servingSecretRule" -}}
+{{- $names := list -}}
+{{- with .Values.encoder.tls.secretName }}{{ $names = append $names . }}{{ end -}}
+{{- with .Values.encoder.auth.tokenSecret }}{{ $names = append $names . }}{{ end -}}
+{{- if $names -}}
+- apiGroups: [""]
+  resources: [secrets]
+  resourceNames: {{ $names | uniq | toJson }}
+  verbs: [get]
+{{- end -}}
+{{- end -}}
+
 {{/* Whether the NodeFeatureRule is rendered: nodeFeatureRule.create true, or auto and the cluster serves the kind. */}}
 {{- define "xdna-whisper.nodeFeatureRule" -}}
 {{- $c := .Values.nodeFeatureRule.create -}}
