@@ -25,12 +25,13 @@ func runEncode(ctx context.Context, args []string) error {
 	mf := encodercli.AddModelFlags(fs)
 	in := fs.String("in", "", "input log-mel .npy, float32 [n_mels, frames] or [batch, n_mels, frames] (required)")
 	out := fs.String("out", "", "output .npy, float32 [batch, positions, d_model] (required)")
-	server := fs.String("server", "", "encode FILE (audio or log-mel .npy) on a running server instead: http://HOST:PORT or gRPC HOST:PORT")
+	server := fs.String("server", "", "encode FILE (audio or log-mel .npy) on a running server instead: http(s)://HOST:PORT or gRPC HOST:PORT")
+	remote := addRemoteFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if *server != "" {
-		return encodeRemote(ctx, *server, fs.Args(), *out)
+		return encodeRemote(ctx, remote, *server, fs.Args(), *out)
 	}
 	if *mf.Weights == "" || *in == "" || *out == "" || fs.NArg() > 0 {
 		return usageError{errors.New("want --weights, --in and --out, and no arguments (see -h)")}

@@ -21,7 +21,7 @@ import (
 // http:// or https:// URL, else over gRPC at host:port (EncodeStream, so audio
 // longer than 30 s gives one window per 30 s). The hidden states
 // [windows, positions, d_model] go to out when it is set.
-func encodeRemote(ctx context.Context, addr string, files []string, out string) error {
+func encodeRemote(ctx context.Context, remote *remoteFlags, addr string, files []string, out string) error {
 	if len(files) != 1 {
 		return usageError{fmt.Errorf("encode --server ADDR FILE: want exactly one FILE, got %d", len(files))}
 	}
@@ -39,14 +39,18 @@ func encodeRemote(ctx context.Context, addr string, files []string, out string) 
 		if isNPY {
 			ct = "application/x-npy"
 		}
-		r, err := (&client.HTTP{Base: addr}).Encode(ctx, data, ct)
+		h, err := remote.http(addr)
+		if err != nil {
+			return err
+		}
+		r, err := h.Encode(ctx, data, ct)
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
 		hidden = r.Hidden
 		summary = fmt.Sprintf("model %s, %.2f s of audio, server timing %s", r.ModelKey, r.AudioSeconds, r.ServerTiming)
 	} else {
-		hidden, summary, err = encodeGRPC(ctx, addr, data, isNPY)
+		hidden, summary, err = encodeGRPC(ctx, remote, addr, data, isNPY)
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
@@ -61,8 +65,8 @@ func encodeRemote(ctx context.Context, addr string, files []string, out string) 
 }
 
 // encodeGRPC streams data's windows and stacks them into [windows, positions, d_model].
-func encodeGRPC(ctx context.Context, addr string, data []byte, isNPY bool) (npy.Array, string, error) {
-	c, err := client.Dial(addr)
+func encodeGRPC(ctx context.Context, remote *remoteFlags, addr string, data []byte, isNPY bool) (npy.Array, string, error) {
+	c, err := remote.dial(addr)
 	if err != nil {
 		return npy.Array{}, "", err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/bundled"
 	"github.com/xdna-whisper/xdna-whisper/encoder/npy"
+	"github.com/xdna-whisper/xdna-whisper/encoder/server"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server/servertest"
 )
 
@@ -78,5 +79,55 @@ func TestDemoServe(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestEncodeRemoteLocked: `encode --server` and `loadtest` reach a server with TLS and bearer
+// tokens through --ca-file/--tls and --token-file, and fail clearly without them.
+func TestEncodeRemoteLocked(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := servertest.WriteCert(t, dir)
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	httpURL, grpcAddr := servertest.StartWith(t, stageBundled(t, t.TempDir()), func(o *server.Options) {
+		var err error
+		if o.TLS, err = server.LoadCertFiles(certFile, keyFile, nil); err != nil {
+			t.Fatal(err)
+		}
+		if o.Auth, err = server.LoadTokens(tokenFile, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	wav := "../../encoder/bundled/speech_22k.wav"
+	out := filepath.Join(dir, "hidden.npy")
+	for _, addr := range []string{httpURL, grpcAddr} {
+		if err := runEncode(context.Background(), []string{"--server", addr, "--ca-file", certFile, "--token-file", tokenFile, "--out", out, wav}); err != nil {
+			t.Errorf("%s with CA and token: %v", addr, err)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--server", httpURL, "--ca-file", certFile}, "HTTP 401"},
+		{[]string{"--server", grpcAddr, "--ca-file", certFile}, "Unauthenticated"},
+		{[]string{"--server", httpURL, "--token-file", tokenFile}, "certificate"},
+		{[]string{"--server", grpcAddr, "--token-file", tokenFile}, "Unavailable"}, // plain text to a TLS port
+		{[]string{"--server", grpcAddr, "--ca-file", certFile, "--token-file", filepath.Join(dir, "none")}, "token file"},
+	} {
+		err := runEncode(context.Background(), append(tc.args, "--out", out, wav))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("encode %q: %v, want an error mentioning %q", tc.args, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "t0ken") {
+			t.Errorf("encode %q: the error shows the token: %v", tc.args, err)
+		}
+	}
+	code, stdout := runQuiet(t, "loadtest", "--target", httpURL, "--ca-file", certFile, "--token-file", tokenFile,
+		"--concurrency", "1", "--duration", "1ms", "--timeout", "1m")
+	if code != 0 || !strings.Contains(stdout, " 0 errors") {
+		t.Errorf("loadtest over TLS with a token: exit %d\n%s", code, stdout)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,7 +46,8 @@ func runLoadtest(ctx context.Context, args []string) error {
 		batch    = fs.Int("bench-batch", 1, "batch of the in-process reference")
 		ratioC   = fs.Int("ratio-concurrency", 4, "server concurrency for the saturation ratio rounds")
 		rounds   = fs.Int("rounds", 3, "alternating in-process/server rounds for the saturation ratio")
-		metrics  = fs.String("metrics", "", "the server's /metrics URL, for its backend busy ratio per level (default: from an http:// target)")
+		metrics  = fs.String("metrics", "", "the server's /metrics URL, for its backend busy ratio per level (default: from an http(s):// target)")
+		remote   = addRemoteFlags(fs)
 	)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -69,7 +71,7 @@ func runLoadtest(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	send, closeFn, err := sender(*target, body, isNPY, *stream)
+	send, closeFn, err := sender(remote, *target, body, isNPY, *stream)
 	if err != nil {
 		return err
 	}
@@ -79,7 +81,7 @@ func runLoadtest(ctx context.Context, args []string) error {
 		*metrics = strings.TrimSuffix(*target, "/") + "/metrics"
 	}
 	for _, c := range conc {
-		before, _ := scrapeBusy(ctx, *metrics)
+		before, _ := scrapeBusy(ctx, remote, *metrics)
 		rep, err := client.RunLoad(ctx, client.LoadOptions{
 			Concurrency: c, Duration: *duration, Send: send, AudioSeconds: seconds, Windows: windows,
 			RefusalBackoff: *backoff, Timeout: *timeout,
@@ -88,7 +90,7 @@ func runLoadtest(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Println(rep)
-		if after, err := scrapeBusy(ctx, *metrics); err == nil && before.windows < after.windows {
+		if after, err := scrapeBusy(ctx, remote, *metrics); err == nil && before.windows < after.windows {
 			fmt.Printf("  server: backend busy %.0f%% of the run, %.3f s compute per window, %d windows\n",
 				100*(after.busy-before.busy)/rep.Elapsed.Seconds(), (after.compute-before.compute)/(after.windows-before.windows), int(after.windows-before.windows))
 		}
@@ -102,7 +104,7 @@ func runLoadtest(ctx context.Context, args []string) error {
 	if *weights == "" {
 		return nil
 	}
-	return saturationRatio(ctx, send, *metrics, *weights, *threads, *batch, *ratioC, *rounds, *duration, seconds, windows)
+	return saturationRatio(ctx, send, func(ctx context.Context) (busy, error) { return scrapeBusy(ctx, remote, *metrics) }, *weights, *threads, *batch, *ratioC, *rounds, *duration, seconds, windows)
 }
 
 // saturationRatio alternates the in-process encoder (same weights, threads and
@@ -110,7 +112,7 @@ func runLoadtest(ctx context.Context, args []string) error {
 // concurrency conc, rounds times, and reports each pair and the median ratio
 // of server to in-process throughput. Alternating keeps both sides under the
 // same background load.
-func saturationRatio(ctx context.Context, send client.Sender, metrics, dir string, threads, batch, conc, rounds int, d time.Duration, seconds float64, windows int) error {
+func saturationRatio(ctx context.Context, send client.Sender, scrape func(context.Context) (busy, error), dir string, threads, batch, conc, rounds int, d time.Duration, seconds float64, windows int) error {
 	enc, err := model.Load(dir, model.Options{Threads: threads})
 	if err != nil {
 		return err
@@ -124,7 +126,7 @@ func saturationRatio(ctx context.Context, send client.Sender, metrics, dir strin
 		if err != nil {
 			return err
 		}
-		before, _ := scrapeBusy(ctx, metrics)
+		before, _ := scrape(ctx)
 		rep, err := client.RunLoad(ctx, client.LoadOptions{Concurrency: conc, Duration: d, Send: send, AudioSeconds: seconds, Windows: windows})
 		if err != nil {
 			return err
@@ -132,7 +134,7 @@ func saturationRatio(ctx context.Context, send client.Sender, metrics, dir strin
 		ratios = append(ratios, rep.WindowsPerSecond/ref)
 		fmt.Printf("  round %d: in-process %.3f windows/s, server %.3f windows/s (%d ok, %d errors): %.0f%%",
 			r+1, ref, rep.WindowsPerSecond, rep.OK, rep.Errors, 100*rep.WindowsPerSecond/ref)
-		if after, err := scrapeBusy(ctx, metrics); err == nil && after.windows > before.windows {
+		if after, err := scrape(ctx); err == nil && after.windows > before.windows {
 			fmt.Printf("; server backend busy %.0f%%", 100*(after.busy-before.busy)/rep.Elapsed.Seconds())
 		}
 		fmt.Println()
@@ -147,12 +149,19 @@ type busy struct{ busy, compute, windows float64 }
 
 // scrapeBusy reads the backend busy seconds, batch compute seconds and
 // windows encoded from a /metrics URL.
-func scrapeBusy(ctx context.Context, url string) (busy, error) {
-	if url == "" {
+func scrapeBusy(ctx context.Context, remote *remoteFlags, metricsURL string) (busy, error) {
+	if metricsURL == "" {
 		return busy{}, errors.New("no metrics URL")
 	}
-	base, path, _ := strings.Cut(strings.TrimPrefix(url, "http://"), "/")
-	body, err := (&client.HTTP{Base: "http://" + base}).Get(ctx, "/"+path)
+	u, err := url.Parse(metricsURL)
+	if err != nil || u.Host == "" {
+		return busy{}, fmt.Errorf("metrics URL %q: want http(s)://HOST:PORT/PATH", metricsURL)
+	}
+	h, err := remote.http(u.Scheme + "://" + u.Host)
+	if err != nil {
+		return busy{}, err
+	}
+	body, err := h.Get(ctx, u.EscapedPath())
 	if err != nil {
 		return busy{}, err
 	}
@@ -208,15 +217,19 @@ func describeInput(body []byte, isNPY bool) (float64, int, error) {
 }
 
 // sender builds the request function for the target's transport.
-func sender(target string, body []byte, isNPY, stream bool) (client.Sender, func(), error) {
+func sender(remote *remoteFlags, target string, body []byte, isNPY, stream bool) (client.Sender, func(), error) {
 	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 		ct := "application/octet-stream"
 		if isNPY {
 			ct = "application/x-npy"
 		}
-		return client.HTTPSender(&client.HTTP{Base: target}, body, ct), func() {}, nil
+		h, err := remote.http(target)
+		if err != nil {
+			return nil, nil, err
+		}
+		return client.HTTPSender(h, body, ct), func() {}, nil
 	}
-	c, err := client.Dial(target)
+	c, err := remote.dial(target)
 	if err != nil {
 		return nil, nil, err
 	}
