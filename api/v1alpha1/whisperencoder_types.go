@@ -545,7 +545,3 @@ type WhisperEncoderList struct {
 	// Items are the WhisperEncoders.
 	Items []WhisperEncoder `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&WhisperEncoder{}, &WhisperEncoderList{})
-}
