@@ -272,6 +272,11 @@ feed:
 	if firstErr == nil && !opts.NoSync {
 		firstErr = f.Sync()
 	}
+	// Without Sync (NoSync) a failed write-back (NFS) shows only here; the
+	// deferred Close then does nothing.
+	if err := f.Close(); firstErr == nil {
+		firstErr = err
+	}
 	return records, layout.Size(), firstErr
 }
 
