@@ -41,10 +41,13 @@ check: lint test-unit check-proto check-asm test-deviceplugin test-kubelet verif
 ## test: every test the project has (what .ci/run runs)
 test: lint test-unit check-proto check-asm test-server test-openai test-deviceplugin test-kubelet test-dra test-encoder verify-generated test-operator test-stage test-tokenizer test-transcribe test-chart verify-docs e2e
 
-## lint: gofmt and go vet
+## lint: golangci-lint (.golangci.yml: go vet's checks, staticcheck, errcheck, unused, ...) on
+## every module, and gofmt on every tracked .go file (also those no build loads)
+# Every module of the repository (each go.mod), so that a new one is linted too.
+GO_MODULES  := $(dir $(shell git ls-files go.mod '*/go.mod'))
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
+	@for m in $(GO_MODULES); do echo "golangci-lint $$m"; (cd $$m && $(CURDIR)/hack/golangci-lint.sh run ./...) || exit 1; done
 
 ## test-unit: go test of the main module
 test-unit:

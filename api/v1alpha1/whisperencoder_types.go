@@ -548,7 +548,3 @@ type WhisperEncoderList struct {
 	// Items are the WhisperEncoders.
 	Items []WhisperEncoder `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&WhisperEncoder{}, &WhisperEncoderList{})
-}

@@ -49,7 +49,7 @@ func benchCompare(ctx context.Context, enc *model.Encoder, mel model.Tensor, bf 
 	var encs []*model.Encoder
 	defer func() {
 		for _, e := range encs {
-			e.Close()
+			_ = e.Close() // always nil: model.Encoder.Close frees memory
 		}
 	}()
 	for _, o := range list {

@@ -199,10 +199,10 @@ func startDecoderORT(ctx context.Context, f benchDecoderFlags, b, threads int) (
 		return nil, nil, fmt.Errorf("start onnxruntime-node (%s): %w", *f.ortScript, err)
 	}
 	lines := bufio.NewScanner(stdout)
-	stop := func() {
-		io.WriteString(stdin, "quit\n")
-		stdin.Close()
-		cmd.Wait()
+	stop := func() { // best effort: the figures are taken, or the run already failed
+		_, _ = io.WriteString(stdin, "quit\n")
+		_ = stdin.Close()
+		_ = cmd.Wait()
 	}
 	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "ready ") {
 		stop()

@@ -39,22 +39,22 @@ func startORT(ctx context.Context, onnxModel, script string, mel model.Tensor, t
 	o := &ortProc{dir: dir}
 	inPath := filepath.Join(dir, "in.npy")
 	if err := encodercli.WriteNPY(inPath, npy.Array{Shape: mel.Shape, Data: mel.Data}); err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // best effort: a temporary directory
 		return nil, err
 	}
 	o.cmd = exec.CommandContext(ctx, "node", script, "--model", onnxModel, "--in", inPath, "--threads", strconv.Itoa(threads))
 	o.cmd.Stderr = os.Stderr
 	if o.stdin, err = o.cmd.StdinPipe(); err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // best effort: a temporary directory
 		return nil, err
 	}
 	stdout, err := o.cmd.StdoutPipe()
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // best effort: a temporary directory
 		return nil, err
 	}
 	if err := o.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // best effort: a temporary directory
 		return nil, fmt.Errorf("start onnxruntime-node (%s): %w", script, err)
 	}
 	o.lines = bufio.NewScanner(stdout)
@@ -116,10 +116,11 @@ func (o *ortProc) output() (npy.Array, error) {
 
 // close asks bench.js to quit, waits for it and removes its files.
 func (o *ortProc) close() {
+	// Best effort: the figures are taken, or the run already failed.
 	fmt.Fprintln(o.stdin, "quit")
-	o.stdin.Close()
-	o.cmd.Wait()
-	os.RemoveAll(o.dir)
+	_ = o.stdin.Close()
+	_ = o.cmd.Wait()
+	_ = os.RemoveAll(o.dir)
 }
 
 // side is one contestant of a round-robin: a name, a timed run, and the

@@ -106,7 +106,7 @@ func repeat(ctx context.Context, n int, work string, mk func(dir string) *exec.C
 		start := time.Now()
 		err = cmd.Run()
 		wall := time.Since(start)
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // best effort: a scratch directory under --work
 		if err != nil {
 			return nil, fmt.Errorf("%v: %w", cmd.Args, err)
 		}
@@ -209,14 +209,18 @@ func hashOnce(path string) (measurement, error) {
 	}
 	defer f.Close()
 	var before, after syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &before); err != nil {
+		return measurement{}, err
+	}
 	start := time.Now()
 	h := sha256.New()
 	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
 		return measurement{}, err
 	}
 	wall := time.Since(start)
-	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &after); err != nil {
+		return measurement{}, err
+	}
 	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 	return measurement{wall: wall, cpu: cpu, maxKB: after.Maxrss}, nil
 }
@@ -241,7 +245,7 @@ func copyGraph(src, dst string) error {
 		return err
 	}
 	if _, err := io.Copy(out, r); err != nil {
-		out.Close()
+		_ = out.Close() // the copy's error is the one to report
 		return err
 	}
 	return out.Close()
@@ -309,7 +313,7 @@ func synthesize(model string) (int64, error) {
 				buf[i], buf[i+1], buf[i+2], buf[i+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 			}
 			if _, err := f.WriteAt(buf[:n], t.External.Offset+off); err != nil {
-				f.Close()
+				_ = f.Close() // the write's error is the one to report
 				return 0, err
 			}
 		}

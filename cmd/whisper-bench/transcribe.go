@@ -178,7 +178,7 @@ func loadTranscriber(ctx context.Context, dir string, threads, maxBatch, maxEnco
 	}
 	dec, err := decoder.LoadHF(dir, decoder.Options{Threads: threads})
 	if err != nil {
-		enc.Close()
+		_ = enc.Close() // always nil: model.Encoder.Close frees memory
 		return nil, nil, nil, err
 	}
 	timed := &timedEncoder{inner: transcribe.ModelEncoder{Encoder: enc}}
@@ -186,9 +186,9 @@ func loadTranscriber(ctx context.Context, dir string, threads, maxBatch, maxEnco
 		Generation: gen, NMels: enc.Config().NumMelBins, MaxBatch: maxBatch, MaxEncodes: maxEncodes})
 	if err != nil {
 		dec.Close()
-		enc.Close()
+		_ = enc.Close() // always nil: model.Encoder.Close frees memory
 		return nil, nil, nil, err
 	}
 	fmt.Printf("model: %s; encoder %s, decoder %s\n", dir, enc.Backend(), dec.Backend())
-	return tr, timed, func() { tr.Close(); dec.Close(); enc.Close() }, nil
+	return tr, timed, func() { tr.Close(); dec.Close(); _ = enc.Close() }, nil // enc.Close: always nil
 }

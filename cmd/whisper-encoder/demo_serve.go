@@ -51,7 +51,7 @@ func demoServe(ctx context.Context, w io.Writer, weights, clip string, wav []byt
 	}
 	gl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		hl.Close()
+		_ = hl.Close() // never served: nothing to report
 		return err
 	}
 	sctx, stop := context.WithCancel(ctx)

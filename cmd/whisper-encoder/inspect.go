@@ -79,7 +79,7 @@ func printReport(w io.Writer, r convert.Report) {
 	for _, l := range r.Sizes.Layers {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", l.Name, l.Params, human(l.BF16Bytes), human(l.FP32Bytes))
 	}
-	tw.Flush()
+	_ = tw.Flush() // as with the Fprint calls, a failed write to stdout is not reported
 	fmt.Fprintln(w)
 
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -99,7 +99,7 @@ func printReport(w io.Writer, r convert.Report) {
 		}
 		fmt.Fprintln(tw, line)
 	}
-	tw.Flush()
+	_ = tw.Flush() // as with the Fprint calls, a failed write to stdout is not reported
 }
 
 // printCapabilities writes what the model can do, its languages and tokenizer.

@@ -148,7 +148,7 @@ func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, back
 	}
 	gl, err := net.Listen("tcp", grpcAddr)
 	if err != nil {
-		hl.Close()
+		_ = hl.Close() // never served: nothing to report
 		return fmt.Errorf("grpc listen: %w", err)
 	}
 	return server.Run(ctx, s, hl, gl, drain)
@@ -186,8 +186,10 @@ func writeTerminationLog(path string, err error) {
 	msg := append(contract.TerminationFor(err), '\n')
 	if path == "" {
 		if f, oerr := os.OpenFile(defaultTerminationLog, os.O_WRONLY|os.O_TRUNC, 0); oerr == nil {
-			f.Write(msg)
-			f.Close()
+			_, werr := f.Write(msg)
+			if werr = errors.Join(werr, f.Close()); werr != nil {
+				fmt.Fprintf(os.Stderr, "whisper-encoder serve: writing termination log %s: %v\n", defaultTerminationLog, werr)
+			}
 		}
 		return
 	}

@@ -210,7 +210,11 @@ func (p *Plugin) registerWatching(ctx context.Context, w *fsnotify.Watcher, ende
 		return "", id, err
 	}
 	cancel()
-	<-res // the registration goroutine is done before the next cycle starts
+	// The registration goroutine is done before the next cycle starts; its error (most
+	// often the cancellation) belongs to the abandoned cycle: the next one registers anew.
+	if err := <-res; err != nil {
+		p.log.Debug("registration cut short", "trigger", trigger, "err", err)
+	}
 	p.setRegistration(registration{})
 	return trigger, id, nil
 }

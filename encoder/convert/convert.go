@@ -177,7 +177,7 @@ func convertNBits(m *onnx.Model, w *weight, dst []uint16, buf *buffers) (bf16.Er
 	blob := block * w.bits / 8
 	b := w.tensor
 	if b.DataType != onnx.Uint8 || b.NumElements() != int64(N*nb*blob) {
-		return bf16.ErrorStats{}, fmt.Errorf("B is %s %v, want UINT8 [%d %d %d] for K %d, N %d, block_size %d", b.DataType, b.Dims, N, nb, blob, K, N, block)
+		return bf16.ErrorStats{}, fmt.Errorf("input B is %s %v, want UINT8 [%d %d %d] for K %d, N %d, block_size %d", b.DataType, b.Dims, N, nb, blob, K, N, block)
 	}
 	scale := make([]float32, N*nb)
 	if w.scale.NumElements() != int64(N*nb) {

@@ -56,14 +56,13 @@ func moduleFromInit(t *onnx.Tensor, suffix string) string {
 
 // mapper identifies the encoder's tensors in a graph.
 type mapper struct {
-	g        *graph
-	weights  map[string]*weight
-	pending  []*weight // linear weights whose module is not yet known
-	pendIn   map[*weight]string
-	inputOf  map[string]string // canonical linear module → its activation input
-	convs    int
-	norms    []normInstance
-	warnings []string
+	g       *graph
+	weights map[string]*weight
+	pending []*weight // linear weights whose module is not yet known
+	pendIn  map[*weight]string
+	inputOf map[string]string // canonical linear module → its activation input
+	convs   int
+	norms   []normInstance
 }
 
 type normInstance struct {

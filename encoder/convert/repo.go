@@ -152,7 +152,7 @@ func fetchRepo(ctx context.Context, opts *Options) (*repo, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanup := func() { os.RemoveAll(dir); unlock() }
+	cleanup := func() { _ = os.RemoveAll(dir); unlock() } // best effort: removeStale deletes what is left
 	r, err := downloadRepo(ctx, opts, dir)
 	if err != nil {
 		cleanup()
@@ -322,7 +322,7 @@ func (r *repo) stage(ctx context.Context, opts *Options) (Result, error) {
 	committed := false
 	defer func() {
 		if !committed {
-			os.RemoveAll(tmp)
+			_ = os.RemoveAll(tmp) // best effort: removeStale deletes what is left
 		}
 		unlock()
 	}()
@@ -527,7 +527,9 @@ func (r *repo) commit(opts *Options, tmp, final string, enc staged.Config, man *
 	}
 	*committed = true
 	if !opts.NoSync {
-		syncDir(opts.CacheDir)
+		if err := syncDir(opts.CacheDir); err != nil {
+			return Result{}, err
+		}
 	}
 	if man.LossySource {
 		opts.Logger.Warn("lossy source: BF16 weights staged from a "+string(man.SourcePrecision)+" model differ from those of the fp32 original",

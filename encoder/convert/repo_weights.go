@@ -79,7 +79,7 @@ func (w *repoWeightFiles) checkIndex(dir string) error {
 
 func (w *repoWeightFiles) close() {
 	for _, f := range w.files {
-		f.Close()
+		_ = f.Close() // read only: nothing to flush
 	}
 	w.files = nil
 }

@@ -183,7 +183,7 @@ func fetchSource(ctx context.Context, opts *Options) (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("stage: %w", err)
 	}
-	cleanup := func() { os.RemoveAll(dir); unlock() }
+	cleanup := func() { _ = os.RemoveAll(dir); unlock() } // best effort: removeStale deletes what is left
 	name := sourceName(opts.Source)
 	dl := opts.Download
 	dl.SHA256 = opts.SHA256

@@ -104,7 +104,7 @@ func run(ctx context.Context, opts *Options, m *onnx.Model, p *staging) (Result,
 	committed := false
 	defer func() {
 		if !committed {
-			os.RemoveAll(tmp)
+			_ = os.RemoveAll(tmp) // best effort: removeStale deletes what is left
 		}
 		unlock()
 	}()
@@ -153,7 +153,9 @@ func run(ctx context.Context, opts *Options, m *onnx.Model, p *staging) (Result,
 	}
 	committed = true
 	if !opts.NoSync {
-		syncDir(opts.CacheDir)
+		if err := syncDir(opts.CacheDir); err != nil {
+			return Result{}, fmt.Errorf("stage %s: %w", opts.shown(), err)
+		}
 	}
 	if p.precision.Lossy() {
 		opts.Logger.Warn("lossy source: BF16 weights staged from a "+string(p.precision)+" export differ from those of the fp32 original",
@@ -173,7 +175,7 @@ func isStaged(dir string) bool {
 	if err != nil {
 		return false
 	}
-	md.Close()
+	_ = md.Close() // read only: nothing to flush
 	return true
 }
 
@@ -269,6 +271,11 @@ feed:
 	}
 	if firstErr == nil && !opts.NoSync {
 		firstErr = f.Sync()
+	}
+	// Without Sync (NoSync) a failed write-back (NFS) shows only here; the
+	// deferred Close then does nothing.
+	if err := f.Close(); firstErr == nil {
+		firstErr = err
 	}
 	return records, layout.Size(), firstErr
 }
@@ -366,23 +373,29 @@ func writeFile(path string, b []byte, sync bool) error {
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
-		f.Close()
+		_ = f.Close() // the write error is the one to report
 		return err
 	}
 	if sync {
 		if err := f.Sync(); err != nil {
-			f.Close()
+			_ = f.Close() // the sync error is the one to report
 			return err
 		}
 	}
 	return f.Close()
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+// syncDir makes the entries of dir durable (a rename into it): unsynced, a crash
+// could lose what was just published.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
+	if err := errors.Join(d.Sync(), d.Close()); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // newPrefix names a temporary directory before it is locked.
@@ -401,20 +414,20 @@ func lockedTemp(cache, prefix string) (string, func(), error) {
 	if err == nil {
 		err = unix.Flock(fd, unix.LOCK_EX)
 		if err != nil {
-			unix.Close(fd)
+			_ = unix.Close(fd) // a read-only directory descriptor: nothing to flush
 		}
 	}
 	if err != nil {
-		os.RemoveAll(fresh)
+		_ = os.RemoveAll(fresh) // best effort: removeStale deletes what is left
 		return "", nil, fmt.Errorf("temporary directory %s: %w", fresh, err)
 	}
 	dir := filepath.Join(cache, prefix+strings.TrimPrefix(filepath.Base(fresh), newPrefix))
 	if err := os.Rename(fresh, dir); err != nil {
-		unix.Close(fd)
-		os.RemoveAll(fresh)
+		_ = unix.Close(fd)      // a read-only directory descriptor: nothing to flush
+		_ = os.RemoveAll(fresh) // best effort: removeStale deletes what is left
 		return "", nil, fmt.Errorf("temporary directory %s: %w", fresh, err)
 	}
-	return dir, func() { unix.Close(fd) }, nil
+	return dir, func() { _ = unix.Close(fd) }, nil // closing drops the lock; nothing to flush
 }
 
 // removeStale deletes temporary entries of the cache that no live process
@@ -440,11 +453,14 @@ func removeStale(cache string, log *slog.Logger) {
 			continue
 		}
 		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err == nil {
-			os.RemoveAll(dir)
-			log.Info("removed the leftovers of an interrupted staging", "dir", dir)
+			if err := os.RemoveAll(dir); err != nil {
+				log.Warn("cannot remove the leftovers of an interrupted staging", "dir", dir, "err", err)
+			} else {
+				log.Info("removed the leftovers of an interrupted staging", "dir", dir)
+			}
 		} else if !errors.Is(err, syscall.EWOULDBLOCK) {
 			log.Warn("cannot check temporary directory", "dir", dir, "err", err)
 		}
-		unix.Close(fd)
+		_ = unix.Close(fd) // a read-only directory descriptor: nothing to flush
 	}
 }

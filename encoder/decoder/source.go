@@ -45,7 +45,7 @@ func OpenHF(dir string) (*HF, error) {
 	for _, n := range names {
 		f, err := safetensors.Open(filepath.Join(dir, n))
 		if err != nil {
-			h.Close()
+			_ = h.Close() // read-only mappings: the open error is the one to report
 			return nil, fmt.Errorf("decoder weights: %w", err)
 		}
 		h.files = append(h.files, f)
@@ -60,7 +60,7 @@ func OpenHF(dir string) (*HF, error) {
 		}
 	}
 	if h.prefix == "" {
-		h.Close()
+		_ = h.Close() // read-only mappings: nothing to flush
 		return nil, fmt.Errorf("decoder weights in %s: no model.decoder.embed_tokens.weight (or decoder.embed_tokens.weight): not a Whisper model with a decoder", dir)
 	}
 	return h, nil

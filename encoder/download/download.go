@@ -196,11 +196,11 @@ func File(ctx context.Context, rawURL, dst string, opts Options) (Result, error)
 		err = d.verify()
 	}
 	if err != nil {
-		os.Remove(part)
+		_ = os.Remove(part) // best effort: the download's error is the one to report
 		return Result{}, fmt.Errorf("download %s: %w", shown, err)
 	}
 	if err := os.Rename(part, dst); err != nil {
-		os.Remove(part)
+		_ = os.Remove(part) // best effort: the download's error is the one to report
 		return Result{}, fmt.Errorf("download %s: %w", shown, err)
 	}
 	return Result{Path: dst, SHA256: d.sum, Size: d.done}, nil

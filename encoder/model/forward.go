@@ -120,7 +120,7 @@ func (e *Encoder) stem(ws *workspace, mel []float32, frames int, x backend.Mat) 
 		n1 := 2*(t1-t0) + 1 // conv1 rows of the block
 		// in: time-major input rows k ↔ frame 2t0−2+k, k < n1+2.
 		in := ws.in[:(n1+2)*nm]
-		e.timed(OpElementwise, func() error {
+		_ = e.timed(OpElementwise, func() error { // elementwise work cannot fail
 			e.rows(n1+2, func(k0, k1 int) {
 				for k := k0; k < k1; k++ {
 					row, f := in[k*nm:(k+1)*nm], 2*t0-2+k
@@ -154,7 +154,7 @@ func (e *Encoder) stem(ws *workspace, mel []float32, frames int, x backend.Mat) 
 		if err != nil {
 			return err
 		}
-		e.timed(OpElementwise, func() error {
+		_ = e.timed(OpElementwise, func() error { // elementwise work cannot fail
 			e.rows(n1-k0, func(r0, r1 int) { e.isa.GELU(h1[(k0+r0)*d:(k0+r1)*d], h1[(k0+r0)*d:(k0+r1)*d]) })
 			return nil
 		})
@@ -166,7 +166,7 @@ func (e *Encoder) stem(ws *workspace, mel []float32, frames int, x backend.Mat) 
 		if err != nil {
 			return err
 		}
-		e.timed(OpElementwise, func() error {
+		_ = e.timed(OpElementwise, func() error { // elementwise work cannot fail
 			e.rows(t1-t0, func(r0, r1 int) {
 				xs := x.Data[(t0+r0)*d : (t0+r1)*d]
 				e.isa.GELU(xs, xs)

@@ -142,7 +142,7 @@ func Open(path string) (*Model, error) {
 	}
 	m, err := parseMapped(path, b)
 	if err != nil {
-		unix.Munmap(b)
+		_ = unix.Munmap(b) // fails only for a range Mmap did not return
 		return nil, err
 	}
 	m.mapped = b

@@ -77,7 +77,7 @@ func Open(path string) (*File, error) {
 	}
 	sf, err := parse(path, m)
 	if err != nil {
-		unix.Munmap(m)
+		_ = unix.Munmap(m) // fails only for a range Mmap did not return
 		return nil, err
 	}
 	sf.mapped = m

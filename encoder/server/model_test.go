@@ -214,13 +214,12 @@ func TestGRPCEncodeAndStream(t *testing.T) {
 		long = append(long, speech...)
 	}
 	long = long[:65*audio.SampleRate]
-	wantWindows := direct(t, enc, long)
 	wav := audio.EncodeWAV16(audio.Clip{Rate: audio.SampleRate, Channels: 1, Samples: long})
 	quantised, err := audio.Load(wav, audio.FormatWAV, 0, 0) // what the server decodes: PCM16
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantWindows = direct(t, enc, quantised)
+	wantWindows := direct(t, enc, quantised)
 	stream, err := h.grpc.EncodeStream(ctx, &encoderv1.EncodeRequest{Input: &encoderv1.EncodeRequest_Audio{Audio: &encoderv1.Audio{Data: wav}}})
 	if err != nil {
 		t.Fatal(err)

@@ -109,7 +109,7 @@ func Run(ctx context.Context, s *Server, httpLis, grpcLis net.Listener, drainTim
 		<-s.idle(gctx)
 		gcancel()
 	}
-	hs.Close()
+	_ = hs.Close() // Shutdown closed the listeners: this only cuts connections left open
 	gs.Stop()
 	if n := s.active.Load(); n > 0 {
 		return errors.Join(runErr, fmt.Errorf("%d accepted requests did not finish within the drain timeout of %v", n, drainTimeout))

@@ -85,11 +85,11 @@ func Open(dir string) (*Model, error) {
 	}
 	m.weights = w
 	if err := m.check(); err != nil {
-		w.Close()
+		_ = w.Close() // a read-only mapping: the check's error is the one to report
 		return nil, fmt.Errorf("staged dir %s: %w", dir, err)
 	}
 	if err := m.openDecoder(); err != nil {
-		w.Close()
+		_ = w.Close() // a read-only mapping: the decoder's error is the one to report
 		return nil, fmt.Errorf("staged dir %s: %w", dir, err)
 	}
 	return m, nil

@@ -128,7 +128,7 @@ func (m *Model) openDecoder() error {
 	}
 	specs := di.Specs(m.config.DModel)
 	if len(f.Tensors()) != len(specs) || len(di.Tensors) != len(specs) {
-		f.Close()
+		_ = f.Close() // a read-only mapping: nothing to flush
 		return fmt.Errorf("%s holds %d tensors, %s lists %d, the decoder shape (%d layers, vocab %d) implies %d",
 			DecoderFile, len(f.Tensors()), ManifestFile, len(di.Tensors), di.Layers, di.Vocab, len(specs))
 	}
@@ -143,7 +143,7 @@ func (m *Model) openDecoder() error {
 			err = fmt.Errorf("%s: tensor %s: shape %v, want %v", DecoderFile, s.Name, t.Shape, s.Shape)
 		}
 		if err != nil {
-			f.Close()
+			_ = f.Close() // a read-only mapping: nothing to flush
 			return err
 		}
 	}

@@ -34,15 +34,15 @@ func WriteFunc(path string, perm os.FileMode, write func(io.Writer) error) error
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after the rename
 	if err := write(f); err != nil {
-		f.Close()
+		_ = f.Close() // removed below: the write's error is the one to report
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := f.Chmod(perm); err != nil {
-		f.Close()
+		_ = f.Close() // removed below: the chmod's error is the one to report
 		return fmt.Errorf("chmod %s: %w", tmp, err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close() // removed below: the sync's error is the one to report
 		return fmt.Errorf("sync %s: %w", tmp, err)
 	}
 	if err := f.Close(); err != nil {

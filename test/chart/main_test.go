@@ -129,10 +129,9 @@ func helm(args ...string) (string, error) {
 
 // rendering is one helm template run: its inputs and the objects it produced.
 type rendering struct {
-	name      string   // the values file's base name, or "default"
-	release   string   // release name
-	namespace string   // release namespace
-	args      []string // extra helm arguments (values files, --api-versions)
+	name      string // the values file's base name, or "default"
+	release   string // release name
+	namespace string // release namespace
 	objects   []*unstructured.Unstructured
 	values    map[string]any // the values file's content (nil for the defaults)
 }

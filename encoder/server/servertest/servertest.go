@@ -37,7 +37,11 @@ func StartWith(tb testing.TB, weights string, mut func(*server.Options)) (httpUR
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { enc.Close() }) // after the server's cleanup below (last in, first out)
+	tb.Cleanup(func() { // after the server's cleanup below (last in, first out)
+		if err := enc.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
 	info, err := server.InfoFor(weights, "cpu")
 	if err != nil {
 		tb.Fatal(err)

@@ -90,11 +90,11 @@ func serve(ctx context.Context, args []string) error {
 		return usageError{fmt.Errorf("-rate %d: want bytes per second ≥ 0", *rate)}
 	}
 	mux := http.NewServeMux()
-	ok := func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }
+	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") } // the client sees a failed write
 	mux.HandleFunc("GET /healthz", ok)
 	mux.HandleFunc("GET /readyz", ok)
 	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, version.String("e2e-agent")+"\n")
+		_, _ = io.WriteString(w, version.String("e2e-agent")+"\n") // the client sees a failed write
 	})
 	mux.HandleFunc("GET /whoami", whoami)
 	if *dir != "" {
@@ -111,7 +111,9 @@ func serve(ctx context.Context, args []string) error {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(shutdown)
+		if err := srv.Shutdown(shutdown); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e-agent: shutdown: %v\n", err)
+		}
 	}()
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -148,7 +150,7 @@ func whoami(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(id)
+	_ = json.NewEncoder(w).Encode(id) // id always encodes; the client sees a failed write
 }
 
 // Where a pod finds its service-account credentials.
@@ -233,12 +235,12 @@ func writeBody(out string, body io.Reader) error {
 		return err
 	}
 	if _, err := io.Copy(tmp, body); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
+		_ = tmp.Close()           // the copy's error is the one to report
+		_ = os.Remove(tmp.Name()) // best effort: a hidden temporary file
 		return fmt.Errorf("writing %s: %w", out, err)
 	}
 	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
+		_ = os.Remove(tmp.Name()) // best effort: a hidden temporary file
 		return err
 	}
 	return os.Rename(tmp.Name(), out)

@@ -25,7 +25,7 @@ func Read(path string) (map[string]npy.Array, error) {
 			return nil, fmt.Errorf("npz %s: %s: %w", path, f.Name, err)
 		}
 		a, err := npy.Read(r, int(f.UncompressedSize64/4)+1)
-		r.Close()
+		_ = r.Close() // it can only repeat a read error, which npy.Read reports
 		if err != nil {
 			return nil, fmt.Errorf("npz %s: %s: %w", path, f.Name, err)
 		}

@@ -13,7 +13,7 @@ func evexRR(pp, opcode, dst, src1, src2 int) []byte {
 	inv := func(v int) int { return ^v & 1 }
 	p0 := inv(dst>>3)<<7 | inv(src2>>4)<<6 | inv(src2>>3)<<5 | inv(dst>>4)<<4 | 0x2
 	p1 := 0<<7 | (^src1&0xF)<<3 | 1<<2 | pp
-	p2 := 0<<7 | 2<<5 | 0<<4 | inv(src1>>4)<<3 | 0
+	p2 := 0<<7 | 2<<5 | 0<<4 | inv(src1>>4)<<3 // z=0, L'L=512 bits, b=0, V', aaa=0 (no mask)
 	modrm := 0xC0 | (dst&7)<<3 | (src2 & 7)
 	return []byte{0x62, byte(p0), byte(p1), byte(p2), byte(opcode), byte(modrm)}
 }
