@@ -20,7 +20,8 @@ const (
 // could push the total past the bound:
 //
 //	heap  = RuntimeAllowance + MaxConnections·ConnAllowance
-//	      + 2·UploadBudget   (a gRPC message is held twice while it is unmarshalled)
+//	      + 2·UploadBudget   (a gRPC message is held twice while it is unmarshalled,
+//	                     a chunked HTTP body while its buffer grows)
 //	      + DecodeBudget     (decoded audio, log-mel windows, hidden states of admitted requests)
 //	      + 2·MaxBatch·(log-mel + hidden states of one window)   (the batch's input and output)
 //	bound = modelBytes + heap

@@ -2,8 +2,10 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -577,17 +579,93 @@ func TestFormatsValidUTF8(t *testing.T) {
 
 // TestTranscriptionChunkedBody: a multipart body without Content-Length
 // (streamed by the client) is read within the upload budget as it grows,
-// and one over MaxRequestBytes is refused with 413.
+// even when the budget holds just one body of MaxRequestBytes, and a body
+// over MaxRequestBytes is refused with 413 — chunked or with a
+// Content-Length, just over the limit or far over it — never with 429.
 func TestTranscriptionChunkedBody(t *testing.T) {
 	opts := DefaultOptions()
 	opts.MaxRequestBytes = 3 << 20
-	opts.UploadBudget = 8 << 20 // a growing buffer holds its old and new sizes while it is copied
+	opts.UploadBudget = opts.MaxRequestBytes // the least New accepts: one body
 	h := startTranscriber(t, newFakeTranscriber(), opts)
+	limit := int(opts.MaxRequestBytes)
 	for _, tc := range []struct {
-		seconds float64
-		status  int
-	}{{40, http.StatusOK}, {120, http.StatusRequestEntityTooLarge}} { // 1.3 MB and 3.8 MB of WAV
-		body, ct := form(t, [][2]string{{"model", "whisper-1"}, {"response_format", "text"}}, sineWAV(tc.seconds, 16000, 0.5))
+		name   string
+		size   int // of the multipart body
+		status int
+	}{
+		{"small", 1 << 20, http.StatusOK},
+		{"just under the limit", limit - 1000, http.StatusOK},
+		{"at the limit", limit, http.StatusOK},
+		{"one byte over", limit + 1, http.StatusRequestEntityTooLarge},
+		{"just over", limit + 1000, http.StatusRequestEntityTooLarge},
+		{"far over", 2 * limit, http.StatusRequestEntityTooLarge},
+	} {
+		body, ct := formOfSize(t, tc.size)
+		for _, chunked := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s chunked=%v", tc.name, chunked), func(t *testing.T) {
+				status, b := postBody(t, h.base+"/v1/audio/transcriptions", ct, body, chunked)
+				if status != tc.status {
+					t.Fatalf("%d-byte body: status %d, want %d: %s", len(body), status, tc.status, trim(b))
+				}
+				if tc.status == http.StatusOK && !strings.HasPrefix(string(b), " Segment 0 (en) rms 0.35.") {
+					t.Errorf("%q", trim(b))
+				}
+				if tc.status == http.StatusRequestEntityTooLarge {
+					if e := decodeErrorBody(t, status, b); !strings.Contains(e.Error.Message, "over the limit of 3145728 bytes") {
+						t.Errorf("message %q", e.Error.Message)
+					}
+				}
+				waitFor(t, "the upload budget to be free", func() bool { return h.s.uploads.used.Load() == 0 })
+			})
+		}
+	}
+}
+
+// TestEncodeChunkedBodyOverLimit: /v1/encode reads raw bodies the same way:
+// a chunked body over the limit is 413 with a budget of one body.
+func TestEncodeChunkedBodyOverLimit(t *testing.T) {
+	opts := DefaultOptions()
+	opts.MaxRequestBytes = 2 << 20
+	opts.UploadBudget = opts.MaxRequestBytes
+	h := start(t, newGated(fakeInfo(), false), fakeInfo(), opts)
+	h.waitReady(t)
+	for _, size := range []int{int(opts.MaxRequestBytes) + 1, int(opts.MaxRequestBytes) + 4096} {
+		for _, chunked := range []bool{true, false} {
+			status, b := postBody(t, h.base+"/v1/encode", "application/octet-stream", make([]byte, size), chunked)
+			if status != http.StatusRequestEntityTooLarge {
+				t.Errorf("%d bytes, chunked=%v: status %d, want 413: %s", size, chunked, status, trim(b))
+			}
+		}
+	}
+	waitFor(t, "the upload budget to be free", func() bool { return h.s.uploads.used.Load() == 0 })
+}
+
+// formOfSize is a transcription form of exactly size bytes: a 16 kHz sine
+// as long as fits (at most 2 minutes), padded with a prompt field.
+func formOfSize(t *testing.T, size int) ([]byte, string) {
+	t.Helper()
+	fields := [][2]string{{"model", "whisper-1"}, {"response_format", "text"}}
+	empty, _ := form(t, append(fields, [2]string{"prompt", ""}), []byte{})
+	samples := min((size-len(empty)-44-maxFormField/2)/2, 120*16000)
+	wav := sineWAV(float64(samples)/16000, 16000, 0.5)
+	probe, _ := form(t, append(fields, [2]string{"prompt", ""}), wav)
+	if pad := size - len(probe); pad > maxFormField { // far over: trailing bytes after the audio
+		wav = append(wav, make([]byte, pad-1000)...)
+		probe, _ = form(t, append(fields, [2]string{"prompt", ""}), wav)
+	}
+	body, ct := form(t, append(fields, [2]string{"prompt", strings.Repeat("a", size-len(probe))}), wav)
+	if len(body) != size {
+		t.Fatalf("form of %d bytes, want %d", len(body), size)
+	}
+	return body, ct
+}
+
+// postBody posts body, with a Content-Length or chunked, and returns the
+// status and the response body.
+func postBody(t *testing.T, url, contentType string, body []byte, chunked bool) (int, []byte) {
+	t.Helper()
+	var src io.Reader = bytes.NewReader(body)
+	if chunked { // a pipe's length is unknown: sent chunked
 		pr, pw := io.Pipe()
 		go func() {
 			for b := body; len(b) > 0; b = b[min(len(b), 64<<10):] {
@@ -597,21 +675,27 @@ func TestTranscriptionChunkedBody(t *testing.T) {
 			}
 			pw.Close()
 		}()
-		req, _ := http.NewRequest(http.MethodPost, h.base+"/v1/audio/transcriptions", pr)
-		req.Header.Set("Content-Type", ct)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		pr.Close()
-		if resp.StatusCode != tc.status { // (a pipe's length is unknown: sent chunked)
-			t.Fatalf("%v s: status %d: %s", tc.seconds, resp.StatusCode, trim(b))
-		}
-		if tc.status == http.StatusOK && !strings.HasPrefix(string(b), " Segment 0 (en) rms 0.35.") {
-			t.Errorf("%v s: %q", tc.seconds, trim(b))
-		}
+		defer pr.Close()
+		src = pr
 	}
-	waitFor(t, "the upload budget to be free", func() bool { return h.s.uploads.used.Load() == 0 })
+	req, err := http.NewRequest(http.MethodPost, url, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if chunked != (req.ContentLength <= 0) {
+		t.Fatalf("request Content-Length %d, chunked=%v", req.ContentLength, chunked)
+	}
+	return resp.StatusCode, b
+}
+
+func decodeErrorBody(t *testing.T, status int, b []byte) errorBody {
+	t.Helper()
+	return decodeError(t, httpResult{status: status, body: b})
 }
