@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/transcribe"
 )
 
@@ -698,4 +701,114 @@ func postBody(t *testing.T, url, contentType string, body []byte, chunked bool) 
 func decodeErrorBody(t *testing.T, status int, b []byte) errorBody {
 	t.Helper()
 	return decodeError(t, httpResult{status: status, body: b})
+}
+
+// scrape reads one unlabelled sample of /metrics (false: not exported).
+func (h *harness) scrape(t *testing.T, name string) (float64, bool) {
+	t.Helper()
+	resp, err := http.Get(h.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("%s: %v", sc.Text(), err)
+			}
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// TestDecodeQueueDepthMetric: /metrics exports the Transcriber's decode
+// queue depth under the name the operator's autoscaler reads: it rises with
+// the transcriptions held in the Transcriber and returns to 0.
+func TestDecodeQueueDepthMetric(t *testing.T) {
+	if DecodeQueueDepthMetric != "whisper_encoder_decode_queue_depth" {
+		t.Fatalf("DecodeQueueDepthMetric %q", DecodeQueueDepthMetric)
+	}
+	fake := newFakeTranscriber()
+	fake.gate = make(chan struct{})
+	h := startTranscriber(t, fake, DefaultOptions())
+	if v, ok := h.scrape(t, DecodeQueueDepthMetric); !ok || v != 0 {
+		t.Fatalf("idle: %s = %v (exported %v), want 0", DecodeQueueDepthMetric, v, ok)
+	}
+	const n = 3
+	body, ct := form(t, [][2]string{{"model", "whisper-1"}}, sineWAV(11, 16000, 0.5)) // 3 segments: 2 gated
+	results := make(chan httpResult, n)
+	for range n {
+		go func() { results <- h.postForm(context.Background(), "/v1/audio/transcriptions", ct, body) }()
+	}
+	waitFor(t, "3 transcriptions in the decode queue metric", func() bool {
+		v, _ := h.scrape(t, DecodeQueueDepthMetric)
+		return v == n
+	})
+	for range 2 * n {
+		fake.gate <- struct{}{}
+	}
+	for range n {
+		if r := <-results; r.err != nil || r.status != http.StatusOK {
+			t.Fatalf("status %d, %v: %s", r.status, r.err, trim(r.body))
+		}
+	}
+	waitFor(t, "the decode queue metric back at 0", func() bool {
+		v, _ := h.scrape(t, DecodeQueueDepthMetric)
+		return v == 0
+	})
+}
+
+// TestOptionRefusals: an option the Transcriber refuses
+// (transcribe.ErrInvalidOption), whether when the server checks the options
+// before decoding the audio or later in Transcribe, is a 400
+// invalid_request_error naming the parameter over HTTP and INVALID_ARGUMENT
+// over gRPC, not a server error; a beam_size that is not a number is
+// refused by the form.
+func TestOptionRefusals(t *testing.T) {
+	refusal := fmt.Errorf("wrapped: %w", &transcribe.OptionError{Option: "beam_size", Expected: "0 to 4", Found: "9"})
+	early, late := newFakeTranscriber(), newFakeTranscriber()
+	early.refuse, late.refuseLate = refusal, refusal
+	wav := sineWAV(1, 16000, 0.5)
+	for _, fake := range []*fakeTranscriber{early, late} {
+		h := startTranscriber(t, fake, DefaultOptions())
+		for _, tc := range []struct {
+			fields      [][2]string
+			param, frag string
+		}{
+			{[][2]string{{"model", "whisper-1"}, {"beam_size", "9"}}, "beam_size", "transcribe: option beam_size: expected 0 to 4, found 9"},
+			{[][2]string{{"model", "whisper-1"}, {"beam_size", "wide"}}, "beam_size", `beam_size "wide": want a whole number`},
+			{[][2]string{{"model", "whisper-1"}, {"beam_size", "9"}, {"stream", "true"}}, "beam_size", "expected 0 to 4, found 9"},
+		} {
+			body, ct := form(t, tc.fields, wav)
+			r := h.postForm(context.Background(), "/v1/audio/transcriptions", ct, body)
+			if r.status != http.StatusBadRequest {
+				t.Fatalf("%v: status %d, want 400: %s", tc.fields, r.status, trim(r.body))
+			}
+			e := decodeError(t, r)
+			if e.Error.Type != "invalid_request_error" || e.Error.Param == nil || *e.Error.Param != tc.param || !strings.Contains(e.Error.Message, tc.frag) {
+				t.Errorf("%v: %+v, want param %q and a message containing %q", tc.fields, e.Error, tc.param, tc.frag)
+			}
+		}
+		stream, err := h.grpc.Transcribe(context.Background(), &encoderv1.TranscribeRequest{
+			Audio: &encoderv1.Audio{Format: encoderv1.AudioFormat_AUDIO_FORMAT_WAV, Data: wav}, BeamSize: 9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = recvAll(stream)
+		if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "option beam_size") {
+			t.Errorf("gRPC: %v, want INVALID_ARGUMENT about beam_size", err)
+		}
+		if v := h.routeCount("transcriptions", "500"); v != 0 {
+			t.Errorf("%v requests answered 500", v)
+		}
+	}
+	early.mu.Lock()
+	defer early.mu.Unlock()
+	if len(early.options) != 0 || len(early.checked) != 3 || early.checked[0].BeamSize != 9 {
+		t.Errorf("refused by CheckOptions: %d Transcribe calls (want 0), options checked %+v (want 3 with beam size 9)", len(early.options), early.checked)
+	}
 }
