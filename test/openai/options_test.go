@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -86,5 +87,41 @@ func TestGoSDKOptionErrors(t *testing.T) {
 	}
 	if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "option beam_size") {
 		t.Errorf("gRPC beam size 40: %v, want INVALID_ARGUMENT about beam_size", err)
+	}
+}
+
+// TestDecodeMemoryQueues: with decode memory for one window, concurrent
+// requests wait their turn for the decoder instead of being refused — each
+// gets the answer it gets alone — and the decode queue depth the operator's
+// autoscaler reads is back at 0 afterwards.
+func TestDecodeMemoryQueues(t *testing.T) {
+	sv := serveWith(t, server.DefaultOptions(), 1) // any window is larger: one at a time
+	c := sv.client()
+	want := tokenizer.ValidUTF8(sv.reference(t, jfkWAV, transcribe.Options{Task: tokenizer.Transcribe}).Text)
+	const n = 6
+	got := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			res, err := c.Audio.Transcriptions.New(context.Background(), openai.AudioTranscriptionNewParams{
+				File: openai.File(open(t, jfkWAV), "jfk.wav", "audio/wav"), Model: modelID})
+			if err == nil {
+				got[i] = res.Text
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || got[i] != want {
+			t.Errorf("request %d: %q, %v; want %q", i, got[i], errs[i], want)
+		}
+	}
+	if _, _, _, _, peak := sv.tr.DecodeMemory(); peak != 1 {
+		t.Errorf("%d windows decoded at once, want 1", peak)
+	}
+	if v := sv.metric(t, server.DecodeQueueDepthMetric); v != 0 {
+		t.Errorf("%s = %v after every request ended", server.DecodeQueueDepthMetric, v)
 	}
 }
