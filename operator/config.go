@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/server/metricnames"
 )
 
 // Config is what the operator's flags and environment decide for every WhisperEncoder.
@@ -76,8 +78,8 @@ func DefaultConfig() Config {
 		StageBackoffLimit:      2,
 		RetryBaseDelay:         30 * time.Second,
 		RetryMaxDelay:          10 * time.Minute,
-		QueueDepthMetric:       "whisper_encoder_queue_depth",
-		DecodeQueueDepthMetric: "whisper_encoder_decode_queue_depth",
+		QueueDepthMetric:       metricnames.QueueDepth,
+		DecodeQueueDepthMetric: metricnames.DecodeQueueDepth,
 		RunAsUser:              65532,
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type benchTranscribeFlags struct {
 	seconds                       *float64
 	maxTokens, threads, maxBatch  *int
 	maxEncodes                    *int
+	decodeMemory                  *int64
 	force, timestamps             *bool
 }
 
@@ -36,22 +38,23 @@ type benchTranscribeFlags struct {
 func runBenchTranscribe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("transcribe", flag.ContinueOnError)
 	f := benchTranscribeFlags{
-		model:       fs.String("model", "", "Hugging Face model directory with onnx/encoder_model.onnx (testdata/gen/gen_whisper_hf.py writes one)"),
-		audioPath:   fs.String("audio", "testdata/mel/jfk_16k.wav", "audio file (WAV, FLAC), repeated to --seconds"),
-		concurrency: fs.String("concurrency", "1,4,16", "comma-separated numbers of concurrent requests"),
-		seconds:     fs.Float64("seconds", 60, "seconds of audio per request"),
-		maxTokens:   fs.Int("max-tokens", 224, "tokens sampled per window"),
-		threads:     fs.Int("threads", 0, "worker threads of encoder and decoder (default GOMAXPROCS)"),
-		maxBatch:    fs.Int("max-batch", 32, "most sequences one decoder step advances"),
-		maxEncodes:  fs.Int("max-encodes", 2, "most windows encoded at once (0: unbounded)"),
-		force:       fs.Bool("force", true, "every window samples exactly --max-tokens tokens (random weights cannot shorten the work)"),
-		timestamps:  fs.Bool("timestamps", true, "decode with timestamps (segments; seek by the last timestamp)"),
+		model:        fs.String("model", "", "Hugging Face model directory with onnx/encoder_model.onnx (testdata/gen/gen_whisper_hf.py writes one)"),
+		audioPath:    fs.String("audio", "testdata/mel/jfk_16k.wav", "audio file (WAV, FLAC), repeated to --seconds"),
+		concurrency:  fs.String("concurrency", "1,4,16", "comma-separated numbers of concurrent requests"),
+		seconds:      fs.Float64("seconds", 60, "seconds of audio per request"),
+		maxTokens:    fs.Int("max-tokens", 224, "tokens sampled per window"),
+		threads:      fs.Int("threads", 0, "worker threads of encoder and decoder (default GOMAXPROCS)"),
+		maxBatch:     fs.Int("max-batch", 32, "most sequences one decoder step advances"),
+		maxEncodes:   fs.Int("max-encodes", 2, "most windows encoded at once (0: unbounded)"),
+		decodeMemory: fs.Int64("decode-memory", transcribe.DefaultDecodeMemory, "bytes of decoder state (cross K/V, self-attention caches) of the windows decoded at once, as serve --decode-memory"),
+		force:        fs.Bool("force", true, "every window samples exactly --max-tokens tokens (random weights cannot shorten the work)"),
+		timestamps:   fs.Bool("timestamps", true, "decode with timestamps (segments; seek by the last timestamp)"),
 	}
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	if *f.model == "" || fs.NArg() > 0 || *f.seconds <= 0 || *f.maxTokens < 1 {
-		return usageError{errors.New("want --model, no arguments, --seconds > 0 and --max-tokens ≥ 1 (see -h)")}
+	if *f.model == "" || fs.NArg() > 0 || *f.seconds <= 0 || *f.maxTokens < 1 || *f.decodeMemory < 1 {
+		return usageError{errors.New("want --model, no arguments, --seconds > 0, --max-tokens ≥ 1 and --decode-memory ≥ 1 (see -h)")}
 	}
 	var conc []int
 	for _, s := range strings.Split(*f.concurrency, ",") {
@@ -65,7 +68,7 @@ func runBenchTranscribe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tr, enc, closeAll, err := loadTranscriber(ctx, *f.model, *f.threads, *f.maxBatch, *f.maxEncodes)
+	tr, enc, closeAll, err := loadTranscriber(ctx, *f.model, *f.threads, *f.maxBatch, *f.maxEncodes, *f.decodeMemory)
 	if err != nil {
 		return err
 	}
@@ -74,14 +77,32 @@ func runBenchTranscribe(ctx context.Context, args []string) error {
 	fmt.Printf("audio: %s repeated to %.0f s a request; greedy (temperature 0 only), language en, %d tokens a window%s, timestamps %v\n",
 		*f.audioPath, *f.seconds, *f.maxTokens, map[bool]string{true: " (forced)", false: " at most"}[*f.force], *f.timestamps)
 	o := transcribe.Options{Language: "en", Temperatures: []float64{0}, MaxTokens: *f.maxTokens, ForceTokens: *f.force, WithoutTimestamps: !*f.timestamps}
+	loaded := resetPeakRSS()
+	fmt.Printf("after load: RSS %.1f MB (peak while loading %.1f MB: the fp32 safetensors and the ONNX staging; serve maps staged BF16 instead)\n", loaded.rss, loaded.peak)
 	for _, c := range conc {
 		if err := benchConcurrent(ctx, tr, enc, pcm, o, c); err != nil {
 			return fmt.Errorf("concurrency %d: %w", c, err)
 		}
 	}
+	limit, _, _, peakBytes, peakWindows := tr.DecodeMemory()
+	fmt.Printf("decode memory: peak %.1f MB in %d windows at once (budget %.1f MB)\n", float64(peakBytes)/1e6, peakWindows, float64(limit)/1e6)
 	rss := readRSS()
-	fmt.Printf("peak RSS: %.1f MB (VmHWM, whole run)\n", rss.peak)
+	fmt.Printf("peak RSS: %.1f MB (VmHWM since the load)\n", rss.peak)
 	return nil
+}
+
+// resetPeakRSS collects garbage, returns the memory the load left to the
+// OS, and restarts the peak resident set (VmHWM) from the current one, so
+// the peak reported after the runs is theirs; it returns the stats before
+// the reset.
+func resetPeakRSS() rssStat {
+	runtime.GC()
+	debug.FreeOSMemory()
+	r := readRSS()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		fmt.Printf("note: the peak RSS could not be reset (%v): it includes the load\n", err)
+	}
+	return r
 }
 
 // benchConcurrent runs c transcriptions of pcm at once and reports.
@@ -154,7 +175,7 @@ func benchAudio(path string, seconds float64) ([]float32, error) {
 
 // loadTranscriber stages dir's encoder into a temporary cache and loads
 // the whole model.
-func loadTranscriber(ctx context.Context, dir string, threads, maxBatch, maxEncodes int) (*transcribe.Transcriber, *timedEncoder, func(), error) {
+func loadTranscriber(ctx context.Context, dir string, threads, maxBatch, maxEncodes int, decodeMemory int64) (*transcribe.Transcriber, *timedEncoder, func(), error) {
 	tk, err := tokenizer.LoadHF(os.DirFS(dir))
 	if err != nil {
 		return nil, nil, nil, err
@@ -183,7 +204,7 @@ func loadTranscriber(ctx context.Context, dir string, threads, maxBatch, maxEnco
 	}
 	timed := &timedEncoder{inner: transcribe.ModelEncoder{Encoder: enc}}
 	tr, err := transcribe.New(transcribe.Config{Encoder: timed, Decoder: dec, Tokenizer: tk,
-		Generation: gen, NMels: enc.Config().NumMelBins, MaxBatch: maxBatch, MaxEncodes: maxEncodes})
+		Generation: gen, NMels: enc.Config().NumMelBins, MaxBatch: maxBatch, MaxEncodes: maxEncodes, DecodeMemory: decodeMemory})
 	if err != nil {
 		dec.Close()
 		_ = enc.Close() // always nil: model.Encoder.Close frees memory

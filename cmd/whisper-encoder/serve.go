@@ -16,6 +16,7 @@ import (
 	contract "github.com/xdna-whisper/xdna-whisper/api/report"
 	"github.com/xdna-whisper/xdna-whisper/cmd/internal/encodercli"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server"
+	"github.com/xdna-whisper/xdna-whisper/encoder/transcribe"
 )
 
 func init() {
@@ -56,6 +57,7 @@ func runServe(ctx context.Context, args []string) error {
 		defTask      = fs.String("default-task", "transcribe", "transcription task when a request names none: transcribe or translate")
 		defBeam      = fs.Int("default-beam-size", 1, "beam size when a request sets none (1: greedy)")
 		defWords     = fs.Bool("default-word-timestamps", false, "word timestamps for every transcription")
+		decodeMemory = fs.Int64("decode-memory", transcribe.DefaultDecodeMemory, "bytes of decoder state (each window's cross-attention K/V and self-attention caches) of the transcription windows decoded at once; windows beyond it wait their turn (a window larger than it runs alone)")
 		logLevel     = fs.String("log-level", "info", "debug (one line per request), info, warn or error")
 		logFormat    = fs.String("log-format", "json", "json or text")
 		termLog      = fs.String("termination-log", "", "file for the fatal error message (default "+defaultTerminationLog+" when it exists and is writable)")
@@ -96,7 +98,10 @@ func runServe(ctx context.Context, args []string) error {
 	if *defTask != "transcribe" && *defTask != "translate" {
 		return usageError{fmt.Errorf("--default-task %q: want transcribe or translate", *defTask)}
 	}
-	defs := transcriptionDefaults{Language: *defLanguage, Task: *defTask, BeamSize: *defBeam, WordTimestamps: *defWords}
+	if *decodeMemory < 1 {
+		return usageError{fmt.Errorf("--decode-memory %d: want ≥ 1 byte", *decodeMemory)}
+	}
+	defs := transcriptionDefaults{Language: *defLanguage, Task: *defTask, BeamSize: *defBeam, WordTimestamps: *defWords, DecodeMemory: *decodeMemory}
 	err = serve(ctx, log, mf, *backend, *httpAddr, *grpcAddr, opts, *drainTimeout, defs)
 	if err != nil {
 		writeTerminationLog(*termLog, err)
@@ -137,11 +142,14 @@ func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, back
 	// The Go heap's share of the memory bound is the runtime's soft limit, so
 	// garbage is collected before it could carry the process past the bound.
 	bound, heap := server.MemoryBound(opts, info, 2*int64(enc.PackedBytes()))
+	if closeTr != nil { // the Transcriber's decode memory is Go heap too
+		bound, heap = bound+defs.DecodeMemory, heap+defs.DecodeMemory
+	}
 	if heap < debug.SetMemoryLimit(-1) { // a lower GOMEMLIMIT from the environment stays
 		debug.SetMemoryLimit(heap)
 	}
 	log.Info("memory bound", "bound_bytes", bound, "heap_limit_bytes", heap, "model_bytes", 2*enc.PackedBytes(),
-		"upload_budget", opts.UploadBudget, "decode_budget", opts.DecodeBudget, "max_connections", opts.MaxConnections)
+		"upload_budget", opts.UploadBudget, "decode_budget", opts.DecodeBudget, "decode_memory", defs.DecodeMemory, "max_connections", opts.MaxConnections)
 	hl, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)

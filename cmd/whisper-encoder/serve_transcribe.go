@@ -19,16 +19,27 @@ type transcriptionDefaults struct {
 	Task           string
 	BeamSize       int
 	WordTimestamps bool
+	// DecodeMemory is not a request default but the Transcriber's bound
+	// (--decode-memory, transcribe.Config.DecodeMemory).
+	DecodeMemory int64
 }
 
-// withDefaults serves t with d filling what a request leaves unset.
+// withDefaults serves a Transcriber with d filling what a request leaves
+// unset. It keeps the Transcriber's optional interfaces the server looks
+// for (decode queue depth, batch stats, option checks).
 type withDefaults struct {
-	transcribe.Service
+	*transcribe.Transcriber
 	d transcriptionDefaults
 }
 
-// Transcribe applies the defaults, then transcribes.
-func (w withDefaults) Transcribe(ctx context.Context, pcm []float32, o transcribe.Options, emit transcribe.Emit) (transcribe.Result, error) {
+var (
+	_ server.DecodeQueueDepther = withDefaults{}
+	_ server.BatchStatser       = withDefaults{}
+	_ server.OptionChecker      = withDefaults{}
+)
+
+// apply fills what o leaves unset from the defaults.
+func (w withDefaults) apply(o transcribe.Options) transcribe.Options {
 	if o.Language == "" {
 		o.Language = w.d.Language
 	}
@@ -39,7 +50,17 @@ func (w withDefaults) Transcribe(ctx context.Context, pcm []float32, o transcrib
 		o.BeamSize = w.d.BeamSize
 	}
 	o.WordTimestamps = o.WordTimestamps || w.d.WordTimestamps
-	return w.Service.Transcribe(ctx, pcm, o, emit)
+	return o
+}
+
+// Transcribe applies the defaults, then transcribes.
+func (w withDefaults) Transcribe(ctx context.Context, pcm []float32, o transcribe.Options, emit transcribe.Emit) (transcribe.Result, error) {
+	return w.Transcriber.Transcribe(ctx, pcm, w.apply(o), emit)
+}
+
+// CheckOptions applies the defaults, then checks.
+func (w withDefaults) CheckOptions(o transcribe.Options) error {
+	return w.Transcriber.CheckOptions(w.apply(o))
 }
 
 // attachTranscriber loads the decoder, tokenizer and generation config of a
@@ -77,16 +98,16 @@ func attachTranscriber(log *slog.Logger, s *server.Server, dir string, nMels int
 	if err != nil {
 		return nil, fmt.Errorf("staged decoder: %w", err)
 	}
-	tr, err := transcribe.New(transcribe.Config{Encoder: s.WindowEncoder(), Decoder: dec, Tokenizer: tk, Generation: gen, NMels: nMels})
+	tr, err := transcribe.New(transcribe.Config{Encoder: s.WindowEncoder(), Decoder: dec, Tokenizer: tk, Generation: gen, NMels: nMels, DecodeMemory: d.DecodeMemory})
 	if err != nil {
 		dec.Close()
 		return nil, err
 	}
-	if err := s.SetTranscriber(withDefaults{Service: tr, d: d}); err != nil {
+	if err := s.SetTranscriber(withDefaults{Transcriber: tr, d: d}); err != nil {
 		tr.Close()
 		dec.Close()
 		return nil, err
 	}
-	log.Info("transcription served", "decoder", dec.Backend(), "transcribe", caps.Transcribe, "translate", caps.Translate, "languages", len(caps.Languages))
+	log.Info("transcription served", "decoder", dec.Backend(), "decode_memory", d.DecodeMemory, "transcribe", caps.Transcribe, "translate", caps.Translate, "languages", len(caps.Languages))
 	return func() { tr.Close(); dec.Close() }, nil
 }

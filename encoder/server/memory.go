@@ -20,15 +20,16 @@ const (
 // could push the total past the bound:
 //
 //	heap  = RuntimeAllowance + MaxConnections·ConnAllowance
-//	      + 2·UploadBudget   (a gRPC message is held twice while it is unmarshalled)
+//	      + 2·UploadBudget   (a gRPC message is held twice while it is unmarshalled,
+//	                     a chunked HTTP body while its buffer grows)
 //	      + DecodeBudget     (decoded audio, log-mel windows, hidden states of admitted requests)
 //	      + 2·MaxBatch·(log-mel + hidden states of one window)   (the batch's input and output)
 //	bound = modelBytes + heap
 //
 // A transcription's decoded audio and current window are in DecodeBudget; the
-// Transcriber's own per-request state (decoder KV caches, samples) is not
-// counted here: it is bounded by MaxTranscriptions and the Transcriber's
-// batch limit, and sized by the decoder.
+// Transcriber's decoder state (cross-attention K/V, self-attention caches)
+// is not counted here: the Transcriber bounds it by its own budget
+// (transcribe.Config.DecodeMemory), which serve adds to the bound.
 //
 // Every term is fixed by the options before any request arrives: bodies are
 // reserved in the upload budget before they are read and requests in the

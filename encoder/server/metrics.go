@@ -6,15 +6,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/server/metricnames"
 )
 
-// Metric names. QueueDepthMetric is the signal autoscaling uses: windows
-// admitted and not yet taken into a batch (their front-end work included),
-// with QueueCapacityMetric the level at which requests are refused.
+// Metric names (defined in metricnames, which the operator reads too).
+// QueueDepthMetric is the signal autoscaling uses: windows admitted and not
+// yet taken into a batch (their front-end work included), with
+// QueueCapacityMetric the level at which requests are refused;
+// DecodeQueueDepthMetric is the Transcriber's decode queue.
 const (
-	namespace           = "whisper_encoder"
-	QueueDepthMetric    = namespace + "_queue_depth"
-	QueueCapacityMetric = namespace + "_queue_capacity"
+	namespace              = metricnames.Namespace
+	QueueDepthMetric       = metricnames.QueueDepth
+	QueueCapacityMetric    = metricnames.QueueCapacity
+	DecodeQueueDepthMetric = metricnames.DecodeQueueDepth
 )
 
 // metrics are the server's Prometheus collectors.
@@ -67,7 +72,7 @@ func newMetrics(reg prometheus.Registerer, info Info, opts Options) (*metrics, e
 			Help: "Windows per backend batch.", Buckets: prometheus.LinearBuckets(1, 1, opts.MaxBatch),
 		}),
 		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "queue_depth",
+			Name: QueueDepthMetric,
 			Help: "Windows admitted and not yet computing (front end or queued). Scale out on this; requests are refused at " + QueueCapacityMetric + ".",
 		}),
 		windows: prometheus.NewCounter(prometheus.CounterOpts{
@@ -119,7 +124,7 @@ func newMetrics(reg prometheus.Registerer, info Info, opts Options) (*metrics, e
 	extra := []prometheus.Collector{m.transcriptions, m.tokens, m.routes, transcriptionCapacity}
 	extra = append(extra, transcriberCollectors(opts.Transcriber)...)
 	capacity := prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "queue_capacity",
+		Name: QueueCapacityMetric,
 		Help: "The queue depth (max queue) at which requests are refused with RESOURCE_EXHAUSTED / 429.",
 	})
 	capacity.Set(float64(opts.MaxQueue))
@@ -166,8 +171,8 @@ func transcriberCollectors(t any) []prometheus.Collector {
 	var out []prometheus.Collector
 	if d, ok := t.(DecodeQueueDepther); ok {
 		out = append(out, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "decode_queue_depth",
-			Help: "Sequences waiting for or holding a decoder slot (the Transcriber's own count).",
+			Name: DecodeQueueDepthMetric,
+			Help: "Transcription windows waiting for decode memory or being decoded (the Transcriber's count; one window per transcription at a time). Scale out on this too.",
 		}, func() float64 { return float64(d.DecodeQueueDepth()) }))
 	}
 	if b, ok := t.(BatchStatser); ok {

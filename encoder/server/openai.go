@@ -99,6 +99,7 @@ type transcriptionForm struct {
 	temperature *float64
 	granularity map[string]bool // "segment", "word"
 	stream      bool
+	beamSize    int // beam_size, an extension (0: the server's default)
 }
 
 // set records one form field; unknown fields are ignored, as OpenAI's
@@ -132,6 +133,12 @@ func (f *transcriptionForm) set(name, value string) error {
 				return invalid("timestamp_granularities", "timestamp_granularities %q: want segment or word", g)
 			}
 		}
+	case "beam_size": // not OpenAI's: whisper.cpp's and faster-whisper's servers take it
+		n, err := strconv.Atoi(strings.TrimSpace(value))
+		if err != nil {
+			return invalid("beam_size", "beam_size %q: want a whole number (1: greedy)", value)
+		}
+		f.beamSize = n
 	case "stream":
 		b, err := strconv.ParseBool(strings.TrimSpace(value))
 		if err != nil {
@@ -168,7 +175,7 @@ func (f *transcriptionForm) check(task tokenizer.Task, ids []string, caps transc
 	if len(f.granularity) > 0 && f.format != FormatVerboseJSON {
 		return transcribe.Options{}, invalid("timestamp_granularities", "timestamp_granularities needs response_format verbose_json, got %s", f.format)
 	}
-	o := transcribe.Options{Task: task, Prompt: f.prompt, WordTimestamps: f.granularity["word"]}
+	o := transcribe.Options{Task: task, Prompt: f.prompt, WordTimestamps: f.granularity["word"], BeamSize: f.beamSize}
 	if f.language != "" {
 		code, err := tokenizer.LanguageCode(f.language)
 		if err != nil {

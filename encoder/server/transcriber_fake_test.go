@@ -30,12 +30,16 @@ type fakeTranscriber struct {
 	gate chan struct{}
 	// failAfter > 0 fails the transcription after that many segments.
 	failAfter int
+	// refuse, when set, is returned by CheckOptions, and refuseLate by
+	// Transcribe (as the Transcriber refuses an option it cannot honour).
+	refuse, refuseLate error
 
 	running  atomic.Int64 // Transcribe calls in progress
 	emitted  chan int     // each segment's index as it is emitted
 	mu       sync.Mutex
 	options  []transcribe.Options
-	canceled int // calls that ended by their context
+	checked  []transcribe.Options // of CheckOptions
+	canceled int                  // calls that ended by their context
 }
 
 func newFakeTranscriber() *fakeTranscriber {
@@ -47,6 +51,18 @@ func newFakeTranscriber() *fakeTranscriber {
 
 func (f *fakeTranscriber) Capabilities() transcribe.Capabilities { return f.caps }
 
+// DecodeQueueDepth is the Transcribe calls in progress (the fake has no
+// decoder queue: every call decodes at once).
+func (f *fakeTranscriber) DecodeQueueDepth() int { return int(f.running.Load()) }
+
+// CheckOptions records o in checked and returns refuse.
+func (f *fakeTranscriber) CheckOptions(o transcribe.Options) error {
+	f.mu.Lock()
+	f.checked = append(f.checked, o)
+	f.mu.Unlock()
+	return f.refuse
+}
+
 // fakeSegmentSeconds is the fake's segment length.
 const fakeSegmentSeconds = 5
 
@@ -56,6 +72,9 @@ func (f *fakeTranscriber) Transcribe(ctx context.Context, pcm []float32, o trans
 	f.mu.Lock()
 	f.options = append(f.options, o)
 	f.mu.Unlock()
+	if f.refuseLate != nil {
+		return transcribe.Result{}, f.refuseLate
+	}
 	res := fakeResult(pcm, o)
 	for i, seg := range res.Segments {
 		if f.failAfter > 0 && i == f.failAfter {

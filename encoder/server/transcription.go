@@ -148,6 +148,11 @@ func (s *Server) transcribe(ctx context.Context, req *request, in transcription,
 	if s.opts.Transcriber == nil {
 		return transcribe.Result{}, checkCapability(o.Task, s.modelID(), s.capabilities())
 	}
+	if c, ok := s.opts.Transcriber.(OptionChecker); ok {
+		if err := c.CheckOptions(o); err != nil {
+			return transcribe.Result{}, optionError(err)
+		}
+	}
 	h, need, err := s.planTranscription(in)
 	if err != nil {
 		return transcribe.Result{}, err
@@ -226,7 +231,29 @@ func (s *Server) transcribeError(ctx context.Context, err error) error {
 	case ctx.Err() != nil:
 		return fmt.Errorf("transcription: %w", ctx.Err())
 	}
-	return fmt.Errorf("transcription: %w", err)
+	return optionError(fmt.Errorf("transcription: %w", err))
+}
+
+// OptionChecker is an optional interface of a transcribe.Service (the
+// Transcriber has it): whether it can honour a request's options, checked
+// before the audio is decoded. Its refusals, like Transcribe's, wrap
+// transcribe.ErrInvalidOption.
+type OptionChecker interface {
+	CheckOptions(transcribe.Options) error
+}
+
+// optionError makes a refused option (transcribe.ErrInvalidOption) a 400
+// invalid_request_error about its parameter (gRPC INVALID_ARGUMENT); other
+// errors pass unchanged.
+func optionError(err error) error {
+	if !errors.Is(err, transcribe.ErrInvalidOption) {
+		return err
+	}
+	var oe *transcribe.OptionError
+	if errors.As(err, &oe) {
+		return invalid(oe.Option, "%s", oe.Error())
+	}
+	return invalid("", "%v", err)
 }
 
 // transcribeContext is ctx, also ended when a drain times out (cutAll).

@@ -96,9 +96,6 @@ func transcribeOptions(req *encoderv1.TranscribeRequest) (transcribe.Options, tr
 	case t > 0:
 		o.Temperatures = []float64{t}
 	}
-	if b := req.GetBeamSize(); b < 0 || b > 16 {
-		return o, transcription{}, invalid("beam_size", "beam_size %d: want 0 to 16", b)
-	}
 	return o, transcription{audio: a.GetData(), format: f, rate: int(a.GetSampleRate())}, nil
 }
 

@@ -2,8 +2,10 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,7 +13,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	encoderv1 "github.com/xdna-whisper/xdna-whisper/api/encoder/v1"
 	"github.com/xdna-whisper/xdna-whisper/encoder/transcribe"
 )
 
@@ -577,17 +582,93 @@ func TestFormatsValidUTF8(t *testing.T) {
 
 // TestTranscriptionChunkedBody: a multipart body without Content-Length
 // (streamed by the client) is read within the upload budget as it grows,
-// and one over MaxRequestBytes is refused with 413.
+// even when the budget holds just one body of MaxRequestBytes, and a body
+// over MaxRequestBytes is refused with 413 — chunked or with a
+// Content-Length, just over the limit or far over it — never with 429.
 func TestTranscriptionChunkedBody(t *testing.T) {
 	opts := DefaultOptions()
 	opts.MaxRequestBytes = 3 << 20
-	opts.UploadBudget = 8 << 20 // a growing buffer holds its old and new sizes while it is copied
+	opts.UploadBudget = opts.MaxRequestBytes // the least New accepts: one body
 	h := startTranscriber(t, newFakeTranscriber(), opts)
+	limit := int(opts.MaxRequestBytes)
 	for _, tc := range []struct {
-		seconds float64
-		status  int
-	}{{40, http.StatusOK}, {120, http.StatusRequestEntityTooLarge}} { // 1.3 MB and 3.8 MB of WAV
-		body, ct := form(t, [][2]string{{"model", "whisper-1"}, {"response_format", "text"}}, sineWAV(tc.seconds, 16000, 0.5))
+		name   string
+		size   int // of the multipart body
+		status int
+	}{
+		{"small", 1 << 20, http.StatusOK},
+		{"just under the limit", limit - 1000, http.StatusOK},
+		{"at the limit", limit, http.StatusOK},
+		{"one byte over", limit + 1, http.StatusRequestEntityTooLarge},
+		{"just over", limit + 1000, http.StatusRequestEntityTooLarge},
+		{"far over", 2 * limit, http.StatusRequestEntityTooLarge},
+	} {
+		body, ct := formOfSize(t, tc.size)
+		for _, chunked := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s chunked=%v", tc.name, chunked), func(t *testing.T) {
+				status, b := postBody(t, h.base+"/v1/audio/transcriptions", ct, body, chunked)
+				if status != tc.status {
+					t.Fatalf("%d-byte body: status %d, want %d: %s", len(body), status, tc.status, trim(b))
+				}
+				if tc.status == http.StatusOK && !strings.HasPrefix(string(b), " Segment 0 (en) rms 0.35.") {
+					t.Errorf("%q", trim(b))
+				}
+				if tc.status == http.StatusRequestEntityTooLarge {
+					if e := decodeErrorBody(t, status, b); !strings.Contains(e.Error.Message, "over the limit of 3145728 bytes") {
+						t.Errorf("message %q", e.Error.Message)
+					}
+				}
+				waitFor(t, "the upload budget to be free", func() bool { return h.s.uploads.used.Load() == 0 })
+			})
+		}
+	}
+}
+
+// TestEncodeChunkedBodyOverLimit: /v1/encode reads raw bodies the same way:
+// a chunked body over the limit is 413 with a budget of one body.
+func TestEncodeChunkedBodyOverLimit(t *testing.T) {
+	opts := DefaultOptions()
+	opts.MaxRequestBytes = 2 << 20
+	opts.UploadBudget = opts.MaxRequestBytes
+	h := start(t, newGated(fakeInfo(), false), fakeInfo(), opts)
+	h.waitReady(t)
+	for _, size := range []int{int(opts.MaxRequestBytes) + 1, int(opts.MaxRequestBytes) + 4096} {
+		for _, chunked := range []bool{true, false} {
+			status, b := postBody(t, h.base+"/v1/encode", "application/octet-stream", make([]byte, size), chunked)
+			if status != http.StatusRequestEntityTooLarge {
+				t.Errorf("%d bytes, chunked=%v: status %d, want 413: %s", size, chunked, status, trim(b))
+			}
+		}
+	}
+	waitFor(t, "the upload budget to be free", func() bool { return h.s.uploads.used.Load() == 0 })
+}
+
+// formOfSize is a transcription form of exactly size bytes: a 16 kHz sine
+// as long as fits (at most 2 minutes), padded with a prompt field.
+func formOfSize(t *testing.T, size int) ([]byte, string) {
+	t.Helper()
+	fields := [][2]string{{"model", "whisper-1"}, {"response_format", "text"}}
+	empty, _ := form(t, append(fields, [2]string{"prompt", ""}), []byte{})
+	samples := min((size-len(empty)-44-maxFormField/2)/2, 120*16000)
+	wav := sineWAV(float64(samples)/16000, 16000, 0.5)
+	probe, _ := form(t, append(fields, [2]string{"prompt", ""}), wav)
+	if pad := size - len(probe); pad > maxFormField { // far over: trailing bytes after the audio
+		wav = append(wav, make([]byte, pad-1000)...)
+		probe, _ = form(t, append(fields, [2]string{"prompt", ""}), wav)
+	}
+	body, ct := form(t, append(fields, [2]string{"prompt", strings.Repeat("a", size-len(probe))}), wav)
+	if len(body) != size {
+		t.Fatalf("form of %d bytes, want %d", len(body), size)
+	}
+	return body, ct
+}
+
+// postBody posts body, with a Content-Length or chunked, and returns the
+// status and the response body.
+func postBody(t *testing.T, url, contentType string, body []byte, chunked bool) (int, []byte) {
+	t.Helper()
+	var src io.Reader = bytes.NewReader(body)
+	if chunked { // a pipe's length is unknown: sent chunked
 		pr, pw := io.Pipe()
 		go func() {
 			for b := body; len(b) > 0; b = b[min(len(b), 64<<10):] {
@@ -597,21 +678,137 @@ func TestTranscriptionChunkedBody(t *testing.T) {
 			}
 			pw.Close()
 		}()
-		req, _ := http.NewRequest(http.MethodPost, h.base+"/v1/audio/transcriptions", pr)
-		req.Header.Set("Content-Type", ct)
-		resp, err := http.DefaultClient.Do(req)
+		defer pr.Close()
+		src = pr
+	}
+	req, err := http.NewRequest(http.MethodPost, url, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if chunked != (req.ContentLength <= 0) {
+		t.Fatalf("request Content-Length %d, chunked=%v", req.ContentLength, chunked)
+	}
+	return resp.StatusCode, b
+}
+
+func decodeErrorBody(t *testing.T, status int, b []byte) errorBody {
+	t.Helper()
+	return decodeError(t, httpResult{status: status, body: b})
+}
+
+// scrape reads one unlabelled sample of /metrics (false: not exported).
+func (h *harness) scrape(t *testing.T, name string) (float64, bool) {
+	t.Helper()
+	resp, err := http.Get(h.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("%s: %v", sc.Text(), err)
+			}
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// TestDecodeQueueDepthMetric: /metrics exports the Transcriber's decode
+// queue depth under the name the operator's autoscaler reads: it rises with
+// the transcriptions held in the Transcriber and returns to 0.
+func TestDecodeQueueDepthMetric(t *testing.T) {
+	if DecodeQueueDepthMetric != "whisper_encoder_decode_queue_depth" {
+		t.Fatalf("DecodeQueueDepthMetric %q", DecodeQueueDepthMetric)
+	}
+	fake := newFakeTranscriber()
+	fake.gate = make(chan struct{})
+	h := startTranscriber(t, fake, DefaultOptions())
+	if v, ok := h.scrape(t, DecodeQueueDepthMetric); !ok || v != 0 {
+		t.Fatalf("idle: %s = %v (exported %v), want 0", DecodeQueueDepthMetric, v, ok)
+	}
+	const n = 3
+	body, ct := form(t, [][2]string{{"model", "whisper-1"}}, sineWAV(11, 16000, 0.5)) // 3 segments: 2 gated
+	results := make(chan httpResult, n)
+	for range n {
+		go func() { results <- h.postForm(context.Background(), "/v1/audio/transcriptions", ct, body) }()
+	}
+	waitFor(t, "3 transcriptions in the decode queue metric", func() bool {
+		v, _ := h.scrape(t, DecodeQueueDepthMetric)
+		return v == n
+	})
+	for range 2 * n {
+		fake.gate <- struct{}{}
+	}
+	for range n {
+		if r := <-results; r.err != nil || r.status != http.StatusOK {
+			t.Fatalf("status %d, %v: %s", r.status, r.err, trim(r.body))
+		}
+	}
+	waitFor(t, "the decode queue metric back at 0", func() bool {
+		v, _ := h.scrape(t, DecodeQueueDepthMetric)
+		return v == 0
+	})
+}
+
+// TestOptionRefusals: an option the Transcriber refuses
+// (transcribe.ErrInvalidOption), whether when the server checks the options
+// before decoding the audio or later in Transcribe, is a 400
+// invalid_request_error naming the parameter over HTTP and INVALID_ARGUMENT
+// over gRPC, not a server error; a beam_size that is not a number is
+// refused by the form.
+func TestOptionRefusals(t *testing.T) {
+	refusal := fmt.Errorf("wrapped: %w", &transcribe.OptionError{Option: "beam_size", Expected: "0 to 4", Found: "9"})
+	early, late := newFakeTranscriber(), newFakeTranscriber()
+	early.refuse, late.refuseLate = refusal, refusal
+	wav := sineWAV(1, 16000, 0.5)
+	for _, fake := range []*fakeTranscriber{early, late} {
+		h := startTranscriber(t, fake, DefaultOptions())
+		for _, tc := range []struct {
+			fields      [][2]string
+			param, frag string
+		}{
+			{[][2]string{{"model", "whisper-1"}, {"beam_size", "9"}}, "beam_size", "transcribe: option beam_size: expected 0 to 4, found 9"},
+			{[][2]string{{"model", "whisper-1"}, {"beam_size", "wide"}}, "beam_size", `beam_size "wide": want a whole number`},
+			{[][2]string{{"model", "whisper-1"}, {"beam_size", "9"}, {"stream", "true"}}, "beam_size", "expected 0 to 4, found 9"},
+		} {
+			body, ct := form(t, tc.fields, wav)
+			r := h.postForm(context.Background(), "/v1/audio/transcriptions", ct, body)
+			if r.status != http.StatusBadRequest {
+				t.Fatalf("%v: status %d, want 400: %s", tc.fields, r.status, trim(r.body))
+			}
+			e := decodeError(t, r)
+			if e.Error.Type != "invalid_request_error" || e.Error.Param == nil || *e.Error.Param != tc.param || !strings.Contains(e.Error.Message, tc.frag) {
+				t.Errorf("%v: %+v, want param %q and a message containing %q", tc.fields, e.Error, tc.param, tc.frag)
+			}
+		}
+		stream, err := h.grpc.Transcribe(context.Background(), &encoderv1.TranscribeRequest{
+			Audio: &encoderv1.Audio{Format: encoderv1.AudioFormat_AUDIO_FORMAT_WAV, Data: wav}, BeamSize: 9})
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		pr.Close()
-		if resp.StatusCode != tc.status { // (a pipe's length is unknown: sent chunked)
-			t.Fatalf("%v s: status %d: %s", tc.seconds, resp.StatusCode, trim(b))
+		_, err = recvAll(stream)
+		if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "option beam_size") {
+			t.Errorf("gRPC: %v, want INVALID_ARGUMENT about beam_size", err)
 		}
-		if tc.status == http.StatusOK && !strings.HasPrefix(string(b), " Segment 0 (en) rms 0.35.") {
-			t.Errorf("%v s: %q", tc.seconds, trim(b))
+		if v := h.routeCount("transcriptions", "500"); v != 0 {
+			t.Errorf("%v requests answered 500", v)
 		}
 	}
-	waitFor(t, "the upload budget to be free", func() bool { return h.s.uploads.used.Load() == 0 })
+	early.mu.Lock()
+	defer early.mu.Unlock()
+	if len(early.options) != 0 || len(early.checked) != 3 || early.checked[0].BeamSize != 9 {
+		t.Errorf("refused by CheckOptions: %d Transcribe calls (want 0), options checked %+v (want 3 with beam size 9)", len(early.options), early.checked)
+	}
 }

@@ -169,7 +169,12 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 
 // readAll reads src, of size bytes (-1: unknown), into memory within
 // MaxRequestBytes, reserving its buffer in the upload budget before reading
-// into it.
+// into it. A body of unknown size grows its buffer by doubling up to
+// MaxRequestBytes and no further: the reservation is the buffer's capacity,
+// so one body never holds more than MaxRequestBytes of the budget (a body
+// over the limit is refused with 413, never with 429 because its buffer
+// could not grow). While the buffer is copied, the old one is garbage
+// outside the reservation; MemoryBound's second UploadBudget covers it.
 func (s *Server) readAll(rc *reception, src io.Reader, size int64) ([]byte, error) {
 	limit := s.opts.MaxRequestBytes
 	if size >= 0 {
@@ -183,35 +188,51 @@ func (s *Server) readAll(rc *reception, src io.Reader, size int64) ([]byte, erro
 		}
 		return body, nil
 	}
-	first := min(int64(1<<20), limit+1)
+	first := min(int64(1<<20), limit)
 	if err := rc.take(first); err != nil {
 		return nil, err
 	}
 	body := make([]byte, 0, first)
 	for {
 		if len(body) == cap(body) {
-			if int64(len(body)) > limit {
-				return nil, tooLarge(-1, limit)
+			if int64(len(body)) >= limit {
+				if err := s.probeEnd(rc, src, limit); err != nil {
+					return nil, err
+				}
+				return body, nil
 			}
-			next := min(2*int64(cap(body)), limit+1)
-			if err := rc.take(next); err != nil {
+			next := min(2*int64(cap(body)), limit)
+			if err := rc.take(next - int64(cap(body))); err != nil {
 				return nil, err
 			}
 			grown := make([]byte, len(body), next)
 			copy(grown, body)
-			rc.give(int64(cap(body)))
 			body = grown
 		}
 		n, err := src.Read(body[len(body):cap(body)])
 		body = body[:len(body)+n]
 		if errors.Is(err, io.EOF) {
-			if int64(len(body)) > limit {
-				return nil, tooLarge(-1, limit)
-			}
 			return body, nil
 		}
 		if err != nil {
 			return nil, s.bodyError(err, rc.drained.Load(), int64(len(body)), -1)
+		}
+	}
+}
+
+// probeEnd checks that src, whose first limit bytes are read, ends there:
+// one more byte is a body over the limit (413).
+func (s *Server) probeEnd(rc *reception, src io.Reader, limit int64) error {
+	var one [1]byte
+	for {
+		n, err := src.Read(one[:])
+		switch {
+		case n > 0:
+			return tooLarge(-1, limit)
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return s.bodyError(err, rc.drained.Load(), limit, -1)
 		}
 	}
 }

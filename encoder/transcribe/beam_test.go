@@ -59,7 +59,7 @@ func TestBeamSearch(t *testing.T) {
 			o = o.Defaulted()
 			r := &run{t: tr, o: o, pcm: c.pcm, rng: tr.newRand()}
 			r.res.Language = "en"
-			cross, err := r.encode(context.Background(), 0)
+			cross, err := encodeCross(context.Background(), r, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

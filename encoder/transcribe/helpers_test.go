@@ -114,3 +114,12 @@ func noise(n int, a float32, seed uint32) []float32 {
 	}
 	return x
 }
+
+// encodeCross encodes r's window at seek and computes its cross K/V.
+func encodeCross(ctx context.Context, r *run, seek int) (*decoder.Cross, error) {
+	hidden, positions, err := r.encode(ctx, seek)
+	if err != nil {
+		return nil, err
+	}
+	return r.t.cfg.Decoder.NewCross(ctx, hidden, positions)
+}

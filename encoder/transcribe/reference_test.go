@@ -142,7 +142,7 @@ func firstWindow(t *testing.T, tr *Transcriber, pcm []float32, timestamps, hf bo
 	r := &run{t: tr, o: o, pcm: pcm, rng: tr.newRand()}
 	r.res.Language = "en"
 	ctx := context.Background()
-	cross, err := r.encode(ctx, 0)
+	cross, err := encodeCross(ctx, r, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

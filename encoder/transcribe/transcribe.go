@@ -90,50 +90,72 @@ func (r *run) transcribe(ctx context.Context) error {
 }
 
 // window decodes the window at seek (segSize frames of audio) and returns
-// the next seek.
+// the next seek. Its decoder state holds decode memory from its K/V to its
+// segments; the segments are emitted after that is returned.
 func (r *run) window(ctx context.Context, seek, segSize int) (int, error) {
 	t := r.t
-	cross, err := r.encode(ctx, seek)
+	hidden, positions, err := r.encode(ctx, seek)
 	if err != nil {
 		return 0, err
 	}
-	if r.res.Language == "" {
-		if r.res.Language, err = t.detectLanguage(ctx, cross); err != nil {
-			return 0, err
-		}
+	held, err := t.slots.acquire(ctx, t.WindowBytes(r.o, positions))
+	if err != nil {
+		return 0, fmt.Errorf("transcribe: waiting for decode memory: %w", err)
 	}
-	job, err := r.job(cross)
+	segs, next, temperature, err := r.decide(ctx, hidden, positions, seek, segSize)
+	t.slots.release(held)
 	if err != nil {
 		return 0, err
-	}
-	res, err := t.decodeWithFallback(ctx, job, r.o, r.rng)
-	if err != nil {
-		return 0, err
-	}
-	if r.silent(res) {
-		return seek + segSize, nil
-	}
-	raw, next, single := splitSegments(res.tokens, t.sp.TimestampBegin, seek, segSize)
-	segs := make([]Segment, len(raw))
-	for i, s := range raw {
-		if segs[i], err = r.segment(s, res); err != nil {
-			return 0, err
-		}
-	}
-	if r.o.WordTimestamps {
-		if next, err = r.words(ctx, segs, cross, seek, segSize, next, single); err != nil {
-			return 0, err
-		}
 	}
 	for _, s := range segs {
 		if err := r.add(s); err != nil {
 			return 0, err
 		}
 	}
-	if r.o.NoConditionOnPrevious || res.temperature > 0.5 {
+	if len(segs) > 0 && (r.o.NoConditionOnPrevious || temperature > 0.5) {
 		r.promptResets = len(r.allTokens)
 	}
 	return next, nil
+}
+
+// decide decodes the encoded window at seek into its segments (none when
+// silent) and returns them with the next seek and the temperature of the
+// decode that won.
+func (r *run) decide(ctx context.Context, hidden []float32, positions, seek, segSize int) ([]Segment, int, float64, error) {
+	t := r.t
+	cross, err := t.cfg.Decoder.NewCross(ctx, hidden, positions)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if r.res.Language == "" {
+		if r.res.Language, err = t.detectLanguage(ctx, cross); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	job, err := r.job(cross)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	res, err := t.decodeWithFallback(ctx, job, r.o, r.rng)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if r.silent(res) {
+		return nil, seek + segSize, res.temperature, nil
+	}
+	raw, next, single := splitSegments(res.tokens, t.sp.TimestampBegin, seek, segSize)
+	segs := make([]Segment, len(raw))
+	for i, s := range raw {
+		if segs[i], err = r.segment(s, res); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	if r.o.WordTimestamps {
+		if next, err = r.words(ctx, segs, cross, seek, segSize, next, single); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	return segs, next, res.temperature, nil
 }
 
 // job is the decode of the window cross with the run's prompt.
@@ -157,20 +179,20 @@ func (r *run) silent(res windowResult) bool {
 	return math.IsNaN(r.o.LogProbThreshold) || res.avgLogProb <= r.o.LogProbThreshold
 }
 
-// encode computes the window at seek: log-mel of its 30 s of audio, the
-// encoder, then its cross-attention keys and values.
-func (r *run) encode(ctx context.Context, seek int) (*decoder.Cross, error) {
+// encode computes the window at seek: log-mel of its 30 s of audio, then
+// the encoder's last hidden state [positions][d_model].
+func (r *run) encode(ctx context.Context, seek int) ([]float32, int, error) {
 	from := min(seek*mel.Hop, len(r.pcm))
 	to := min(from+mel.WindowSamples, len(r.pcm))
 	lm, err := mel.LogMel(r.pcm[from:to], r.t.cfg.NMels)
 	if err != nil {
-		return nil, fmt.Errorf("transcribe: log-mel at %.2f s: %w", float64(seek)/framesPerSecond, err)
+		return nil, 0, fmt.Errorf("transcribe: log-mel at %.2f s: %w", float64(seek)/framesPerSecond, err)
 	}
 	hidden, positions, err := r.t.encodeWindow(ctx, lm)
 	if err != nil {
-		return nil, fmt.Errorf("transcribe: encode window at %.2f s: %w", float64(seek)/framesPerSecond, err)
+		return nil, 0, fmt.Errorf("transcribe: encode window at %.2f s: %w", float64(seek)/framesPerSecond, err)
 	}
-	return r.t.cfg.Decoder.NewCross(ctx, hidden, positions)
+	return hidden, positions, nil
 }
 
 // segment makes a Segment of a piece of the window's tokens.

@@ -53,6 +53,13 @@ type Config struct {
 	// bound, e.g. when Encoder is a server's batcher that bounds them). Each
 	// running encode holds its workspaces, so the bound caps memory too.
 	MaxEncodes int
+	// DecodeMemory bounds the decoder state of the windows decoded at once
+	// across requests, in bytes (0: DefaultDecodeMemory): each window holds
+	// its cross-attention keys and values and its sequences' self-attention
+	// caches (WindowBytes) from when its K/V are computed until it is
+	// decided. Windows beyond the budget wait for it in turn; one larger
+	// than the whole budget runs alone.
+	DecodeMemory int64
 	// Seed seeds the sampling at temperatures > 0 (0: a random seed per
 	// request). With a seed, equal requests give equal results.
 	Seed uint64
@@ -69,6 +76,7 @@ type Transcriber struct {
 	encSem chan struct{} // MaxEncodes slots, nil when unbounded
 	dcfg   decoder.Config
 	sched  *scheduler
+	slots  *decodeSlots
 }
 
 var _ Service = (*Transcriber)(nil)
@@ -88,6 +96,8 @@ func New(cfg Config) (*Transcriber, error) {
 		return nil, fmt.Errorf("transcribe: Config.MaxEncodes: expected ≥ 0, found %d", cfg.MaxEncodes)
 	case cfg.MaxBatch < 0:
 		return nil, fmt.Errorf("transcribe: Config.MaxBatch: expected ≥ 0, found %d", cfg.MaxBatch)
+	case cfg.DecodeMemory < 0:
+		return nil, fmt.Errorf("transcribe: Config.DecodeMemory: expected ≥ 0 bytes, found %d", cfg.DecodeMemory)
 	}
 	dcfg := cfg.Decoder.Config()
 	if v := cfg.Tokenizer.VocabSize(); v != dcfg.Vocab {
@@ -99,9 +109,12 @@ func New(cfg Config) (*Transcriber, error) {
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
+	if cfg.DecodeMemory == 0 {
+		cfg.DecodeMemory = DefaultDecodeMemory
+	}
 	t := &Transcriber{
 		cfg: cfg, tk: cfg.Tokenizer, sp: cfg.Tokenizer.Specials(), dcfg: dcfg, multi: cfg.Generation.IsMultilingual,
-		sched: newScheduler(cfg.Decoder, cfg.MaxBatch),
+		sched: newScheduler(cfg.Decoder, cfg.MaxBatch), slots: newDecodeSlots(cfg.DecodeMemory),
 	}
 	if cfg.MaxEncodes > 0 {
 		t.encSem = make(chan struct{}, cfg.MaxEncodes)
@@ -123,58 +136,44 @@ func (t *Transcriber) Capabilities() Capabilities {
 	return c
 }
 
+// DecodeQueueDepth is the windows waiting for decode memory plus those
+// holding it (being decoded). A transcription decodes one window at a time,
+// so this counts the transcriptions past their window's encoder that wait
+// for or occupy the decoder; the encoder's own queue is counted apart (the
+// server's whisper_encoder_queue_depth).
+func (t *Transcriber) DecodeQueueDepth() int { return t.slots.depth() }
+
+// DecodeMemory reports the decode memory budget (Config.DecodeMemory), the
+// bytes and windows holding it now, and the most bytes and windows that
+// held it at once so far.
+func (t *Transcriber) DecodeMemory() (limit, held int64, windows int, peakBytes int64, peakWindows int) {
+	held, windows, peakBytes, peakWindows = t.slots.stats()
+	return t.cfg.DecodeMemory, held, windows, peakBytes, peakWindows
+}
+
+// WindowBytes is the decode memory one window of a request with options o
+// (after Defaulted) holds at most: the cross-attention keys and values of
+// positions encoder positions, and a full-length self-attention cache for
+// each sequence alive at once — the samples of a temperature above 0
+// (BestOf) or the beams and their branches (2·BeamSize), plus one for
+// language detection or word alignment.
+func (t *Transcriber) WindowBytes(o Options, positions int) int64 {
+	seqs := 1
+	for _, temp := range o.Temperatures {
+		if temp > 0 {
+			seqs = max(seqs, o.BestOf)
+		}
+	}
+	if o.BeamSize > 1 {
+		seqs = max(seqs, 2*o.BeamSize)
+	}
+	seqs++
+	return int64(t.dcfg.CrossBytes(positions)) + int64(seqs)*int64(t.dcfg.SequenceBytes(t.dcfg.MaxTargetPositions))
+}
+
 // BatchStats reports the decoder steps run, the sequence rows they advanced
 // (rows/steps is the mean batch) and the largest step.
 func (t *Transcriber) BatchStats() (steps, rows, largest int) { return t.sched.stats() }
-
-// check validates defaulted options.
-func (t *Transcriber) check(o Options) error {
-	switch {
-	case o.BeamSize > t.cfg.MaxBatch:
-		return fmt.Errorf("transcribe: beam size: expected at most %d (the decoder batch), found %d", t.cfg.MaxBatch, o.BeamSize)
-	case o.WordTimestamps && len(t.cfg.Generation.AlignmentHeads) == 0:
-		return errors.New("transcribe: word timestamps: the model's generation config has no alignment_heads")
-	case o.BeamSize < 0:
-		return fmt.Errorf("transcribe: beam size: expected ≥ 0, found %d", o.BeamSize)
-	case o.BestOf < 1:
-		return fmt.Errorf("transcribe: best_of: expected ≥ 1, found %d", o.BestOf)
-	case o.MaxTokens < 1 || o.MaxTokens > t.dcfg.MaxTargetPositions:
-		return fmt.Errorf("transcribe: max tokens: expected 1…%d, found %d", t.dcfg.MaxTargetPositions, o.MaxTokens)
-	case o.Task != tokenizer.Transcribe && o.Task != tokenizer.Translate:
-		return fmt.Errorf("transcribe: task: expected %q or %q, found %q", tokenizer.Transcribe, tokenizer.Translate, o.Task)
-	case o.Task == tokenizer.Translate && !t.multi:
-		return errors.New("transcribe: task translate: this model is English-only (it can only transcribe)")
-	}
-	for i, temp := range o.Temperatures {
-		if !(temp >= 0 && temp <= 100) {
-			return fmt.Errorf("transcribe: temperatures[%d]: expected 0…100, found %v", i, temp)
-		}
-	}
-	if o.Language != "" {
-		if _, err := t.languageCode(o.Language); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// languageCode normalises a requested language for this model.
-func (t *Transcriber) languageCode(lang string) (string, error) {
-	code, err := tokenizer.LanguageCode(lang)
-	if err != nil {
-		return "", fmt.Errorf("transcribe: language: %w", err)
-	}
-	if !t.multi {
-		if code != "en" {
-			return "", fmt.Errorf("transcribe: language %q: this model is English-only", lang)
-		}
-		return code, nil
-	}
-	if _, err := t.tk.LanguageToken(code); err != nil {
-		return "", fmt.Errorf("transcribe: language %q: %w", lang, err)
-	}
-	return code, nil
-}
 
 // sotSequence is Whisper's prompt start: <|startoftranscript|>, then for
 // multilingual models the language and the task, then <|notimestamps|>

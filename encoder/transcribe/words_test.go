@@ -88,7 +88,7 @@ func TestAlignForcedText(t *testing.T) {
 	tr := newMicro(t, 0)
 	r := &run{t: tr, o: Options{Language: "en"}.Defaulted(), pcm: jfk(t)}
 	r.res.Language = "en"
-	cross, err := r.encode(context.Background(), 0)
+	cross, err := encodeCross(context.Background(), r, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,6 +104,12 @@ func stageMicro() (micro, error) {
 // model id are set here) until the test ends.
 func serve(t testing.TB, opts server.Options) *serving {
 	t.Helper()
+	return serveWith(t, opts, 0)
+}
+
+// serveWith is serve with the Transcriber's decode memory (0: its default).
+func serveWith(t testing.TB, opts server.Options, decodeMemory int64) *serving {
+	t.Helper()
 	m := loadMicro(t)
 	opts.ModelID = modelID
 	opts.ShutdownDelay = 0
@@ -112,7 +118,7 @@ func serve(t testing.TB, opts server.Options) *serving {
 		t.Fatal(err)
 	}
 	tr, err := transcribe.New(transcribe.Config{Encoder: s.WindowEncoder(), Decoder: m.dec, Tokenizer: m.tk,
-		Generation: m.gen, NMels: m.info.NMels, Seed: 1})
+		Generation: m.gen, NMels: m.info.NMels, Seed: 1, DecodeMemory: decodeMemory})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/convert/converttest"
+	"github.com/xdna-whisper/xdna-whisper/encoder/server"
+)
+
+// TestServeTranscribeLimits runs serve on a staged whole model (hf-micro)
+// with the --default-* wrapper around the Transcriber: /metrics still
+// exports the decode queue depth under the operator's metric name, and a
+// beam size over the decoder batch is a 400 about beam_size, not a 500.
+func TestServeTranscribeLimits(t *testing.T) {
+	dir := t.TempDir()
+	weights, err := converttest.Micro(stageModels+"hf-micro", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runQuiet(t, "stage", "--source", filepath.Join(dir, "src"), "--cache", filepath.Join(dir, "cache")); code != 0 || strings.TrimSpace(out) != weights {
+		t.Fatalf("stage: exit %d, %q", code, out)
+	}
+	p := startServe(t, weights, "--decode-memory", "50000000", "--default-language", "en")
+	wav, err := os.ReadFile("../../testdata/mel/jfk_16k.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(fields ...string) (int, []byte) {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		for i := 0; i < len(fields); i += 2 {
+			mw.WriteField(fields[i], fields[i+1])
+		}
+		fw, _ := mw.CreateFormFile("file", "jfk.wav")
+		fw.Write(wav)
+		mw.Close()
+		resp, err := http.Post(p.httpURL+"/v1/audio/transcriptions", mw.FormDataContentType(), &b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	if code, body := post("model", "whisper-1", "response_format", "text"); code != http.StatusOK || len(bytes.TrimSpace(body)) == 0 {
+		t.Fatalf("transcription: %d %q", code, body)
+	}
+	code, body := post("model", "whisper-1", "beam_size", "99")
+	var e struct {
+		Error struct {
+			Message string  `json:"message"`
+			Param   *string `json:"param"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || code != http.StatusBadRequest || e.Error.Param == nil || *e.Error.Param != "beam_size" ||
+		!strings.Contains(e.Error.Message, "expected 0 to 32") {
+		t.Errorf("beam_size 99: %d %s", code, body)
+	}
+	resp, err := http.Get(p.httpURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	found := false
+	for sc := bufio.NewScanner(resp.Body); sc.Scan(); {
+		if v, ok := strings.CutPrefix(sc.Text(), server.DecodeQueueDepthMetric+" "); ok {
+			found = true
+			if v != "0" {
+				t.Errorf("%s = %s with no request in progress", server.DecodeQueueDepthMetric, v)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("/metrics lacks %s", server.DecodeQueueDepthMetric)
+	}
+}
