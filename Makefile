@@ -309,7 +309,7 @@ transcribe-fixtures:
 test-transcribe: transcribe-fixtures
 	$(GO) test -race -count=1 -skip TestReferenceTokens ./encoder/transcribe
 	XDNA_TRANSCRIBE_TEST=required XDNA_TRANSCRIBE_FIXTURES=$(abspath $(TRANSCRIBE_FIXTURES)) $(GO) test -count=1 -v -run TestReferenceTokens ./encoder/transcribe
-# hf-micro's decoders are not committed: regenerate them (the generator also rewrites the
+# hf-micro's decoder exports are committed; regenerating them (the generator also rewrites the
 # committed hf-micro decoder goldens with float-level noise, so those are checked out again)
 transcribe-golden: transcribe-fixtures
 	@test -d testdata/transcribe/node_modules/@huggingface/transformers || (cd testdata/transcribe && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)

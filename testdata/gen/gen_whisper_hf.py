@@ -12,8 +12,10 @@ its cross-attention weights of the alignment heads, for sequence 1).
 testdata/ort/decoder_golden.js adds ONNX Runtime's logits (ort_<i>.npy).
 
   /usr/bin/python3 testdata/gen/gen_whisper_hf.py micro
-      # testdata/models/hf-micro (HF files committed; onnx/ is not, ~3 MB)
-      # and its check in testdata/golden/hf-micro (committed)
+      # testdata/models/hf-micro (HF files and onnx/ committed: the three decoder
+      # exports are ~1.7 MB each; model.safetensors and encoder_model.onnx come out
+      # byte-identical) and its check in testdata/golden/hf-micro (committed; a rerun
+      # rewrites its .npy with float-level noise: `git checkout -- testdata/golden/hf-micro`)
   /usr/bin/python3 testdata/gen/gen_whisper_hf.py SIZE OUT_DIR
       # SIZE: tiny | tiny.en | base (real vocabulary; tiny.en: GPT-2 English-only); check in OUT_DIR/check
 
