@@ -1,0 +1,177 @@
+package convert
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/safetensors"
+	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
+)
+
+// microCopy copies hf-micro's JSON and tokenizer files and the given files
+// (model.safetensors, onnx/…) into a new directory.
+func microCopy(t *testing.T, files ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	must(t, os.Mkdir(filepath.Join(dir, onnxDir), 0o755))
+	base := []string{"config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json"}
+	for _, f := range append(base, files...) {
+		b, err := os.ReadFile(filepath.Join(microDir, f))
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(dir, f), b, 0o644))
+	}
+	return dir
+}
+
+// tensorsOf reads every tensor of a staged safetensors file.
+func tensorsOf(t *testing.T, path string) map[string]safetensors.Tensor {
+	t.Helper()
+	f, err := safetensors.Open(path)
+	must(t, err)
+	t.Cleanup(func() { f.Close() })
+	out := map[string]safetensors.Tensor{}
+	for _, info := range f.Tensors() {
+		tt, err := f.Tensor(info.Name)
+		must(t, err)
+		out[info.Name] = tt
+	}
+	return out
+}
+
+// sameTensors requires the two staged files to hold the same tensors, bit
+// for bit.
+func sameTensors(t *testing.T, file, gotDir, wantDir string) {
+	t.Helper()
+	got, want := tensorsOf(t, filepath.Join(gotDir, file)), tensorsOf(t, filepath.Join(wantDir, file))
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d tensors, safetensors staging has %d", file, len(got), len(want))
+	}
+	for name, w := range want {
+		g, ok := got[name]
+		switch {
+		case !ok:
+			t.Errorf("%s: no tensor %s", file, name)
+		case g.DType != w.DType || !slices.Equal(g.Shape, w.Shape):
+			t.Errorf("%s: %s is %s %v, want %s %v", file, name, g.DType, g.Shape, w.DType, w.Shape)
+		case !bytes.Equal(g.Data, w.Data):
+			t.Errorf("%s: %s differs from the safetensors staging's", file, name)
+		}
+	}
+}
+
+// The decisive check: hf-micro staged from its onnx/ only (the encoder, and
+// the decoder of each layout) holds exactly the BF16 tensors of hf-micro
+// staged from model.safetensors, with the same capabilities and tokenizer.
+func TestStageONNXLayoutMicro(t *testing.T) {
+	cache := t.TempDir()
+	ref, err := stageDir(t, microCopy(t, "model.safetensors"), cache)
+	must(t, err)
+	refModel, err := staged.Open(ref.Dir)
+	must(t, err)
+	defer refModel.Close()
+	for _, dec := range []string{"decoder_model_merged.onnx", "decoder_model.onnx"} {
+		t.Run(dec, func(t *testing.T) {
+			src := microCopy(t, "onnx/encoder_model.onnx", "onnx/"+dec)
+			res, err := stageDir(t, src, cache)
+			must(t, err)
+			if res.Existing || res.Key == ref.Key || !res.Decoder || res.SourcePrecision != staged.Float32 {
+				t.Errorf("result %+v, want a new float32 whole-model entry", res)
+			}
+			sameTensors(t, staged.WeightsFile, res.Dir, ref.Dir)
+			sameTensors(t, staged.DecoderFile, res.Dir, ref.Dir)
+			m, err := staged.Open(res.Dir)
+			must(t, err)
+			defer m.Close()
+			must(t, m.Verify())
+			if got, want := m.Capabilities(), refModel.Capabilities(); !slices.Equal(got.Tasks(), want.Tasks()) || !slices.Equal(got.Languages, want.Languages) {
+				t.Errorf("capabilities %+v, safetensors staging %+v", got, want)
+			}
+			if got, want := *m.Manifest().Tokenizer, *refModel.Manifest().Tokenizer; got.Name != want.Name || got.VocabSize != want.VocabSize || got.Kind != want.Kind {
+				t.Errorf("tokenizer %+v, safetensors staging %+v", got, want)
+			}
+			if m.Config() != refModel.Config() {
+				t.Errorf("config %+v, safetensors staging %+v", m.Config(), refModel.Config())
+			}
+			var names []string
+			for _, f := range m.Manifest().SourceFiles {
+				names = append(names, f.Name)
+			}
+			if !slices.Contains(names, "onnx/encoder_model.onnx") || !slices.Contains(names, "onnx/"+dec) || slices.Contains(names, "model.safetensors") {
+				t.Errorf("source files %v, want the two onnx/ files", names)
+			}
+			for _, r := range m.Manifest().Decoder.Tensors {
+				if r.Node == "" || r.IdentifiedBy == "" || r.Source == "" {
+					t.Errorf("decoder tensor %s: record %+v names no node, source or how it was found", r.Name, r)
+				}
+			}
+			again, err := stageDir(t, src, cache)
+			if err != nil || !again.Existing || again.Key != res.Key {
+				t.Errorf("restage: %+v, %v; want the existing entry %s", again, err, res.Key)
+			}
+		})
+	}
+}
+
+// With both model.safetensors and onnx/, the safetensors are staged (the
+// ONNX files are not read nor part of the key).
+func TestStageONNXLayoutPrecedence(t *testing.T) {
+	cache := t.TempDir()
+	res, err := stageDir(t, microCopy(t, "model.safetensors", "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx"), cache)
+	must(t, err)
+	m, err := staged.Open(res.Dir)
+	must(t, err)
+	defer m.Close()
+	for _, f := range m.Manifest().SourceFiles {
+		if strings.HasPrefix(f.Name, onnxDir+"/") {
+			t.Errorf("source file %s staged beside model.safetensors", f.Name)
+		}
+	}
+	if m.Manifest().Producer != "huggingface safetensors" {
+		t.Errorf("producer %q, want the safetensors path", m.Manifest().Producer)
+	}
+}
+
+// Layouts that cannot be staged are refused with the files involved named,
+// and nothing is left in the cache.
+func TestStageONNXLayoutErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files []string
+		want  []string
+	}{
+		{"with past only", []string{"onnx/encoder_model.onnx", "onnx/decoder_with_past_model.onnx"},
+			[]string{"decoder_with_past_model.onnx", "encoder_attn.k_proj", "past_key_values.0.encoder.key", "decoder_model.onnx"}},
+		{"no decoder", []string{"onnx/encoder_model.onnx"},
+			[]string{"no decoder_model_merged.onnx", "encoder-only"}},
+		{"no encoder", []string{"onnx/decoder_model.onnx"}, []string{"no encoder_model.onnx"}},
+		{"decoder as encoder", nil, []string{"onnx/encoder_model.onnx", "conv"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := microCopy(t, tc.files...)
+			if tc.files == nil { // the decoder under the encoder's name
+				b, err := os.ReadFile(filepath.Join(microDir, "onnx/decoder_model.onnx"))
+				must(t, err)
+				must(t, os.WriteFile(filepath.Join(src, "onnx/encoder_model.onnx"), b, 0o644))
+				must(t, os.WriteFile(filepath.Join(src, "onnx/decoder_model.onnx"), b, 0o644))
+			}
+			cache := t.TempDir()
+			_, err := stageDir(t, src, cache)
+			if err == nil {
+				t.Fatal("staged; want an error")
+			}
+			t.Log(err)
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if entries, _ := os.ReadDir(cache); len(entries) != 0 {
+				t.Errorf("cache holds %d entries after a failed staging", len(entries))
+			}
+		})
+	}
+}
