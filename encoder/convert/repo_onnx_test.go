@@ -175,3 +175,55 @@ func TestStageONNXLayoutErrors(t *testing.T) {
 		})
 	}
 }
+
+// An fp16 decoder export (fp16 weights behind Casts) stages to the BF16 of
+// its fp16 values: the same tensors as model.safetensors stored in F16, and
+// the entry is marked lossy.
+func TestStageONNXLayoutFP16(t *testing.T) {
+	cache := t.TempDir()
+	res, err := stageDir(t, microCopy(t, "onnx/encoder_model.onnx", "onnx/decoder_model_fp16.onnx"), cache)
+	must(t, err)
+	if res.SourcePrecision != staged.Float16 || !res.Lossy {
+		t.Errorf("precision %s lossy %v, want float16, lossy", res.SourcePrecision, res.Lossy)
+	}
+	r := readMicro(t)
+	r.dtype = safetensors.F16
+	ref, err := stageDir(t, r.write(t), cache)
+	must(t, err)
+	sameTensors(t, staged.DecoderFile, res.Dir, ref.Dir)
+	m, err := staged.Open(res.Dir)
+	must(t, err)
+	defer m.Close()
+	for _, rec := range m.Manifest().Decoder.Tensors {
+		if rec.SourceDType != "FLOAT16" {
+			t.Errorf("decoder tensor %s from a %s source, want FLOAT16", rec.Name, rec.SourceDType)
+		}
+	}
+}
+
+// The layout picks fp32 before fp16 and a whole decoder before the with-past
+// one, whatever else the folder holds.
+func TestFindONNXLayout(t *testing.T) {
+	for _, tc := range []struct {
+		files    []string
+		enc, dec string
+	}{
+		{[]string{"encoder_model_fp16.onnx", "encoder_model.onnx", "decoder_model_merged_fp16.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx"},
+			"encoder_model.onnx", "decoder_model.onnx"},
+		{[]string{"encoder_model_quantized.onnx", "decoder_with_past_model.onnx", "decoder_model_merged_fp16.onnx", "decoder_model_merged_quantized.onnx"},
+			"encoder_model_quantized.onnx", "decoder_model_merged_fp16.onnx"},
+		{[]string{"encoder_model_fp16.onnx", "decoder_with_past_model_fp16.onnx"}, "encoder_model_fp16.onnx", "decoder_with_past_model_fp16.onnx"},
+	} {
+		have := func(f string) bool { return slices.Contains(tc.files, strings.TrimPrefix(f, onnxDir+"/")) }
+		l, err := findONNXLayout(have)
+		if err != nil || l.encoder != onnxDir+"/"+tc.enc || l.decoder != onnxDir+"/"+tc.dec {
+			t.Errorf("%v: %+v, %v; want %s and %s", tc.files, l, err, tc.enc, tc.dec)
+		}
+	}
+	_, err := findONNXLayout(func(f string) bool {
+		return f == "onnx/encoder_model.onnx" || f == "onnx/decoder_model_merged_q4.onnx" || f == "onnx/decoder_model_int8.onnx"
+	})
+	if err == nil || !strings.Contains(err.Error(), "decoder_model_merged_q4.onnx") || !strings.Contains(err.Error(), "decoder_model_int8.onnx") || !strings.Contains(err.Error(), "quantized decoders are not staged") {
+		t.Errorf("quantized decoders only: %v, want a refusal naming them", err)
+	}
+}
