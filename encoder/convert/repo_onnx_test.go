@@ -2,12 +2,18 @@ package convert
 
 import (
 	"bytes"
+	"context"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/download"
 	"github.com/xdna-whisper/xdna-whisper/encoder/safetensors"
 	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
 )
@@ -225,5 +231,56 @@ func TestFindONNXLayout(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "decoder_model_merged_q4.onnx") || !strings.Contains(err.Error(), "decoder_model_int8.onnx") || !strings.Contains(err.Error(), "quantized decoders are not staged") {
 		t.Errorf("quantized decoders only: %v, want a refusal naming them", err)
+	}
+}
+
+// hf://ORG/REPO of an onnx-community layout downloads the metadata, the
+// first encoder and decoder candidates the hub has, and stages to the same
+// key as the local copy; the download folder is gone afterwards.
+func TestStageONNXLayoutFromHub(t *testing.T) {
+	serve := map[string]bool{"onnx/encoder_model.onnx": true, "onnx/decoder_model_merged.onnx": true,
+		"config.json": true, "generation_config.json": true, "preprocessor_config.json": true,
+		"tokenizer.json": true, "tokenizer_config.json": true}
+	var mu sync.Mutex
+	var served []string
+	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, "/org/micro/resolve/v1/")
+		mu.Lock()
+		ok = ok && serve[name]
+		if ok {
+			served = append(served, name)
+		}
+		mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeFile(w, r, filepath.Join(microDir, name))
+	}))
+	defer hub.Close()
+	cache := t.TempDir()
+	local, err := stageDir(t, microCopy(t, "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx"), t.TempDir())
+	must(t, err)
+	res, err := Stage(context.Background(), Options{Source: "hf://org/micro@v1", CacheDir: cache, Logger: quiet, NoSync: true,
+		Download: download.Options{HFEndpoint: hub.URL, Logger: quiet}})
+	must(t, err)
+	if res.Key != local.Key || !res.Decoder {
+		t.Errorf("key %s (decoder %v), the local copy stages to %s", res.Key, res.Decoder, local.Key)
+	}
+	mu.Lock()
+	slices.Sort(served)
+	want := slices.Sorted(maps.Keys(serve))
+	if !slices.Equal(served, want) {
+		t.Errorf("served %v, want each of %v once", served, want)
+	}
+	serve = map[string]bool{"config.json": true} // a hub with neither safetensors nor an encoder .onnx
+	mu.Unlock()
+	if got := cacheEntries(t, cache); len(got) != 1 || got[0] != res.Key {
+		t.Errorf("cache holds %v", got)
+	}
+	_, err = Stage(context.Background(), Options{Source: "hf://org/micro@v1", CacheDir: t.TempDir(), Logger: quiet, NoSync: true,
+		Download: download.Options{HFEndpoint: hub.URL, Logger: quiet}})
+	if err == nil || !strings.Contains(err.Error(), "neither model.safetensors") || !strings.Contains(err.Error(), "onnx/") {
+		t.Errorf("config.json only: %v, want a no-weights error", err)
 	}
 }
