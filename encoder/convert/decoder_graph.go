@@ -47,6 +47,14 @@ var quantizedOps = map[string]bool{
 	"QLinearMatMul": true, "DynamicQuantizeMatMul": true, "MatMulIntegerToFloat": true, "QuantizeLinear": true,
 }
 
+// fusedOps are onnxruntime's fused operators of optimized exports; their
+// weights are packed in layouts the structure walk does not follow.
+var fusedOps = map[string]bool{
+	"Attention": true, "MultiHeadAttention": true, "DecoderMaskedMultiHeadAttention": true, "GroupQueryAttention": true,
+	"SkipLayerNormalization": true, "EmbedLayerNormalization": true, "BiasGelu": true, "FastGelu": true, "FusedMatMul": true,
+	"SkipSimplifiedLayerNormalization": true, "SimplifiedLayerNormalization": true,
+}
+
 // identifyDecoder maps every tensor of the decoder shape in graph g.
 // crossOptional lets a graph without cross-attention projections pass (the
 // with-past branch of a merged model takes the encoder's K/V as inputs).
@@ -54,6 +62,10 @@ func identifyDecoder(g *graph, shape decoderShape, where string, crossOptional b
 	for _, n := range g.nodes {
 		if quantizedOps[n.OpType] {
 			return nil, fmt.Errorf("%s: node %q is %s: quantized decoders are not staged (their weights would be dequantized approximations); stage the repository's fp32 or fp16 decoder export",
+				where, n.Name, n.OpType)
+		}
+		if fusedOps[n.OpType] {
+			return nil, fmt.Errorf("%s: node %q is the fused %s of an onnxruntime-optimized export: its weights are not mapped; stage the unoptimized export (torch.onnx / optimum without --optimize)",
 				where, n.Name, n.OpType)
 		}
 	}
@@ -558,29 +570,51 @@ func (dm *decMapper) logits(r string) error {
 }
 
 // tiedCopy checks that t, the logits weight, is the token embedding emb
-// stored transposed.
+// stored transposed: element for element, in place when both payloads are
+// raw bytes of one type (a large-v3 embedding is 66 M values), else decoded.
 func (dm *decMapper) tiedCopy(n *onnx.Node, t, emb *onnx.Tensor) error {
 	s := dm.shape
 	if !slices.Equal(t.Shape(), []int{s.d, s.vocab}) {
 		return dm.errorf("logits node %q: weight %q has shape %v, want [%d %d] (the token embedding transposed: Whisper ties them)", n.Name, t.Name, t.Dims, s.d, s.vocab)
 	}
-	a := make([]float32, s.d*s.vocab)
-	e := make([]float32, s.d*s.vocab)
-	if err := dm.g.m.Float32s(t, a); err != nil {
+	m := dm.g.m
+	a, okA, errA := m.Bytes(t)
+	e, okE, errE := m.Bytes(emb)
+	if errA == nil && errE == nil && okA && okE && t.DataType == emb.DataType {
+		defer m.ReleaseBytes(a)
+		defer m.ReleaseBytes(e)
+		size := t.DataType.Size()
+		for j := range s.vocab {
+			for i := range s.d {
+				x, y := a[(i*s.vocab+j)*size:][:size], e[(j*s.d+i)*size:][:size]
+				if string(x) != string(y) {
+					return dm.untied(n, t, emb, i, j)
+				}
+			}
+		}
+		return nil
+	}
+	x := make([]float32, s.d*s.vocab)
+	y := make([]float32, s.d*s.vocab)
+	if err := m.Float32s(t, x); err != nil {
 		return dm.errorf("logits weight %q: %v", t.Name, err)
 	}
-	if err := dm.g.m.Float32s(emb, e); err != nil {
+	if err := m.Float32s(emb, y); err != nil {
 		return dm.errorf("token embedding %q: %v", emb.Name, err)
 	}
 	for i := range s.d {
 		for j := range s.vocab {
-			if a[i*s.vocab+j] != e[j*s.d+i] && !(a[i*s.vocab+j] != a[i*s.vocab+j] && e[j*s.d+i] != e[j*s.d+i]) {
-				return dm.errorf("logits node %q: weight %q [%d %d] = %g differs from the token embedding %q [%d %d] = %g: untied output projections are not supported",
-					n.Name, t.Name, i, j, a[i*s.vocab+j], emb.Name, j, i, e[j*s.d+i])
+			if u, v := x[i*s.vocab+j], y[j*s.d+i]; u != v && (u == u || v == v) {
+				return dm.untied(n, t, emb, i, j)
 			}
 		}
 	}
 	return nil
+}
+
+func (dm *decMapper) untied(n *onnx.Node, t, emb *onnx.Tensor, i, j int) error {
+	return dm.errorf("logits node %q: weight %q [%d %d] differs from the token embedding %q [%d %d]: untied output projections are not supported",
+		n.Name, t.Name, i, j, emb.Name, j, i)
 }
 
 // checkShapes requires every decoder tensor (but the cross-attention K/V

@@ -146,6 +146,11 @@ func TestDecoderRefused(t *testing.T) {
 	if _, err := planDecoder(m, microShape, "decoder_model.onnx"); err == nil || !strings.Contains(err.Error(), "MatMulInteger") || !strings.Contains(err.Error(), "quantized") {
 		t.Errorf("MatMulInteger: %v, want a quantized refusal", err)
 	}
+	fused := openMicroONNX(t, "decoder_model.onnx")
+	fused.Graph.Nodes = append(fused.Graph.Nodes, onnx.Node{Name: "/fused/sln", OpType: "SkipLayerNormalization", Domain: "com.microsoft"})
+	if _, err := planDecoder(fused, microShape, "decoder_model.onnx"); err == nil || !strings.Contains(err.Error(), `"/fused/sln"`) || !strings.Contains(err.Error(), "optimized") {
+		t.Errorf("SkipLayerNormalization: %v, want a fused-operator refusal", err)
+	}
 }
 
 // A logits weight that is not the token embedding transposed, in one value,
