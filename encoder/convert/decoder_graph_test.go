@@ -179,3 +179,55 @@ func TestDecoderUntied(t *testing.T) {
 		t.Fatalf("a logits weight off in one bit: %v, want an untied-projection error at [3 5]", err)
 	}
 }
+
+// fixtureCache is where make hf-fixture-SIZE writes the real-vocabulary
+// fixtures ($XDNA_CACHE/fixtures, as the Makefile defaults it).
+func fixtureCache() string {
+	if c := os.Getenv("XDNA_CACHE"); c != "" {
+		return filepath.Join(c, "fixtures")
+	}
+	return "/var/cache/xdna-whisper/fixtures"
+}
+
+// On the generated real-vocabulary fixtures (tiny and base shapes, when
+// present), every decoder tensor mapped from the merged and the no-past
+// export converts to exactly the BF16 of model.safetensors' tensor.
+func TestDecoderFixtures(t *testing.T) {
+	for _, size := range []string{"tiny", "base"} {
+		dir := filepath.Join(fixtureCache(), "hf-"+size)
+		for _, file := range []string{"decoder_model_merged.onnx", "decoder_model.onnx"} {
+			t.Run(size+"/"+file, func(t *testing.T) {
+				if _, err := os.Stat(filepath.Join(dir, "onnx", file)); err != nil {
+					t.Skipf("no %s (make hf-fixture-%s): %v", file, size, err)
+				}
+				cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
+				must(t, err)
+				enc, dec, err := parseRepoConfig(cfg)
+				must(t, err)
+				shape := decoderShape{d: enc.DModel, layers: dec.Layers, ffn: dec.FFN, vocab: dec.Vocab, maxTarget: dec.MaxTargetPositions}
+				m, err := onnx.Open(filepath.Join(dir, "onnx", file))
+				must(t, err)
+				defer m.Close()
+				p, err := planDecoder(m, shape, file)
+				must(t, err)
+				w, err := openRepoWeights(dir, []string{repoWeights})
+				must(t, err)
+				defer w.close()
+				var buf buffers
+				for _, wt := range p.weights {
+					src := w.tensor("model.decoder." + wt.name)
+					want := make([]uint16, len(src.Data)/4)
+					toBF16Values(want, src)
+					got := make([]uint16, len(want))
+					if _, err := convert(m, wt, got, &buf); err != nil {
+						t.Fatal(err)
+					}
+					if !slices.Equal(got, want) {
+						t.Errorf("%s (%s) differs from model.decoder.%s", wt.name, wt.describe(), wt.name)
+					}
+				}
+				t.Logf("hf-%s %s: %d decoder tensors equal (d %d, %d layers, vocab %d)", size, file, len(p.weights), shape.d, shape.layers, shape.vocab)
+			})
+		}
+	}
+}
