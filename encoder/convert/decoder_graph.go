@@ -583,14 +583,8 @@ func (dm *decMapper) tiedCopy(n *onnx.Node, t, emb *onnx.Tensor) error {
 	if errA == nil && errE == nil && okA && okE && t.DataType == emb.DataType {
 		defer m.ReleaseBytes(a)
 		defer m.ReleaseBytes(e)
-		size := t.DataType.Size()
-		for j := range s.vocab {
-			for i := range s.d {
-				x, y := a[(i*s.vocab+j)*size:][:size], e[(j*s.d+i)*size:][:size]
-				if string(x) != string(y) {
-					return dm.untied(n, t, emb, i, j)
-				}
-			}
+		if i, j, ok := transposedEqual(a, e, s.d, s.vocab, t.DataType.Size()); !ok {
+			return dm.untied(n, t, emb, i, j)
 		}
 		return nil
 	}
@@ -610,6 +604,28 @@ func (dm *decMapper) tiedCopy(n *onnx.Node, t, emb *onnx.Tensor) error {
 		}
 	}
 	return nil
+}
+
+// tileEdge is the side of the tiles transposedEqual compares: both
+// matrices are read a few cache lines at a time, not one strided element.
+const tileEdge = 64
+
+// transposedEqual reports whether a [rows, cols] equals b [cols, rows]
+// transposed, element bytes for element bytes (size bytes each), and where
+// they first differ.
+func transposedEqual(a, b []byte, rows, cols, size int) (int, int, bool) {
+	for i0 := 0; i0 < rows; i0 += tileEdge {
+		for j0 := 0; j0 < cols; j0 += tileEdge {
+			for i := i0; i < min(i0+tileEdge, rows); i++ {
+				for j := j0; j < min(j0+tileEdge, cols); j++ {
+					if string(a[(i*cols+j)*size:][:size]) != string(b[(j*rows+i)*size:][:size]) {
+						return i, j, false
+					}
+				}
+			}
+		}
+	}
+	return 0, 0, true
 }
 
 func (dm *decMapper) untied(n *onnx.Node, t, emb *onnx.Tensor, i, j int) error {
