@@ -284,3 +284,28 @@ func TestStageONNXLayoutFromHub(t *testing.T) {
 		t.Errorf("config.json only: %v, want a no-weights error", err)
 	}
 }
+
+// inspect of an onnx-community layout lists what staging would write: the
+// encoder's and the decoder's tensors with the nodes that identify them,
+// and the same capabilities and shapes as the safetensors layout's report.
+func TestInspectONNXLayout(t *testing.T) {
+	got, err := Inspect(microCopy(t, "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx"), 0)
+	must(t, err)
+	want, err := Inspect(microCopy(t, "model.safetensors"), 0)
+	must(t, err)
+	if got.Kind != "model" || got.Decoder == nil || *got.Decoder != *want.Decoder || got.Config != want.Config ||
+		!slices.Equal(got.Capabilities.Tasks(), want.Capabilities.Tasks()) || len(got.Tensors) != len(want.Tensors) {
+		t.Fatalf("report %+v\nsafetensors layout %+v", got, want)
+	}
+	for i, row := range got.Tensors {
+		if row.Name != want.Tensors[i].Name || !slices.Equal(row.Shape, want.Tensors[i].Shape) {
+			t.Errorf("row %d: %s %v, safetensors layout %s %v", i, row.Name, row.Shape, want.Tensors[i].Name, want.Tensors[i].Shape)
+		}
+		if strings.HasPrefix(row.Name, "decoder.") && (row.Node == "" || row.Source == "") {
+			t.Errorf("row %s names no node or source: %+v", row.Name, row)
+		}
+	}
+	if !strings.Contains(got.Producer, "decoder_model_merged.onnx") {
+		t.Errorf("producer %q does not name the decoder file", got.Producer)
+	}
+}
