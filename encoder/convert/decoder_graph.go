@@ -45,6 +45,7 @@ const maxWalk = 12
 var quantizedOps = map[string]bool{
 	"MatMulInteger": true, "MatMulNBits": true, "DynamicQuantizeLinear": true, "DequantizeLinear": true,
 	"QLinearMatMul": true, "DynamicQuantizeMatMul": true, "MatMulIntegerToFloat": true, "QuantizeLinear": true,
+	"MatMulBnb4": true, "GatherBlockQuantized": true, "QGemm": true, "QAttention": true,
 }
 
 // fusedOps are onnxruntime's fused operators of optimized exports; their
