@@ -327,11 +327,13 @@ func (r *repo) writeONNX(ctx context.Context, opts *Options, s *onnxSources, tmp
 	if err != nil {
 		return staged.Manifest{}, err
 	}
-	encRecs, _, err := writeWeights(ctx, opts, s.enc, s.encPlan, filepath.Join(tmp, staged.WeightsFile))
+	encBytes, decBytes := s.encPlan.sourceBytes(), s.decPlan.sourceBytes()
+	encRecs, _, err := writeWeights(ctx, convertOffset(opts, 0, encBytes+decBytes), s.enc, s.encPlan, filepath.Join(tmp, staged.WeightsFile))
 	if err != nil {
 		return staged.Manifest{}, fmt.Errorf("%s: %w", r.onnx.encoder, err)
 	}
-	if dec.Tensors, _, err = writeWeights(ctx, opts, s.dec, s.decPlan, filepath.Join(tmp, staged.DecoderFile)); err != nil {
+	decOpts := convertOffset(opts, encBytes, encBytes+decBytes)
+	if dec.Tensors, _, err = writeWeights(ctx, decOpts, s.dec, s.decPlan, filepath.Join(tmp, staged.DecoderFile)); err != nil {
 		return staged.Manifest{}, fmt.Errorf("%s: %w", r.onnx.decoder, err)
 	}
 	prec := staged.Float32
@@ -354,4 +356,26 @@ func (r *repo) writeONNX(ctx context.Context, opts *Options, s *onnxSources, tmp
 func lessPrecise(a, b staged.Precision) bool {
 	rank := map[staged.Precision]int{staged.Float32: 0, staged.BFloat16: 1, staged.Float16: 2, staged.Uint8: 3, staged.Int8: 4, staged.Q4: 5}
 	return rank[a] > rank[b]
+}
+
+// sourceBytes is the source size of the planned tensors.
+func (s *staging) sourceBytes() int64 {
+	var n int64
+	for _, w := range s.weights {
+		n += sourceBytes(w)
+	}
+	return n
+}
+
+// convertOffset is opts with "convert" progress shifted by base bytes of a
+// total covering several weight files, so one bar runs across all of them.
+func convertOffset(opts *Options, base, total int64) *Options {
+	o := *opts
+	o.Progress = func(p Progress) {
+		if p.Phase == "convert" {
+			p.Done, p.Total = base+p.Done, total
+		}
+		opts.Progress(p)
+	}
+	return &o
 }

@@ -309,3 +309,31 @@ func TestInspectONNXLayout(t *testing.T) {
 		t.Errorf("producer %q does not name the decoder file", got.Producer)
 	}
 }
+
+// The "convert" progress of an onnx-community staging runs once from 0 to
+// its total across the encoder and decoder files, never backwards.
+func TestStageONNXLayoutProgress(t *testing.T) {
+	var mu sync.Mutex
+	var reports []Progress
+	_, err := Stage(context.Background(), Options{Source: microCopy(t, "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx"),
+		CacheDir: t.TempDir(), Logger: quiet, NoSync: true, Workers: 1, Progress: func(p Progress) {
+			if p.Phase == "convert" {
+				mu.Lock()
+				reports = append(reports, p)
+				mu.Unlock()
+			}
+		}})
+	must(t, err)
+	if len(reports) == 0 {
+		t.Fatal("no convert progress")
+	}
+	last := reports[len(reports)-1]
+	for i, p := range reports {
+		if p.Total != last.Total || (i > 0 && p.Done < reports[i-1].Done) {
+			t.Fatalf("report %d: %+v after %+v (total %d)", i, p, reports[max(i-1, 0)], last.Total)
+		}
+	}
+	if last.Done != last.Total || last.Total == 0 {
+		t.Errorf("last report %+v, want done = total > 0", last)
+	}
+}
