@@ -189,16 +189,18 @@ func fixtureCache() string {
 	return "/var/cache/xdna-whisper/fixtures"
 }
 
-// On the generated real-vocabulary fixtures (tiny and base shapes, when
-// present), every decoder tensor mapped from the merged and the no-past
-// export converts to exactly the BF16 of model.safetensors' tensor.
+// On the generated real-vocabulary fixtures (when present: make
+// hf-fixture-base in $XDNA_CACHE/fixtures, make test-transcribe's tiny and
+// tiny.en in testdata/bench), every decoder tensor mapped from the merged
+// and the no-past export converts to exactly the BF16 of
+// model.safetensors' tensor.
 func TestDecoderFixtures(t *testing.T) {
-	for _, size := range []string{"tiny", "base"} {
-		dir := filepath.Join(fixtureCache(), "hf-"+size)
+	for _, dir := range []string{filepath.Join(fixtureCache(), "hf-base"), "../../testdata/bench/hf-tiny", "../../testdata/bench/hf-tiny-en"} {
+		size := filepath.Base(dir)
 		for _, file := range []string{"decoder_model_merged.onnx", "decoder_model.onnx"} {
 			t.Run(size+"/"+file, func(t *testing.T) {
 				if _, err := os.Stat(filepath.Join(dir, "onnx", file)); err != nil {
-					t.Skipf("no %s (make hf-fixture-%s): %v", file, size, err)
+					t.Skipf("no %s (make hf-fixture-base, make transcribe-fixtures): %v", file, err)
 				}
 				cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
 				must(t, err)
@@ -226,7 +228,7 @@ func TestDecoderFixtures(t *testing.T) {
 						t.Errorf("%s (%s) differs from model.decoder.%s", wt.name, wt.describe(), wt.name)
 					}
 				}
-				t.Logf("hf-%s %s: %d decoder tensors equal (d %d, %d layers, vocab %d)", size, file, len(p.weights), shape.d, shape.layers, shape.vocab)
+				t.Logf("%s %s: %d decoder tensors equal (d %d, %d layers, vocab %d)", size, file, len(p.weights), shape.d, shape.layers, shape.vocab)
 			})
 		}
 	}
