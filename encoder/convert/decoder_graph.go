@@ -549,20 +549,26 @@ func (dm *decMapper) logits(r string) error {
 		return err
 	}
 	emb := dm.weights["embed_tokens.weight"].tensor
-	for _, u := range dm.g.users(h) {
-		n := &dm.g.nodes[u.node]
-		if (n.OpType != "MatMul" && n.OpType != "Gemm") || u.slot != 0 || len(n.Inputs) < 2 {
-			continue
-		}
-		b := n.Inputs[1]
+	// the first MatMul or Gemm the normalized states reach (a Gemm after a
+	// Reshape to two dimensions)
+	if i, _, ok := dm.forward(h, func(n *onnx.Node, slot int) bool {
+		return (n.OpType == "MatMul" || n.OpType == "Gemm") && slot == 0 && len(n.Inputs) >= 2
+	}); ok {
+		n := &dm.g.nodes[i]
+		b, transposeNode := n.Inputs[1], false
 		if p, ok := dm.g.producer[b]; ok && dm.g.nodes[p].OpType == "Transpose" {
-			b = dm.g.nodes[p].Inputs[0]
+			b, transposeNode = dm.g.nodes[p].Inputs[0], true
 		}
 		t, ok := dm.g.source(b)
-		if !ok {
+		switch {
+		case !ok:
 			return dm.errorf("logits node %q: its weight %q is not an initializer", n.Name, n.Inputs[1])
-		}
-		if t == emb {
+		case t == emb:
+			return nil
+		case transposeNode: // a Transpose of a [vocab, d] table: equal to the embedding as stored
+			if err := sameWeight(dm.g.m, &weight{tensor: t, node: n.Name}, &weight{tensor: emb, node: n.Name}); err != nil {
+				return dm.errorf("logits node %q: the transposed %q is not the token embedding %q (untied output projections are not supported): %v", n.Name, t.Name, emb.Name, err)
+			}
 			return nil
 		}
 		return dm.tiedCopy(n, t, emb)
