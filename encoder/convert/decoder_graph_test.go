@@ -233,3 +233,29 @@ func TestDecoderFixtures(t *testing.T) {
 		}
 	}
 }
+
+// Logits through a Transpose node of the embedding itself are tied; through
+// a Transpose of another table they are refused.
+func TestDecoderTransposedLogits(t *testing.T) {
+	m := openMicroONNX(t, "decoder_model.onnx")
+	var logits *onnx.Node
+	for i := range m.Graph.Nodes {
+		if n := &m.Graph.Nodes[i]; n.OpType == "MatMul" && len(n.Outputs) == 1 && n.Outputs[0] == "logits" {
+			logits = n
+		}
+	}
+	if logits == nil {
+		t.Fatal("no MatMul producing logits")
+	}
+	logits.Inputs[1] = "embT"
+	m.Graph.Nodes = append(m.Graph.Nodes, onnx.Node{Name: "/t/Transpose", OpType: "Transpose",
+		Inputs: []string{"model.decoder.embed_tokens.weight"}, Outputs: []string{"embT"}})
+	if _, err := planDecoder(m, microShape, "decoder_model.onnx"); err != nil {
+		t.Fatalf("logits through Transpose(embed_tokens): %v", err)
+	}
+	m.Graph.Nodes[len(m.Graph.Nodes)-1].Inputs[0] = "model.decoder.embed_positions.weight"
+	_, err := planDecoder(m, microShape, "decoder_model.onnx")
+	if err == nil || !strings.Contains(err.Error(), "untied") || !strings.Contains(err.Error(), "embed_positions") {
+		t.Fatalf("logits through Transpose(embed_positions): %v, want an untied refusal", err)
+	}
+}
