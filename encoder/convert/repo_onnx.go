@@ -178,7 +178,7 @@ func downloadONNX(ctx context.Context, opts *Options, dir string, get func(strin
 	return nil
 }
 
-// openONNX opens both files and identifies their tensors; the encoder's
+// open opens both files and identifies their tensors; the encoder's
 // inferred configuration must match config.json's.
 func (l *onnxLayout) open(dir string, enc staged.Config, dec staged.DecoderInfo) (*onnxSources, error) {
 	s := &onnxSources{}
