@@ -155,6 +155,9 @@ func TestStageONNXLayoutErrors(t *testing.T) {
 			[]string{"no decoder_model_merged.onnx", "encoder-only"}},
 		{"no encoder", []string{"onnx/decoder_model.onnx"}, []string{"no encoder_model.onnx"}},
 		{"decoder as encoder", nil, []string{"onnx/encoder_model.onnx", "conv"}},
+		{"truncated decoder", []string{"onnx/encoder_model.onnx", "onnx/decoder_model.onnx"}, []string{"decoder_model.onnx"}},
+		{"config disagrees", []string{"onnx/encoder_model.onnx", "onnx/decoder_model.onnx"},
+			[]string{"onnx/encoder_model.onnx", "encoder_layers 2", "config.json says 3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := microCopy(t, tc.files...)
@@ -163,6 +166,17 @@ func TestStageONNXLayoutErrors(t *testing.T) {
 				must(t, err)
 				must(t, os.WriteFile(filepath.Join(src, "onnx/encoder_model.onnx"), b, 0o644))
 				must(t, os.WriteFile(filepath.Join(src, "onnx/decoder_model.onnx"), b, 0o644))
+			}
+			switch tc.name {
+			case "truncated decoder":
+				b, err := os.ReadFile(filepath.Join(microDir, "onnx/decoder_model.onnx"))
+				must(t, err)
+				must(t, os.WriteFile(filepath.Join(src, "onnx/decoder_model.onnx"), b[:len(b)/2], 0o644))
+			case "config disagrees":
+				b, err := os.ReadFile(filepath.Join(src, "config.json"))
+				must(t, err)
+				b = bytes.Replace(b, []byte(`"encoder_layers": 2`), []byte(`"encoder_layers": 3`), 1)
+				must(t, os.WriteFile(filepath.Join(src, "config.json"), b, 0o644))
 			}
 			cache := t.TempDir()
 			_, err := stageDir(t, src, cache)
