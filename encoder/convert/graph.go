@@ -23,16 +23,23 @@ type use struct {
 	slot int
 }
 
-func newGraph(m *onnx.Model) *graph {
+func newGraph(m *onnx.Model) *graph { return newSubgraph(m, &m.Graph, nil) }
+
+// newSubgraph indexes graph sub of m (the main graph or a branch of an If),
+// whose nodes also see the initializers outer of the graphs around it.
+func newSubgraph(m *onnx.Model, sub *onnx.Graph, outer map[string]*onnx.Tensor) *graph {
 	g := &graph{
 		m:         m,
-		nodes:     m.Graph.Nodes,
-		inits:     make(map[string]*onnx.Tensor, len(m.Graph.Initializers)),
+		nodes:     sub.Nodes,
+		inits:     make(map[string]*onnx.Tensor, len(outer)+len(sub.Initializers)),
 		producer:  map[string]int{},
 		consumers: map[string][]use{},
 		constants: map[string]*onnx.Tensor{},
 	}
-	for _, t := range m.Graph.Initializers {
+	for name, t := range outer {
+		g.inits[name] = t
+	}
+	for _, t := range sub.Initializers {
 		g.inits[t.Name] = t
 	}
 	for i, n := range g.nodes {

@@ -160,6 +160,9 @@ func inspectRepoErr(dir string) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	if repo.onnx != nil {
+		return inspectONNXRepo(dir, repo.onnx, enc, dec)
+	}
 	w, err := openRepoWeights(dir, repo.shards)
 	if err != nil {
 		return Report{}, err
@@ -190,6 +193,39 @@ func inspectRepoErr(dir string) (Report, error) {
 			t := w.tensor(part.prefix + sp.Name)
 			r.Tensors = append(r.Tensors, TensorRow{Name: part.as + sp.Name, Shape: sp.Shape, SourceDType: string(t.DType),
 				Source: part.prefix + sp.Name, IdentifiedBy: "tensor name"})
+		}
+	}
+	return r, nil
+}
+
+// inspectONNXRepo reports on a repository in the onnx-community layout: the
+// tensors as the encoder and decoder graphs identify them.
+func inspectONNXRepo(dir string, l *onnxLayout, enc staged.Config, dec staged.DecoderInfo) (Report, error) {
+	s, err := l.open(dir, enc, dec)
+	if err != nil {
+		return Report{}, err
+	}
+	defer s.close()
+	tok, err := repoTokenizer(os.DirFS(dir), dec.Vocab, nil)
+	if err != nil {
+		return Report{}, err
+	}
+	prec := s.encPlan.precision
+	if lessPrecise(s.decPlan.precision, prec) {
+		prec = s.decPlan.precision
+	}
+	r := Report{
+		Path: dir, Kind: "model", Config: enc, SourcePrecision: prec, Opset: s.enc.Opsets[""],
+		Producer: "onnx-community layout: " + l.encoder + ", " + l.decoder, Sizes: staged.SizesOf(enc),
+		Capabilities: staged.CapabilitiesOf(tok.tok), Decoder: decoderSummary(dec, enc.DModel), Tokenizer: &tok.info,
+	}
+	for _, part := range []struct {
+		as string
+		ws []*weight
+	}{{"", s.encPlan.weights}, {"decoder.", s.decPlan.weights}} {
+		for _, w := range part.ws {
+			r.Tensors = append(r.Tensors, TensorRow{Name: part.as + w.name, Shape: w.shape(), SourceDType: w.tensor.DataType.String(),
+				Source: w.tensor.Name, Node: w.node, IdentifiedBy: w.via, Transposed: w.transposed})
 		}
 	}
 	return r, nil

@@ -117,8 +117,9 @@ func parseRepoConfig(b []byte) (staged.Config, staged.DecoderInfo, error) {
 // repo is a model repository with its files on local disk.
 type repo struct {
 	dir    string
-	files  []string // every source file present, relative to dir, sorted
-	shards []string // safetensors files
+	files  []string    // every source file present, relative to dir, sorted
+	shards []string    // safetensors files
+	onnx   *onnxLayout // the onnx/ files staged when there are no safetensors
 }
 
 // stageRepo stages the model repository opts.Source.
@@ -188,8 +189,13 @@ func localRepo(dir string) (*repo, error) {
 	case have(repoWeights):
 		r.shards = []string{repoWeights}
 	default:
-		_, err := os.Stat(filepath.Join(dir, "onnx"))
-		err = noWeights(dir, err == nil)
+		if st, err := os.Stat(filepath.Join(dir, onnxDir)); err == nil && st.IsDir() {
+			if err := r.addONNX(have); err != nil {
+				return nil, err
+			}
+			break
+		}
+		err := noWeights(dir)
 		if have("pytorch_model.bin") {
 			err = fmt.Errorf("%w (pytorch_model.bin is not read: a pickle can run code; use the repository's safetensors revision or convert it)", err)
 		}
@@ -205,12 +211,32 @@ func localRepo(dir string) (*repo, error) {
 	return r, nil
 }
 
-func noWeights(where string, onnxLayout bool) error {
-	err := fmt.Errorf("%s has neither %s nor %s", where, repoWeights, repoIndex)
-	if onnxLayout {
-		err = fmt.Errorf("%w; its onnx/ layout (onnx-community) is not staged as a whole model yet: stage onnx/encoder_model.onnx for an encoder-only service", err)
+func noWeights(where string) error {
+	return fmt.Errorf("%s has neither %s nor %s (nor an %s/ folder of the onnx-community layout)", where, repoWeights, repoIndex, onnxDir)
+}
+
+// addONNX picks the onnx/ files to stage and lists them, with their
+// external-data files, among the repository's files.
+func (r *repo) addONNX(have func(string) bool) error {
+	l, err := findONNXLayout(have)
+	if err != nil {
+		return fmt.Errorf("%s has neither %s nor %s, and its %s/ folder (onnx-community layout) is incomplete: %w", r.dir, repoWeights, repoIndex, onnxDir, err)
 	}
-	return err
+	r.onnx = l
+	for _, f := range []string{l.encoder, l.decoder} {
+		ext, err := externalData(filepath.Join(r.dir, f))
+		if err != nil {
+			return err
+		}
+		for _, e := range ext {
+			if !have(e) {
+				return fmt.Errorf("%s names external data %s, which %s does not have", f, e, r.dir)
+			}
+		}
+		r.files = append(r.files, f)
+		r.files = append(r.files, ext...)
+	}
+	return nil
 }
 
 // indexShards reads model.safetensors.index.json and lists its shards.
@@ -277,8 +303,9 @@ func downloadRepo(ctx context.Context, opts *Options, dir string) (*repo, error)
 	} else if ok, err = get(repoWeights, true); err != nil {
 		return nil, err
 	} else if !ok {
-		return nil, fmt.Errorf("%w (an onnx-community export is not staged as a whole model yet: stage its onnx/encoder_model.onnx for an encoder-only service)",
-			noWeights(opts.Source, false))
+		if err := downloadONNX(ctx, opts, dir, get); err != nil {
+			return nil, err
+		}
 	}
 	for _, f := range repoMetaFiles {
 		if _, err := get(f, true); err != nil {
@@ -310,11 +337,26 @@ func (r *repo) stage(ctx context.Context, opts *Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	w, err := openRepoWeights(r.dir, r.shards)
-	if err != nil {
-		return Result{}, err
+	var write func(ctx context.Context, tmp string) (staged.Manifest, error)
+	if r.onnx != nil {
+		s, err := r.onnx.open(r.dir, enc, dec)
+		if err != nil {
+			return Result{}, err
+		}
+		defer s.close()
+		write = func(ctx context.Context, tmp string) (staged.Manifest, error) {
+			return r.writeONNX(ctx, opts, s, tmp, enc, &dec)
+		}
+	} else {
+		w, err := openRepoWeights(r.dir, r.shards)
+		if err != nil {
+			return Result{}, err
+		}
+		defer w.close()
+		write = func(ctx context.Context, tmp string) (staged.Manifest, error) {
+			return r.write(ctx, opts, w, tmp, enc, &dec)
+		}
 	}
-	defer w.close()
 	tmp, unlock, err := lockedTemp(opts.CacheDir, tmpPrefix)
 	if err != nil {
 		return Result{}, err
@@ -326,7 +368,7 @@ func (r *repo) stage(ctx context.Context, opts *Options) (Result, error) {
 		}
 		unlock()
 	}()
-	man, files, existing, err := r.convertWhileHashing(ctx, opts, w, tmp, enc, &dec)
+	man, files, existing, err := r.convertWhileHashing(ctx, opts, tmp, write)
 	final := filepath.Join(opts.CacheDir, repoKey(files))
 	switch {
 	case existing:
@@ -343,8 +385,8 @@ func (r *repo) stage(ctx context.Context, opts *Options) (Result, error) {
 
 // convertWhileHashing writes the entry into tmp while a goroutine hashes
 // the source files; existing is true when their key is already staged.
-func (r *repo) convertWhileHashing(ctx context.Context, opts *Options, w *repoWeightFiles, tmp string, enc staged.Config,
-	dec *staged.DecoderInfo) (man staged.Manifest, files []staged.SourceFile, existing bool, err error) {
+func (r *repo) convertWhileHashing(ctx context.Context, opts *Options, tmp string,
+	write func(context.Context, string) (staged.Manifest, error)) (man staged.Manifest, files []staged.SourceFile, existing bool, err error) {
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var hashErr error
@@ -356,7 +398,7 @@ func (r *repo) convertWhileHashing(ctx context.Context, opts *Options, w *repoWe
 			cancel(errAlreadyStaged)
 		}
 	}()
-	man, err = r.write(cctx, opts, w, tmp, enc, dec)
+	man, err = write(cctx, tmp)
 	if err != nil {
 		cancel(err) // stop hashing (unless it already found the entry)
 	}
@@ -542,9 +584,16 @@ func (r *repo) commit(opts *Options, tmp, final string, enc staged.Config, man *
 }
 
 // repoSHA is the sha256 reported for a repository (SourceSHA256 of the
-// manifest and the result): that of its shard index, or of its weights file.
+// manifest and the result): that of its shard index, or of its weights file,
+// or of its decoder .onnx.
 func repoSHA(files []staged.SourceFile) string {
-	for _, want := range []string{repoIndex, repoWeights} {
+	want := []string{repoIndex, repoWeights}
+	for _, f := range files {
+		if strings.HasPrefix(f.Name, onnxDir+"/decoder") && strings.HasSuffix(f.Name, ".onnx") {
+			want = append(want, f.Name)
+		}
+	}
+	for _, want := range want {
 		for _, f := range files {
 			if f.Name == want {
 				return f.SHA256

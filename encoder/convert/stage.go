@@ -7,7 +7,10 @@
 // A whole model in Hugging Face's layout (a directory or hf://ORG/REPO[@REV]:
 // config.json, model.safetensors or its shards, tokenizer and generation
 // files) is staged with its decoder and tokenizer (see repo.go); its encoder
-// is written exactly as the ONNX path writes it.
+// is written exactly as the ONNX path writes it. So is a repository in the
+// onnx-community layout (onnx/encoder_model*.onnx and a decoder export, no
+// safetensors), whose decoder tensors are found by the structure of the
+// decoder graph (repo_onnx.go, decoder_graph.go).
 //
 // Output goes to <cache>/<key>, the content key of the source bytes, target
 // precision and format version; it is written into a temporary sibling and
@@ -41,7 +44,7 @@ import (
 type Options struct {
 	// Source is an encoder ONNX file (a path, an http(s) URL or
 	// hf://ORG/REPO/PATH[@REV]) or a whole model repository in Hugging Face's
-	// layout (a directory or hf://ORG/REPO[@REV]).
+	// or onnx-community's layout (a directory or hf://ORG/REPO[@REV]).
 	Source string
 	// SHA256 is the expected hex sha256 of the source ONNX file (optional).
 	SHA256 string

@@ -19,8 +19,8 @@ func fixtureCache() string {
 
 // TestLiveORT runs ONNX Runtime now (testdata/ort/decoder_golden.js, on
 // onnxruntime-node) on the decoder exports of every fixture present and
-// compares the decoder with it, step by step: the committed hf-micro once
-// its onnx/ exports exist (make fixtures-decoder), and the real-vocabulary
+// compares the decoder with it, step by step: the committed hf-micro (its
+// onnx/ exports are committed; make fixtures-decoder regenerates them), and the real-vocabulary
 // tiny and base shapes (make hf-fixture-tiny, make hf-fixture-base).
 func TestLiveORT(t *testing.T) {
 	node, err := exec.LookPath("node")

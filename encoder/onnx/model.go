@@ -35,6 +35,7 @@ type Model struct {
 	mapped []byte
 	// dropLo, dropHi: the part of mapped that drop has yet to release.
 	dropLo, dropHi int
+	depth          int        // subgraph nesting while parsing
 	mu             sync.Mutex // guards external
 	external       map[string]*externalFile
 }
@@ -59,8 +60,8 @@ type Node struct {
 	Attributes []Attribute
 }
 
-// Attribute is an AttributeProto; only the scalar, list and tensor kinds are
-// decoded (subgraphs are skipped).
+// Attribute is an AttributeProto; the scalar, list, tensor and graph kinds
+// are decoded (a subgraph's initializers, like the main graph's, are views).
 type Attribute struct {
 	Name    string
 	Type    AttributeType
@@ -71,6 +72,10 @@ type Attribute struct {
 	Floats  []float32
 	Ints    []int64
 	Strings [][]byte
+	// G is a GRAPH attribute (an If's then_branch and else_branch, a Loop's
+	// body); Graphs a GRAPHS one.
+	G      *Graph
+	Graphs []*Graph
 }
 
 // AttributeType is AttributeProto.AttributeType.
@@ -207,4 +212,20 @@ func (m *Model) where() string {
 		return "onnx"
 	}
 	return "onnx " + m.Path
+}
+
+// Walk calls fn on g and then on every subgraph of its nodes' attributes,
+// depth first.
+func (g *Graph) Walk(fn func(*Graph)) {
+	fn(g)
+	for i := range g.Nodes {
+		for _, a := range g.Nodes[i].Attributes {
+			if a.G != nil {
+				a.G.Walk(fn)
+			}
+			for _, sub := range a.Graphs {
+				sub.Walk(fn)
+			}
+		}
+	}
 }

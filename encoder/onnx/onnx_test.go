@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/x448/float16"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 const models = "../../testdata/models/"
@@ -401,5 +402,71 @@ func TestDuplicateInitializerNames(t *testing.T) {
 	_, err := Parse(model)
 	if err == nil || !strings.Contains(err.Error(), `duplicate name "w"`) || !strings.Contains(err.Error(), "initializer 1") {
 		t.Fatalf("Parse error = %v, want a duplicate-name error naming \"w\"", err)
+	}
+}
+
+// The merged decoder of hf-micro holds one If whose branches are parsed
+// subgraphs: nodes that use the outer graph's initializers by name.
+func TestSubgraphs(t *testing.T) {
+	m := open(t, "hf-micro/onnx/decoder_model_merged.onnx")
+	if len(m.Graph.Nodes) != 1 || m.Graph.Nodes[0].OpType != "If" {
+		t.Fatalf("main graph has %d nodes, want one If", len(m.Graph.Nodes))
+	}
+	then, ok1 := m.Graph.Nodes[0].Attr("then_branch")
+	els, ok2 := m.Graph.Nodes[0].Attr("else_branch")
+	if !ok1 || !ok2 || then.G == nil || els.G == nil || then.Type != AttrGraph {
+		t.Fatalf("If attributes: then %v, else %v: want two graphs", then, els)
+	}
+	outer := map[string]bool{}
+	for _, tn := range m.Graph.Initializers {
+		outer[tn.Name] = true
+	}
+	for _, g := range []*Graph{then.G, els.G} {
+		if len(g.Nodes) < 100 || len(g.Outputs) == 0 {
+			t.Fatalf("branch %s: %d nodes, %d outputs", g.Name, len(g.Nodes), len(g.Outputs))
+		}
+		uses := 0
+		for _, n := range g.Nodes {
+			for _, in := range n.Inputs {
+				if outer[in] {
+					uses++
+				}
+			}
+		}
+		if uses == 0 {
+			t.Errorf("branch %s uses no outer initializer", g.Name)
+		}
+	}
+	graphs := 0
+	m.Graph.Walk(func(*Graph) { graphs++ })
+	if graphs != 3 {
+		t.Errorf("Walk visited %d graphs, want 3", graphs)
+	}
+}
+
+// Subgraphs nested deeper than maxGraphDepth are refused, not recursed into.
+func TestSubgraphDepth(t *testing.T) {
+	var g []byte // GraphProto{node: {attribute: {name "b", type GRAPH, g: inner}}}
+	for range maxGraphDepth + 1 {
+		attr := protowire.AppendTag(nil, fieldAttrName, protowire.BytesType)
+		attr = protowire.AppendString(attr, "b")
+		attr = protowire.AppendTag(attr, fieldAttrType, protowire.VarintType)
+		attr = protowire.AppendVarint(attr, uint64(AttrGraph))
+		attr = protowire.AppendTag(attr, fieldAttrG, protowire.BytesType)
+		attr = protowire.AppendBytes(attr, g)
+		node := protowire.AppendTag(nil, fieldNodeOpType, protowire.BytesType)
+		node = protowire.AppendString(node, "If")
+		node = protowire.AppendTag(node, fieldNodeAttribute, protowire.BytesType)
+		node = protowire.AppendBytes(node, attr)
+		g = protowire.AppendTag(nil, fieldNode, protowire.BytesType)
+		g = protowire.AppendBytes(g, node)
+	}
+	b := protowire.AppendTag(nil, fieldIRVersion, protowire.VarintType)
+	b = protowire.AppendVarint(b, 8)
+	b = protowire.AppendTag(b, fieldGraph, protowire.BytesType)
+	b = protowire.AppendBytes(b, g)
+	_, err := Parse(b)
+	if err == nil || !strings.Contains(err.Error(), "nested more than") {
+		t.Fatalf("Parse of %d nested graphs: %v, want a nesting error", maxGraphDepth+1, err)
 	}
 }

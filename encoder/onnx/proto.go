@@ -39,9 +39,11 @@ const (
 	fieldAttrI       = 3
 	fieldAttrS       = 4
 	fieldAttrT       = 5
+	fieldAttrG       = 6
 	fieldAttrFloats  = 7
 	fieldAttrInts    = 8
 	fieldAttrStrings = 9
+	fieldAttrGraphs  = 11
 	fieldAttrType    = 20
 	// TensorProto
 	fieldDims         = 1
@@ -212,7 +214,7 @@ func parseInto(m *Model, b []byte) (*Model, error) {
 	if !sawGraph || m.IRVersion <= 0 {
 		return nil, fmt.Errorf("%s: not an ONNX model: want a ModelProto with ir_version and graph, found ir_version %d and %s", m.where(), m.IRVersion, map[bool]string{true: "a graph", false: "no graph"}[sawGraph])
 	}
-	err = m.parseGraph(graph)
+	err = m.parseGraph(&m.Graph, graph)
 	m.flushDrop()
 	if err != nil {
 		return nil, fmt.Errorf("%s: graph: %w", m.where(), err)
@@ -246,8 +248,18 @@ func (m *Model) parseOpset(f field) error {
 	return nil
 }
 
-func (m *Model) parseGraph(b []byte) error {
-	g := &m.Graph
+// maxGraphDepth bounds the nesting of subgraphs (If, Loop, Scan bodies):
+// real exports nest one or two levels; a crafted file must not recurse deeply.
+const maxGraphDepth = 8
+
+// parseGraph parses a GraphProto into g: the main graph, or a subgraph of a
+// node attribute (m.depth levels down).
+func (m *Model) parseGraph(g *Graph, b []byte) error {
+	if m.depth >= maxGraphDepth {
+		return fmt.Errorf("subgraphs nested more than %d levels deep", maxGraphDepth)
+	}
+	m.depth++
+	defer func() { m.depth-- }()
 	seen := map[string]int{}
 	return fields(b, func(f field) error {
 		switch f.num {
@@ -360,6 +372,20 @@ func (m *Model) parseAttribute(b []byte) (Attribute, error) {
 				return err
 			}
 			a.T, err = m.parseTensor(tb)
+		case fieldAttrG, fieldAttrGraphs:
+			var gb []byte
+			if gb, err = f.bytes("g"); err != nil {
+				return err
+			}
+			sub := &Graph{}
+			if err = m.parseGraph(sub, gb); err != nil {
+				return fmt.Errorf("subgraph: %w", err)
+			}
+			if f.num == fieldAttrG {
+				a.G = sub
+			} else {
+				a.Graphs = append(a.Graphs, sub)
+			}
 		case fieldAttrFloats:
 			a.Floats, err = appendFloats(a.Floats, f)
 		case fieldAttrInts:

@@ -68,42 +68,48 @@ func TestReferenceTokens(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(fx.dir, "onnx", "encoder_model.onnx")); err != nil {
 				skipOrFail(t, "generated fixture %s is absent (make test-transcribe generates it): %v", fx.dir, err)
 			}
-			b, err := os.ReadFile(fx.golden)
-			if err != nil {
-				skipOrFail(t, "reference %s is absent (make transcribe-golden writes it): %v", fx.golden, err)
-			}
-			var ref reference
-			if err := json.Unmarshal(b, &ref); err != nil {
-				t.Fatalf("%s: %v", fx.golden, err)
-			}
-			tr := fixtureTranscriber(t, fx.dir)
-			ties := 0
-			for _, run := range ref.Runs {
-				got, prompt := firstWindow(t, tr, clipPCM(t, run.Clip), run.Timestamps, true)
-				want := run.IDs[len(prompt):]
-				if n := len(want); n > 0 && want[n-1] == tr.sp.EOT {
-					want = want[:n-1]
-				}
-				k := firstDiff(got, want)
-				switch {
-				case k < 0:
-					t.Logf("%s timestamps=%v: %d ids equal (transformers.js %s); min margin %.4f", run.Clip, run.Timestamps, len(want), ref.Versions["transformers"], minOf(run.Margins))
-				case k < len(run.Margins) && run.Margins[k] <= tieMargin:
-					ties++
-					t.Logf("%s timestamps=%v: tie at step %d (reference margin %.4f ≤ %.2f): %d vs %d; the %d ids before are equal", run.Clip, run.Timestamps, k, run.Margins[k], tieMargin, at(got, k), at(want, k), k)
-				default:
-					t.Errorf("%s timestamps=%v: step %d: id %d, reference %d (margin %.4f)\n got %v\nwant %v", run.Clip, run.Timestamps, k, at(got, k), at(want, k), at64(run.Margins, k), got, want)
-				}
-				if run.Timestamps {
-					whisper, _ := firstWindow(t, tr, clipPCM(t, run.Clip), true, false)
-					if k := firstDiff(whisper, want); k >= 0 {
-						t.Logf("%s: Whisper's timestamp rules choose %d at step %d where the reference has %d", run.Clip, at(whisper, k), k, at(want, k))
-					}
-				}
-			}
-			t.Logf("%s: %d of %d runs ended in a tie", fx.name, ties, len(ref.Runs))
+			checkReference(t, fixtureTranscriber(t, fx.dir), fx.name, fx.golden)
 		})
 	}
+}
+
+// checkReference compares tr's greedy first windows with the reference ids
+// of the golden file (see TestReferenceTokens).
+func checkReference(t *testing.T, tr *Transcriber, name, golden string) {
+	t.Helper()
+	b, err := os.ReadFile(golden)
+	if err != nil {
+		skipOrFail(t, "reference %s is absent (make transcribe-golden writes it): %v", golden, err)
+	}
+	var ref reference
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatalf("%s: %v", golden, err)
+	}
+	ties := 0
+	for _, run := range ref.Runs {
+		got, prompt := firstWindow(t, tr, clipPCM(t, run.Clip), run.Timestamps, true)
+		want := run.IDs[len(prompt):]
+		if n := len(want); n > 0 && want[n-1] == tr.sp.EOT {
+			want = want[:n-1]
+		}
+		k := firstDiff(got, want)
+		switch {
+		case k < 0:
+			t.Logf("%s timestamps=%v: %d ids equal (transformers.js %s); min margin %.4f", run.Clip, run.Timestamps, len(want), ref.Versions["transformers"], minOf(run.Margins))
+		case k < len(run.Margins) && run.Margins[k] <= tieMargin:
+			ties++
+			t.Logf("%s timestamps=%v: tie at step %d (reference margin %.4f ≤ %.2f): %d vs %d; the %d ids before are equal", run.Clip, run.Timestamps, k, run.Margins[k], tieMargin, at(got, k), at(want, k), k)
+		default:
+			t.Errorf("%s timestamps=%v: step %d: id %d, reference %d (margin %.4f)\n got %v\nwant %v", run.Clip, run.Timestamps, k, at(got, k), at(want, k), at64(run.Margins, k), got, want)
+		}
+		if run.Timestamps {
+			whisper, _ := firstWindow(t, tr, clipPCM(t, run.Clip), true, false)
+			if k := firstDiff(whisper, want); k >= 0 {
+				t.Logf("%s: Whisper's timestamp rules choose %d at step %d where the reference has %d", run.Clip, at(whisper, k), k, at(want, k))
+			}
+		}
+	}
+	t.Logf("%s: %d of %d runs ended in a tie", name, ties, len(ref.Runs))
 }
 
 func skipOrFail(t *testing.T, format string, args ...any) {

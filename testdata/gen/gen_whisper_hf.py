@@ -12,8 +12,10 @@ its cross-attention weights of the alignment heads, for sequence 1).
 testdata/ort/decoder_golden.js adds ONNX Runtime's logits (ort_<i>.npy).
 
   /usr/bin/python3 testdata/gen/gen_whisper_hf.py micro
-      # testdata/models/hf-micro (HF files committed; onnx/ is not, ~3 MB)
-      # and its check in testdata/golden/hf-micro (committed)
+      # testdata/models/hf-micro (HF files and onnx/ committed: the three decoder
+      # exports are ~1.7 MB each, decoder_model_fp16.onnx (fp16 weights) ~0.9 MB; model.safetensors and encoder_model.onnx come out
+      # byte-identical) and its check in testdata/golden/hf-micro (committed; a rerun
+      # rewrites its .npy with float-level noise: `git checkout -- testdata/golden/hf-micro`)
   /usr/bin/python3 testdata/gen/gen_whisper_hf.py SIZE OUT_DIR
       # SIZE: tiny | tiny.en | base (real vocabulary; tiny.en: GPT-2 English-only); check in OUT_DIR/check
 
@@ -293,6 +295,31 @@ def merge_decoders(out):
     onnx.checker.check_model(path)
 
 
+def fp16_weights(src, dst):
+    """An fp16 copy of a decoder export (no If) with fp16 weights: every
+    float initializer stored as FLOAT16 under a new name and a Cast to FLOAT
+    producing the old one (fp16 storage, fp32 compute), for the staging of
+    fp16 decoders (encoder/convert)."""
+    m = onnx.load(src)
+    g = m.graph
+    casts, keep = [], []
+    for t in g.initializer:
+        if t.data_type != TensorProto.FLOAT:
+            keep.append(t)
+            continue
+        arr = numpy_helper.to_array(t).astype(np.float16)
+        keep.append(numpy_helper.from_array(arr, t.name + "_fp16"))
+        casts.append(helper.make_node("Cast", [t.name + "_fp16"], [t.name], to=TensorProto.FLOAT,
+                                      name="/fp16/Cast_" + str(len(casts))))
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    nodes = casts + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    onnx.save(m, dst)
+    onnx.checker.check_model(dst)
+
+
 def export_encoder(m, cfg, out):
     """onnx/encoder_model.onnx as onnx-community lays it out (input_features
     [batch, n_mels, 3000] -> last_hidden_state), for transformers.js and for
@@ -468,6 +495,8 @@ def generate(size, out, check):
     write_json(os.path.join(out, "preprocessor_config.json"), PREPROCESSOR)
     write_safetensors(os.path.join(out, "model.safetensors"), state(m))
     export_decoders(m, cfg, os.path.join(out, "onnx"))
+    if size == "micro":
+        fp16_weights(os.path.join(out, "onnx", "decoder_model.onnx"), os.path.join(out, "onnx", "decoder_model_fp16.onnx"))
     export_encoder(m, cfg, os.path.join(out, "onnx"))
     write_tokenizer(size, ids, out)
     check_inputs(m, size, ids, check)
