@@ -43,11 +43,11 @@ scenario_transcribe() {
 # tx_delete deletes the WhisperEncoder and waits for what it owned to be collected
 # (its pod holds the cache claim, which helm uninstall must be able to delete).
 tx_delete() {
-  timer_start "whole-model WhisperEncoder deleted -> owned objects collected"
+  timer_start "whole-model WE deleted -> owned objects collected"
   kcn delete we "$TX_NAME" >/dev/null
   wait_for "objects owned by $TX_NAME collected" "$E2E_TIMEOUT" nothing_left_of_encoders ||
     die "left after deleting WhisperEncoder $TX_NAME: $(left_of_encoders)"
-  timer_stop "whole-model WhisperEncoder deleted -> owned objects collected"
+  timer_stop "whole-model WE deleted -> owned objects collected"
 }
 
 tx_namespace_gone() { ! kc get namespace "$W_NS" >/dev/null 2>&1 && ! kc get pv e2e-whisper-cache e2e-whisper-models >/dev/null 2>&1; }
