@@ -16,9 +16,10 @@ FAKE_NPU_PCI=0000:c4:00.1
 FAKE_NPU_FIRMWARE=1.5.5.391
 ACCEL_MAJOR=261
 
-# fake_npu_make builds the trees with one NPU, accel0.
+# fake_npu_make builds the trees with one NPU, accel0 (anew: a scenario may run after another).
 fake_npu_make() {
   local sys=$FAKE_NPU_ROOT/sys pci=$FAKE_NPU_ROOT/sys/devices/pci0000:00/$FAKE_NPU_PCI
+  rm -rf "${FAKE_NPU_ROOT:?}/sys" "${FAKE_NPU_ROOT:?}/dev"
   mkdir -p "$pci/accel/accel0" "$sys/class/accel" "$sys/bus/pci/drivers/amdxdna" "$FAKE_NPU_ROOT/dev/accel"
   printf '0x1022\n' >"$pci/vendor"
   printf '0x1502\n' >"$pci/device"
