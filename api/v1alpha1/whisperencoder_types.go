@@ -274,7 +274,7 @@ type NPUSpec struct {
 	Allocation NPUAllocation `json:"allocation,omitempty"`
 
 	// Contexts is how many of each claimed NPU's hardware contexts a pod asks for with allocation
-	// dra (capacity npu.amd.com/contexts; Phoenix has 6, so 2 lets three pods share one NPU).
+	// dra (capacity contexts of npu.amd.com; Phoenix has 6, so 2 lets three pods share one NPU).
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
