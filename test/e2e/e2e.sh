@@ -51,7 +51,9 @@ run_scenarios() {
     # shellcheck source=/dev/null
     source "$E2E_DIR/scenarios/$s.sh"
     log "scenario $s"
+    timer_start "scenario $s (whole)"
     "scenario_${s//-/_}"
+    timer_stop "scenario $s (whole)"
     log "scenario $s passed"
   done
 }
