@@ -83,6 +83,10 @@ const (
 	ReasonNPUUnavailable = "NPUUnavailable"
 	// ReasonEncoderFailing: the encoder container exited with an error; the message is its termination message.
 	ReasonEncoderFailing = "EncoderFailing"
+	// ReasonDRAUnavailable: spec.npu.allocation is dra but the cluster does not serve
+	// resource.k8s.io/v1 ResourceClaimTemplates (Kubernetes < 1.34, or the API turned off); no
+	// encoder pods are made, and the operator looks again every minute.
+	ReasonDRAUnavailable = "DRAUnavailable"
 
 	// ReasonReady: staged, available and every desired replica updated and ready (Ready=True).
 	ReasonReady = "Ready"
