@@ -341,8 +341,10 @@ dra_kubelet_restart() {
   timer_start "kubelet restart -> node Ready (DRA)"
   kubelet_restart
   timer_stop "kubelet restart -> node Ready (DRA)"
+  timer_start "node Ready -> claims, pods and slice checked true"
   wait_for "claims and slice true after the kubelet restart" "$E2E_TIMEOUT" dra_claims_true ||
     die "after the kubelet restart: $(dra_device) / $(dkc get resourceclaims -o wide 2>&1)"
+  timer_stop "node Ready -> claims, pods and slice checked true"
   [ "$(dra_containers)" = "$before" ] || die "claim pods' containers changed across the kubelet restart:
 $before
 →
@@ -368,9 +370,13 @@ dra_device_removed() {
   wait_for "$D_DEVICE tainted $D_DRIVER/unhealthy" "$E2E_TIMEOUT" dra_device_is "$tainted" ||
     die "the slice does not taint the NPU after its device node was removed: $(dra_device)"
   timer_stop "device node removed -> NPU tainted in the slice"
-  # Running pods keep their allocations (NoSchedule, not NoExecute).
+  # Running pods keep their allocations (NoSchedule, not NoExecute), and the kubelet,
+  # told by the driver's health stream, shows the device unhealthy in their status.
   local p
   for p in ctx-2 ctx-3 ctx-4; do claim_holds "$p" || die "$p lost its claim when the NPU turned unhealthy"; done
+  wait_for "ctx-2's allocated resource Unhealthy in its status" 60 pod_device_health_is ctx-2 Unhealthy ||
+    die "ctx-2's allocatedResourcesStatus: $(djp pod/ctx-2 '{.status.containerStatuses[0].allocatedResourcesStatus}')"
+  log "ctx-2's claim as the kubelet reports it: $(djp pod/ctx-2 '{.status.containerStatuses[0].allocatedResourcesStatus[0].resources[0].health}: {.status.containerStatuses[0].allocatedResourcesStatus[0].resources[0].message}')"
   dkc delete pod ctx-4 --wait=false >/dev/null
   wait_for "ctx-4 gone" "$E2E_TIMEOUT" pod_gone ctx-4 || die "ctx-4 was not deleted"
   dra_pod ctx-4 | kc apply -f - >/dev/null
@@ -381,9 +387,19 @@ dra_device_removed() {
   wait_for "$D_DEVICE healthy again" "$E2E_TIMEOUT" dra_device_is "$D_HEALTHY" ||
     die "the slice still taints the NPU after its device node came back: $(dra_device)"
   timer_stop "device node restored -> taint gone"
+  wait_for "ctx-2's allocated resource Healthy again" 60 pod_device_health_is ctx-2 Healthy ||
+    die "ctx-2's allocatedResourcesStatus: $(djp pod/ctx-2 '{.status.containerStatuses[0].allocatedResourcesStatus}')"
   wait_for "ctx-4 Running on the healthy NPU" "$E2E_TIMEOUT" pod_running ctx-4 ||
     { dkc describe pod ctx-4 >&2; die "ctx-4 stayed Pending after the NPU came back"; }
   dra_check_prepared ctx-4
+}
+
+# pod_device_health_is POD HEALTH: the kubelet reports POD's claim npu with HEALTH: one
+# resource, named by the CDI device the driver prepared for it on the node's NPU.
+pod_device_health_is() {
+  dkc get pod "$1" -o json | jq -e --arg h "$2" --arg kind "$D_DRIVER/npu=" --arg dev "-$D_DEVICE" '
+    [.status.containerStatuses[0].allocatedResourcesStatus[]? | select(.name == "claim:npu") | .resources[]
+      | select((.resourceID | startswith($kind) and endswith($dev))) | .health] == [$h]' >/dev/null
 }
 
 # dra_plugin_restart: the driver's pod is deleted; the new one reloads its checkpoint
