@@ -82,7 +82,6 @@ draDriver:
   kubeletDir: $E2E_KUBELET_DIR
   cdiDir: $D_CDI
   hostPaths: {sys: $FAKE_NPU_ROOT/sys, dev: $FAKE_NPU_ROOT/dev}
-  rescanInterval: 1s
 cache: {storageClassName: "-", volumeName: e2e-dra-cache, size: 1Gi}
 nodeFeatureRule: {create: false}
 YAML
@@ -326,6 +325,17 @@ dra_claims_true() {
   dra_device_is "$D_HEALTHY"
 }
 
+# all_running POD...: every POD is Running with its container ready.
+all_running() {
+  local p
+  for p in "$@"; do pod_running "$p" || return 1; done
+}
+
+# dra_slice_id prints the driver's slice as "name uid pool-generation".
+dra_slice_id() {
+  kc get resourceslices -o json | jq -r --arg d "$D_DRIVER" '.items[] | select(.spec.driver == $d) | "\(.metadata.name) \(.metadata.uid) \(.spec.pool.generation)"'
+}
+
 # dra_containers lists the claim pods' containers and restart counts.
 dra_containers() {
   dkc get pods -l app=dra-ctx -o jsonpath='{range .items[*]}{.metadata.name} {.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}{"\n"}{end}'
@@ -336,15 +346,23 @@ dra_containers() {
 # dra_kubelet_restart: the kubelet restarts; running claim pods are left alone, the
 # driver registers again, and a new claim is prepared by it.
 dra_kubelet_restart() {
-  local before
+  local before slice_before
   before=$(dra_containers)
+  slice_before=$(dra_slice_id)
   timer_start "kubelet restart -> node Ready (DRA)"
   kubelet_restart
   timer_stop "kubelet restart -> node Ready (DRA)"
   timer_start "node Ready -> claims, pods and slice checked true"
+  wait_for "claim pods Running after the kubelet restart" "$E2E_TIMEOUT" all_running ctx-2 ctx-3 ctx-4 ||
+    die "claim pods after the kubelet restart: $(dkc get pods -l app=dra-ctx -o wide 2>&1)"
+  timing_add "node Ready -> claim pods Running" $(($(now_ms) - TIMER_START["node Ready -> claims, pods and slice checked true"]))
+  wait_for "slice healthy after the kubelet restart" "$E2E_TIMEOUT" dra_device_is "$D_HEALTHY" ||
+    die "after the kubelet restart: $(dra_device)"
+  timing_add "node Ready -> slice true" $(($(now_ms) - TIMER_START["node Ready -> claims, pods and slice checked true"]))
   wait_for "claims and slice true after the kubelet restart" "$E2E_TIMEOUT" dra_claims_true ||
     die "after the kubelet restart: $(dra_device) / $(dkc get resourceclaims -o wide 2>&1)"
   timer_stop "node Ready -> claims, pods and slice checked true"
+  log "slice before the kubelet restart: $slice_before; after: $(dra_slice_id)"
   [ "$(dra_containers)" = "$before" ] || die "claim pods' containers changed across the kubelet restart:
 $before
 →
