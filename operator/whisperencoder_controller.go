@@ -87,8 +87,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.writeStatus(ctx, &we, st); err != nil {
 		return reconcile.Result{}, err
 	}
-	return reconcile.Result{RequeueAfter: stg.RequeueAfter}, nil
+	requeue := stg.RequeueAfter
+	if wl.DRAUnavailable != "" && (requeue == 0 || requeue > draRecheck) {
+		requeue = draRecheck // nothing is watched that would say the API has come
+	}
+	return reconcile.Result{RequeueAfter: requeue}, nil
 }
+
+// draRecheck is how often a WhisperEncoder asking for DRA on a cluster without it is looked at again.
+const draRecheck = time.Minute
 
 func (r *Reconciler) now() time.Time {
 	if r.Now == nil {

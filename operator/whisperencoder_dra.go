@@ -31,8 +31,11 @@ import (
 const (
 	// draDeviceClass is the DeviceClass the chart creates for the driver.
 	draDeviceClass = "npu.amd.com"
-	// draContextsCapacity is the NPU's hardware contexts, qualified by the driver's domain.
-	draContextsCapacity resourcev1.QualifiedName = "npu.amd.com/contexts"
+	// draContextsCapacity is the NPU's hardware contexts, named as the driver's ResourceSlice
+	// names the capacity: the scheduler's allocator matches a claim's capacity request to the
+	// device's capacity by that exact name (a qualified "npu.amd.com/contexts" matches no device;
+	// only CEL qualifies it, device.capacity["npu.amd.com"].contexts).
+	draContextsCapacity resourcev1.QualifiedName = "contexts"
 	// npuClaimName names the claim in the pod and in the container's resources.claims.
 	npuClaimName = "npu"
 )

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	whisperv1 "github.com/xdna-whisper/xdna-whisper/api/v1alpha1"
 )
@@ -175,5 +176,59 @@ func waitGone(t *testing.T, ns, name string) {
 			return nil
 		}
 		return fmt.Errorf("still there (%v)", err)
+	})
+}
+
+// TestDRAUnavailable: on an API server that does not serve resource.k8s.io/v1, a WhisperEncoder
+// asking for its NPU by DRA says so (Available=False DRAUnavailable naming the API, phase
+// Failed) and gets no Deployment instead of pods that could not get their NPU; switched to the
+// device plugin, it is served.
+func TestDRAUnavailable(t *testing.T) {
+	needEnvtest(t)
+	withAPIServer(t, "resource.k8s.io/v1=false")
+	ctx := context.Background()
+	ns := testNamespace(t, true)
+	startOperator(t, ns)
+	we := newWE(ns, "dra", allocationDRA(2))
+	must(t, k8s.Create(ctx, we))
+	finishJob(t, waitJob(t, ns, sourceHash(we)), true, stagedMessage("k-nodra-0123456789ab"))
+	got := waitPhase(t, ns, "dra", whisperv1.PhaseFailed)
+	c := condition(got, whisperv1.ConditionAvailable)
+	if c.Status != metav1.ConditionFalse || c.Reason != whisperv1.ReasonDRAUnavailable || !strings.Contains(c.Message, "resource.k8s.io/v1") {
+		t.Errorf("Available %s %s %q, want False DRAUnavailable naming resource.k8s.io/v1", c.Status, c.Reason, c.Message)
+	}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dra"}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Deployment lookup: %v, want NotFound (no pods without their NPU)", err)
+	}
+	updateWE(t, ns, "dra", func(we *whisperv1.WhisperEncoder) { we.Spec.NPU.Allocation = whisperv1.NPUAllocationDevicePlugin })
+	eventually(t, 20*time.Second, "the Deployment with the device plugin", func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dra"}, &appsv1.Deployment{})
+	})
+}
+
+// withAPIServer runs the rest of t against a second API server (and etcd) started with
+// --runtime-config runtimeConfig: the package's restConfig and k8s point at it until t ends.
+func withAPIServer(t *testing.T, runtimeConfig string) {
+	t.Helper()
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     testEnv.CRDDirectoryPaths,
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: testEnv.BinaryAssetsDirectory,
+	}
+	env.ControlPlane.GetAPIServer().Configure().Append("runtime-config", runtimeConfig)
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start an API server with --runtime-config %s: %v", runtimeConfig, err)
+	}
+	cfg.QPS, cfg.Burst = restConfig.QPS, restConfig.Burst
+	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
+	must(t, err)
+	savedConfig, savedClient := restConfig, k8s
+	restConfig, k8s = cfg, c
+	t.Cleanup(func() {
+		restConfig, k8s = savedConfig, savedClient
+		if err := env.Stop(); err != nil {
+			t.Errorf("stop the second API server: %v", err)
+		}
 	})
 }

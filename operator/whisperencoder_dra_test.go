@@ -22,7 +22,7 @@ func TestDRANamesAreTheDriversOnes(t *testing.T) {
 	if got, want := draDeviceClass, dra.DeviceClass(dra.DefaultDriverName).Name; got != want {
 		t.Errorf("operator's DeviceClass %q, the driver's %q", got, want)
 	}
-	if got, want := string(draContextsCapacity), dra.DefaultDriverName+"/"+string(dra.CapacityContexts); got != want {
+	if got, want := draContextsCapacity, dra.CapacityContexts; got != want {
 		t.Errorf("operator's capacity %q, the driver's %q", got, want)
 	}
 }
@@ -86,7 +86,7 @@ func TestNPUClaimTemplate(t *testing.T) {
 		Name: "npu", Exactly: &resourcev1.ExactDeviceRequest{
 			DeviceClassName: "npu.amd.com", AllocationMode: resourcev1.DeviceAllocationModeExactCount, Count: 2,
 			Capacity: &resourcev1.CapacityRequirements{Requests: map[resourcev1.QualifiedName]resource.Quantity{
-				"npu.amd.com/contexts": resource.MustParse("2")}},
+				"contexts": resource.MustParse("2")}},
 			Selectors: []resourcev1.DeviceSelector{{CEL: &resourcev1.CELDeviceSelector{
 				Expression: `device.attributes["npu.amd.com"].firmwareVersion == "1.5.2.380"`}}},
 		},

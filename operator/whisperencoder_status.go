@@ -121,6 +121,8 @@ func availableCondition(we *whisperv1.WhisperEncoder, stg stagingView, wl worklo
 	c := metav1.Condition{Type: whisperv1.ConditionAvailable, Status: metav1.ConditionFalse}
 	d := wl.Deployment
 	switch {
+	case stg.State == stagingStaged && wl.DRAUnavailable != "":
+		c.Reason, c.Message = whisperv1.ReasonDRAUnavailable, wl.DRAUnavailable
 	case stg.State != stagingStaged || d == nil:
 		c.Reason, c.Message = whisperv1.ReasonWaitingForWeights, "encoder pods start once the weights are staged"
 	case d.Status.AvailableReplicas > 0:
@@ -233,7 +235,8 @@ func phase(stg stagingView, available, ready metav1.Condition) whisperv1.Phase {
 	case ready.Status == metav1.ConditionTrue:
 		return whisperv1.PhaseReady
 	case available.Status != metav1.ConditionTrue &&
-		(available.Reason == whisperv1.ReasonNPUUnavailable || available.Reason == whisperv1.ReasonEncoderFailing):
+		(available.Reason == whisperv1.ReasonNPUUnavailable || available.Reason == whisperv1.ReasonEncoderFailing ||
+			available.Reason == whisperv1.ReasonDRAUnavailable):
 		return whisperv1.PhaseFailed
 	}
 	return whisperv1.PhaseDeploying

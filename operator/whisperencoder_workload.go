@@ -10,7 +10,9 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	resourcev1 "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -47,6 +49,8 @@ type workloadView struct {
 	Pods       []corev1.Pod
 	// MissingSecrets describes the serving Secrets the pods mount that do not exist.
 	MissingSecrets []string
+	// DRAUnavailable says why pods asking for their NPU by DRA cannot be made ("" when they can).
+	DRAUnavailable string
 }
 
 // desiredReplicas is the replica count the operator sets, or nil when an autoscaler owns it.
@@ -380,7 +384,13 @@ func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.Whispe
 	if err != nil {
 		return v, err
 	}
-	if err := r.applyNPUClaimTemplate(ctx, we); err != nil {
+	if err := r.applyNPUClaimTemplate(ctx, we); meta.IsNoMatchError(err) {
+		// Pods naming a claim template would be refused, or stripped of their claim by an API
+		// server without DRA and run without the NPU: make none, say why.
+		v.DRAUnavailable = fmt.Sprintf("spec.npu.allocation dra: the cluster does not serve %s ResourceClaimTemplates "+
+			"(Kubernetes >= 1.34 with resource.k8s.io/v1 on); use allocation devicePlugin here", resourcev1.SchemeGroupVersion)
+		return v, nil
+	} else if err != nil {
 		return v, err
 	}
 	deploy, err := apply(ctx, r.Client, encoderDeployment(we, weights, r.Config), keepAutoscaledReplicas)

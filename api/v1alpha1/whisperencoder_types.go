@@ -86,6 +86,10 @@ const (
 	// ReasonServingSecretMissing: a Secret the operator mounts into every encoder pod (its TLS
 	// certificate or bearer tokens) does not exist in the namespace, so no pod can start.
 	ReasonServingSecretMissing = "ServingSecretMissing"
+	// ReasonDRAUnavailable: spec.npu.allocation is dra but the cluster does not serve
+	// resource.k8s.io/v1 ResourceClaimTemplates (Kubernetes < 1.34, or the API turned off); no
+	// encoder pods are made, and the operator looks again every minute.
+	ReasonDRAUnavailable = "DRAUnavailable"
 
 	// ReasonReady: staged, available and every desired replica updated and ready (Ready=True).
 	ReasonReady = "Ready"
@@ -277,7 +281,7 @@ type NPUSpec struct {
 	Allocation NPUAllocation `json:"allocation,omitempty"`
 
 	// Contexts is how many of each claimed NPU's hardware contexts a pod asks for with allocation
-	// dra (capacity npu.amd.com/contexts; Phoenix has 6, so 2 lets three pods share one NPU).
+	// dra (capacity contexts of npu.amd.com; Phoenix has 6, so 2 lets three pods share one NPU).
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1

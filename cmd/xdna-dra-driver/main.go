@@ -82,7 +82,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.xdna2, "enable-xdna2", false, "also publish XDNA2 (Strix/Krackan, PCI 0x17f0) NPUs; the encoder has no XDNA2 kernels")
 	fs.IntVar(&c.fallbackContexts, "fallback-contexts", dra.DefaultContexts, "context capacity of an NPU whose driver does not report its limit (kernels before QUERY_RESOURCE_INFO)")
 	fs.StringVar(&c.unhealthy, "unhealthy", string(dra.UnhealthyTaint), "unhealthy NPUs: taint (kept with a NoSchedule taint; device taints are on by default since Kubernetes 1.36) or remove (left out of the slice; for older clusters)")
-	fs.DurationVar(&c.rescan, "rescan-interval", dpconfig.DefaultHealthInterval, "periodic rescan of sysfs (driver unbinds send no inotify event)")
+	fs.DurationVar(&c.rescan, "rescan-interval", dpconfig.DefaultHealthInterval, "periodic rescan of sysfs (driver unbinds send no inotify event) and republish of the slice (a starting kubelet deletes it)")
 	fs.DurationVar(&c.inventoryMaxAge, "inventory-max-age", amdxdna.DefaultMaxAge, "how long amdxdna query answers are reused; every query wakes the NPU")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")

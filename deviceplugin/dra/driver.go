@@ -64,6 +64,11 @@ type Driver struct {
 	opts Options
 	log  *slog.Logger
 
+	// pubMu orders publishing: the resources last handed to the Publisher are published
+	// (Update's), never an older copy republished after them.
+	pubMu     sync.Mutex
+	published *resourceslice.DriverResources
+
 	mu      sync.Mutex
 	npus    map[string]NPU // device name → NPU, every NPU discovery knows
 	claims  map[types.UID]PreparedClaim
@@ -117,8 +122,23 @@ func New(opts Options) (*Driver, error) {
 }
 
 // Run watches the NPUs (fsnotify and a periodic rescan, as the device plugin
-// does) and publishes the slice after every change, until ctx is done.
+// does) and publishes the slice after every change, and republishes it every
+// interval (see republish), until ctx is done.
 func (d *Driver) Run(ctx context.Context, pub Publisher, interval time.Duration) error {
+	if interval <= 0 {
+		return fmt.Errorf("rescan interval %v: want a positive period", interval)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.republish(ctx, pub, interval)
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	m := &discovery.Monitor{Scanner: d.opts.Scanner, Interval: interval, Log: d.log}
 	return m.Run(ctx, func(npus []discovery.NPU) {
 		if err := d.Update(ctx, pub, npus); err != nil {
@@ -134,10 +154,38 @@ func (d *Driver) Update(ctx context.Context, pub Publisher, found []discovery.NP
 	res := Resources(d.opts.NodeName, npus, d.opts.Unhealthy, d.opts.DriverName)
 	d.log.Info("publishing ResourceSlice", "pool", d.opts.NodeName,
 		"devices", len(res.Pools[d.opts.NodeName].Slices[0].Devices), "known", len(npus))
+	d.pubMu.Lock()
+	defer d.pubMu.Unlock()
 	if err := pub.PublishResources(ctx, res); err != nil {
 		return fmt.Errorf("publish ResourceSlice of pool %s: %w", d.opts.NodeName, err)
 	}
+	d.published = res.DeepCopy()
 	return nil
+}
+
+// republish hands the last published resources to pub again every interval. A starting
+// kubelet deletes every ResourceSlice of its node, and the ResourceSlice controller
+// behind kubeletplugin recreates a deleted slice only 30 s after the delete event
+// (resourceslice.DefaultSyncDelay, not an option of kubeletplugin): the NPUs could not
+// be allocated for that long after each kubelet restart. Handing it the same resources
+// makes it sync the pool at once; when the slice is there that costs no API call.
+func (d *Driver) republish(ctx context.Context, pub Publisher, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.pubMu.Lock()
+		if d.published != nil {
+			if err := pub.PublishResources(ctx, *d.published.DeepCopy()); err != nil {
+				d.log.Warn("republishing ResourceSlice failed", "pool", d.opts.NodeName, "err", err)
+			}
+		}
+		d.pubMu.Unlock()
+	}
 }
 
 // Observe takes discovery's NPU list, asks the inventory about each healthy

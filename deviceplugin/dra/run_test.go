@@ -126,3 +126,32 @@ func TestInventoryAskedRarely(t *testing.T) {
 		t.Errorf("firmware attribute %v after EPERM, want sysfs's 1.5.2.380", fw)
 	}
 }
+
+// Run hands the unchanged slice to the publisher again every interval: a starting
+// kubelet deletes the node's slices, and only a new PublishResources makes the
+// ResourceSlice controller recreate them at once (it waits 30 s after a delete
+// event otherwise).
+func TestRunRepublishesUnchangedSlice(t *testing.T) {
+	h := fakehost.New(t)
+	h.Add(fakehost.NPU{PCI: "0000:c4:00.1", Accel: 0, Firmware: "1.5.2.380"})
+	d := newDriver(t, h, Options{})
+	pub := &capture{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, pub, 10*time.Millisecond) }()
+	eventually(t, "the slice published 3 times with no change", func() bool {
+		pub.mu.Lock()
+		defer pub.mu.Unlock()
+		return pub.n >= 3
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := names(pub.devices()); len(n) != 1 || n[0] != "npu-0000-c4-00-1" {
+		t.Errorf("republished devices %q, want the one NPU", n)
+	}
+	if err := d.Run(context.Background(), pub, 0); err == nil {
+		t.Error("Run with a zero interval: no error")
+	}
+}
