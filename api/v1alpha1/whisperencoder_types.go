@@ -207,7 +207,9 @@ type ModelSpec struct {
 type ModelSource struct {
 	// URL of an encoder ONNX file (http://, https://, or hf://ORG/REPO/PATH[@REV] for Hugging
 	// Face), or of a whole model repository on Hugging Face: hf://ORG/REPO[@REV] (config.json,
-	// model.safetensors or its shards, tokenizer and generation files).
+	// model.safetensors or its shards — or, without them, the onnx-community layout
+	// onnx/encoder_model.onnx with onnx/decoder_model_merged.onnx or decoder_model.onnx —,
+	// tokenizer and generation files).
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
