@@ -106,7 +106,7 @@ type onnxSources struct {
 func (s *onnxSources) close() {
 	for _, m := range []*onnx.Model{s.enc, s.dec} {
 		if m != nil {
-			m.Close()
+			_ = m.Close() // read-only mappings: unmapping cannot lose data
 		}
 	}
 }
