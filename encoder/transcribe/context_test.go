@@ -2,6 +2,7 @@ package transcribe
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -51,7 +52,7 @@ func TestMaxTokensHalfTextContext(t *testing.T) {
 		t.Errorf("default MaxTokens gives %+v\nwant MaxTokens %d's %+v (not empty)", got, textContext/2, want)
 	}
 	o.MaxTokens = DefaultMaxTokens
-	if _, err := tr.Transcribe(context.Background(), pcm, o, nil); err == nil || !strings.Contains(err.Error(), "max tokens") {
-		t.Errorf("MaxTokens %d on a %d-token context: %v, want a max tokens error", DefaultMaxTokens, textContext, err)
+	if _, err := tr.Transcribe(context.Background(), pcm, o, nil); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "max_tokens") {
+		t.Errorf("MaxTokens %d on a %d-token context: %v, want an invalid max_tokens option", DefaultMaxTokens, textContext, err)
 	}
 }
