@@ -230,18 +230,18 @@ verify-docs:
 .PHONY: test-server bench-server fixtures-frontend
 test-server:
 	$(GO) test -race -count=1 ./encoder/audio/... ./encoder/mel/... ./encoder/server/... ./encoder/client/...
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./encoder/audio
+	GO=$(GO) hack/fuzz.sh ./encoder/audio FuzzDecode $(FUZZTIME)
 
 ## fuzz: every reader of untrusted bytes fuzzed for FUZZ_EACH (default 20s) each: WAV/FLAC
 ## decoding and the server's Probe+Load path, .npy, ONNX and safetensors (for CI)
 .PHONY: fuzz
 FUZZ_EACH ?= 20s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_EACH) -fuzzminimizetime 10x ./encoder/audio
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZ_EACH) -fuzzminimizetime 10x ./encoder/audio
-	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZ_EACH) -fuzzminimizetime 10x ./encoder/npy
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_EACH) -fuzzminimizetime 10x ./encoder/onnx
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_EACH) -fuzzminimizetime 10x ./encoder/safetensors
+	GO=$(GO) hack/fuzz.sh ./encoder/audio FuzzDecode $(FUZZ_EACH) -fuzzminimizetime 10x
+	GO=$(GO) hack/fuzz.sh ./encoder/audio FuzzLoad $(FUZZ_EACH) -fuzzminimizetime 10x
+	GO=$(GO) hack/fuzz.sh ./encoder/npy FuzzRead $(FUZZ_EACH) -fuzzminimizetime 10x
+	GO=$(GO) hack/fuzz.sh ./encoder/onnx FuzzParse $(FUZZ_EACH) -fuzzminimizetime 10x
+	GO=$(GO) hack/fuzz.sh ./encoder/safetensors FuzzParse $(FUZZ_EACH) -fuzzminimizetime 10x
 
 ## bench-server: serve + loadtest at concurrency 1/4/16/64 over loopback, with the
 ## in-process encoder at the same threads and batch as the saturation reference
@@ -274,11 +274,10 @@ test-stage: fuzz-stage test-ort-fixtures
 	$(GO) test -race -count=1 ./encoder/convert/... ./encoder/download ./encoder/onnx ./encoder/staged
 # (-fuzzminimizetime bounds the minimization of new inputs: of a 40-80 kB model it
 # would otherwise take the whole run)
-FUZZFLAGS = -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 fuzz-stage:
-	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParse$$' ./encoder/onnx
-	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParse$$' ./encoder/safetensors
-	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzPlan$$' ./encoder/convert
+	GO=$(GO) hack/fuzz.sh ./encoder/onnx FuzzParse $(FUZZTIME) -fuzzminimizetime 10x
+	GO=$(GO) hack/fuzz.sh ./encoder/safetensors FuzzParse $(FUZZTIME) -fuzzminimizetime 10x
+	GO=$(GO) hack/fuzz.sh ./encoder/convert FuzzPlan $(FUZZTIME) -fuzzminimizetime 10x
 test-ort-fixtures:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
 	node testdata/ort/check_quantized.js verify
@@ -293,9 +292,9 @@ tokenizer-node:
 test-tokenizer: tokenizer-node fuzz-tokenizer
 	$(GO) test -race -count=1 -v ./encoder/tokenizer
 fuzz-tokenizer:
-	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzEncodeDecode$$' ./encoder/tokenizer
-	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParseHFTokenizerJSON$$' ./encoder/tokenizer
-	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParseHFVocabMerges$$' ./encoder/tokenizer
+	GO=$(GO) hack/fuzz.sh ./encoder/tokenizer FuzzEncodeDecode $(FUZZTIME) -fuzzminimizetime 10x
+	GO=$(GO) hack/fuzz.sh ./encoder/tokenizer FuzzParseHFTokenizerJSON $(FUZZTIME) -fuzzminimizetime 10x
+	GO=$(GO) hack/fuzz.sh ./encoder/tokenizer FuzzParseHFVocabMerges $(FUZZTIME) -fuzzminimizetime 10x
 tokenizer-golden: tokenizer-node
 	node testdata/tokenizer/golden.mjs record
 
