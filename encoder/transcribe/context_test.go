@@ -36,6 +36,10 @@ func TestMaxTokensHalfTextContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(tr.Close)
+	// What the server checks before decoding audio: defaults fit the model.
+	if err := tr.CheckOptions(Options{}); err != nil {
+		t.Fatalf("CheckOptions of the defaults on a %d-token context: %v", textContext, err)
+	}
 	pcm := jfk(t)
 	// The default must be the explicit half-context run, segment for segment.
 	o := Options{Temperatures: []float64{0}}

@@ -44,7 +44,17 @@ func optionError(option, expected string, found any) *OptionError {
 // CheckOptions reports whether t can honour o (after Defaulted): nil, or an
 // *OptionError wrapping ErrInvalidOption. Transcribe checks the same; a
 // server calls this first to refuse a request before decoding its audio.
-func (t *Transcriber) CheckOptions(o Options) error { return t.check(o.Defaulted()) }
+func (t *Transcriber) CheckOptions(o Options) error { return t.check(t.defaulted(o)) }
+
+// defaulted fills o's unset fields with this model's defaults: MaxTokens is
+// Whisper's sample_len, half the model's text context (224 of 448), the rest
+// Options.Defaulted's.
+func (t *Transcriber) defaulted(o Options) Options {
+	if o.MaxTokens == 0 {
+		o.MaxTokens = t.dcfg.MaxTargetPositions / 2
+	}
+	return o.Defaulted()
+}
 
 // check validates defaulted options.
 func (t *Transcriber) check(o Options) error {

@@ -28,11 +28,7 @@ const (
 // extractor does), where Whisper normalises the whole file's at once; the
 // two agree for audio up to 30 s.
 func (t *Transcriber) Transcribe(ctx context.Context, pcm []float32, o Options, emit Emit) (Result, error) {
-	if o.MaxTokens == 0 {
-		// Whisper's sample_len: half the model's text context (224 of 448).
-		o.MaxTokens = t.dcfg.MaxTargetPositions / 2
-	}
-	o = o.Defaulted()
+	o = t.defaulted(o)
 	if err := t.check(o); err != nil {
 		return Result{}, err
 	}
