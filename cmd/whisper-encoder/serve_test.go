@@ -222,7 +222,13 @@ func TestServeSIGTERMMidLoadLosesNothing(t *testing.T) {
 	}
 	serverSaw := map[string]string{} // request id → code the server logged
 	var drained, autoWarned bool
+	uploadsCut := 0 // gRPC calls whose message was still arriving when the drain began
 	for line := range p.logs {
+		if line["msg"] == "draining" {
+			if n, ok := line["uploads_cut"].(float64); ok {
+				uploadsCut = int(n)
+			}
+		}
 		if line["msg"] == "request" {
 			serverSaw[line["request_id"].(string)] = line["code"].(string)
 		}
@@ -237,7 +243,7 @@ func TestServeSIGTERMMidLoadLosesNothing(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
-	var accepted, answered, refused, neverArrived int
+	var accepted, answered, refused, neverArrived, cut int
 	for id, err := range outcome {
 		code, seen := serverSaw[id]
 		switch {
@@ -248,6 +254,10 @@ func TestServeSIGTERMMidLoadLosesNothing(t *testing.T) {
 			// waiting in the closed listener's accept backlog: the server never
 			// took these requests (it logs every request it reads).
 			neverArrived++
+		case !seen && status.Code(err) == codes.Canceled:
+			// Its message was still arriving when the drain began: the server
+			// cut it (never accepted; counted against the server's own log).
+			cut++
 		case !seen:
 			t.Errorf("request %s: failed without reaching the server: %v", id, err)
 		case code == "Unavailable" || code == "ResourceExhausted":
@@ -264,8 +274,11 @@ func TestServeSIGTERMMidLoadLosesNothing(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d requests: %d accepted and %d of them answered; %d refused while draining; %d found the listeners closed",
-		len(outcome), accepted, answered, refused, neverArrived)
+	t.Logf("%d requests: %d accepted and %d of them answered; %d refused while draining; %d cut while uploading; %d found the listeners closed",
+		len(outcome), accepted, answered, refused, cut, neverArrived)
+	if cut > uploadsCut {
+		t.Errorf("%d requests ended CANCELLED without reaching the server, but the drain cut only %d uploads", cut, uploadsCut)
+	}
 	if exitErr != nil {
 		t.Errorf("serve exit: %v, want status 0", exitErr)
 	}
