@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pipeline, env } from '@huggingface/transformers';
+import { readWav } from './wav.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
@@ -28,33 +29,6 @@ function arg(name) {
     process.exit(2);
   }
   return process.argv[i + 1];
-}
-
-// readWav reads a 16 kHz mono float32 RIFF/WAVE file.
-function readWav(file) {
-  const b = fs.readFileSync(file);
-  if (b.toString('ascii', 0, 4) !== 'RIFF' || b.toString('ascii', 8, 12) !== 'WAVE') {
-    throw new Error(`${file}: expected a RIFF/WAVE file`);
-  }
-  let off = 12;
-  let fmt = null;
-  while (off + 8 <= b.length) {
-    const id = b.toString('ascii', off, off + 4);
-    const size = b.readUInt32LE(off + 4);
-    if (id === 'fmt ') {
-      fmt = { format: b.readUInt16LE(off + 8), channels: b.readUInt16LE(off + 10), rate: b.readUInt32LE(off + 12), bits: b.readUInt16LE(off + 22) };
-    } else if (id === 'data') {
-      if (!fmt || fmt.format !== 3 || fmt.channels !== 1 || fmt.bits !== 32 || fmt.rate !== 16000) {
-        throw new Error(`${file}: expected 16 kHz mono float32, found ${JSON.stringify(fmt)}`);
-      }
-      const n = size / 4;
-      const x = new Float32Array(n);
-      for (let i = 0; i < n; i++) x[i] = b.readFloatLE(off + 8 + 4 * i);
-      return x;
-    }
-    off += 8 + size + (size & 1);
-  }
-  throw new Error(`${file}: no data chunk`);
 }
 
 // noise is the Go test's noise(n, a, seed): a 32-bit LCG, float32 arithmetic.
