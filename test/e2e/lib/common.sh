@@ -122,3 +122,41 @@ dump_logs() {
     tail -n 25 "$f" >&2
   done
 }
+
+# store_volumes NAME STORE NS makes the hostPath PersistentVolumes of a scenario's store:
+# e2e-NAME-cache (ReadWriteMany, STORE/cache: the chart's weights cache claim binds it)
+# and e2e-NAME-models (ReadOnlyMany, STORE/models), bound by the claim e2e-models in NS
+# that WhisperEncoders name as their pvc source.
+store_volumes() {
+  local name=$1 store=$2 ns=$3
+  kc apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: e2e-$name-cache}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteMany]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  hostPath: {path: $store/cache, type: Directory}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: e2e-$name-models}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadOnlyMany]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  hostPath: {path: $store/models, type: Directory}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: e2e-models, namespace: $ns}
+spec:
+  accessModes: [ReadOnlyMany]
+  storageClassName: ""
+  volumeName: e2e-$name-models
+  resources: {requests: {storage: 1Gi}}
+YAML
+}

@@ -68,7 +68,7 @@ dra_install() {
   wait_for "service account $D_NS/default" 60 dkc get serviceaccount default
   # What NFD's rule would put on an XDNA1 node; the driver's DaemonSet is placed by it.
   kc label node "$E2E_NAME" feature.node.kubernetes.io/pci-1180_1022_1502.present=true >/dev/null
-  dra_volumes
+  store_volumes dra "$D_STORE" "$D_NS"
   cat >"$E2E_RUN/helm/dra-values.yaml" <<YAML
 operator:
   image: $(dra_image whisper-operator)
@@ -95,40 +95,6 @@ YAML
     die "devicePlugin.enabled=false still installed the device plugin"
   [ "$(kc get deviceclass "$D_DRIVER" -o jsonpath='{.spec.selectors[0].cel.expression}')" = "device.driver == \"$D_DRIVER\"" ] ||
     die "DeviceClass $D_DRIVER: $(kc get deviceclass "$D_DRIVER" -o yaml 2>&1)"
-}
-
-# dra_volumes makes the PersistentVolumes of the weights cache and of the model file.
-dra_volumes() {
-  kc apply -f - >/dev/null <<YAML
-apiVersion: v1
-kind: PersistentVolume
-metadata: {name: e2e-dra-cache}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadWriteMany]
-  persistentVolumeReclaimPolicy: Retain
-  storageClassName: ""
-  hostPath: {path: $D_STORE/cache, type: Directory}
----
-apiVersion: v1
-kind: PersistentVolume
-metadata: {name: e2e-dra-models}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadOnlyMany]
-  persistentVolumeReclaimPolicy: Retain
-  storageClassName: ""
-  hostPath: {path: $D_STORE/models, type: Directory}
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: e2e-models, namespace: $D_NS}
-spec:
-  accessModes: [ReadOnlyMany]
-  storageClassName: ""
-  volumeName: e2e-dra-models
-  resources: {requests: {storage: 1Gi}}
-YAML
 }
 
 # dra_driver_pod prints the name of the driver's pod.

@@ -71,36 +71,7 @@ whisper_install() {
   wait_for "service account $W_NS/default" 60 kcn get serviceaccount default
   # What NFD's rule (nodeFeatureRule) would put on an XDNA1 node; the plugin is placed by it.
   kc label node "$E2E_NAME" feature.node.kubernetes.io/pci-1180_1022_1502.present=true >/dev/null
-  kc apply -f - >/dev/null <<YAML
-apiVersion: v1
-kind: PersistentVolume
-metadata: {name: e2e-whisper-cache}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadWriteMany]
-  persistentVolumeReclaimPolicy: Retain
-  storageClassName: ""
-  hostPath: {path: $W_STORE/cache, type: Directory}
----
-apiVersion: v1
-kind: PersistentVolume
-metadata: {name: e2e-whisper-models}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadOnlyMany]
-  persistentVolumeReclaimPolicy: Retain
-  storageClassName: ""
-  hostPath: {path: $W_STORE/models, type: Directory}
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: e2e-models, namespace: $W_NS}
-spec:
-  accessModes: [ReadOnlyMany]
-  storageClassName: ""
-  volumeName: e2e-whisper-models
-  resources: {requests: {storage: 1Gi}}
-YAML
+  store_volumes whisper "$W_STORE" "$W_NS"
   whisper_model_server
 
   cat >"$E2E_RUN/helm/values.yaml" <<YAML
