@@ -193,29 +193,22 @@ func (g *graph) passBack(v string) string {
 // → Add(·, bias). It records module's weight and bias and returns the
 // normalized value.
 func (dm *decMapper) layerNorm(r, module string) (string, error) {
-	frontier, seen := []string{r}, map[string]bool{r: true}
-	for range 4 {
-		var next []string
-		for _, v := range frontier {
-			for _, u := range dm.g.users(v) {
-				n := &dm.g.nodes[u.node]
-				if out, ok, err := dm.normAt(n, u.slot, module); ok || err != nil {
-					return out, err
-				}
-				switch n.OpType {
-				case "ReduceMean", "Sub", "Div", "Pow", "Sqrt":
-				default:
-					continue
-				}
-				for _, o := range n.Outputs {
-					if !seen[o] {
-						seen[o] = true
-						next = append(next, o)
-					}
-				}
-			}
+	var out string
+	var err error
+	_, _, found := dm.g.walk(r, 4, func(node, slot int) (bool, bool) {
+		n := &dm.g.nodes[node]
+		var ok bool
+		if out, ok, err = dm.normAt(n, slot, module); ok || err != nil {
+			return true, false
 		}
-		frontier = next
+		switch n.OpType {
+		case "ReduceMean", "Sub", "Div", "Pow", "Sqrt":
+			return false, true
+		}
+		return false, false
+	})
+	if found {
+		return out, err
 	}
 	return "", dm.errorf("%s: no LayerNorm on the residual stream %q (want LayerNormalization, or ReduceMean … Div → Mul(weight) → Add(bias))", module, r)
 }
@@ -312,32 +305,16 @@ func dataSlot(n *onnx.Node, slot int) bool {
 // Gemm, and returns the first node (with the slot it is reached at) that
 // stop accepts.
 func (dm *decMapper) forward(v string, stop func(n *onnx.Node, slot int) bool) (int, int, bool) {
-	frontier, seen := []string{v}, map[string]bool{v: true}
-	for range maxWalk {
-		var next []string
-		for _, x := range frontier {
-			for _, u := range dm.g.users(x) {
-				n := &dm.g.nodes[u.node]
-				if !dataSlot(n, u.slot) {
-					continue
-				}
-				if stop(n, u.slot) {
-					return u.node, u.slot, true
-				}
-				if n.OpType == "MatMul" || n.OpType == "Gemm" {
-					continue
-				}
-				for _, o := range n.Outputs {
-					if !seen[o] {
-						seen[o] = true
-						next = append(next, o)
-					}
-				}
-			}
+	return dm.g.walk(v, maxWalk, func(node, slot int) (bool, bool) {
+		n := &dm.g.nodes[node]
+		switch {
+		case !dataSlot(n, slot):
+			return false, false
+		case stop(n, slot):
+			return true, false
 		}
-		frontier = next
-	}
-	return 0, 0, false
+		return false, n.OpType != "MatMul" && n.OpType != "Gemm"
+	})
 }
 
 // backward walks from value v against data edges, not through attention

@@ -101,6 +101,36 @@ func (g *graph) follow(v string, tensors map[string]*onnx.Tensor) (*onnx.Tensor,
 	return nil, false
 }
 
+// walk visits, breadth first and at most depth hops from value v, every node
+// consuming a value reached so far (as users sees it). visit tells whether the
+// node is the one sought (the walk ends there) and whether to go on through its
+// outputs. walk returns the node found and the input slot it was reached at.
+func (g *graph) walk(v string, depth int, visit func(node, slot int) (found, onward bool)) (int, int, bool) {
+	frontier, seen := []string{v}, map[string]bool{v: true}
+	for range depth {
+		var next []string
+		for _, x := range frontier {
+			for _, u := range g.users(x) {
+				found, onward := visit(u.node, u.slot)
+				if found {
+					return u.node, u.slot, true
+				}
+				if !onward {
+					continue
+				}
+				for _, o := range g.nodes[u.node].Outputs {
+					if !seen[o] {
+						seen[o] = true
+						next = append(next, o)
+					}
+				}
+			}
+		}
+		frontier = next
+	}
+	return 0, 0, false
+}
+
 // users returns the nodes consuming value v, looking through Cast and
 // Identity (the Cast after an integer MatMul, ...).
 func (g *graph) users(v string) []use {

@@ -191,31 +191,25 @@ func (mp *mapper) biasAfter(n *onnx.Node) *onnx.Tensor {
 	if len(n.Outputs) == 0 {
 		return nil
 	}
-	frontier := []string{n.Outputs[0]}
-	for step := 0; step < 3 && len(frontier) > 0; step++ {
-		var next []string
-		for _, v := range frontier {
-			for _, u := range mp.g.users(v) {
-				c := &mp.g.nodes[u.node]
-				switch c.OpType {
-				case "Add":
-					if len(c.Inputs) != 2 {
-						continue
-					}
-					other := c.Inputs[1-u.slot]
-					if t, ok := mp.g.source(other); ok && len(t.Dims) == 1 {
-						return t
-					}
-				case "Mul":
-					if len(c.Outputs) == 1 && (n.OpType == "MatMulInteger" || n.OpType == "ConvInteger") {
-						next = append(next, c.Outputs[0])
-					}
+	integer := n.OpType == "MatMulInteger" || n.OpType == "ConvInteger"
+	var bias *onnx.Tensor
+	mp.g.walk(n.Outputs[0], 3, func(node, slot int) (bool, bool) {
+		c := &mp.g.nodes[node]
+		switch c.OpType {
+		case "Add":
+			if len(c.Inputs) == 2 {
+				t, ok := mp.g.source(c.Inputs[1-slot])
+				if ok && len(t.Dims) == 1 {
+					bias = t
+					return true, false
 				}
 			}
+		case "Mul":
+			return false, integer && len(c.Outputs) == 1
 		}
-		frontier = next
-	}
-	return nil
+		return false, false
+	})
+	return bias
 }
 
 func (mp *mapper) linear(n *onnx.Node) error {
