@@ -51,6 +51,7 @@ run_scenarios() {
     # shellcheck source=/dev/null
     source "$E2E_DIR/scenarios/$s.sh"
     log "scenario $s"
+    E2E_SCENARIO=$s
     timer_start "scenario $s (whole)"
     "scenario_${s//-/_}"
     timer_stop "scenario $s (whole)"

@@ -83,8 +83,10 @@ utc_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 clock_past() { [[ "$(utc_now)" > "$1" ]]; }
 
 # Timings: timer_start NAME; ...; timer_stop NAME, or timing_add NAME MS for one
-# measured otherwise. print_timings shows them all. Names are ASCII (aligned columns).
+# measured otherwise. print_timings shows them all, each with the scenario that measured
+# it (E2E_SCENARIO; scenarios share helpers). Names are ASCII (aligned columns).
 declare -A TIMER_START=()
+E2E_SCENARIO=${E2E_SCENARIO:-}
 TIMINGS=()
 now_ms() { date +%s%3N; }
 timer_start() { TIMER_START[$1]=$(now_ms); }
@@ -92,7 +94,7 @@ timer_stop() { timing_add "$1" $(($(now_ms) - TIMER_START[$1])); }
 timing_add() {
   local secs
   secs=$(awk -v ms="$2" 'BEGIN { printf "%.1f", ms / 1000 }')
-  TIMINGS+=("$(printf '%-56s %7s s' "$1" "$secs")")
+  TIMINGS+=("$(printf '%-10s %-56s %7s s' "${E2E_SCENARIO:--}" "$1" "$secs")")
   log "$1: $secs s"
 }
 print_timings() {
