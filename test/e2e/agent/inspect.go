@@ -32,13 +32,14 @@ type inspection struct {
 }
 
 // pathInfo describes one path: its file type, permission bits and, for a
-// device node, its major and minor numbers; Error when it cannot be stat'ed.
+// device node, its major and minor numbers (0 otherwise); Error when it cannot
+// be stat'ed.
 type pathInfo struct {
 	Path  string `json:"path"`
 	Type  string `json:"type,omitempty"`
 	Mode  string `json:"mode,omitempty"`
-	Major uint32 `json:"major,omitempty"`
-	Minor uint32 `json:"minor,omitempty"`
+	Major uint32 `json:"major"`
+	Minor uint32 `json:"minor"`
 	Error string `json:"error,omitempty"`
 }
 
