@@ -32,15 +32,18 @@ source "$E2E_DIR/lib/teardown.sh"
 # shellcheck source=lib/fakenpu.sh
 source "$E2E_DIR/lib/fakenpu.sh"
 
-# k8s_bins builds (or finds cached) the Kubernetes binaries and sets K8S_BIN.
+# k8s_bins builds (or finds cached) the Kubernetes and containerd binaries and
+# sets K8S_BIN and CONTAINERD_BIN.
 k8s_bins() {
   K8S_BIN=$("$REPO_ROOT/hack/k8s-bins.sh" "${K8S_BINARIES[@]}")
+  CONTAINERD_BIN=$("$REPO_ROOT/hack/containerd-bins.sh")
 }
 
 # install_deps installs the Debian packages if missing, builds (or finds
-# cached) the Kubernetes binaries, and sets K8S_BIN.
+# cached) the Kubernetes and containerd binaries, and sets K8S_BIN and CONTAINERD_BIN.
 install_deps() {
   K8S_BIN=$("$E2E_DIR/install-deps.sh")
+  CONTAINERD_BIN=$("$REPO_ROOT/hack/containerd-bins.sh") # built by install-deps.sh: a cache hit
 }
 
 # run_scenarios sources and runs each scenario against the running node.
@@ -64,9 +67,9 @@ cmd_run() {
   [ ${#scenarios[@]} -gt 0 ] || scenarios=(smoke whisper transcribe dra)
   # make e2e says how long it took to build the images (before this script ran).
   [ -z "${E2E_IMAGES_BUILD_MS:-}" ] || timing_add "images build (make images)" "$E2E_IMAGES_BUILD_MS"
-  timer_start "dependencies (apt, k8s binaries)"
+  timer_start "dependencies (apt, k8s and containerd binaries)"
   install_deps
-  timer_stop "dependencies (apt, k8s binaries)"
+  timer_stop "dependencies (apt, k8s and containerd binaries)"
   node_up
   run_scenarios "${scenarios[@]}"
   timer_start "teardown"

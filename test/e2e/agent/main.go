@@ -5,6 +5,7 @@
 //	e2e-agent serve [-listen :8080] [-dir DIR] [-rate BYTES]   HTTP: /healthz /readyz /whoami /version, files under /files/
 //	e2e-agent get [-in-cluster] [-timeout 10s] [-o FILE] URL
 //	e2e-agent npy-compare [-tol 1e-3] GOT.npy WANT.npy
+//	e2e-agent inspect [-env-prefix XDNA_] [PATH...]
 //	e2e-agent version
 //
 // `get` is the client the scenario runs on the node or, through kubectl exec,
@@ -15,6 +16,9 @@
 // `serve -rate` sends files at most BYTES per second (a model download slow
 // enough for the scenario to act while staging runs). `npy-compare` checks that
 // two float32 .npy files have the same shape and agree within tol·max|WANT|.
+// `inspect` prints, as JSON, what the container sees of what a CDI spec gave it:
+// the XDNA_* environment, each PATH's type and device numbers, RLIMIT_MEMLOCK and
+// whether CAP_IPC_LOCK is effective.
 package main
 
 import (
@@ -43,7 +47,7 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 
-const usage = "usage: e2e-agent serve [-listen :8080] [-dir DIR] [-rate BYTES] | get [-in-cluster] [-timeout 10s] [-o FILE] URL | npy-compare [-tol 1e-3] GOT.npy WANT.npy | version"
+const usage = "usage: e2e-agent serve [-listen :8080] [-dir DIR] [-rate BYTES] | get [-in-cluster] [-timeout 10s] [-o FILE] URL | npy-compare [-tol 1e-3] GOT.npy WANT.npy | inspect [-env-prefix XDNA_] [PATH...] | version"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -72,6 +76,8 @@ func run(ctx context.Context, args []string) error {
 		return get(ctx, args[1:])
 	case "npy-compare":
 		return npyCompare(os.Stdout, args[1:])
+	case "inspect":
+		return inspect(os.Stdout, args[1:])
 	default:
 		return usageError{fmt.Errorf("unknown subcommand %q; %s", args[0], usage)}
 	}

@@ -14,6 +14,7 @@ REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
 E2E_NAME=${E2E_NAME:-xdna-e2e}                 # node name, netns, cgroup parent, CNI network
 E2E_ROOT=${E2E_ROOT:-/var/lib/xdna-e2e}        # persistent state (PKI, etcd, containerd, configs)
 E2E_RUN=${E2E_RUN:-/run/xdna-e2e}              # sockets, pid files, pod network namespaces
+E2E_CDI_DIR=$E2E_RUN/cdi                       # the only CDI spec directory containerd reads
 E2E_KUBELET_DIR=${E2E_KUBELET_DIR:-/var/lib/kubelet}
 E2E_LOGS=${E2E_LOGS:-$REPO_ROOT/bin/e2e-logs}  # survives teardown, replaced by the next run
 E2E_NODE_IP=${E2E_NODE_IP:-10.200.0.1}         # on a veth inside the node's netns only
@@ -44,8 +45,9 @@ innet() { nsenter --net="$NETNS" -- "$@"; }
 # kc is kubectl as cluster admin, from inside the node's network namespace.
 kc() { innet "$K8S_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" --cache-dir "$E2E_RUN/kubectl-cache" "$@"; }
 
-# ctrc is ctr against the node's containerd, in the CRI namespace.
-ctrc() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+# ctrc is ctr (of the containerd the node runs) against the node's containerd, in
+# the CRI namespace.
+ctrc() { "$CONTAINERD_BIN/ctr" --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 
 # agent runs our e2e-agent binary (HTTP client) inside the node's network namespace.
 agent() { innet "$E2E_BIN/e2e-agent" "$@"; }

@@ -5,6 +5,9 @@
 
 # Binaries the node needs from hack/k8s-bins.sh.
 K8S_BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+# Binaries the node needs from hack/containerd-bins.sh (containerd 1.7, which applies
+# CDI specs; Debian's 1.6 does not). runc and the CNI plugins are Debian's.
+CONTAINERD_BINARIES=(containerd containerd-shim-runc-v2 ctr)
 # Paths outside $E2E_ROOT and $E2E_RUN that the node's components write to.
 # Those absent before `up` are removed by `down`; for the others, `down`
 # removes only what belongs to this node.
@@ -52,8 +55,11 @@ cgroup_make() {
 preflight() {
   [ "$(id -u)" = 0 ] || die "the e2e node needs root (it makes network namespaces, mounts and cgroups)"
   local c missing=()
-  for c in containerd containerd-shim-runc-v2 runc ctr nsenter setsid ip iptables openssl base64 awk findmnt flock jq mknod; do
+  for c in runc nsenter setsid ip iptables openssl base64 awk findmnt flock jq mknod; do
     command -v "$c" >/dev/null || missing+=("$c")
+  done
+  for c in "${CONTAINERD_BINARIES[@]}"; do
+    [ -x "$CONTAINERD_BIN/$c" ] || missing+=("$CONTAINERD_BIN/$c")
   done
   for c in bridge host-local portmap loopback; do
     [ -x "$CNI_BIN_DIR/$c" ] || missing+=("$CNI_BIN_DIR/$c")
@@ -106,7 +112,7 @@ netns_up() {
 
 # write_configs writes the PKI, kubeconfigs and every component's configuration.
 write_configs() {
-  mkdir -p "$E2E_ROOT"/{etcd,containerd,cni/net.d,cni/ipam,kubelet,pod-logs,volume-plugins} "$E2E_RUN"/runc "$E2E_LOGS"
+  mkdir -p "$E2E_ROOT"/{etcd,containerd,cni/net.d,cni/ipam,kubelet,pod-logs,volume-plugins} "$E2E_RUN"/runc "$E2E_LOGS" "$E2E_CDI_DIR"
   pki_make
   kubeconfig "$ADMIN_KUBECONFIG" admin
   kubeconfig "$E2E_ROOT/controller-manager.kubeconfig" controller-manager
@@ -147,11 +153,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false
+  # CDI devices (DRA claims' specs) from our directory only, not the host's /etc/cdi.
+  enable_cdi = true
+  cdi_spec_dirs = ["$E2E_CDI_DIR"]
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      # Our shim, not a containerd-shim-runc-v2 found first on PATH (Debian's).
+      runtime_path = "$CONTAINERD_BIN/containerd-shim-runc-v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = $([ "$CGROUP_DRIVER" = systemd ] && echo true || echo false)
         Root = "$E2E_RUN/runc"
@@ -286,8 +297,10 @@ start_scheduler() {
     --bind-address 127.0.0.1 --leader-elect=false --profiling=false --v=1
 }
 
+# start_containerd starts our containerd, its directory first on PATH so that every
+# shim it looks up by name is ours too.
 start_containerd() {
-  start_daemon containerd "$(command -v containerd)" --config "$E2E_ROOT/containerd/config.toml"
+  PATH="$CONTAINERD_BIN:$PATH" start_daemon containerd "$CONTAINERD_BIN/containerd" --config "$E2E_ROOT/containerd/config.toml"
 }
 
 start_kubelet() {

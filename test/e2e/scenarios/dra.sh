@@ -10,16 +10,17 @@
 #
 # The node runs the kubelet, kube-scheduler and kube-apiserver with their default
 # feature gates (resource.k8s.io/v1, consumable capacity and device taints are on).
-# CDI specs go to $E2E_RUN/cdi. Debian's containerd 1.6 has no CDI (1.7 added it):
-# there the scenario checks the spec the driver wrote for each claim, and checks the
-# container's devices and environment only when containerd applies CDI.
+# The driver writes a CDI spec per claim to $E2E_CDI_DIR, the one CDI directory of the
+# node's containerd 1.7 (hack/containerd-bins.sh): the scenario checks each spec, the
+# OCI spec containerd ran (device node, device cgroup rule, environment) and, through
+# kubectl exec of e2e-agent inspect, what the container itself sees.
 #
 #   E2E_SCENARIOS=dra make e2e
 
 D_NS=xdna-dra
 D_RELEASE=xdna-dra
 D_STORE=$E2E_ROOT/dra-volumes
-D_CDI=$E2E_RUN/cdi
+D_CDI=$E2E_CDI_DIR
 D_DRIVER=npu.amd.com
 D_DEVICE=npu-${FAKE_NPU_PCI//[:.]/-}
 D_MODEL=whisper-demo.onnx
@@ -151,6 +152,8 @@ kind: Pod
 metadata: {name: $1, namespace: $D_NS, labels: {app: dra-ctx}}
 spec:
   terminationGracePeriodSeconds: 1
+  # No Service variables: the release's Services would add XDNA_DRA_* to the environment.
+  enableServiceLinks: false
   securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
   resourceClaims: [{name: npu, resourceClaimTemplateName: two-contexts}]
   containers:
@@ -194,16 +197,10 @@ cdi_spec() {
 cdi_specs() { find "$D_CDI" -maxdepth 1 -name "$D_DRIVER-claim-*.json" | wc -l; }
 cdi_specs_are() { [ "$(cdi_specs)" = "$1" ]; }
 
-# containerd_cdi: the node's containerd applies CDI devices (containerd >= 1.7).
-containerd_cdi() {
-  local v
-  v=$(containerd --version | awk '{ print $3 }')
-  [ "$(printf '%s\n' 1.7 "${v%%~*}" | sort -V | head -1)" = 1.7 ]
-}
-
 # dra_check_prepared POD: the driver prepared POD's claim — its CDI spec names the fake
-# device node and the XDNA_* environment — and, when containerd applies CDI, the
-# container got them.
+# device node and the XDNA_* environment — and containerd applied that spec: the OCI
+# spec it ran for POD's container has the device node (c 261:0), a device cgroup rule
+# allowing it, and every variable of the spec.
 dra_check_prepared() {
   local spec
   spec=$(cdi_spec "$1") || die "no CDI spec in $D_CDI for $1's claim $(pod_claim "$1") (have: $(ls "$D_CDI"))"
@@ -211,15 +208,40 @@ dra_check_prepared() {
     .kind == "npu.amd.com/npu" and (.devices | length) == 1
     and (.devices[0].containerEdits.deviceNodes[0] | .path == "/dev/accel/accel0" and .hostPath == $host)
     and (.devices[0].containerEdits.env | index("XDNA_DEVICES=/dev/accel/accel0") and index("XDNA_PCI_ADDRESSES=" + $pci)
-         and index("XDNA_CONTEXTS=2"))' <<<"$spec" >/dev/null ||
+         and index("XDNA_CONTEXTS=2") and index("XDNA_MEMLOCK_BYTES=67108864"))' <<<"$spec" >/dev/null ||
     die "$1's CDI spec: $spec"
-  containerd_cdi || return 0
-  local id oci
-  id=$(djp "pod/$1" '{.status.containerStatuses[0].containerID}')
-  oci=$(ctrc containers info "${id#containerd://}" | jq -c .Spec)
-  jq -e '(.linux.devices[] | select(.path == "/dev/accel/accel0" and .major == 261 and .minor == 0))
-    and (.process.env | index("XDNA_CONTEXTS=2"))' <<<"$oci" >/dev/null ||
-    die "$1's container lacks the claim's device or env: $(jq -c '{devices: .linux.devices, env: .process.env}' <<<"$oci")"
+  local oci
+  oci=$(container_spec "$1") || die "no container of $1 in containerd (status: $(djp "pod/$1" '{.status.containerStatuses}'))"
+  jq -e --argjson cdi "$spec" --argjson major "$ACCEL_MAJOR" '
+    . as $oci | $cdi.devices[0].containerEdits as $e
+    | all($e.deviceNodes[]; .path as $p | any($oci.linux.devices[]?; .path == $p and .type == "c" and .major == $major and .minor == 0))
+    and any(.linux.resources.devices[]?; .allow and .type == "c" and .major == $major and .minor == 0 and (.access | contains("rw")))
+    and all($e.env[]; . as $v | any($oci.process.env[]; . == $v))' <<<"$oci" >/dev/null ||
+    die "containerd did not apply $1's CDI spec $(jq -c .devices[0].containerEdits <<<"$spec"): it ran $(jq -c '{devices: .linux.devices, rules: .linux.resources.devices, env: .process.env}' <<<"$oci")"
+}
+
+# container_spec POD prints the OCI spec containerd runs POD's (first) container with.
+container_spec() {
+  local id
+  id=$(djp "pod/$1" '{.status.containerStatuses[0].containerID}') && [ -n "$id" ] || return 1
+  ctrc containers info "${id#containerd://}" | jq -ce .Spec
+}
+
+# dra_check_inside POD: inside POD's container (e2e-agent inspect, through kubectl exec)
+# /dev/accel/accel0 is the NPU's character device and the XDNA_* environment is exactly
+# the claim's CDI spec's, XDNA_MEMLOCK_BYTES included. CDI cannot raise RLIMIT_MEMLOCK:
+# the limit and CAP_IPC_LOCK are logged (XRT needs one of them; these test pods do not).
+dra_check_inside() {
+  local spec seen
+  spec=$(cdi_spec "$1") || die "no CDI spec in $D_CDI for $1's claim"
+  seen=$(dkc exec "$1" -c agent -- /usr/local/bin/e2e-agent inspect /dev/accel/accel0) ||
+    die "e2e-agent inspect in $1 failed: $seen"
+  jq -e --argjson cdi "$spec" --argjson major "$ACCEL_MAJOR" '
+    ($cdi.devices[0].containerEdits.env | map(capture("^(?<key>[^=]*)=(?<value>.*)$")) | from_entries) as $want
+    | .env == $want and .env.XDNA_MEMLOCK_BYTES == "67108864"
+    and .paths == [{path: "/dev/accel/accel0", type: "char", mode: .paths[0].mode, major: $major, minor: 0}]' <<<"$seen" >/dev/null ||
+    die "$1's container does not see what its CDI spec $(jq -c .devices[0].containerEdits <<<"$spec") promises: $(jq -c . <<<"$seen")"
+  log "$1 sees: $(jq -c '{dev: (.paths[0] | "\(.type) \(.major):\(.minor) \(.mode)"), env, memlockSoft, capIPCLock}' <<<"$seen")"
 }
 
 # pod_unschedulable_for_claims POD: the scheduler left POD Pending because its claim
@@ -253,10 +275,10 @@ YAML
   for p in ctx-1 ctx-2 ctx-3; do
     claim_holds "$p" || die "$p's claim: $(dkc get resourceclaim "$(pod_claim "$p")" -o json | jq -c .status)"
     dra_check_prepared "$p"
+    dra_check_inside "$p"
   done
   [ "$(dkc get resourceclaims -o json | jq '[.items[].status.allocation.devices.results[0].shareID] | unique | length')" = 3 ] ||
     die "the three claims do not hold three distinct shares of $D_DEVICE"
-  containerd_cdi || log "containerd $(containerd --version | awk '{ print $3 }') has no CDI (>= 1.7): checked the drivers' CDI specs, not the containers"
 
   dra_pod ctx-4 | kc apply -f - >/dev/null
   wait_for "pod ctx-4 Pending: its claim cannot be allocated" "$E2E_TIMEOUT" pod_unschedulable_for_claims ctx-4 ||
@@ -272,6 +294,7 @@ YAML
   timer_stop "pod holding 2 contexts deleted -> Pending pod Running"
   claim_holds ctx-4 || die "ctx-4's claim: $(dkc get resourceclaim "$(pod_claim ctx-4)" -o json | jq -c .status)"
   dra_check_prepared ctx-4
+  dra_check_inside ctx-4
   wait_for "ctx-1 gone and its claim unprepared" "$E2E_TIMEOUT" pods_and_specs 3 ||
     die "after ctx-1 went: $(dkc get pods -l app=dra-ctx -o name | tr '\n' ' ') and $(cdi_specs) CDI specs, want 3 of each"
 }
@@ -342,6 +365,7 @@ $(dra_containers)"
     { dkc describe pod ctx-4 >&2; die "the restarted kubelet did not run a new claim pod"; }
   timer_stop "kubelet restart -> new claim prepared"
   dra_check_prepared ctx-4
+  dra_check_inside ctx-4
   wait_for "3 prepared claims" 30 cdi_specs_are 3 || die "$(cdi_specs) CDI specs after the kubelet restart, want 3"
 }
 
@@ -376,6 +400,7 @@ dra_device_removed() {
   wait_for "ctx-4 Running on the healthy NPU" "$E2E_TIMEOUT" pod_running ctx-4 ||
     { dkc describe pod ctx-4 >&2; die "ctx-4 stayed Pending after the NPU came back"; }
   dra_check_prepared ctx-4
+  dra_check_inside ctx-4
 }
 
 # pod_device_health_is POD HEALTH: the kubelet reports POD's claim npu with HEALTH: one
@@ -454,6 +479,9 @@ YAML
   [ -z "$(djp "pod/$pod" '{.spec.containers[0].resources.limits.amd\.com/npu}')" ] || die "$pod asks for amd.com/npu besides its claim"
   claim_holds "$pod" || die "$pod's claim: $(dkc get resourceclaim "$(pod_claim "$pod")" -o json | jq -c .status)"
   dra_check_prepared "$pod"
+  # The spec's XDNA_MEMLOCK_BYTES is met by CAP_IPC_LOCK (CDI cannot raise RLIMIT_MEMLOCK).
+  container_spec "$pod" | jq -e '.process.capabilities.effective | index("CAP_IPC_LOCK")' >/dev/null ||
+    die "$pod runs without CAP_IPC_LOCK: XRT could not pin XDNA_MEMLOCK_BYTES ($(container_spec "$pod" | jq -c .process.capabilities))"
   log "dra-enc: pod $pod holds 2 contexts of $D_DEVICE; $(djp we/dra-enc '{.status.conditions[?(@.type=="Available")].message}')"
 }
 
