@@ -3,10 +3,11 @@
 # from the Go module proxy (no other downloads) and caches them outside the clone,
 # keyed by version.
 #
-#   hack/autoscale-bins.sh [prometheus|keda-operator|keda-adapter ...]
+#   hack/autoscale-bins.sh [prometheus|keda-operator|keda-adapter|keda-crds ...]
 #
-# With no arguments it builds all three. It prints one absolute binary path per
-# argument on stdout, in argument order; progress goes to stderr. Concurrent
+# With no arguments it builds all three binaries. It prints one absolute path per
+# argument on stdout, in argument order (keda-crds: the directory of KEDA's CRD
+# YAML of the same version); progress goes to stderr. Concurrent
 # invocations are serialized by a lock per tool and version.
 #
 # How: a throwaway wrapper module per tool requires the upstream module and
@@ -76,9 +77,9 @@ prometheus() {
 keda() {
   local dir="$CACHE/keda/$KEDA_VERSION" wrap mod=github.com/kedacore/keda/v2
   wrap="$dir/wrapper"
-  [ -x "$dir/bin/keda-operator" ] && [ -x "$dir/bin/keda-adapter" ] && return 0
+  [ -x "$dir/bin/keda-operator" ] && [ -x "$dir/bin/keda-adapter" ] && [ -d "$dir/crds" ] && return 0
   lock "$dir"
-  [ -x "$dir/bin/keda-operator" ] && [ -x "$dir/bin/keda-adapter" ] && return 0
+  [ -x "$dir/bin/keda-operator" ] && [ -x "$dir/bin/keda-adapter" ] && [ -d "$dir/crds" ] && return 0
   local start
   start=$(date +%s)
   if [ ! -f "$wrap/.complete" ]; then
@@ -99,6 +100,11 @@ keda() {
   (cd "$wrap" && CGO_ENABLED=0 go build -trimpath \
     -ldflags "-s -w -X $mod/version.Version=$KEDA_VERSION" \
     -o "$tmp/" "$mod/cmd/operator" "$mod/cmd/adapter")
+  # KEDA's CRDs, from the same module version, for clusters the binaries run against.
+  local src
+  src=$(cd "$wrap" && go list -m -f '{{.Dir}}' "$mod")
+  rm -rf "$dir/crds" && mkdir -p "$dir/crds"
+  cp "$src"/config/crd/bases/*.yaml "$dir/crds/" && chmod 0644 "$dir/crds"/*.yaml
   mv -f "$tmp/operator" "$dir/bin/keda-operator"
   mv -f "$tmp/adapter" "$dir/bin/keda-adapter"
   rmdir "$tmp"
@@ -108,13 +114,14 @@ keda() {
 for b in "${bins[@]}"; do
   case "$b" in
     prometheus) prometheus ;;
-    keda-operator | keda-adapter) keda ;;
-    *) log "unknown binary $b (want prometheus, keda-operator or keda-adapter)"; exit 2 ;;
+    keda-operator | keda-adapter | keda-crds) keda ;;
+    *) log "unknown binary $b (want prometheus, keda-operator, keda-adapter or keda-crds)"; exit 2 ;;
   esac
 done
 for b in "${bins[@]}"; do
   case "$b" in
     prometheus) echo "$CACHE/prometheus/$PROM_VERSION/bin/prometheus" ;;
+    keda-crds) echo "$CACHE/keda/$KEDA_VERSION/crds" ;;
     *) echo "$CACHE/keda/$KEDA_VERSION/bin/$b" ;;
   esac
 done
