@@ -84,7 +84,7 @@ test-images:
 	$(GO) test ./hack/images/...
 
 ## e2e: a real single-node Kubernetes from nothing, as root (test/e2e/e2e.sh): node up,
-## our images, scenarios (E2E_SCENARIOS, default "smoke whisper transcribe dra"), full teardown, timings.
+## our images, scenarios (E2E_SCENARIOS, default "smoke whisper transcribe dra autoscale"), full teardown, timings.
 ## Its binaries and images go to their own directory (E2E_BINDIR), so that other builds
 ## into bin/ cannot change them under a running test.
 E2E_BINDIR  ?= bin/e2e

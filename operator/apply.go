@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 )
@@ -40,7 +41,7 @@ func apply[T client.Object](ctx context.Context, c client.Client, desired T, kee
 	what := fmt.Sprintf("%s %s/%s", gvk.Kind, desired.GetNamespace(), desired.GetName())
 	hash := specHash(desired)
 	desired.SetAnnotations(withEntry(desired.GetAnnotations(), annotationHash, hash))
-	existing := reflect.New(typ).Interface().(T)
+	existing := newLike[T](typ, gvk)
 	err = c.Get(ctx, client.ObjectKeyFromObject(desired), existing)
 	found := err == nil
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -71,11 +72,25 @@ func apply[T client.Object](ctx context.Context, c client.Client, desired T, kee
 	if err != nil {
 		return desired, fmt.Errorf("apply %s: %w", what, err)
 	}
-	live := reflect.New(typ).Interface().(T)
+	live := newLike[T](typ, gvk)
+	if lu, ok := any(live).(*unstructured.Unstructured); ok {
+		lu.Object = u.Object
+		return live, nil
+	}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, live); err != nil {
 		return desired, fmt.Errorf("apply %s: read the response: %w", what, err)
 	}
 	return live, nil
+}
+
+// newLike is an empty object of type typ to read into; an unstructured one carries gvk, which
+// the client needs to know what to read.
+func newLike[T client.Object](typ reflect.Type, gvk schema.GroupVersionKind) T {
+	obj := reflect.New(typ).Interface().(T)
+	if u, ok := any(obj).(*unstructured.Unstructured); ok {
+		u.SetGroupVersionKind(gvk)
+	}
+	return obj
 }
 
 // replace updates existing to desired (keeping others' labels, annotations and finalizers).

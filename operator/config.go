@@ -2,6 +2,7 @@ package operator
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -42,6 +43,13 @@ type Config struct {
 	// HorizontalPodAutoscaler of a model that transcribes also scales on (the larger of the two
 	// wins); empty scales on QueueDepthMetric alone.
 	DecodeQueueDepthMetric string
+	// Autoscaler is what scales a WhisperEncoder with spec.autoscaling: AutoscalerHPA (the
+	// operator's HorizontalPodAutoscaler on the pods metrics above) or AutoscalerKEDA (a KEDA
+	// ScaledObject whose Prometheus triggers query PrometheusAddress).
+	Autoscaler string
+	// PrometheusAddress is the base URL of the Prometheus that KEDA's triggers query (with
+	// AutoscalerKEDA); it must scrape the encoders' /metrics with the labels namespace and service.
+	PrometheusAddress string
 	// StagerServiceAccount, when set, runs staging pods under this ServiceAccount (which must be
 	// allowed to patch pods in its namespace) so the stager reports live progress on its own pod.
 	// Empty runs them without API access and without live progress.
@@ -67,6 +75,14 @@ type Config struct {
 	AuthMetrics bool
 }
 
+// The autoscalers the operator can drive an encoder Deployment with (Config.Autoscaler).
+const (
+	// AutoscalerHPA is the operator's own HorizontalPodAutoscaler on pods metrics.
+	AutoscalerHPA = "hpa"
+	// AutoscalerKEDA is a KEDA ScaledObject with Prometheus triggers.
+	AutoscalerKEDA = "keda"
+)
+
 // DefaultConfig returns the defaults the operator's flags start from.
 func DefaultConfig() Config {
 	return Config{
@@ -80,6 +96,7 @@ func DefaultConfig() Config {
 		RetryMaxDelay:          10 * time.Minute,
 		QueueDepthMetric:       metricnames.QueueDepth,
 		DecodeQueueDepthMetric: metricnames.DecodeQueueDepth,
+		Autoscaler:             AutoscalerHPA,
 		RunAsUser:              65532,
 	}
 }
@@ -106,10 +123,42 @@ func (c Config) Validate() error {
 	case c.EncoderCommand == "":
 		return fmt.Errorf("encoder command: empty, want the whisper-encoder executable in the image")
 	}
+	if err := c.validateAutoscaler(); err != nil {
+		return err
+	}
 	if err := c.validateSecurity(); err != nil {
 		return err
 	}
 	return validatePullSecrets(c.ImagePullSecrets)
+}
+
+// validateAutoscaler checks the autoscaler kind and, for KEDA, the Prometheus address.
+func (c Config) validateAutoscaler() error {
+	switch c.Autoscaler {
+	case AutoscalerHPA:
+		return nil
+	case AutoscalerKEDA:
+	default:
+		return fmt.Errorf("autoscaler: %q, want %q or %q (--autoscaler or WHISPER_AUTOSCALER)", c.Autoscaler, AutoscalerHPA, AutoscalerKEDA)
+	}
+	u, err := url.Parse(c.PrometheusAddress)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return fmt.Errorf("prometheus address: %q, want an http(s) URL without credentials such as http://prometheus.monitoring:9090 "+
+			"(--prometheus-address or WHISPER_PROMETHEUS_ADDRESS; needed by --autoscaler=keda)", redactedURL(c.PrometheusAddress))
+	}
+	return nil
+}
+
+// redactedURL is s without any user:password part, for error messages.
+func redactedURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		if err != nil && strings.Contains(s, "@") {
+			return "(unparsable URL)"
+		}
+		return s
+	}
+	return u.Redacted()
 }
 
 // validatePullSecrets checks that every image pull secret is a Secret name, named once.

@@ -74,6 +74,9 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			&corev1.PersistentVolumeClaim{}:          {Field: fields.OneTermEqualSelector("metadata.name", opts.Config.CacheClaimName)},
 		},
 	}
+	if opts.Config.Autoscaler == AutoscalerKEDA {
+		cacheOpts.ByObject[newScaledObject()] = cache.ByObject{Label: managed}
+	}
 	if len(opts.WatchNamespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range opts.WatchNamespaces {

@@ -110,7 +110,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		func(o client.Object) []string { return []string{sourceHash(o.(*whisperv1.WhisperEncoder))} }); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("whisperencoder").
 		For(&whisperv1.WhisperEncoder{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -121,8 +121,11 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(r.bySource)).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.bySource)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.byPod)).
-		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.byNamespace)).
-		Complete(r)
+		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.byNamespace))
+	if r.Config.Autoscaler == AutoscalerKEDA {
+		b = b.Owns(newScaledObject()) // needs KEDA's CRD; with hpa the operator never touches one
+	}
+	return b.Complete(r)
 }
 
 // bySource maps a per-source object (staging Job, staging pod, weights record) to every

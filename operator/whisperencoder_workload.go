@@ -289,6 +289,7 @@ func encoderAutoscaler(we *whisperv1.WhisperEncoder, caps report.Capabilities, c
 			MinReplicas:    ptr.To(a.MinReplicas),
 			MaxReplicas:    a.MaxReplicas,
 			Metrics:        metrics,
+			Behavior:       encoderBehavior(a),
 		},
 	}
 }
@@ -407,11 +408,7 @@ func (r *Reconciler) reconcileWorkload(ctx context.Context, we *whisperv1.Whispe
 	if _, err := apply(ctx, r.Client, encoderDisruptionBudget(we), nil); err != nil {
 		return v, err
 	}
-	if hpa := encoderAutoscaler(we, weights.Caps(), r.Config); hpa != nil {
-		if _, err := apply(ctx, r.Client, hpa, nil); err != nil {
-			return v, err
-		}
-	} else if err := r.deleteAutoscaler(ctx, we); err != nil {
+	if err := r.reconcileAutoscaler(ctx, we, weights.Caps()); err != nil {
 		return v, err
 	}
 	var pods corev1.PodList

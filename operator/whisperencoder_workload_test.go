@@ -301,6 +301,22 @@ func TestEncoderAutoscaler(t *testing.T) {
 			Metric: autoscalingv2.MetricIdentifier{Name: "whisper_encoder_queue_depth"},
 			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewQuantity(6, resource.DecimalSI)},
 		}}},
+		// Up at once; down after the default 300 s window.
+		Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
+			ScaleUp: &autoscalingv2.HPAScalingRules{
+				StabilizationWindowSeconds: ptr.To(int32(0)),
+				SelectPolicy:               ptr.To(autoscalingv2.MaxChangePolicySelect),
+				Policies: []autoscalingv2.HPAScalingPolicy{
+					{Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: 15},
+					{Type: autoscalingv2.PodsScalingPolicy, Value: 4, PeriodSeconds: 15},
+				},
+			},
+			ScaleDown: &autoscalingv2.HPAScalingRules{
+				StabilizationWindowSeconds: ptr.To(int32(300)),
+				SelectPolicy:               ptr.To(autoscalingv2.MaxChangePolicySelect),
+				Policies:                   []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: 15}},
+			},
+		},
 	}
 	if diff := cmp.Diff(want, encoderAutoscaler(we, report.Capabilities{Encode: true}, cfg).Spec); diff != "" {
 		t.Errorf("encoderAutoscaler (-want +got):\n%s", diff)

@@ -32,6 +32,8 @@ const (
 	DefaultMinReplicas int32 = 1
 	// DefaultTargetQueueDepth per pod the autoscaler aims for.
 	DefaultTargetQueueDepth int32 = 4
+	// DefaultScaleDownStabilizationSeconds is the autoscaler's scale-down stabilization window.
+	DefaultScaleDownStabilizationSeconds int32 = 300
 	// DefaultTask of the transcription API.
 	DefaultTask = TaskTranscribe
 	// DefaultBeamSize of the transcription API: greedy decoding.
@@ -65,6 +67,10 @@ func (s *WhisperEncoderSpec) Defaulted() WhisperEncoderSpec {
 	if a := d.Autoscaling; a != nil {
 		setDefault(&a.MinReplicas, DefaultMinReplicas)
 		setDefault(&a.TargetQueueDepth, DefaultTargetQueueDepth)
+		if a.ScaleDownStabilizationSeconds == nil {
+			w := DefaultScaleDownStabilizationSeconds
+			a.ScaleDownStabilizationSeconds = &w
+		}
 	}
 	return d
 }

@@ -142,14 +142,14 @@ func sortedKeys(ms ...map[string]any) []string {
 
 // TestDefaultedKeepsSetFields: set fields stay, and the receiver is not modified.
 func TestDefaultedKeepsSetFields(t *testing.T) {
-	replicas := int32(0)
+	replicas, window := int32(0), int32(0) // 0 is a setting here, not "unset"
 	s := WhisperEncoderSpec{
 		Precision: PrecisionBF16, Backend: BackendCPU, Replicas: &replicas,
 		NPU:           NPUSpec{ResourceName: "xdna.io/npu", Count: 2, Allocation: NPUAllocationDRA, Contexts: 3, Selector: "true"},
 		Transcription: TranscriptionSpec{Language: "de", Task: TaskTranslate, BeamSize: 5, WordTimestamps: true},
 		Serving:       ServingSpec{MaxBatch: 2, MaxQueue: 5, HTTPPort: 8000, GRPCPort: 50051},
 		Model:         ModelSpec{CredentialsSecret: &SecretKeyReference{Name: "s", Key: "TOKEN"}},
-		Autoscaling:   &AutoscalingSpec{MinReplicas: 2, MaxReplicas: 4, TargetQueueDepth: 9},
+		Autoscaling:   &AutoscalingSpec{MinReplicas: 2, MaxReplicas: 4, TargetQueueDepth: 9, ScaleDownStabilizationSeconds: &window},
 	}
 	orig := *s.DeepCopy()
 	d := s.Defaulted()

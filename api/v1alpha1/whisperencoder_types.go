@@ -147,8 +147,10 @@ type WhisperEncoderSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// Autoscaling makes the operator create an autoscaling/v2 HorizontalPodAutoscaler on the
-	// encoder's queue-depth pods metric (a metrics adapter must expose it).
+	// Autoscaling makes the encoder Deployment scale on its queue depth: the operator creates an
+	// autoscaling/v2 HorizontalPodAutoscaler on the queue-depth pods metric (a metrics adapter
+	// must expose it) or, run with --autoscaler=keda, a KEDA ScaledObject with a Prometheus
+	// trigger on the summed queue depth.
 	// +optional
 	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
 
@@ -310,7 +312,8 @@ type NPUSpec struct {
 	Count int32 `json:"count,omitempty"`
 }
 
-// AutoscalingSpec bounds an autoscaling/v2 HorizontalPodAutoscaler on the encoder's queue depth.
+// AutoscalingSpec bounds the autoscaling/v2 HorizontalPodAutoscaler (made by the operator, or by
+// KEDA from the operator's ScaledObject) that scales the encoder on its queue depth.
 // +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"
 type AutoscalingSpec struct {
 	// MinReplicas is the floor of the replica count.
@@ -329,6 +332,15 @@ type AutoscalingSpec struct {
 	// +kubebuilder:default=4
 	// +kubebuilder:validation:Minimum=1
 	TargetQueueDepth int32 `json:"targetQueueDepth,omitempty"`
+
+	// ScaleDownStabilizationSeconds is how long the queue must have asked for fewer pods before
+	// the autoscaler removes any (the HorizontalPodAutoscaler's scaleDown stabilization window):
+	// short bursts do not make it drop pods it needs again seconds later. Scaling up is immediate.
+	// +optional
+	// +kubebuilder:default=300
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	ScaleDownStabilizationSeconds *int32 `json:"scaleDownStabilizationSeconds,omitempty"`
 }
 
 // ServingSpec tunes `whisper-encoder serve`.

@@ -37,6 +37,16 @@ func TestParse(t *testing.T) {
 				o.Config.DecodeQueueDepthMetric = "dq"
 				o.LeaderElection, o.LeaderElectionNamespace = true, "whisper-system"
 			}, ""},
+		{"keda", []string{"--encoder-image", "img:1", "--autoscaler", "keda", "--prometheus-address", "http://prom:9090"}, nil,
+			func(o *operator.Options) {
+				o.Config.Autoscaler, o.Config.PrometheusAddress = "keda", "http://prom:9090"
+			}, ""},
+		{"keda from the environment", nil, map[string]string{"WHISPER_ENCODER_IMAGE": "img:1", "WHISPER_AUTOSCALER": "keda",
+			"WHISPER_PROMETHEUS_ADDRESS": "https://prom.monitoring:9091"},
+			func(o *operator.Options) {
+				o.Config.Autoscaler, o.Config.PrometheusAddress = "keda", "https://prom.monitoring:9091"
+			}, ""},
+		{"keda without prometheus", []string{"--encoder-image", "i", "--autoscaler", "keda"}, nil, nil, `prometheus address: "", want an http(s) URL`},
 		{"image pull secrets", []string{"--encoder-image", "img:1", "--image-pull-secrets", "regcred, mirror-creds,"}, nil,
 			func(o *operator.Options) { o.Config.ImagePullSecrets = []string{"regcred", "mirror-creds"} }, ""},
 		{"image pull secrets from the environment", nil, map[string]string{"WHISPER_ENCODER_IMAGE": "img:1", "WHISPER_IMAGE_PULL_SECRETS": "regcred"},

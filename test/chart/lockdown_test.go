@@ -11,7 +11,8 @@ import (
 )
 
 // TestLockDownValuesReachTheOperator: the staging policy, image allow list, TLS and token
-// Secrets become the operator's flags exactly when set (no flag at all otherwise).
+// Secrets and the autoscaler's Prometheus become the operator's flags exactly when set (no flag
+// at all otherwise); the autoscaler kind always does.
 func TestLockDownValuesReachTheOperator(t *testing.T) {
 	needEnv(t)
 	eachOperatorDeployment(t, func(t *testing.T, r *rendering, dep *appsv1.Deployment) {
@@ -31,6 +32,11 @@ func TestLockDownValuesReachTheOperator(t *testing.T) {
 			"--image-allow-list=":    list("operator.imageAllowList"),
 			"--tls-secret=":          str("encoder.tls.secretName"),
 			"--auth-token-secret=":   str("encoder.auth.tokenSecret"),
+			"--prometheus-address=":  str("encoder.autoscaler.prometheusAddress"),
+			"--autoscaler=":          "hpa",
+		}
+		if k := str("encoder.autoscaler.kind"); k != "" {
+			want["--autoscaler="] = k
 		}
 		if r.value("encoder.auth.metrics", false) == true {
 			want["--auth-metrics="] = "true"

@@ -91,7 +91,8 @@ var stagerRules = permissions(`
 `)
 
 // withServingSecrets adds the operator's get of the serving Secrets the values name
-// (encoder.tls.secretName, encoder.auth.tokenSecret), in that order.
+// (encoder.tls.secretName, encoder.auth.tokenSecret), in that order, and its rules for KEDA's
+// ScaledObjects with encoder.autoscaler.kind keda.
 func withServingSecrets(rules []string, r *rendering) []string {
 	var names []string
 	for _, k := range []string{"encoder.tls.secretName", "encoder.auth.tokenSecret"} {
@@ -99,10 +100,15 @@ func withServingSecrets(rules []string, r *rendering) []string {
 			names = append(names, n)
 		}
 	}
-	if len(names) == 0 {
-		return rules
+	out := slices.Clone(rules)
+	if len(names) > 0 {
+		out = append(out, `"" secrets get `+strings.Join(names, ","))
 	}
-	out := append(slices.Clone(rules), `"" secrets get `+strings.Join(names, ","))
+	// With KEDA the operator makes, reads and removes ScaledObjects.
+	if r.value("encoder.autoscaler.kind", "hpa") == "keda" {
+		out = append(out, permissions("keda.sh scaledobjects get\nkeda.sh scaledobjects list\nkeda.sh scaledobjects watch\n"+
+			"keda.sh scaledobjects create\nkeda.sh scaledobjects patch\nkeda.sh scaledobjects delete")...)
+	}
 	slices.Sort(out)
 	return out
 }

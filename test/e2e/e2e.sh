@@ -3,7 +3,7 @@
 # this machine: no Docker, no image registry, no network beyond namespaces it
 # creates itself (see lib/common.sh).
 #
-#   test/e2e/e2e.sh run [SCENARIO...]  up, scenarios (default: smoke whisper transcribe dra), down; prints timings
+#   test/e2e/e2e.sh run [SCENARIO...]  up, scenarios (default: smoke whisper transcribe dra autoscale), down; prints timings
 #   test/e2e/e2e.sh up                 bring the node up and leave it running
 #   test/e2e/e2e.sh down               tear it down (idempotent; fails if anything is left)
 #   test/e2e/e2e.sh restart-kubelet    stop and start the kubelet, wait for node Ready
@@ -64,7 +64,7 @@ run_scenarios() {
 
 cmd_run() {
   local scenarios=("$@")
-  [ ${#scenarios[@]} -gt 0 ] || scenarios=(smoke whisper transcribe dra)
+  [ ${#scenarios[@]} -gt 0 ] || scenarios=(smoke whisper transcribe dra autoscale)
   # make e2e says how long it took to build the images (before this script ran).
   [ -z "${E2E_IMAGES_BUILD_MS:-}" ] || timing_add "images build (make images)" "$E2E_IMAGES_BUILD_MS"
   timer_start "dependencies (apt, k8s and containerd binaries)"

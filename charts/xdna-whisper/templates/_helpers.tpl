@@ -104,6 +104,15 @@ ContainerCreating. No list or watch: it can read no other Secret.
 {{- end -}}
 {{- end -}}
 
+{{/* The operator's rule for KEDA ScaledObjects, only with encoder.autoscaler.kind keda. */}}
+{{- define "xdna-whisper.kedaRule" -}}
+{{- if eq .Values.encoder.autoscaler.kind "keda" -}}
+- apiGroups: [keda.sh]
+  resources: [scaledobjects]
+  verbs: [get, list, watch, create, patch, delete]
+{{- end -}}
+{{- end -}}
+
 {{/* Whether the NodeFeatureRule is rendered: nodeFeatureRule.create true, or auto and the cluster serves the kind. */}}
 {{- define "xdna-whisper.nodeFeatureRule" -}}
 {{- $c := .Values.nodeFeatureRule.create -}}

@@ -133,6 +133,8 @@ node_down() {
   if daemon_pid kube-apiserver >/dev/null && daemon_pid kubelet >/dev/null && api_ready 2>/dev/null; then
     delete_workloads
   fi
+  # The autoscale scenario's Prometheus and KEDA, if a failure left them running.
+  stop_daemons keda-adapter keda-operator prometheus
   stop_daemons kube-proxy kubelet
   if daemon_pid containerd >/dev/null; then remove_containers; fi
   stop_daemons containerd kube-scheduler kube-controller-manager kube-apiserver

@@ -90,7 +90,8 @@ stager: {liveProgress: true}
 nodeFeatureRule: {create: false}
 YAML
   timer_start "helm install -> operator and device plugin Ready"
-  w_helm install "$W_RELEASE" "$REPO_ROOT/charts/xdna-whisper" -n "$W_NS" -f "$E2E_RUN/helm/values.yaml" \
+  # W_EXTRA_VALUES: another scenario's values file on top (e.g. autoscale's KEDA settings).
+  w_helm install "$W_RELEASE" "$REPO_ROOT/charts/xdna-whisper" -n "$W_NS" -f "$E2E_RUN/helm/values.yaml" ${W_EXTRA_VALUES:+-f "$W_EXTRA_VALUES"} \
     >"$E2E_LOGS/helm.log" 2>&1 || { cat "$E2E_LOGS/helm.log" >&2; die "helm install failed"; }
   grep -q "get we -w" "$E2E_LOGS/helm.log" || die "helm install printed no NOTES (log: $E2E_LOGS/helm.log)"
   wait_for "operator Deployment available" "$E2E_TIMEOUT" \
