@@ -22,6 +22,11 @@ type transcriptionDefaults struct {
 	// DecodeMemory is not a request default but the Transcriber's bound
 	// (--decode-memory, transcribe.Config.DecodeMemory).
 	DecodeMemory int64
+	// ForceTokens > 0 (--bench-force-tokens, benchmarks only) makes every
+	// window sample exactly that many tokens greedily, without temperature
+	// fallback, whatever the request asks: random weights cannot shorten
+	// or lengthen the work.
+	ForceTokens int
 }
 
 // withDefaults serves a Transcriber with d filling what a request leaves
@@ -50,6 +55,9 @@ func (w withDefaults) apply(o transcribe.Options) transcribe.Options {
 		o.BeamSize = w.d.BeamSize
 	}
 	o.WordTimestamps = o.WordTimestamps || w.d.WordTimestamps
+	if w.d.ForceTokens > 0 {
+		o.MaxTokens, o.ForceTokens, o.Temperatures, o.BeamSize = w.d.ForceTokens, true, []float64{0}, 1
+	}
 	return o
 }
 
