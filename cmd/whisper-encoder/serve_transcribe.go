@@ -80,6 +80,10 @@ func attachTranscriber(log *slog.Logger, s *server.Server, dir string, nMels int
 	if err != nil {
 		return nil, err
 	}
+	// The decoder packs copies of its weights: once it is loaded, the mapped
+	// decoder.safetensors (100 MB for whisper-base) would only hold resident
+	// pages nobody reads.
+	defer func() { _ = m.Close() }() // a read-only mapping: nothing to flush
 	if !m.HasDecoder() {
 		log.Info("encoder-only weights: transcription is not served", "weights", dir)
 		return nil, nil
