@@ -105,7 +105,7 @@ func runServe(ctx context.Context, args []string) error {
 	if *forceTokens < 0 {
 		return usageError{fmt.Errorf("--bench-force-tokens %d: want ≥ 0 (0: off)", *forceTokens)}
 	}
-	defs := transcriptionDefaults{Language: *defLanguage, Task: *defTask, BeamSize: *defBeam, WordTimestamps: *defWords, DecodeMemory: *decodeMemory, ForceTokens: *forceTokens}
+	defs := transcriptionDefaults{Language: *defLanguage, Task: *defTask, BeamSize: *defBeam, WordTimestamps: *defWords, DecodeMemory: *decodeMemory, ForceTokens: *forceTokens, MaxAhead: 2 * max(*maxBatch, 1)}
 	err = serve(ctx, log, mf, *backend, *httpAddr, *grpcAddr, opts, *drainTimeout, defs)
 	if err != nil {
 		writeTerminationLog(*termLog, err)

@@ -22,6 +22,10 @@ type transcriptionDefaults struct {
 	// DecodeMemory is not a request default but the Transcriber's bound
 	// (--decode-memory, transcribe.Config.DecodeMemory).
 	DecodeMemory int64
+	// MaxAhead is the Transcriber's bound on windows between their log-mel
+	// and their decode memory (transcribe.Config.MaxAhead): serve makes it
+	// two encoder batches (2·--max-batch).
+	MaxAhead int
 	// ForceTokens > 0 (--bench-force-tokens, benchmarks only) makes every
 	// window sample exactly that many tokens greedily, without temperature
 	// fallback, whatever the request asks: random weights cannot shorten
@@ -110,7 +114,7 @@ func attachTranscriber(log *slog.Logger, s *server.Server, dir string, nMels int
 	if err != nil {
 		return nil, fmt.Errorf("staged decoder: %w", err)
 	}
-	tr, err := transcribe.New(transcribe.Config{Encoder: s.WindowEncoder(), Decoder: dec, Tokenizer: tk, Generation: gen, NMels: nMels, DecodeMemory: d.DecodeMemory})
+	tr, err := transcribe.New(transcribe.Config{Encoder: s.WindowEncoder(), Decoder: dec, Tokenizer: tk, Generation: gen, NMels: nMels, DecodeMemory: d.DecodeMemory, MaxAhead: d.MaxAhead})
 	if err != nil {
 		dec.Close()
 		return nil, err

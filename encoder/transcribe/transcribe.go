@@ -94,11 +94,18 @@ func (r *run) transcribe(ctx context.Context) error {
 // segments; the segments are emitted after that is returned.
 func (r *run) window(ctx context.Context, seek, segSize int) (int, error) {
 	t := r.t
+	select { // a MaxAhead slot from the log-mel to the decode memory
+	case t.ahead <- struct{}{}:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("transcribe: waiting for the encoder: %w", ctx.Err())
+	}
 	hidden, positions, err := r.encode(ctx, seek)
 	if err != nil {
+		<-t.ahead
 		return 0, err
 	}
 	held, err := t.slots.acquire(ctx, t.WindowBytes(r.o, positions))
+	<-t.ahead
 	if err != nil {
 		return 0, fmt.Errorf("transcribe: waiting for decode memory: %w", err)
 	}
