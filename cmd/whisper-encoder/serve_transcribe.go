@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 	"github.com/xdna-whisper/xdna-whisper/encoder/decoder"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server"
 	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
@@ -48,6 +49,7 @@ var (
 	_ server.DecodeQueueDepther = withDefaults{}
 	_ server.BatchStatser       = withDefaults{}
 	_ server.OptionChecker      = withDefaults{}
+	_ server.SamplesTranscriber = withDefaults{}
 )
 
 // apply fills what o leaves unset from the defaults.
@@ -71,6 +73,11 @@ func (w withDefaults) apply(o transcribe.Options) transcribe.Options {
 // Transcribe applies the defaults, then transcribes.
 func (w withDefaults) Transcribe(ctx context.Context, pcm []float32, o transcribe.Options, emit transcribe.Emit) (transcribe.Result, error) {
 	return w.Transcriber.Transcribe(ctx, pcm, w.apply(o), emit)
+}
+
+// TranscribeSamples applies the defaults, then transcribes.
+func (w withDefaults) TranscribeSamples(ctx context.Context, pcm audio.Samples, o transcribe.Options, emit transcribe.Emit) (transcribe.Result, error) {
+	return w.Transcriber.TranscribeSamples(ctx, pcm, w.apply(o), emit)
 }
 
 // CheckOptions applies the defaults, then checks.
