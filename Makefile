@@ -250,6 +250,15 @@ bench-server: build
 	@dir=$$(bin/whisper-encoder stage --source $(BENCH_ONNX) --cache $(XDNA_CACHE)/staged 2>/dev/null) && \
 	  hack/bench-server.sh $$dir 2 1 30s
 
+## bench-transcribe-server: serve the whisper-base-shaped whole model (hf-fixture-base) in a pod-like
+## memory limit (BENCH_MEMORY_LIMIT bytes, default 300 MB; 0: the container's, if any), 16 concurrent OpenAI transcriptions
+## over HTTP (60 s of jfk each, 224 forced tokens a window), the server's peak RSS
+.PHONY: bench-transcribe-server
+BENCH_MEMORY_LIMIT ?= 300000000
+bench-transcribe-server: bench-tool hf-fixture-base
+	@dir=$$(bin/whisper-encoder stage --source $(XDNA_CACHE)/fixtures/hf-base --cache $(XDNA_CACHE)/staged 2>/dev/null) && \
+	  hack/bench-transcribe-server.sh $$dir 16 60 224 -- --memory-limit $(BENCH_MEMORY_LIMIT)
+
 ## fixtures-frontend: audio fixtures (sox, espeak-ng) and torch.stft log-mel references
 fixtures-frontend:
 	bash testdata/gen/audio_fixtures.sh

@@ -7,6 +7,7 @@
 //	whisper-bench encoder --weights DIR [--ort MODEL.onnx]   # make bench-encoder
 //	whisper-bench stage   --model MODEL.onnx [--large G]     # make bench-stage
 //	whisper-bench transcribe --model HF_DIR [--concurrency 1,4,16]
+//	whisper-bench serve-transcribe --target URL --pid PID   # make bench-transcribe-server
 package main
 
 import (
@@ -30,6 +31,7 @@ var commands = []command{
 	{"encoder", "measure the CPU encoder: ms per 30 s window, realtime factor, GFLOP/s, peak RSS, per-op times; optionally A/B against ONNX Runtime", runBench},
 	{"stage", "measure `whisper-encoder stage` wall time and peak RSS side by side with the seed pipeline", runBenchStage},
 	{"transcribe", "measure whole transcriptions (forced decode length): realtime factor, tokens/s and mean batch at several concurrencies, peak RSS", runBenchTranscribe},
+	{"serve-transcribe", "send concurrent OpenAI transcriptions (multipart) to a running `whisper-encoder serve`: wall time and the server's peak RSS", runBenchServeTranscribe},
 	{"decoder", "measure decode steps (tokens/s at several batch sizes) of the Go decoder, A/B against ONNX Runtime's decoder_with_past on the same weights", runBenchDecoder},
 }
 

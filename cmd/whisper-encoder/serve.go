@@ -58,6 +58,8 @@ func runServe(ctx context.Context, args []string) error {
 		defBeam      = fs.Int("default-beam-size", 1, "beam size when a request sets none (1: greedy)")
 		defWords     = fs.Bool("default-word-timestamps", false, "word timestamps for every transcription")
 		decodeMemory = fs.Int64("decode-memory", transcribe.DefaultDecodeMemory, "bytes of decoder state (each window's cross-attention K/V and self-attention caches) of the transcription windows decoded at once; windows beyond it wait their turn (a window larger than it runs alone)")
+		memLimit     = fs.Int64("memory-limit", 0, "bytes the process may hold in all, e.g. the pod's memory limit (0: the container's cgroup limit when one is set): the Go heap's soft limit is what the packed weights leave of it, so garbage is collected before the limit is reached")
+		forceTokens  = fs.Int("bench-force-tokens", 0, "benchmarks only: every transcription window samples exactly this many tokens, greedily without fallback, whatever the request asks (random weights cannot shorten the work); 0: off")
 		logLevel     = fs.String("log-level", "info", "debug (one line per request), info, warn or error")
 		logFormat    = fs.String("log-format", "json", "json or text")
 		termLog      = fs.String("termination-log", "", "file for the fatal error message (default "+defaultTerminationLog+" when it exists and is writable)")
@@ -101,7 +103,13 @@ func runServe(ctx context.Context, args []string) error {
 	if *decodeMemory < 1 {
 		return usageError{fmt.Errorf("--decode-memory %d: want ≥ 1 byte", *decodeMemory)}
 	}
-	defs := transcriptionDefaults{Language: *defLanguage, Task: *defTask, BeamSize: *defBeam, WordTimestamps: *defWords, DecodeMemory: *decodeMemory}
+	if *memLimit < 0 {
+		return usageError{fmt.Errorf("--memory-limit %d: want ≥ 0 bytes (0: the container's limit)", *memLimit)}
+	}
+	if *forceTokens < 0 {
+		return usageError{fmt.Errorf("--bench-force-tokens %d: want ≥ 0 (0: off)", *forceTokens)}
+	}
+	defs := transcriptionDefaults{Language: *defLanguage, Task: *defTask, BeamSize: *defBeam, WordTimestamps: *defWords, DecodeMemory: *decodeMemory, ForceTokens: *forceTokens, MaxAhead: max(*maxBatch, 1), MemoryLimit: *memLimit}
 	err = serve(ctx, log, mf, *backend, *httpAddr, *grpcAddr, opts, *drainTimeout, defs)
 	if err != nil {
 		writeTerminationLog(*termLog, err)
@@ -132,7 +140,7 @@ func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, back
 	if err != nil {
 		return err
 	}
-	closeTr, err := attachTranscriber(log, s, *mf.Weights, info.NMels, defs)
+	closeTr, decPacked, err := attachTranscriber(log, s, *mf.Weights, info.NMels, defs)
 	if err != nil {
 		return contract.WithCode(contract.CodeModelLoadFailed, err)
 	}
@@ -145,11 +153,20 @@ func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, back
 	if closeTr != nil { // the Transcriber's decode memory is Go heap too
 		bound, heap = bound+defs.DecodeMemory, heap+defs.DecodeMemory
 	}
-	if heap < debug.SetMemoryLimit(-1) { // a lower GOMEMLIMIT from the environment stays
-		debug.SetMemoryLimit(heap)
+	// Within a container's memory limit, the heap gets what the packed
+	// weights leave, so garbage is collected before the pod would be killed.
+	limit := defs.MemoryLimit
+	if limit == 0 {
+		if limit, err = server.ContainerMemoryLimit(os.DirFS("/")); err != nil {
+			log.Warn("no container memory limit read", "error", err)
+		}
 	}
-	log.Info("memory bound", "bound_bytes", bound, "heap_limit_bytes", heap, "model_bytes", 2*enc.PackedBytes(),
-		"upload_budget", opts.UploadBudget, "decode_budget", opts.DecodeBudget, "decode_memory", defs.DecodeMemory, "max_connections", opts.MaxConnections)
+	resident := int64(enc.PackedBytes()) + decPacked
+	if soft := server.HeapLimit(heap, limit, resident); soft < debug.SetMemoryLimit(-1) { // a lower GOMEMLIMIT from the environment stays
+		debug.SetMemoryLimit(soft)
+	}
+	log.Info("memory bound", "bound_bytes", bound, "heap_limit_bytes", debug.SetMemoryLimit(-1), "memory_limit_bytes", limit, "model_bytes", 2*enc.PackedBytes(),
+		"packed_bytes", resident, "upload_budget", opts.UploadBudget, "decode_budget", opts.DecodeBudget, "decode_memory", defs.DecodeMemory, "max_connections", opts.MaxConnections)
 	hl, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 	"github.com/xdna-whisper/xdna-whisper/encoder/decoder"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server"
 	"github.com/xdna-whisper/xdna-whisper/encoder/staged"
@@ -22,6 +23,18 @@ type transcriptionDefaults struct {
 	// DecodeMemory is not a request default but the Transcriber's bound
 	// (--decode-memory, transcribe.Config.DecodeMemory).
 	DecodeMemory int64
+	// MaxAhead is the Transcriber's bound on windows between their log-mel
+	// and their decode memory (transcribe.Config.MaxAhead): serve makes it
+	// one encoder batch (--max-batch), which keeps the encoder busy while the
+	// decoder is not the bottleneck.
+	MaxAhead int
+	// MemoryLimit is --memory-limit (0: the container's cgroup limit).
+	MemoryLimit int64
+	// ForceTokens > 0 (--bench-force-tokens, benchmarks only) makes every
+	// window sample exactly that many tokens greedily, without temperature
+	// fallback, whatever the request asks: random weights cannot shorten
+	// or lengthen the work.
+	ForceTokens int
 }
 
 // withDefaults serves a Transcriber with d filling what a request leaves
@@ -36,6 +49,7 @@ var (
 	_ server.DecodeQueueDepther = withDefaults{}
 	_ server.BatchStatser       = withDefaults{}
 	_ server.OptionChecker      = withDefaults{}
+	_ server.SamplesTranscriber = withDefaults{}
 )
 
 // apply fills what o leaves unset from the defaults.
@@ -50,12 +64,20 @@ func (w withDefaults) apply(o transcribe.Options) transcribe.Options {
 		o.BeamSize = w.d.BeamSize
 	}
 	o.WordTimestamps = o.WordTimestamps || w.d.WordTimestamps
+	if w.d.ForceTokens > 0 {
+		o.MaxTokens, o.ForceTokens, o.Temperatures, o.BeamSize = w.d.ForceTokens, true, []float64{0}, 1
+	}
 	return o
 }
 
 // Transcribe applies the defaults, then transcribes.
 func (w withDefaults) Transcribe(ctx context.Context, pcm []float32, o transcribe.Options, emit transcribe.Emit) (transcribe.Result, error) {
 	return w.Transcriber.Transcribe(ctx, pcm, w.apply(o), emit)
+}
+
+// TranscribeSamples applies the defaults, then transcribes.
+func (w withDefaults) TranscribeSamples(ctx context.Context, pcm audio.Samples, o transcribe.Options, emit transcribe.Emit) (transcribe.Result, error) {
+	return w.Transcriber.TranscribeSamples(ctx, pcm, w.apply(o), emit)
 }
 
 // CheckOptions applies the defaults, then checks.
@@ -65,49 +87,54 @@ func (w withDefaults) CheckOptions(o transcribe.Options) error {
 
 // attachTranscriber loads the decoder, tokenizer and generation config of a
 // staged whole model in dir and makes s serve transcription over its batcher.
-// An encoder-only entry serves encoding only (nil closer, no error). A default
+// An encoder-only entry serves encoding only (nil closer, no error). It
+// returns the decoder's packed bytes, held outside the Go heap. A default
 // the model cannot honour (translate on an English-only model) is an error.
-func attachTranscriber(log *slog.Logger, s *server.Server, dir string, nMels int, d transcriptionDefaults) (func(), error) {
+func attachTranscriber(log *slog.Logger, s *server.Server, dir string, nMels int, d transcriptionDefaults) (closer func(), packedBytes int64, err error) {
 	m, err := staged.Open(dir)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	// The decoder packs copies of its weights: once it is loaded, the mapped
+	// decoder.safetensors (100 MB for whisper-base) would only hold resident
+	// pages nobody reads.
+	defer func() { _ = m.Close() }() // a read-only mapping: nothing to flush
 	if !m.HasDecoder() {
 		log.Info("encoder-only weights: transcription is not served", "weights", dir)
-		return nil, nil
+		return nil, 0, nil
 	}
 	caps := m.Capabilities()
 	if d.Task == string(tokenizer.Translate) && !caps.Translate {
-		return nil, fmt.Errorf("--default-task translate: the staged model cannot translate (capabilities: %+v)", caps)
+		return nil, 0, fmt.Errorf("--default-task translate: the staged model cannot translate (capabilities: %+v)", caps)
 	}
 	tk, err := m.Tokenizer()
 	if err != nil {
-		return nil, fmt.Errorf("staged tokenizer: %w", err)
+		return nil, 0, fmt.Errorf("staged tokenizer: %w", err)
 	}
 	genData, err := m.GenerationConfig()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	gen := transcribe.DefaultGenerationConfig(tk)
 	if len(genData) > 0 {
 		if gen, err = transcribe.ParseGenerationConfig(genData, tk); err != nil {
-			return nil, fmt.Errorf("staged generation_config.json: %w", err)
+			return nil, 0, fmt.Errorf("staged generation_config.json: %w", err)
 		}
 	}
 	dec, err := decoder.LoadStaged(m, decoder.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("staged decoder: %w", err)
+		return nil, 0, fmt.Errorf("staged decoder: %w", err)
 	}
-	tr, err := transcribe.New(transcribe.Config{Encoder: s.WindowEncoder(), Decoder: dec, Tokenizer: tk, Generation: gen, NMels: nMels, DecodeMemory: d.DecodeMemory})
+	tr, err := transcribe.New(transcribe.Config{Encoder: s.WindowEncoder(), Decoder: dec, Tokenizer: tk, Generation: gen, NMels: nMels, DecodeMemory: d.DecodeMemory, MaxAhead: d.MaxAhead})
 	if err != nil {
 		dec.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	if err := s.SetTranscriber(withDefaults{Transcriber: tr, d: d}); err != nil {
 		tr.Close()
 		dec.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	log.Info("transcription served", "decoder", dec.Backend(), "decode_memory", d.DecodeMemory, "transcribe", caps.Transcribe, "translate", caps.Translate, "languages", len(caps.Languages))
-	return func() { tr.Close(); dec.Close() }, nil
+	return func() { tr.Close(); dec.Close() }, int64(dec.PackedBytes()), nil
 }

@@ -193,6 +193,9 @@ func Load(data []byte, f Format, rate int, maxSeconds float64) ([]float32, error
 	if secs := float64(len(mono)) / float64(h.Rate); maxSeconds > 0 && secs > maxSeconds {
 		return nil, tooLong(secs, maxSeconds)
 	}
+	if h.Rate == SampleRate { // mono is this call's own slice: no copy
+		return mono, nil
+	}
 	return Resample(mono, h.Rate, SampleRate)
 }
 

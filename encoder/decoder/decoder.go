@@ -161,18 +161,29 @@ func (l *loader) get(name string, shape ...int) ([]uint16, error) {
 	return data, nil
 }
 
-func (l *loader) vec(name string, n int) ([]float32, error) {
-	b, err := l.get(name, n)
+// release tells a file-backed source that tensor name has been copied.
+func (l *loader) release(name string) error {
+	if r, ok := l.src.(Releaser); ok {
+		return r.Release(name)
+	}
+	return nil
+}
+
+// floats widens the tensor name of the given shape to float32.
+func (l *loader) floats(name string, shape ...int) ([]float32, error) {
+	b, err := l.get(name, shape...)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]float32, n)
+	out := make([]float32, len(b))
 	for i, v := range b {
 		out[i] = bf16.ToFloat32(v)
 	}
-	l.d.packed += 4 * n
-	return out, nil
+	l.d.packed += 4 * len(out)
+	return out, l.release(name)
 }
+
+func (l *loader) vec(name string, n int) ([]float32, error) { return l.floats(name, n) }
 
 func (l *loader) norm(name string, n int) (backend.Norm, error) {
 	w, err := l.vec(name+".weight", n)
@@ -189,19 +200,33 @@ func (l *loader) mat(in int, names []string, rows ...int) (backend.Weight, error
 	for _, r := range rows {
 		total += r
 	}
-	stack := make([]uint16, 0, total*in)
-	for i, n := range names {
-		w, err := l.get(n, rows[i], in)
+	var stack []uint16
+	if len(names) == 1 { // pack straight from the source's view
+		w, err := l.get(names[0], rows[0], in)
 		if err != nil {
 			return nil, err
 		}
-		stack = append(stack, w...)
+		stack = w
+	} else {
+		stack = make([]uint16, 0, total*in)
+		for i, n := range names {
+			w, err := l.get(n, rows[i], in)
+			if err != nil {
+				return nil, err
+			}
+			stack = append(stack, w...)
+		}
 	}
 	pw, err := l.d.cpu.Pack(stack, total, in)
 	if err != nil {
 		return nil, err
 	}
 	l.d.packed += pw.Bytes()
+	for _, n := range names {
+		if err := l.release(n); err != nil {
+			return nil, err
+		}
+	}
 	return pw, nil
 }
 
@@ -213,15 +238,9 @@ func (d *Decoder) load(src Source) error {
 	if d.embed, err = l.mat(dm, []string{"embed_tokens.weight"}, v); err != nil {
 		return err
 	}
-	pos, err := l.get("embed_positions.weight", c.MaxTargetPositions, dm)
-	if err != nil {
+	if d.pos, err = l.floats("embed_positions.weight", c.MaxTargetPositions, dm); err != nil {
 		return err
 	}
-	d.pos = make([]float32, len(pos))
-	for i, b := range pos {
-		d.pos[i] = bf16.ToFloat32(b)
-	}
-	d.packed += 4 * len(d.pos)
 	if d.ln, err = l.norm("layer_norm", dm); err != nil {
 		return err
 	}

@@ -22,6 +22,13 @@ type Source interface {
 	Tensor(name string) (shape []int, data []uint16, err error)
 }
 
+// Releaser is a Source whose views are mapped from a file: once Load has
+// copied a tensor it calls Release, so the file's pages do not stay
+// resident beside the packed copy (for whisper-base, 100 MB while loading).
+type Releaser interface {
+	Release(name string) error
+}
+
 // HF is a Hugging Face model directory read as a Source: config.json and
 // model.safetensors, or sharded model-0000N-of-0000M.safetensors with
 // model.safetensors.index.json. Tensors are found under "model.decoder."
@@ -134,6 +141,17 @@ func (h *HF) full(name string) ([]int, []uint16, error) {
 		return nil, nil, fmt.Errorf("decoder weights in %s: tensor %s is %s, want F32, F16 or BF16", h.dir, name, t.DType)
 	}
 	return slices.Clone(t.Shape), out, nil
+}
+
+// Release drops the resident pages of the decoder tensor name (relative to
+// the decoder) from the process once it has been copied
+// (safetensors.File.Release).
+func (h *HF) Release(name string) error {
+	f, ok := h.where[h.prefix+name]
+	if !ok {
+		return fmt.Errorf("decoder weights in %s: no tensor %s", h.dir, h.prefix+name)
+	}
+	return f.Release(h.prefix + name)
 }
 
 // checkTied verifies that an output projection stored beside the token

@@ -219,6 +219,34 @@ func (t Tensor) Uint16s() ([]uint16, error) {
 	return out, nil
 }
 
+// Release drops the resident pages of tensor name's bytes from this process
+// (madvise MADV_DONTNEED on the pages they touch, which may be shared with
+// its neighbours): a loader that has copied a tensor calls it so the file's
+// pages do not stay resident beside the copy. Views stay valid: reading
+// them again faults the pages back in from the file. For a File from Parse
+// it does nothing.
+func (f *File) Release(name string) error {
+	i, ok := f.index[name]
+	if !ok {
+		return fmt.Errorf("safetensors %s: release: no tensor %q", f.name, name)
+	}
+	if f.mapped == nil {
+		return nil
+	}
+	t := f.tensors[i]
+	if t.End == t.Begin {
+		return nil
+	}
+	off := int64(len(f.mapped) - len(f.data)) // the header's bytes before the data buffer
+	page := int64(os.Getpagesize())
+	begin := (off + t.Begin) / page * page
+	end := min((off+t.End+page-1)/page*page, int64(len(f.mapped)))
+	if err := unix.Madvise(f.mapped[begin:end], unix.MADV_DONTNEED); err != nil {
+		return fmt.Errorf("safetensors %s: release %q: madvise: %w", f.name, name, err)
+	}
+	return nil
+}
+
 // Close releases the mapping; tensor views must not be used afterwards.
 func (f *File) Close() error {
 	if f.mapped == nil {

@@ -197,19 +197,10 @@ func (b *batcher) runBatch(batch []*job) {
 func (b *batcher) compute(batch []*job, queued time.Time) {
 	ctx, cancel := b.batchContext(batch)
 	defer cancel()
-	frame := b.info.NMels * b.info.InputFrames
-	in := make([]float32, len(batch)*frame)
-	for i, j := range batch {
-		copy(in[i*frame:], j.mel)
-	}
 	start := time.Now()
-	out, err := b.enc.Encode(ctx, in, len(batch))
+	outs, err := b.encode(ctx, batch)
 	elapsed := time.Since(start)
 	b.metrics.observeBatch(len(batch), elapsed)
-	size := b.info.Positions * b.info.DModel
-	if err == nil && len(out) != len(batch)*size {
-		err = errBackendShape(len(out), len(batch), b.info)
-	}
 	if err != nil && len(batch) > 1 && ctx.Err() == nil {
 		for _, j := range batch {
 			b.compute([]*job{j}, queued)
@@ -219,19 +210,53 @@ func (b *batcher) compute(batch []*job, queued time.Time) {
 	for i, j := range batch {
 		r := result{queueWait: queued.Sub(j.enqueued), compute: elapsed, batch: len(batch), err: err}
 		if err == nil {
-			r.out = out[i*size : (i+1)*size : (i+1)*size]
-			if len(batch) > 1 {
-				// Its own copy: a request that keeps its window must not keep
-				// the whole batch's output alive (the decode budget counts
-				// each request's windows, not its batchmates').
-				r.out = append([]float32(nil), r.out...)
-			}
+			r.out = outs[i]
 			if k := firstNonFinite(r.out); k >= 0 {
-				r.out, r.err = nil, fmt.Errorf("encoder output value %v at position %d, channel %d: not finite", out[i*size+k], k/b.info.DModel, k%b.info.DModel)
+				r.out, r.err = nil, fmt.Errorf("encoder output value %v at position %d, channel %d: not finite", r.out[k], k/b.info.DModel, k%b.info.DModel)
 			}
 		}
 		j.done <- r
 	}
+}
+
+// encode runs batch on the encoder and returns each window's own output:
+// written there by a WindowsEncoder, else cut from one batch output.
+func (b *batcher) encode(ctx context.Context, batch []*job) ([][]float32, error) {
+	frame, size := b.info.NMels*b.info.InputFrames, b.info.Positions*b.info.DModel
+	outs := make([][]float32, len(batch))
+	if we, ok := b.enc.(WindowsEncoder); ok {
+		mels := make([][]float32, len(batch))
+		for i, j := range batch {
+			mels[i] = j.mel
+			if len(j.mel) != frame { // a short window: padded with zeros, as stacked below
+				mels[i] = make([]float32, frame)
+				copy(mels[i], j.mel)
+			}
+			outs[i] = make([]float32, size)
+		}
+		return outs, we.EncodeWindows(ctx, mels, outs)
+	}
+	in := make([]float32, len(batch)*frame)
+	for i, j := range batch {
+		copy(in[i*frame:], j.mel)
+	}
+	out, err := b.enc.Encode(ctx, in, len(batch))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != len(batch)*size {
+		return nil, errBackendShape(len(out), len(batch), b.info)
+	}
+	for i := range batch {
+		outs[i] = out[i*size : (i+1)*size : (i+1)*size]
+		if len(batch) > 1 {
+			// Its own copy: a request that keeps its window must not keep
+			// the whole batch's output alive (the decode budget counts
+			// each request's windows, not its batchmates').
+			outs[i] = append([]float32(nil), outs[i]...)
+		}
+	}
+	return outs, nil
 }
 
 // firstNonFinite is the index of the first NaN or ±Inf in v, or -1.

@@ -20,6 +20,21 @@ func ModelEncoder(enc *model.Encoder) BatchEncoder {
 	return modelEncoder{enc: enc, nMels: enc.Config().NumMelBins}
 }
 
+// EncodeWindows runs each window of a batch through the encoder into its
+// own output.
+func (m modelEncoder) EncodeWindows(ctx context.Context, mels, outs [][]float32) error {
+	if len(mels) != len(outs) {
+		return fmt.Errorf("encode: %d windows, %d outputs", len(mels), len(outs))
+	}
+	for i := range mels {
+		in := model.Tensor{Shape: []int{1, m.nMels, mel.Frames}, Data: mels[i]}
+		if err := m.enc.EncodeInto(ctx, outs[i], in); err != nil {
+			return fmt.Errorf("window %d of %d: %w", i+1, len(mels), err)
+		}
+	}
+	return nil
+}
+
 // Encode runs one batch [batch, n_mels, Frames] through the encoder.
 func (m modelEncoder) Encode(ctx context.Context, logMel []float32, batch int) ([]float32, error) {
 	out, err := m.enc.Encode(ctx, model.Tensor{Shape: []int{batch, m.nMels, mel.Frames}, Data: logMel})

@@ -39,6 +39,15 @@ type BatchEncoder interface {
 	Encode(ctx context.Context, mel []float32, batch int) ([]float32, error)
 }
 
+// WindowsEncoder is an optional interface of a BatchEncoder that encodes a
+// batch's windows [n_mels, frames] each into its own output [positions,
+// d_model], so the batcher neither stacks the inputs nor copies each
+// window's share out of one batch output (ModelEncoder has it: the CPU
+// encoder runs a batch's windows one after another anyway).
+type WindowsEncoder interface {
+	EncodeWindows(ctx context.Context, mels, outs [][]float32) error
+}
+
 // Info describes the served model; /v1/model and GetModel return it.
 type Info struct {
 	ModelKey        string `json:"modelKey"`

@@ -169,7 +169,7 @@ func (s *Server) transcribe(ctx context.Context, req *request, in transcription,
 	}
 	defer s.decoding.release(need)
 	start := time.Now()
-	pcm, err := audio.Load(in.audio, h.Format, in.rate, s.opts.MaxAudioSeconds)
+	pcm, err := audio.LoadSamples(in.audio, h.Format, in.rate, s.opts.MaxAudioSeconds)
 	s.metrics.frontend.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return transcribe.Result{}, invalid("file", "file: %v", err)
@@ -179,15 +179,21 @@ func (s *Server) transcribe(ctx context.Context, req *request, in transcription,
 		in.release()
 		in.release = nil
 	}
-	req.audioSec = float64(len(pcm)) / transcribe.SampleRate
-	res, err := s.opts.Transcriber.Transcribe(ctx, pcm, o, func(seg transcribe.Segment) error {
+	req.audioSec = float64(pcm.Len()) / transcribe.SampleRate
+	counted := func(seg transcribe.Segment) error {
 		s.metrics.tokens.Add(float64(len(seg.Tokens)))
 		req.windows++ // segments, for the log
 		if emit != nil {
 			return emit(seg)
 		}
 		return nil
-	})
+	}
+	var res transcribe.Result
+	if st, ok := s.opts.Transcriber.(SamplesTranscriber); ok {
+		res, err = st.TranscribeSamples(ctx, pcm, o, counted)
+	} else {
+		res, err = s.opts.Transcriber.Transcribe(ctx, pcm.Slice(0, pcm.Len()), o, counted)
+	}
 	if err != nil {
 		return res, s.transcribeError(ctx, err)
 	}
@@ -232,6 +238,14 @@ func (s *Server) transcribeError(ctx context.Context, err error) error {
 		return fmt.Errorf("transcription: %w", ctx.Err())
 	}
 	return optionError(fmt.Errorf("transcription: %w", err))
+}
+
+// SamplesTranscriber is an optional interface of a transcribe.Service (the
+// Transcriber has it): Transcribe of audio.Samples, so a request's 16 kHz
+// mono 16-bit audio is held as audio.Mono16, half its float32 size, for
+// the whole transcription.
+type SamplesTranscriber interface {
+	TranscribeSamples(ctx context.Context, pcm audio.Samples, o transcribe.Options, emit transcribe.Emit) (transcribe.Result, error)
 }
 
 // OptionChecker is an optional interface of a transcribe.Service (the

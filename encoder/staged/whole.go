@@ -195,6 +195,19 @@ func (d *DecoderWeights) Tensor(name string) ([]int, []uint16, error) {
 	return slices.Clone(t.Shape), data, nil
 }
 
+// Release drops the resident pages of decoder tensor name from the process
+// once the caller has copied it (safetensors.File.Release); its view stays
+// valid.
+func (d *DecoderWeights) Release(name string) error {
+	if d.m.decoder == nil {
+		return fmt.Errorf("staged dir %s: release decoder tensor %s: model is closed", d.m.dir, name)
+	}
+	if err := d.m.decoder.Release(name); err != nil {
+		return fmt.Errorf("staged dir %s: %w", d.m.dir, err)
+	}
+	return nil
+}
+
 // HFDir is the path of the copied Hugging Face files (config.json,
 // generation_config.json, tokenizer files) of a whole-model entry;
 // decoder.ReadConfig reads the decoder's configuration there.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 	"github.com/xdna-whisper/xdna-whisper/encoder/decoder"
 )
 
@@ -57,7 +58,7 @@ func TestBeamSearch(t *testing.T) {
 			o := c.o
 			o.Temperatures = []float64{0}
 			o = o.Defaulted()
-			r := &run{t: tr, o: o, pcm: c.pcm, rng: tr.newRand()}
+			r := &run{t: tr, o: o, pcm: audio.Float32(c.pcm), rng: tr.newRand()}
 			r.res.Language = "en"
 			cross, err := encodeCross(context.Background(), r, 0)
 			if err != nil {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 )
 
 // tieMargin is the largest top-1 minus top-2 logit gap of a reference step
@@ -145,7 +147,7 @@ func fixtureTranscriber(t *testing.T, dir string) *Transcriber {
 func firstWindow(t *testing.T, tr *Transcriber, pcm []float32, timestamps, hf bool) ([]int, []int) {
 	t.Helper()
 	o := Options{Language: "en", Temperatures: []float64{0}, WithoutTimestamps: !timestamps}.Defaulted()
-	r := &run{t: tr, o: o, pcm: pcm, rng: tr.newRand()}
+	r := &run{t: tr, o: o, pcm: audio.Float32(pcm), rng: tr.newRand()}
 	r.res.Language = "en"
 	ctx := context.Background()
 	cross, err := encodeCross(ctx, r, 0)

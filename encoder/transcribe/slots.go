@@ -14,6 +14,11 @@ import (
 // decoder batches.
 const DefaultDecodeMemory = 64 << 20
 
+// DefaultMaxAhead is the default of Config.MaxAhead: two batches of the
+// server's default encoder batch (4), so the encoder has the next batch
+// while one waits for the decoder.
+const DefaultMaxAhead = 8
+
 // decodeSlots bounds the decoder state of the windows decoded at once by a
 // memory budget: a window takes its bytes (its cross-attention keys and
 // values and the self-attention caches of its sequences, see windowBytes)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,5 +173,68 @@ func TestOptionErrors(t *testing.T) {
 	}
 	if err := tr.CheckOptions(Options{Language: "German", BeamSize: 4}); err != nil {
 		t.Errorf("good options: %v", err)
+	}
+}
+
+// callCountingEncoder counts the windows given to the encoder.
+type callCountingEncoder struct {
+	inner WindowEncoder
+	calls atomic.Int64
+}
+
+func (e *callCountingEncoder) EncodeWindow(ctx context.Context, logMel []float32) ([]float32, int, error) {
+	e.calls.Add(1)
+	return e.inner.EncodeWindow(ctx, logMel)
+}
+
+// TestMaxAheadBound: with decode memory for one window and MaxAhead 2, of 6
+// concurrent transcriptions of the real hf-micro, while no decoder step
+// runs, one window holds decode memory, 2 wait for it encoded, and the other
+// 3 wait before their log-mel: the encoder saw 3 windows, not 6. Then every
+// result equals the one alone.
+func TestMaxAheadBound(t *testing.T) {
+	pcm := jfk(t)
+	o := Options{Language: "en", Temperatures: []float64{0}}
+	probe := newMicro(t, 0)
+	want, err := probe.Transcribe(context.Background(), pcm, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, window, _ := probe.DecodeMemory()
+	f := microFixture(t)
+	const n, ahead = 6, 2
+	enc := &callCountingEncoder{inner: ModelEncoder{f.enc}}
+	tr, err := New(Config{Encoder: enc, Decoder: f.dec, Tokenizer: f.tk, Generation: f.gen, NMels: 80, DecodeMemory: window, MaxAhead: ahead, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	tr.sched.mu.Lock() // no decoder step runs: the decoding window keeps its memory
+	locked := true
+	defer func() {
+		if locked {
+			tr.sched.mu.Unlock()
+		}
+	}()
+	var wg sync.WaitGroup
+	got := make([]Result, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { got[i], errs[i] = tr.Transcribe(context.Background(), pcm, o, nil) })
+	}
+	waitUntil(t, "1 window decoding and 2 waiting", func() bool { return tr.DecodeQueueDepth() == 1+ahead })
+	if calls, held := enc.calls.Load(), len(tr.ahead); calls != 1+ahead || held != ahead {
+		t.Errorf("while stalled: the encoder saw %d windows and %d hold MaxAhead slots; want %d and %d", calls, held, 1+ahead, ahead)
+	}
+	tr.sched.mu.Unlock()
+	locked = false
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || got[i].Text != want.Text {
+			t.Errorf("request %d: %q, %v; want %q", i, got[i].Text, errs[i], want.Text)
+		}
+	}
+	if held := len(tr.ahead); held != 0 {
+		t.Errorf("%d MaxAhead slots held after every request ended", held)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 
+	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 	"github.com/xdna-whisper/xdna-whisper/encoder/decoder"
 	"github.com/xdna-whisper/xdna-whisper/encoder/mel"
 )
@@ -28,12 +29,18 @@ const (
 // extractor does), where Whisper normalises the whole file's at once; the
 // two agree for audio up to 30 s.
 func (t *Transcriber) Transcribe(ctx context.Context, pcm []float32, o Options, emit Emit) (Result, error) {
+	return t.TranscribeSamples(ctx, audio.Float32(pcm), o, emit)
+}
+
+// TranscribeSamples is Transcribe of audio held as audio.Samples, e.g.
+// audio.Mono16: 16-bit audio in half the memory of float32 samples.
+func (t *Transcriber) TranscribeSamples(ctx context.Context, pcm audio.Samples, o Options, emit Emit) (Result, error) {
 	o = t.defaulted(o)
 	if err := t.check(o); err != nil {
 		return Result{}, err
 	}
 	run := &run{t: t, o: o, pcm: pcm, emit: emit, rng: t.newRand()}
-	run.res.Duration = float64(len(pcm)) / SampleRate
+	run.res.Duration = float64(pcm.Len()) / SampleRate
 	run.res.Segments = []Segment{}
 	if err := run.transcribe(ctx); err != nil {
 		return Result{}, err
@@ -53,7 +60,7 @@ func (t *Transcriber) newRand() *rand.Rand {
 type run struct {
 	t    *Transcriber
 	o    Options
-	pcm  []float32
+	pcm  audio.Samples
 	emit Emit
 	rng  *rand.Rand
 	res  Result
@@ -73,7 +80,7 @@ func (r *run) transcribe(ctx context.Context) error {
 	} else if !t.multi {
 		r.res.Language = "en"
 	}
-	content := len(r.pcm) / mel.Hop
+	content := r.pcm.Len() / mel.Hop
 	for seek := 0; seek < content; {
 		next, err := r.window(ctx, seek, min(mel.Frames, content-seek))
 		if err != nil {
@@ -94,11 +101,18 @@ func (r *run) transcribe(ctx context.Context) error {
 // segments; the segments are emitted after that is returned.
 func (r *run) window(ctx context.Context, seek, segSize int) (int, error) {
 	t := r.t
+	select { // a MaxAhead slot from the log-mel to the decode memory
+	case t.ahead <- struct{}{}:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("transcribe: waiting for the encoder: %w", ctx.Err())
+	}
 	hidden, positions, err := r.encode(ctx, seek)
 	if err != nil {
+		<-t.ahead
 		return 0, err
 	}
 	held, err := t.slots.acquire(ctx, t.WindowBytes(r.o, positions))
+	<-t.ahead
 	if err != nil {
 		return 0, fmt.Errorf("transcribe: waiting for decode memory: %w", err)
 	}
@@ -182,9 +196,9 @@ func (r *run) silent(res windowResult) bool {
 // encode computes the window at seek: log-mel of its 30 s of audio, then
 // the encoder's last hidden state [positions][d_model].
 func (r *run) encode(ctx context.Context, seek int) ([]float32, int, error) {
-	from := min(seek*mel.Hop, len(r.pcm))
-	to := min(from+mel.WindowSamples, len(r.pcm))
-	lm, err := mel.LogMel(r.pcm[from:to], r.t.cfg.NMels)
+	from := min(seek*mel.Hop, r.pcm.Len())
+	to := min(from+mel.WindowSamples, r.pcm.Len())
+	lm, err := mel.LogMel(r.pcm.Slice(from, to), r.t.cfg.NMels)
 	if err != nil {
 		return nil, 0, fmt.Errorf("transcribe: log-mel at %.2f s: %w", float64(seek)/framesPerSecond, err)
 	}

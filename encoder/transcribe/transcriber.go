@@ -53,6 +53,13 @@ type Config struct {
 	// bound, e.g. when Encoder is a server's batcher that bounds them). Each
 	// running encode holds its workspaces, so the bound caps memory too.
 	MaxEncodes int
+	// MaxAhead bounds the windows ahead of the decoder across requests:
+	// from their log-mel to their decode memory (log-mel computed, being
+	// encoded, or encoded and waiting for DecodeMemory), each holding its
+	// log-mel or its hidden states (whisper-base: 1 MB, 3 MB). 0 means
+	// DefaultMaxAhead. Without the bound every transcription in progress
+	// holds a window's hidden states while the decoder is the bottleneck.
+	MaxAhead int
 	// DecodeMemory bounds the decoder state of the windows decoded at once
 	// across requests, in bytes (0: DefaultDecodeMemory): each window holds
 	// its cross-attention keys and values and its sequences' self-attention
@@ -74,6 +81,7 @@ type Transcriber struct {
 	sp     tokenizer.Specials
 	multi  bool          // the prompt carries language and task tokens
 	encSem chan struct{} // MaxEncodes slots, nil when unbounded
+	ahead  chan struct{} // MaxAhead slots
 	dcfg   decoder.Config
 	sched  *scheduler
 	slots  *decodeSlots
@@ -94,6 +102,8 @@ func New(cfg Config) (*Transcriber, error) {
 		return nil, fmt.Errorf("transcribe: Config.NMels: expected 80 or 128, found %d", cfg.NMels)
 	case cfg.MaxEncodes < 0:
 		return nil, fmt.Errorf("transcribe: Config.MaxEncodes: expected ≥ 0, found %d", cfg.MaxEncodes)
+	case cfg.MaxAhead < 0:
+		return nil, fmt.Errorf("transcribe: Config.MaxAhead: expected ≥ 0, found %d", cfg.MaxAhead)
 	case cfg.MaxBatch < 0:
 		return nil, fmt.Errorf("transcribe: Config.MaxBatch: expected ≥ 0, found %d", cfg.MaxBatch)
 	case cfg.DecodeMemory < 0:
@@ -112,9 +122,13 @@ func New(cfg Config) (*Transcriber, error) {
 	if cfg.DecodeMemory == 0 {
 		cfg.DecodeMemory = DefaultDecodeMemory
 	}
+	if cfg.MaxAhead == 0 {
+		cfg.MaxAhead = DefaultMaxAhead
+	}
 	t := &Transcriber{
 		cfg: cfg, tk: cfg.Tokenizer, sp: cfg.Tokenizer.Specials(), dcfg: dcfg, multi: cfg.Generation.IsMultilingual,
 		sched: newScheduler(cfg.Decoder, cfg.MaxBatch), slots: newDecodeSlots(cfg.DecodeMemory),
+		ahead: make(chan struct{}, cfg.MaxAhead),
 	}
 	if cfg.MaxEncodes > 0 {
 		t.encSem = make(chan struct{}, cfg.MaxEncodes)

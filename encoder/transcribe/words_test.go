@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/audio"
 )
 
 func TestMedianFilter(t *testing.T) {
@@ -86,7 +88,7 @@ func TestWordTimestamps(t *testing.T) {
 // segments as their tokens are.
 func TestAlignForcedText(t *testing.T) {
 	tr := newMicro(t, 0)
-	r := &run{t: tr, o: Options{Language: "en"}.Defaulted(), pcm: jfk(t)}
+	r := &run{t: tr, o: Options{Language: "en"}.Defaulted(), pcm: audio.Float32(jfk(t))}
 	r.res.Language = "en"
 	cross, err := encodeCross(context.Background(), r, 0)
 	if err != nil {
