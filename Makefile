@@ -301,7 +301,8 @@ tokenizer-golden: tokenizer-node
 ## test-transcribe: encoder/transcribe under the race detector, then its greedy ids required equal to
 ## the @huggingface/transformers ASR pipeline's (committed references in testdata/transcribe/golden)
 ## on hf-micro and on tiny-shaped real-vocabulary models (multilingual, English-only) generated
-## into $(TRANSCRIBE_FIXTURES).
+## into $(TRANSCRIBE_FIXTURES); hf-tiny's long-form loop (305 s, no timestamps) window by window
+## against the pipeline's 30 s chunks (testdata/transcribe/longref.mjs).
 ## transcribe-golden: rerun the pipeline (testdata/transcribe, npm ci) and rewrite the references
 .PHONY: test-transcribe transcribe-golden transcribe-fixtures
 TRANSCRIBE_FIXTURES ?= testdata/bench
@@ -309,8 +310,8 @@ transcribe-fixtures:
 	@test -f $(TRANSCRIBE_FIXTURES)/hf-tiny/onnx/encoder_model.onnx || /usr/bin/python3 testdata/gen/gen_whisper_hf.py tiny $(TRANSCRIBE_FIXTURES)/hf-tiny
 	@test -f $(TRANSCRIBE_FIXTURES)/hf-tiny-en/onnx/encoder_model.onnx || /usr/bin/python3 testdata/gen/gen_whisper_hf.py tiny.en $(TRANSCRIBE_FIXTURES)/hf-tiny-en
 test-transcribe: transcribe-fixtures
-	$(GO) test -race -count=1 -skip TestReferenceTokens ./encoder/transcribe
-	XDNA_TRANSCRIBE_TEST=required XDNA_TRANSCRIBE_FIXTURES=$(abspath $(TRANSCRIBE_FIXTURES)) $(GO) test -count=1 -v -run TestReferenceTokens ./encoder/transcribe
+	$(GO) test -race -count=1 -skip 'TestReferenceTokens|TestReferenceLongForm' ./encoder/transcribe
+	XDNA_TRANSCRIBE_TEST=required XDNA_TRANSCRIBE_FIXTURES=$(abspath $(TRANSCRIBE_FIXTURES)) $(GO) test -count=1 -v -run 'TestReferenceTokens|TestReferenceLongForm' ./encoder/transcribe
 # hf-micro's decoder exports are committed; regenerating them (the generator also rewrites the
 # committed hf-micro decoder goldens with float-level noise, so those are checked out again)
 transcribe-golden: transcribe-fixtures
@@ -318,6 +319,7 @@ transcribe-golden: transcribe-fixtures
 	@test -f testdata/models/hf-micro/onnx/decoder_model_merged.onnx || (/usr/bin/python3 testdata/gen/gen_whisper_hf.py micro && git checkout -- testdata/golden/hf-micro)
 	node testdata/transcribe/reference.mjs --model testdata/models/hf-micro --out testdata/transcribe/golden/hf-micro.json
 	for m in hf-tiny hf-tiny-en; do node testdata/transcribe/reference.mjs --model $(TRANSCRIBE_FIXTURES)/$$m --out testdata/transcribe/golden/$$m.json || exit 1; done
+	node testdata/transcribe/longref.mjs --model $(TRANSCRIBE_FIXTURES)/hf-tiny --out testdata/transcribe/golden/longform-hf-tiny.json
 
 ## bench-model: the whisper-base-sized fp32 export (~82 MB, random weights) that
 ## bench-stage and bench-encoder use: $(BENCH_ONNX)
