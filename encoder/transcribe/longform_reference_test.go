@@ -123,3 +123,104 @@ func blankText(t *testing.T, tr *Transcriber, ids []int) bool {
 	}
 	return strings.TrimSpace(s) == ""
 }
+
+// seekReference is testdata/transcribe/seekref.py's output.
+type seekReference struct {
+	Seconds int    `json:"seconds"`
+	Torch   string `json:"torch"`
+	Windows []struct {
+		Seek    int       `json:"seek"`
+		IDs     []int     `json:"ids"`
+		Margins []float64 `json:"margins"`
+	} `json:"windows"`
+	Segments []struct {
+		Seek   int     `json:"seek"`
+		Start  float64 `json:"start"`
+		End    float64 `json:"end"`
+		Tokens []int   `json:"tokens"`
+	} `json:"segments"`
+}
+
+// TestReferenceSeek: Whisper's long-form loop with timestamps (seeking to
+// the last timestamp, conditioning on previous text, Whisper's timestamp
+// rules; greedy, no fallback, no no-speech skip) gives the segments of a
+// PyTorch reference of that loop on the same model and audio (seekref.py),
+// seek, times and ids.
+func TestReferenceSeek(t *testing.T) {
+	for _, fx := range referenceFixtures() {
+		if fx.name != "hf-tiny" {
+			continue
+		}
+		t.Run(fx.name, func(t *testing.T) {
+			if _, err := os.Stat(filepath.Join(fx.dir, "onnx", "encoder_model.onnx")); err != nil {
+				skipOrFail(t, "generated fixture %s is absent (make test-transcribe generates it): %v", fx.dir, err)
+			}
+			golden := filepath.Join(repo, "testdata/transcribe/golden", "seek-"+fx.name+".json")
+			checkSeek(t, fixtureTranscriber(t, fx.dir), golden)
+		})
+	}
+}
+
+func checkSeek(t *testing.T, tr *Transcriber, golden string) {
+	t.Helper()
+	b, err := os.ReadFile(golden)
+	if err != nil {
+		skipOrFail(t, "reference %s is absent (make transcribe-golden writes it): %v", golden, err)
+	}
+	var ref seekReference
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatalf("%s: %v", golden, err)
+	}
+	o := Options{Language: "en", Temperatures: []float64{0}, NoSpeechThreshold: math.NaN()}
+	res, err := tr.Transcribe(context.Background(), longClip(jfk(t), ref.Seconds), o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range max(len(res.Segments), len(ref.Segments)) {
+		if i >= len(res.Segments) || i >= len(ref.Segments) {
+			t.Fatalf("%d segments, reference %d; equal up to %d", len(res.Segments), len(ref.Segments), i)
+		}
+		got, want := res.Segments[i], ref.Segments[i]
+		if got.Seek == want.Seek && math.Abs(got.Start-want.Start) < 1e-9 && math.Abs(got.End-want.End) < 1e-9 && firstDiff(got.Tokens, want.Tokens) < 0 {
+			continue
+		}
+		if tieBefore(t, tr, res.Segments, ref, want.Seek) {
+			t.Logf("segment %d: the loops part after a tie; %d segments equal before", i, i)
+			return
+		}
+		t.Fatalf("segment %d: seek %d %.2f-%.2f %v\nreference seek %d %.2f-%.2f %v", i, got.Seek, got.Start, got.End, got.Tokens, want.Seek, want.Start, want.End, want.Tokens)
+	}
+	ids := 0
+	for _, w := range ref.Windows {
+		ids += len(w.IDs)
+	}
+	t.Logf("%d s: %d windows, %d segments equal (seek, times, ids); %d sampled ids (torch %s)", ref.Seconds, len(ref.Windows), len(ref.Segments), ids, ref.Torch)
+}
+
+// tieBefore reports (and logs) whether our window at seek parted from the
+// reference's at a near-tie step: its segments' ids against the reference
+// window's sampled ids.
+func tieBefore(t *testing.T, tr *Transcriber, segs []Segment, ref seekReference, seek int) bool {
+	t.Helper()
+	var got []int
+	for _, s := range segs {
+		if s.Seek == seek {
+			got = append(got, s.Tokens...)
+		}
+	}
+	for _, w := range ref.Windows {
+		if w.Seek != seek {
+			continue
+		}
+		want := w.IDs
+		if n := len(want); n > 0 && want[n-1] == tr.sp.EOT {
+			want = want[:n-1]
+		}
+		k := firstDiff(got, want)
+		if k >= 0 && k < len(w.Margins) && w.Margins[k] <= tieMargin {
+			t.Logf("window at seek %d: tie at step %d (reference margin %.4f ≤ %.2f): %d vs %d", seek, k, w.Margins[k], tieMargin, at(got, k), at(want, k))
+			return true
+		}
+	}
+	return false
+}
