@@ -309,17 +309,19 @@ tokenizer-golden: tokenizer-node
 
 ## test-transcribe: encoder/transcribe under the race detector, then its greedy ids required equal to
 ## the @huggingface/transformers ASR pipeline's (committed references in testdata/transcribe/golden)
-## on hf-micro and on tiny-shaped real-vocabulary models (multilingual, English-only) generated
-## into $(TRANSCRIBE_FIXTURES).
+## on hf-micro, on tiny-shaped real-vocabulary models (multilingual, English-only) generated
+## into $(TRANSCRIBE_FIXTURES) and on hf-fixture-base; hf-tiny's long-form loop (305 s, no
+## timestamps) window by window against the pipeline's 30 s chunks (testdata/transcribe/longref.mjs),
+## and with timestamps against a PyTorch reference of Whisper's seek loop (seekref.py).
 ## transcribe-golden: rerun the pipeline (testdata/transcribe, npm ci) and rewrite the references
 .PHONY: test-transcribe transcribe-golden transcribe-fixtures
 TRANSCRIBE_FIXTURES ?= testdata/bench
-transcribe-fixtures:
+transcribe-fixtures: hf-fixture-base
 	@test -f $(TRANSCRIBE_FIXTURES)/hf-tiny/onnx/encoder_model.onnx || /usr/bin/python3 testdata/gen/gen_whisper_hf.py tiny $(TRANSCRIBE_FIXTURES)/hf-tiny
 	@test -f $(TRANSCRIBE_FIXTURES)/hf-tiny-en/onnx/encoder_model.onnx || /usr/bin/python3 testdata/gen/gen_whisper_hf.py tiny.en $(TRANSCRIBE_FIXTURES)/hf-tiny-en
 test-transcribe: transcribe-fixtures
-	$(GO) test -race -count=1 -skip TestReferenceTokens ./encoder/transcribe
-	XDNA_TRANSCRIBE_TEST=required XDNA_TRANSCRIBE_FIXTURES=$(abspath $(TRANSCRIBE_FIXTURES)) $(GO) test -count=1 -v -run TestReferenceTokens ./encoder/transcribe
+	$(GO) test -race -count=1 -skip 'TestReference(Tokens|LongForm|Seek)' ./encoder/transcribe
+	XDNA_TRANSCRIBE_TEST=required XDNA_TRANSCRIBE_FIXTURES=$(abspath $(TRANSCRIBE_FIXTURES)) $(GO) test -count=1 -v -run 'TestReference(Tokens|LongForm|Seek)' ./encoder/transcribe
 # hf-micro's decoder exports are committed; regenerating them (the generator also rewrites the
 # committed hf-micro decoder goldens with float-level noise, so those are checked out again)
 transcribe-golden: transcribe-fixtures
@@ -327,6 +329,9 @@ transcribe-golden: transcribe-fixtures
 	@test -f testdata/models/hf-micro/onnx/decoder_model_merged.onnx || (/usr/bin/python3 testdata/gen/gen_whisper_hf.py micro && git checkout -- testdata/golden/hf-micro)
 	node testdata/transcribe/reference.mjs --model testdata/models/hf-micro --out testdata/transcribe/golden/hf-micro.json
 	for m in hf-tiny hf-tiny-en; do node testdata/transcribe/reference.mjs --model $(TRANSCRIBE_FIXTURES)/$$m --out testdata/transcribe/golden/$$m.json || exit 1; done
+	node testdata/transcribe/reference.mjs --model $(XDNA_CACHE)/fixtures/hf-base --out testdata/transcribe/golden/hf-base.json
+	node testdata/transcribe/longref.mjs --model $(TRANSCRIBE_FIXTURES)/hf-tiny --out testdata/transcribe/golden/longform-hf-tiny.json
+	/usr/bin/python3 testdata/transcribe/seekref.py tiny $(TRANSCRIBE_FIXTURES)/hf-tiny testdata/transcribe/golden/seek-hf-tiny.json 305
 
 ## bench-model: the whisper-base-sized fp32 export (~82 MB, random weights) that
 ## bench-stage and bench-encoder use: $(BENCH_ONNX)
@@ -375,9 +380,10 @@ test-decoder:
 BENCH_THREADS ?= 2
 bench-decoder: bench-tool hf-fixture-base
 	bin/whisper-bench decoder --model $(XDNA_CACHE)/fixtures/hf-base --threads $(BENCH_THREADS) --batches 1,8,32
-.PRECIOUS: $(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy
-hf-fixture-%: $(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy ;
-$(XDNA_CACHE)/fixtures/hf-%/check/ort_0.npy:
+# keyed on tokenizer.json: a cache from before the generator wrote it (and onnx/encoder_model.onnx) is remade
+.PRECIOUS: $(XDNA_CACHE)/fixtures/hf-%/tokenizer.json
+hf-fixture-%: $(XDNA_CACHE)/fixtures/hf-%/tokenizer.json ;
+$(XDNA_CACHE)/fixtures/hf-%/tokenizer.json:
 	@test -d testdata/ort/node_modules/onnxruntime-node || (cd testdata/ort && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund)
 	@mkdir -p $(XDNA_CACHE)/fixtures
 	@rm -rf $(XDNA_CACHE)/fixtures/hf-$*.tmp

@@ -89,11 +89,16 @@ func onnxLayoutCopy(t *testing.T, dir string, onnxFiles ...string) string {
 // its graph) transcribes to the committed @huggingface/transformers
 // reference ids, as the safetensors-loaded model does: hf-micro from the
 // merged and the no-past export, the generated tiny-shaped real-vocabulary
-// models (make test-transcribe) from the merged one.
+// models (make test-transcribe) from the merged one. hf-base is left out
+// (its decoder mapping is convert's TestDecoderFixtures'): it would double
+// the slowest model's share of the run.
 func TestReferenceTokensONNXLayout(t *testing.T) {
 	type layoutRun struct{ name, dir, golden, dec string }
 	var runs []layoutRun
 	for _, fx := range referenceFixtures() {
+		if fx.name == "hf-base" {
+			continue
+		}
 		runs = append(runs, layoutRun{fx.name, fx.dir, fx.golden, "decoder_model_merged.onnx"})
 		if fx.name == "hf-micro" {
 			runs = append(runs, layoutRun{fx.name, fx.dir, fx.golden, "decoder_model.onnx"})

@@ -158,6 +158,9 @@ func (r *run) decide(ctx context.Context, hidden []float32, positions, seek, seg
 		return nil, seek + segSize, res.temperature, nil
 	}
 	raw, next, single := splitSegments(res.tokens, t.sp.TimestampBegin, seek, segSize)
+	if r.o.WithoutTimestamps {
+		raw, next = wholeWindow(res.tokens, seek, segSize), seek+segSize
+	}
 	segs := make([]Segment, len(raw))
 	for i, s := range raw {
 		if segs[i], err = r.segment(s, res); err != nil {
@@ -299,6 +302,15 @@ func (t *Transcriber) rules(o Options) rules {
 		tsBegin:       t.sp.TimestampBegin,
 		maxInitial:    g.MaxInitialTimestampIndex,
 	}
+}
+
+// wholeWindow is the one segment of a window decoded without timestamps:
+// its whole span. A model may still sample timestamp tokens after
+// <|notimestamps|> (Whisper and Hugging Face ban none there; random weights
+// do it often); they are not segment boundaries, only ids of the text.
+func wholeWindow(tokens []int, seek, segSize int) []rawSegment {
+	return []rawSegment{{seek: seek, start: float64(seek) / framesPerSecond,
+		end: float64(seek+segSize) / framesPerSecond, tokens: tokens}}
 }
 
 // rawSegment is a piece of a window's tokens with its times.

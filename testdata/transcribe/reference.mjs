@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pipeline, env } from '@huggingface/transformers';
 import { readWav } from './wav.mjs';
+import { noise } from './clips.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
@@ -29,19 +30,6 @@ function arg(name) {
     process.exit(2);
   }
   return process.argv[i + 1];
-}
-
-// noise is the Go test's noise(n, a, seed): a 32-bit LCG, float32 arithmetic.
-function noise(n, a, seed) {
-  const x = new Float32Array(n);
-  const a32 = Math.fround(a);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const u = Math.fround((s >>> 8) / 16777216);
-    x[i] = Math.fround(a32 * (u * 2 - 1));
-  }
-  return x;
 }
 
 const modelDir = path.resolve(arg('model'));
