@@ -12,7 +12,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -260,33 +259,8 @@ func TestDeviceClassIsTheDriversOne(t *testing.T) {
 	}
 }
 
-var (
-	draOnce sync.Once
-	draBin  string
-	draErr  error
-)
-
 // draDriverBinary builds cmd/xdna-dra-driver once per test binary.
-func draDriverBinary(t *testing.T) string {
-	t.Helper()
-	draOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "chart-test-dra-")
-		if err != nil {
-			draErr = err
-			return
-		}
-		draBin = filepath.Join(dir, "xdna-dra-driver")
-		cmd := exec.Command("go", "build", "-o", draBin, "./cmd/xdna-dra-driver")
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			draErr = fmt.Errorf("go build ./cmd/xdna-dra-driver: %v\n%s", err, out)
-		}
-	})
-	if draErr != nil {
-		t.Fatal(draErr)
-	}
-	return draBin
-}
+func draDriverBinary(t *testing.T) string { return goBuild(t, "./cmd/xdna-dra-driver") }
 
 // TestDRADriverFlagsAccepted runs the real xdna-dra-driver with the arguments every rendering
 // gives it (plus --version, which exits after parsing every flag).

@@ -34,6 +34,44 @@ var (
 	configDir = filepath.Join(repoRoot, "config")
 )
 
+// Commands the tests run, built once per test binary into binDir (removed by TestMain).
+var (
+	binDir  string
+	builtMu sync.Mutex
+	built   = map[string]*builtCommand{}
+)
+
+type builtCommand struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// goBuild builds the command in package pkg (relative to the repository, e.g.
+// ./cmd/whisper-operator) once per test binary and returns the path of the binary.
+func goBuild(t *testing.T, pkg string) string {
+	t.Helper()
+	builtMu.Lock()
+	b := built[pkg]
+	if b == nil {
+		b = &builtCommand{}
+		built[pkg] = b
+	}
+	builtMu.Unlock()
+	b.once.Do(func() {
+		b.path = filepath.Join(binDir, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-o", b.path, pkg)
+		cmd.Dir = repoRoot
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
 // Shared test environment, set up by TestMain when HELM and KUBEBUILDER_ASSETS are given.
 var (
 	helmBin    string
@@ -48,6 +86,12 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	logf.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	var err error
+	if binDir, err = os.MkdirTemp("", "chart-test-bin-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(binDir) }()
 	helmBin = os.Getenv("HELM")
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if helmBin == "" || assets == "" {

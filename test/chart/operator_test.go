@@ -32,33 +32,8 @@ import (
 	"github.com/xdna-whisper/xdna-whisper/operator"
 )
 
-var (
-	operatorOnce sync.Once
-	operatorBin  string
-	operatorErr  error
-)
-
 // operatorBinary builds cmd/whisper-operator once per test binary.
-func operatorBinary(t *testing.T) string {
-	t.Helper()
-	operatorOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "chart-test-operator-")
-		if err != nil {
-			operatorErr = err
-			return
-		}
-		operatorBin = filepath.Join(dir, "whisper-operator")
-		cmd := exec.Command("go", "build", "-o", operatorBin, "./cmd/whisper-operator")
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			operatorErr = fmt.Errorf("go build ./cmd/whisper-operator: %v\n%s", err, out)
-		}
-	})
-	if operatorErr != nil {
-		t.Fatal(operatorErr)
-	}
-	return operatorBin
-}
+func operatorBinary(t *testing.T) string { return goBuild(t, "./cmd/whisper-operator") }
 
 // TestOperatorFlagsAccepted runs the real whisper-operator with the arguments every
 // rendering gives it (plus --version, which exits after parsing): unknown flags or bad
