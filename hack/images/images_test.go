@@ -42,28 +42,33 @@ var mainPackages = map[string]string{
 }
 
 var (
+	binDir    string // made and removed by TestMain
 	buildOnce sync.Once
 	built     map[string]string
 	buildErr  error
 )
+
+func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+
+func runMain(m *testing.M) int {
+	var err error
+	if binDir, err = os.MkdirTemp("", "images-test-bin-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(binDir) }()
+	return m.Run()
+}
 
 // staticBinaries builds, once per test binary, every image's binary that has a
 // main package in this tree, statically and version-stamped as the Makefile does.
 func staticBinaries(t *testing.T) map[string]string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "images-test-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
 		built = map[string]string{}
 		ldflags := fmt.Sprintf("-s -w -X github.com/xdna-whisper/xdna-whisper/internal/version.Version=%s -X github.com/xdna-whisper/xdna-whisper/internal/version.Commit=%s", testVersion, testRevision)
 		for name, pkg := range mainPackages {
-			if _, err := os.Stat(filepath.Join(repoRoot, pkg, "main.go")); err != nil {
-				continue // not written yet
-			}
-			out := filepath.Join(dir, name)
+			out := filepath.Join(binDir, name)
 			cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg)
 			cmd.Dir = repoRoot
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
