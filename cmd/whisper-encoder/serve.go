@@ -57,7 +57,7 @@ func runServe(ctx context.Context, args []string) error {
 		defTask      = fs.String("default-task", "transcribe", "transcription task when a request names none: transcribe or translate")
 		defBeam      = fs.Int("default-beam-size", 1, "beam size when a request sets none (1: greedy)")
 		defWords     = fs.Bool("default-word-timestamps", false, "word timestamps for every transcription")
-		decodeMemory = fs.Int64("decode-memory", transcribe.DefaultDecodeMemory, "bytes of decoder state (each window's cross-attention K/V and self-attention caches) of the transcription windows decoded at once; windows beyond it wait their turn (a window larger than it runs alone)")
+		decodeMemory = fs.Int64("decode-memory", transcribe.DefaultDecodeMemory, "bytes of decoder state (each window's cross-attention K/V and self-attention caches) of the transcription windows decoded at once; windows beyond it wait their turn (a window larger than it runs alone). Unset under a memory limit: at most a third of what the packed weights leave of the limit")
 		memLimit     = fs.Int64("memory-limit", 0, "bytes the process may hold in all, e.g. the pod's memory limit (0: the container's cgroup limit when one is set): the Go heap's soft limit is what the packed weights leave of it, so garbage is collected before the limit is reached")
 		forceTokens  = fs.Int("bench-force-tokens", 0, "benchmarks only: every transcription window samples exactly this many tokens, greedily without fallback, whatever the request asks (random weights cannot shorten the work); 0: off")
 		logLevel     = fs.String("log-level", "info", "debug (one line per request), info, warn or error")
@@ -110,6 +110,7 @@ func runServe(ctx context.Context, args []string) error {
 		return usageError{fmt.Errorf("--bench-force-tokens %d: want ≥ 0 (0: off)", *forceTokens)}
 	}
 	defs := transcriptionDefaults{Language: *defLanguage, Task: *defTask, BeamSize: *defBeam, WordTimestamps: *defWords, DecodeMemory: *decodeMemory, ForceTokens: *forceTokens, MaxAhead: max(*maxBatch, 1), MemoryLimit: *memLimit}
+	fs.Visit(func(f *flag.Flag) { defs.DecodeMemorySet = defs.DecodeMemorySet || f.Name == "decode-memory" })
 	err = serve(ctx, log, mf, *backend, *httpAddr, *grpcAddr, opts, *drainTimeout, defs)
 	if err != nil {
 		writeTerminationLog(*termLog, err)
@@ -140,7 +141,16 @@ func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, back
 	if err != nil {
 		return err
 	}
-	closeTr, decPacked, err := attachTranscriber(log, s, *mf.Weights, info.NMels, defs)
+	// Within a container's memory limit, the heap gets what the packed
+	// weights leave, so garbage is collected before the pod would be killed.
+	limit := defs.MemoryLimit
+	if limit == 0 {
+		if limit, err = server.ContainerMemoryLimit(os.DirFS("/")); err != nil {
+			log.Warn("no container memory limit read", "error", err)
+		}
+	}
+	defs.MemoryLimit = limit
+	closeTr, decPacked, err := attachTranscriber(log, s, *mf.Weights, info.NMels, int64(enc.PackedBytes()), &defs)
 	if err != nil {
 		return contract.WithCode(contract.CodeModelLoadFailed, err)
 	}
@@ -152,14 +162,6 @@ func serve(ctx context.Context, log *slog.Logger, mf encodercli.ModelFlags, back
 	bound, heap := server.MemoryBound(opts, info, 2*int64(enc.PackedBytes()))
 	if closeTr != nil { // the Transcriber's decode memory is Go heap too
 		bound, heap = bound+defs.DecodeMemory, heap+defs.DecodeMemory
-	}
-	// Within a container's memory limit, the heap gets what the packed
-	// weights leave, so garbage is collected before the pod would be killed.
-	limit := defs.MemoryLimit
-	if limit == 0 {
-		if limit, err = server.ContainerMemoryLimit(os.DirFS("/")); err != nil {
-			log.Warn("no container memory limit read", "error", err)
-		}
 	}
 	resident := int64(enc.PackedBytes()) + decPacked
 	if soft := server.HeapLimit(heap, limit, resident); soft < debug.SetMemoryLimit(-1) { // a lower GOMEMLIMIT from the environment stays

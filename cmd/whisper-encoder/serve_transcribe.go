@@ -28,13 +28,31 @@ type transcriptionDefaults struct {
 	// one encoder batch (--max-batch), which keeps the encoder busy while the
 	// decoder is not the bottleneck.
 	MaxAhead int
-	// MemoryLimit is --memory-limit (0: the container's cgroup limit).
+	// DecodeMemorySet says --decode-memory was given: it is then kept as is,
+	// else a memory limit may lower it (decodeMemoryWithin).
+	DecodeMemorySet bool
+	// MemoryLimit is --memory-limit, or the container's cgroup limit when
+	// that flag is 0 (0: no limit).
 	MemoryLimit int64
 	// ForceTokens > 0 (--bench-force-tokens, benchmarks only) makes every
 	// window sample exactly that many tokens greedily, without temperature
 	// fallback, whatever the request asks: random weights cannot shorten
 	// or lengthen the work.
 	ForceTokens int
+}
+
+// decodeMemoryWithin is the decode memory for a process that may hold limit
+// bytes (0: no limit) of which packed lie outside the Go heap (the packed
+// weights): at most def, and at most a third of the heap's room under the
+// limit (server.HeapLimit's), so the decoder's state leaves the rest to the
+// requests' audio, the windows waiting for the decoder and transient buffers.
+// At least 1 byte: a window larger than the budget then runs alone.
+func decodeMemoryWithin(def, limit, packed int64) int64 {
+	if limit <= 0 {
+		return def
+	}
+	room := limit - packed - server.NonHeapAllowance
+	return max(min(def, room/3), 1)
 }
 
 // withDefaults serves a Transcriber with d filling what a request leaves
@@ -90,7 +108,7 @@ func (w withDefaults) CheckOptions(o transcribe.Options) error {
 // An encoder-only entry serves encoding only (nil closer, no error). It
 // returns the decoder's packed bytes, held outside the Go heap. A default
 // the model cannot honour (translate on an English-only model) is an error.
-func attachTranscriber(log *slog.Logger, s *server.Server, dir string, nMels int, d transcriptionDefaults) (closer func(), packedBytes int64, err error) {
+func attachTranscriber(log *slog.Logger, s *server.Server, dir string, nMels int, encPacked int64, d *transcriptionDefaults) (closer func(), packedBytes int64, err error) {
 	m, err := staged.Open(dir)
 	if err != nil {
 		return nil, 0, err
@@ -125,12 +143,15 @@ func attachTranscriber(log *slog.Logger, s *server.Server, dir string, nMels int
 	if err != nil {
 		return nil, 0, fmt.Errorf("staged decoder: %w", err)
 	}
+	if !d.DecodeMemorySet {
+		d.DecodeMemory = decodeMemoryWithin(d.DecodeMemory, d.MemoryLimit, encPacked+int64(dec.PackedBytes()))
+	}
 	tr, err := transcribe.New(transcribe.Config{Encoder: s.WindowEncoder(), Decoder: dec, Tokenizer: tk, Generation: gen, NMels: nMels, DecodeMemory: d.DecodeMemory, MaxAhead: d.MaxAhead})
 	if err != nil {
 		dec.Close()
 		return nil, 0, err
 	}
-	if err := s.SetTranscriber(withDefaults{Transcriber: tr, d: d}); err != nil {
+	if err := s.SetTranscriber(withDefaults{Transcriber: tr, d: *d}); err != nil {
 		tr.Close()
 		dec.Close()
 		return nil, 0, err

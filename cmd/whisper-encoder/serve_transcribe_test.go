@@ -83,3 +83,27 @@ func TestServeTranscribeLimits(t *testing.T) {
 		t.Errorf("/metrics lacks %s", server.DecodeQueueDepthMetric)
 	}
 }
+
+// TestDecodeMemoryWithin: under a memory limit the decode memory is at most a
+// third of the heap's room; without one, or with room to spare, the default.
+func TestDecodeMemoryWithin(t *testing.T) {
+	const def = 64 << 20
+	packed := int64(146 << 20) // whisper-base: packed encoder and decoder weights
+	room := func(limit int64) int64 { return limit - packed - server.NonHeapAllowance }
+	for _, c := range []struct {
+		name        string
+		limit, want int64
+	}{
+		{"no limit", 0, def},
+		{"1 GiB pod", 1 << 30, def},
+		{"300 MB pod", 300e6, room(300e6) / 3},
+		{"limit below the weights", 100 << 20, 1},
+	} {
+		if got := decodeMemoryWithin(def, c.limit, packed); got != c.want {
+			t.Errorf("%s: decodeMemoryWithin(%d, %d, %d) = %d, want %d", c.name, def, c.limit, packed, got, c.want)
+		}
+	}
+	if got := room(300e6) / 3; got >= 2*29_500_000 || got < 29_500_000 {
+		t.Errorf("300 MB pod: %d bytes of decode memory, want room for exactly one whisper-base greedy window (~29.5 MB)", got)
+	}
+}
