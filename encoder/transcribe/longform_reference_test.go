@@ -43,6 +43,12 @@ func longClip(jfk []float32, seconds int) []float32 {
 // and the same 305 s (10 full windows and a 5 s last one, whose audio both
 // sides pad with zeros to 30 s before the log-mel).
 func TestReferenceLongForm(t *testing.T) {
+	onTiny(t, "longform-", checkLongForm)
+}
+
+// onTiny runs check on the hf-tiny fixture with its golden PREFIX + "hf-tiny.json"
+// (the long-form references are made for that model only).
+func onTiny(t *testing.T, prefix string, check func(*testing.T, *Transcriber, string)) {
 	for _, fx := range referenceFixtures() {
 		if fx.name != "hf-tiny" {
 			continue
@@ -51,8 +57,7 @@ func TestReferenceLongForm(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(fx.dir, "onnx", "encoder_model.onnx")); err != nil {
 				skipOrFail(t, "generated fixture %s is absent (make test-transcribe generates it): %v", fx.dir, err)
 			}
-			golden := filepath.Join(repo, "testdata/transcribe/golden", "longform-"+fx.name+".json")
-			checkLongForm(t, fixtureTranscriber(t, fx.dir), golden)
+			check(t, fixtureTranscriber(t, fx.dir), filepath.Join(repo, "testdata/transcribe/golden", prefix+fx.name+".json"))
 		})
 	}
 }
@@ -147,18 +152,7 @@ type seekReference struct {
 // PyTorch reference of that loop on the same model and audio (seekref.py),
 // seek, times and ids.
 func TestReferenceSeek(t *testing.T) {
-	for _, fx := range referenceFixtures() {
-		if fx.name != "hf-tiny" {
-			continue
-		}
-		t.Run(fx.name, func(t *testing.T) {
-			if _, err := os.Stat(filepath.Join(fx.dir, "onnx", "encoder_model.onnx")); err != nil {
-				skipOrFail(t, "generated fixture %s is absent (make test-transcribe generates it): %v", fx.dir, err)
-			}
-			golden := filepath.Join(repo, "testdata/transcribe/golden", "seek-"+fx.name+".json")
-			checkSeek(t, fixtureTranscriber(t, fx.dir), golden)
-		})
-	}
+	onTiny(t, "seek-", checkSeek)
 }
 
 func checkSeek(t *testing.T, tr *Transcriber, golden string) {
