@@ -6,20 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/tokenizer"
 )
-
-// waitUntil polls cond until it holds or 30 s pass.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
 
 // TestDecodeSlotsOrder: windows that do not fit wait first come, first
 // served (a smaller one does not overtake a larger one at the head), a
@@ -34,13 +23,13 @@ func TestDecodeSlotsOrder(t *testing.T) {
 	}
 	granted := make(chan string, 3)
 	go func() { n, _ := s.acquire(ctx, 70); granted <- "big"; s.release(n) }()
-	waitUntil(t, "the big window to queue", func() bool { return s.depth() == 2 })
+	waitFor(t, "the big window to queue", func() bool { return s.depth() == 2 })
 	cctx, cancel := context.WithCancel(ctx)
 	cancelled := make(chan error, 1)
 	go func() { _, err := s.acquire(cctx, 10); cancelled <- err }()
-	waitUntil(t, "the cancelled window to queue", func() bool { return s.depth() == 3 })
+	waitFor(t, "the cancelled window to queue", func() bool { return s.depth() == 3 })
 	go func() { n, _ := s.acquire(ctx, 40); granted <- "small"; s.release(n) }()
-	waitUntil(t, "the small window to queue", func() bool { return s.depth() == 4 })
+	waitFor(t, "the small window to queue", func() bool { return s.depth() == 4 })
 	cancel()
 	if err := <-cancelled; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled waiter: %v", err)
@@ -54,7 +43,7 @@ func TestDecodeSlotsOrder(t *testing.T) {
 	if first, second := <-granted, <-granted; first != "big" || second != "small" {
 		t.Errorf("granted %s then %s, want big then small", first, second)
 	}
-	waitUntil(t, "every window to leave", func() bool { return s.depth() == 0 })
+	waitFor(t, "every window to leave", func() bool { return s.depth() == 0 })
 	if n, err := s.acquire(ctx, 1000); err != nil || n != 100 {
 		t.Errorf("a window over the budget: took %d, %v; want the whole budget (100)", n, err)
 	}
@@ -100,7 +89,7 @@ func TestDecodeMemoryBound(t *testing.T) {
 	for i := range n {
 		wg.Go(func() { got[i], errs[i] = tr.Transcribe(context.Background(), pcm, o, nil) })
 	}
-	waitUntil(t, "5 windows in the decode queue", func() bool { return tr.DecodeQueueDepth() == n })
+	waitFor(t, "5 windows in the decode queue", func() bool { return tr.DecodeQueueDepth() == n })
 	_, held, windows, _, _ := tr.DecodeMemory()
 	if windows != 2 || held != 2*window {
 		t.Errorf("while stalled: %d windows hold %d bytes; want 2 holding %d (budget %d)", windows, held, 2*window, limit)
@@ -222,7 +211,7 @@ func TestMaxAheadBound(t *testing.T) {
 	for i := range n {
 		wg.Go(func() { got[i], errs[i] = tr.Transcribe(context.Background(), pcm, o, nil) })
 	}
-	waitUntil(t, "1 window decoding and 2 waiting", func() bool { return tr.DecodeQueueDepth() == 1+ahead })
+	waitFor(t, "1 window decoding and 2 waiting", func() bool { return tr.DecodeQueueDepth() == 1+ahead })
 	if calls, held := enc.calls.Load(), len(tr.ahead); calls != 1+ahead || held != ahead {
 		t.Errorf("while stalled: the encoder saw %d windows and %d hold MaxAhead slots; want %d and %d", calls, held, 1+ahead, ahead)
 	}
