@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"cmp"
 	"fmt"
 	"unsafe"
 )
@@ -16,7 +17,13 @@ type micro struct {
 	nr    int // columns per tile: 32 (a whole panel) or 16 (half a panel)
 	aSize int // bytes per A element
 	kUnit int // k values per panel row: 2 for BF16Pairs, 1 for F32
+	bUnit int // bytes of a panel row (kUnit k values of 32 columns); 0 means 128
+	bCol  int // bytes of one column in a panel row; 0 means 4
 }
+
+// unitBytes is the size of a panel row, colBytes that of a column in it.
+func (mk *micro) unitBytes() int { return cmp.Or(mk.bUnit, 128) }
+func (mk *micro) colBytes() int  { return cmp.Or(mk.bCol, 4) }
 
 // Cache blocking: a k block is kcUnits panel rows (128 bytes each) and a
 // column block npBlock panels. The A tile of a row tile (14 rows × one k
@@ -77,11 +84,13 @@ func (i ISA) MatMulBF16(c []float32, ldc int, a []uint16, lda, m int, b *Packed,
 }
 
 // MatMulF32 computes C[m][N] = A·Bᵀ + bias (+ C when accum) with float32
-// activations A [m][K] (row stride lda; when B is BF16Pairs with odd K, A
-// needs a zero column K). b may be BF16Pairs (widened to fp32) or Float32.
+// activations A [m][K] (row stride lda; when B is BF16Pairs or Int8Cols with
+// odd K, A needs a zero column K). b may be BF16Pairs (widened to fp32),
+// Int8Cols (widened to q·s; equal bit for bit to BF16Pairs holding q·s) or
+// Float32.
 func (i ISA) MatMulF32(c []float32, ldc int, a []float32, lda, m int, b *Packed, bias []float32, accum bool, s *Scratch) error {
 	kNeed := b.K
-	if b.Format == BF16Pairs {
+	if b.Format == BF16Pairs || b.Format == Int8Cols {
 		kNeed = b.KP
 	}
 	if err := checkGemm(c, ldc, len(a), lda, m, b, bias, kNeed); err != nil {
@@ -90,6 +99,10 @@ func (i ISA) MatMulF32(c []float32, ldc int, a []float32, lda, m int, b *Packed,
 	var mk micro
 	var bp unsafe.Pointer
 	if m == 0 || b.N == 0 {
+		return nil
+	}
+	if b.Format == Int8Cols {
+		i.matMulInt8(c, ldc, a, lda, m, b, bias, accum, s)
 		return nil
 	}
 	if b.Format == BF16Pairs {
@@ -162,7 +175,7 @@ func drive(mk micro, c []float32, ldc int, a unsafe.Pointer, lda, m int, b *Pack
 	// element size: the 14-row A tile must stay in the 32 KiB L1 of Zen 4
 	// (fp32 activations in 512 k-pair blocks, 4 KiB a row, spilled to L2).
 	kc := kcUnits * 4 / (mk.aSize * mk.kUnit)
-	panelBytes := kUnits * 128
+	panelBytes := kUnits * mk.unitBytes()
 	ldaB, ldcB := uintptr(lda*mk.aSize), uintptr(ldc*4)
 	panels := b.Panels()
 	for p0 := 0; p0 < panels; p0 += npBlock {
@@ -190,7 +203,7 @@ func drive(mk micro, c []float32, ldc int, a unsafe.Pointer, lda, m int, b *Pack
 						if first && bias != nil {
 							bb = &bias[p0*PanelCols]
 						}
-						mk.tile(ap, ald, unsafe.Add(bp, p0*panelBytes+u0*128), &c[r0*ldc+p0*PanelCols], ldcB, nu, bb, acc, full, uintptr(panelBytes))
+						mk.tile(ap, ald, unsafe.Add(bp, p0*panelBytes+u0*mk.unitBytes()), &c[r0*ldc+p0*PanelCols], ldcB, nu, bb, acc, full, uintptr(panelBytes))
 						p += full
 					}
 				}
@@ -201,7 +214,7 @@ func drive(mk micro, c []float32, ldc int, a unsafe.Pointer, lda, m int, b *Pack
 							break
 						}
 						cols := min(mk.nr, b.N-col)
-						bt := unsafe.Add(bp, p*panelBytes+u0*128+h*4) // 4 bytes per column entry
+						bt := unsafe.Add(bp, p*panelBytes+u0*mk.unitBytes()+h*mk.colBytes())
 						var bb *float32
 						if first && bias != nil {
 							if cols == mk.nr {

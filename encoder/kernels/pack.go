@@ -17,6 +17,9 @@ const (
 	BF16Pairs Format = iota
 	// Float32 stores float32 values, one k per panel row.
 	Float32
+	// Int8Cols stores weight-only int8 values with a power-of-two float32
+	// scale per column (see PackInt8), one k per panel row.
+	Int8Cols
 )
 
 // Packed is a B matrix of logical shape [N][K] (a Linear weight [out][in])
@@ -24,27 +27,31 @@ const (
 //
 //	BF16Pairs: B[32p+c][2q+j] at BF16[p·KP·32 + q·64 + 2c + j]
 //	Float32:   B[32p+c][k]    at F32[p·K·32 + k·32 + c]
+//	Int8Cols:  B[32p+c][k]    = I8[p·KP·32 + k·32 + c] · Scale[32p+c]
 //
-// Entries for columns ≥ N and for k ≥ K (the odd-K pad) are zero.
+// Entries for columns ≥ N and for k ≥ K (the odd-K pad) are zero (their
+// Int8Cols scale is 1).
 type Packed struct {
 	Format Format
 	N, K   int
-	KP     int // K rounded up to even: the k extent of a BF16Pairs panel
+	KP     int // K rounded up to even: the k extent of a BF16Pairs or Int8Cols panel
 	BF16   []uint16
 	F32    []float32
+	I8     []int8    // Int8Cols values
+	Scale  []float32 // Int8Cols column scales, Panels()·32 of them
 }
 
 // Panels is the number of 32-column panels.
 func (p *Packed) Panels() int { return (p.N + PanelCols - 1) / PanelCols }
 
 // Bytes is the memory the packed data holds.
-func (p *Packed) Bytes() int { return 2*len(p.BF16) + 4*len(p.F32) }
+func (p *Packed) Bytes() int { return 2*len(p.BF16) + 4*len(p.F32) + len(p.I8) + 4*len(p.Scale) }
 
-// PackedLen is the number of elements (bf16 or float32) a packed [n][k]
-// matrix of format f holds.
+// PackedLen is the number of elements (bf16, float32 or int8; not counting
+// the Int8Cols scales) a packed [n][k] matrix of format f holds.
 func PackedLen(f Format, n, k int) int {
 	panels := (n + PanelCols - 1) / PanelCols
-	if f == BF16Pairs {
+	if f == BF16Pairs || f == Int8Cols {
 		return panels * PanelCols * ((k + 1) &^ 1)
 	}
 	return panels * PanelCols * k
@@ -56,6 +63,10 @@ func (p *Packed) resize(f Format, n, k int) {
 	p.reshape(f, n, k)
 	clear(p.BF16)
 	clear(p.F32)
+	clear(p.I8)
+	for i := range p.Scale {
+		p.Scale[i] = 1
+	}
 }
 
 // reshapePad shapes p like resize but zeroes only the padding columns of the
@@ -84,7 +95,12 @@ func (p *Packed) reshapePad(f Format, n, k int) {
 func (p *Packed) reshape(f Format, n, k int) {
 	p.Format, p.N, p.K, p.KP = f, n, k, (k+1)&^1
 	size := p.Panels() * PanelCols
+	p.I8, p.Scale = p.I8[:0], p.Scale[:0]
 	switch f {
+	case Int8Cols:
+		p.I8 = grow(p.I8, size*p.KP)
+		p.Scale = grow(p.Scale, size)
+		p.BF16, p.F32 = p.BF16[:0], p.F32[:0]
 	case BF16Pairs:
 		size *= p.KP
 		if cap(p.BF16) < size {

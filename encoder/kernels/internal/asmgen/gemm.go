@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 )
 
@@ -32,6 +33,7 @@ type kernel struct {
 	aBF16 bool // A holds bf16 pairs (VDPBF16PS) rather than float32
 	bBF16 bool // B holds bf16 k-pairs (widened to fp32 unless aBF16)
 	loop  func(g *gen, k kernel)
+	args  int // argument bytes; 0 means the 80 of the common signature
 }
 
 func (k kernel) reg(i int) string {
@@ -51,7 +53,7 @@ func (k kernel) vbytes() int {
 
 func (g *gen) kernel(k kernel) {
 	fmt.Fprintf(&g.b, "\n%s", k.doc)
-	fmt.Fprintf(&g.b, "TEXT ·%s(SB), NOSPLIT, $24-80\n", k.name)
+	fmt.Fprintf(&g.b, "TEXT ·%s(SB), NOSPLIT, $24-%d\n", k.name, cmp.Or(k.args, 80))
 	g.f("MOVQ lda+8(FP), R13")
 	g.f("MOVQ b+16(FP), DX")
 	g.f("MOVQ c+24(FP), DI")
@@ -299,6 +301,7 @@ func genGEMM() []byte {
 		name: "gemmF32F32AVX2", rows: 6, loop: loopF32F32AVX2,
 		doc: "// func gemmF32F32AVX2" + sig + "\n// 6×16 tile (half a panel), A float32 rows, B float32 panel, n = k.\n",
 	})
+	int8Kernels(g)
 	g.cvtBF16()
 	return g.b.Bytes()
 }

@@ -1,0 +1,74 @@
+package main
+
+// The weight-only int8 micro-kernels: fp32 A rows times an Int8Cols B panel
+// (per k, 32 int8 of the panel's columns; per column a power-of-two scale).
+// Each weight is widened to fp32 (VPMOVSXBD, VCVTDQ2PS) and multiplied by
+// its column's scale (exact), then the FMAs run in the order of the
+// BF16Pairs fp32 kernels (even k, then odd k of each pair), so the results
+// equal theirs on the dequantised weights bit for bit. They take an 11th
+// argument, scale, the scales of the tile's first column; it moves 32
+// floats a panel.
+
+const int8Args = 88 // the common 80 bytes and the scale pointer
+
+// int8Kernels adds the int8 kernels to gemm_amd64.s.
+func int8Kernels(g *gen) {
+	sig := "(a, lda, b, c, ldc, n, bias, accum, panels, bstride, scale)"
+	g.kernel(kernel{
+		name: "gemmF32I8AVX512", rows: 14, zmm: true, loop: loopF32I8AVX512, args: int8Args,
+		doc: "// func gemmF32I8AVX512" + sig + "\n// 14×32 tile, A float32 rows, B int8 panel widened to fp32 times the column scales, n = k-pairs.\n",
+	})
+	g.kernel(kernel{
+		name: "gemmF32I8AVX2", rows: 6, loop: loopF32I8AVX2, args: int8Args,
+		doc: "// func gemmF32I8AVX2" + sig + "\n// 6×16 tile (half a panel), A float32 rows, B int8 widened to fp32 times the column scales, n = k-pairs.\n",
+	})
+}
+
+// loopF32I8AVX512 keeps the panel's 32 scales in Z30 and Z31.
+func loopF32I8AVX512(g *gen, k kernel) {
+	g.f("MOVQ scale+80(FP), AX")
+	g.f("VMOVUPS (AX), Z30")
+	g.f("VMOVUPS 64(AX), Z31")
+	g.f("ADDQ $128, scale+80(FP)")
+	g.label("loop")
+	for j := 0; j < 2; j++ { // even k, then odd k
+		g.f("VPMOVSXBD %d(DX), Z28", 32*j)
+		g.f("VPMOVSXBD %d(DX), Z29", 32*j+16)
+		g.f("VCVTDQ2PS Z28, Z28")
+		g.f("VCVTDQ2PS Z29, Z29")
+		g.f("VMULPS Z30, Z28, Z28")
+		g.f("VMULPS Z31, Z29, Z29")
+		for r := 0; r < k.rows; r++ {
+			g.f("VFMADD231PS.BCST %s, Z28, Z%d", rowAddr(r, 4*j), 2*r)
+			g.f("VFMADD231PS.BCST %s, Z29, Z%d", rowAddr(r, 4*j), 2*r+1)
+		}
+	}
+	g.f("ADDQ $64, DX")
+	g.advance(k, 8)
+	g.f("DECQ CX")
+	g.f("JNZ loop")
+}
+
+// loopF32I8AVX2 reads the half panel's 16 scales from memory (AX).
+func loopF32I8AVX2(g *gen, k kernel) {
+	g.f("MOVQ scale+80(FP), AX")
+	g.f("ADDQ $64, scale+80(FP)")
+	g.label("loop")
+	for j := 0; j < 2; j++ {
+		g.f("VPMOVSXBD %d(DX), Y12", 32*j)
+		g.f("VPMOVSXBD %d(DX), Y13", 32*j+8)
+		g.f("VCVTDQ2PS Y12, Y12")
+		g.f("VCVTDQ2PS Y13, Y13")
+		g.f("VMULPS (AX), Y12, Y12")
+		g.f("VMULPS 32(AX), Y13, Y13")
+		for r := 0; r < k.rows; r++ {
+			g.f("VBROADCASTSS %s, Y14", rowAddr(r, 4*j))
+			g.f("VFMADD231PS Y12, Y14, Y%d", 2*r)
+			g.f("VFMADD231PS Y13, Y14, Y%d", 2*r+1)
+		}
+	}
+	g.f("ADDQ $64, DX")
+	g.advance(k, 8)
+	g.f("DECQ CX")
+	g.f("JNZ loop")
+}
