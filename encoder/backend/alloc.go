@@ -6,7 +6,7 @@ import (
 )
 
 // view reinterprets b as n values of T (b comes from offHeap: page aligned).
-func view[T uint16 | float32](b []byte, n int) []T {
+func view[T int8 | uint16 | float32](b []byte, n int) []T {
 	if n == 0 {
 		return nil
 	}

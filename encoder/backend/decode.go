@@ -3,7 +3,6 @@ package backend
 import (
 	"fmt"
 
-	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
 	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
 )
 
@@ -44,14 +43,13 @@ func (c *CPU) LinearCols(dst, src Mat, norm *Norm, w Weight, bias []float32, acc
 		s := &c.scratch[wk]
 		p0, p1 := i*per, min(panels, (i+1)*per)
 		col0 := p0 * kernels.PanelCols
-		sub := kernels.Packed{Format: b.Format, N: min(b.N, p1*kernels.PanelCols) - col0, K: b.K, KP: b.KP,
-			BF16: b.BF16[p0*b.KP*kernels.PanelCols:]}
+		sub := b.Cols(p0, p1)
 		var bb []float32
 		if bias != nil {
 			bb = bias[col0:]
 		}
 		lda := c.stage(s, src, norm, 0, m)
-		if m == 1 && c.act == FP32 { // one row: no GEMM tile padding, same results
+		if m == 1 && c.act == FP32 && b.Format == kernels.BF16Pairs { // one row: no GEMM tile padding, same results
 			errs[i] = c.isa.MatVecF32(dst.Data[col0:col0+sub.N], s.a32[:sub.KP], &sub, bb, accumulate, &s.gemm)
 			return
 		}
@@ -65,9 +63,10 @@ func (c *CPU) LinearCols(dst, src Mat, norm *Norm, w Weight, bias []float32, acc
 	return nil
 }
 
-// Rows writes rows ids of the packed weight w [out][in], widened from bf16
-// to float32, into the rows of dst ([len(ids)][in]): an embedding lookup
-// in a table packed for the GEMMs (a tied output projection).
+// Rows writes rows ids of the packed weight w [out][in], widened to
+// float32 (from bf16, or q·s for int8 weights), into the rows of dst
+// ([len(ids)][in]): an embedding lookup in a table packed for the GEMMs (a
+// tied output projection).
 func (c *CPU) Rows(dst Mat, w Weight, ids []int) error {
 	b, err := c.weight(w)
 	if err != nil {
@@ -83,11 +82,8 @@ func (c *CPU) Rows(dst Mat, w Weight, ids []int) error {
 		if n < 0 || n >= b.N {
 			return fmt.Errorf("rows: row %d of %d is out of range (id %d of %d)", n, b.N, r, len(ids))
 		}
-		// B[32p+c][2q+j] is at BF16[p·KP·32 + q·64 + 2c + j] (kernels.Packed).
-		panel := b.BF16[(n/kernels.PanelCols)*b.KP*kernels.PanelCols+2*(n%kernels.PanelCols):]
-		row := dst.Row(r)
-		for k := range row {
-			row[k] = bf16.ToFloat32(panel[(k/2)*2*kernels.PanelCols+k%2])
+		if err := b.RowF32(dst.Row(r), n); err != nil {
+			return fmt.Errorf("rows: %w", err)
 		}
 	}
 	return nil
