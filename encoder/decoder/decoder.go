@@ -22,9 +22,10 @@
 // leave between steps (continuous batching); a prompt is prefilled as
 // several rows of one step.
 //
-// Precision: weights are bf16; activations float32 (rounded to bf16 at the
-// weight GEMMs with Options.Activations "bf16"); the attention caches hold
-// bf16 keys and values; accumulation is float32.
+// Precision: weights are bf16 (or int8 with a scale per output row for the
+// step-time matrices, Options.Weights "int8"); activations float32 (rounded
+// to bf16 at the weight GEMMs with Options.Activations "bf16"); the
+// attention caches hold bf16 keys and values; accumulation is float32.
 package decoder
 
 import (
@@ -33,6 +34,7 @@ import (
 	"math"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/backend"
@@ -51,7 +53,21 @@ type Options struct {
 	// GEMMs: "auto" (bf16 with the avx512bf16 kernels, else fp32), "bf16"
 	// or "fp32".
 	Activations string
+	// Weights is the storage of the matrices a decode step streams (self
+	// q/k/v and out, cross q and out, fc1, fc2 and the tied embedding and
+	// output projection): "bf16" (default, also "") or "int8", weight-only
+	// int8 with a power-of-two scale per output row (kernels.PackInt8),
+	// quantised at load. The cross-attention k/v projections, run once per
+	// window, stay bf16. int8 weights run fp32 activations: Activations
+	// "auto" then means fp32 and "bf16" is an error.
+	Weights string
 }
+
+// Weight storage names of Options.Weights.
+const (
+	WeightsBF16 = "bf16"
+	WeightsInt8 = "int8"
+)
 
 // eps is the LayerNorm epsilon of every Whisper LayerNorm.
 const eps = 1e-5
@@ -62,6 +78,7 @@ type Decoder struct {
 	cfg     Config
 	cpu     *backend.CPU
 	isa     kernels.ISA
+	storage string // Options.Weights, resolved
 	packed  int
 	embed   backend.Weight // [vocab][d]: the embedding table and the output projection
 	pos     []float32      // [max_target_positions][d]
@@ -111,7 +128,7 @@ func New(cfg Config, src Source, opts Options) (*Decoder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	isa, act, err := opts.resolve()
+	isa, act, weights, err := opts.resolve()
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +136,7 @@ func New(cfg Config, src Source, opts Options) (*Decoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Decoder{cfg: cfg, cpu: cpu, isa: isa, scratch: make([]scratch, cpu.Pool().Workers())}
+	d := &Decoder{cfg: cfg, cpu: cpu, isa: isa, storage: weights, scratch: make([]scratch, cpu.Pool().Workers())}
 	if err := d.load(src); err != nil {
 		cpu.Close()
 		return nil, err
@@ -129,12 +146,29 @@ func New(cfg Config, src Source, opts Options) (*Decoder, error) {
 	return d, nil
 }
 
-func (o Options) resolve() (kernels.ISA, backend.Precision, error) {
-	isa, prec, err := backend.Choose(o.Kernels, o.Activations)
-	if err != nil {
-		return 0, 0, fmt.Errorf("decoder options: %w", err)
+// resolve reads the options: the ISA, the activation precision and the
+// weight storage.
+func (o Options) resolve() (kernels.ISA, backend.Precision, string, error) {
+	weights := strings.ToLower(o.Weights)
+	act := o.Activations
+	switch weights {
+	case "", WeightsBF16:
+		weights = WeightsBF16
+	case WeightsInt8:
+		switch strings.ToLower(act) {
+		case "", "auto":
+			act = "fp32"
+		case "bf16":
+			return 0, 0, "", fmt.Errorf("decoder options: int8 weights run fp32 activations, activations %q asked for bf16 (use auto or fp32)", o.Activations)
+		}
+	default:
+		return 0, 0, "", fmt.Errorf("decoder options: weights %q, want %s or %s", o.Weights, WeightsBF16, WeightsInt8)
 	}
-	return isa, prec, nil
+	isa, prec, err := backend.Choose(o.Kernels, act)
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("decoder options: %w", err)
+	}
+	return isa, prec, weights, nil
 }
 
 // loader reads tensors of a Source with their expected shapes.
@@ -194,8 +228,23 @@ func (l *loader) norm(name string, n int) (backend.Norm, error) {
 	return backend.Norm{Weight: w, Bias: b, Eps: eps}, err
 }
 
-// mat packs the matrices names (each [rows_i][in]) stacked into one weight.
+// mat packs the matrices names (each [rows_i][in]) stacked into one
+// weight, as bf16.
 func (l *loader) mat(in int, names []string, rows ...int) (backend.Weight, error) {
+	return l.pack(l.d.cpu.Pack, in, names, rows...)
+}
+
+// stepMat is mat for a matrix every decode step streams: int8 when the
+// decoder's weights are int8.
+func (l *loader) stepMat(in int, names []string, rows ...int) (backend.Weight, error) {
+	if l.d.storage == WeightsInt8 {
+		return l.pack(l.d.cpu.PackInt8, in, names, rows...)
+	}
+	return l.mat(in, names, rows...)
+}
+
+// pack stacks the matrices names and packs them with packer.
+func (l *loader) pack(packer func(w []uint16, out, in int) (backend.Weight, error), in int, names []string, rows ...int) (backend.Weight, error) {
 	total := 0
 	for _, r := range rows {
 		total += r
@@ -217,7 +266,7 @@ func (l *loader) mat(in int, names []string, rows ...int) (backend.Weight, error
 			stack = append(stack, w...)
 		}
 	}
-	pw, err := l.d.cpu.Pack(stack, total, in)
+	pw, err := packer(stack, total, in)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +284,7 @@ func (d *Decoder) load(src Source) error {
 	dm, f, v := c.DModel, c.FFN, c.Vocab
 	l := &loader{src: src, d: d}
 	var err error
-	if d.embed, err = l.mat(dm, []string{"embed_tokens.weight"}, v); err != nil {
+	if d.embed, err = l.stepMat(dm, []string{"embed_tokens.weight"}, v); err != nil {
 		return err
 	}
 	if d.pos, err = l.floats("embed_positions.weight", c.MaxTargetPositions, dm); err != nil {
@@ -264,25 +313,25 @@ func (l *loader) layer(y *layer, p string, d, f int) error {
 		}
 	}
 	sa, ca := p+"self_attn.", p+"encoder_attn."
-	if y.qkv, err = l.mat(d, []string{sa + "q_proj.weight", sa + "k_proj.weight", sa + "v_proj.weight"}, d, d, d); err != nil {
+	if y.qkv, err = l.stepMat(d, []string{sa + "q_proj.weight", sa + "k_proj.weight", sa + "v_proj.weight"}, d, d, d); err != nil {
 		return err
 	}
-	if y.out, err = l.mat(d, []string{sa + "out_proj.weight"}, d); err != nil {
+	if y.out, err = l.stepMat(d, []string{sa + "out_proj.weight"}, d); err != nil {
 		return err
 	}
-	if y.cq, err = l.mat(d, []string{ca + "q_proj.weight"}, d); err != nil {
+	if y.cq, err = l.stepMat(d, []string{ca + "q_proj.weight"}, d); err != nil {
 		return err
 	}
 	if y.ckv, err = l.mat(d, []string{ca + "k_proj.weight", ca + "v_proj.weight"}, d, d); err != nil {
 		return err
 	}
-	if y.cout, err = l.mat(d, []string{ca + "out_proj.weight"}, d); err != nil {
+	if y.cout, err = l.stepMat(d, []string{ca + "out_proj.weight"}, d); err != nil {
 		return err
 	}
-	if y.fc1, err = l.mat(d, []string{p + "fc1.weight"}, f); err != nil {
+	if y.fc1, err = l.stepMat(d, []string{p + "fc1.weight"}, f); err != nil {
 		return err
 	}
-	if y.fc2, err = l.mat(f, []string{p + "fc2.weight"}, d); err != nil {
+	if y.fc2, err = l.stepMat(f, []string{p + "fc2.weight"}, d); err != nil {
 		return err
 	}
 	vecs := []struct {
@@ -321,6 +370,9 @@ func (d *Decoder) Config() Config { return d.cfg }
 
 // Backend names the backend and kernels, e.g. "cpu/avx2/fp32".
 func (d *Decoder) Backend() string { return d.cpu.Name() }
+
+// Weights is the storage of the step-time matrices: "bf16" or "int8".
+func (d *Decoder) Weights() string { return d.storage }
 
 // Threads is the number of worker goroutines.
 func (d *Decoder) Threads() int { return d.cpu.Pool().Workers() }

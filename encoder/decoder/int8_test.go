@@ -1,0 +1,134 @@
+package decoder
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/xdna-whisper/xdna-whisper/encoder/kernels"
+)
+
+// stepMatrix matches the tensors Options.Weights "int8" quantises.
+var stepMatrix = regexp.MustCompile(`^(embed_tokens|layers\.\d+\.(self_attn\.(q|k|v|out)_proj|encoder_attn\.(q|out)_proj|fc1|fc2))\.weight$`)
+
+// gridSource is a Source whose step-time matrices are rounded, row by row,
+// to their int8 grid: int8 weights of it are exactly its bf16 weights.
+type gridSource struct{ Source }
+
+func (g gridSource) Tensor(name string) ([]int, []uint16, error) {
+	shape, data, err := g.Source.Tensor(name)
+	if err != nil || !stepMatrix.MatchString(name) {
+		return shape, data, err
+	}
+	out := append([]uint16(nil), data...)
+	in := shape[len(shape)-1]
+	tmp := make([]float32, in)
+	for r := 0; r+in <= len(out); r += in {
+		if err := kernels.RoundInt8BF16(out[r:r+in], tmp); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return shape, out, nil
+}
+
+// newMicro loads the micro fixture with o, rounded to the int8 grid when grid.
+func newMicro(t *testing.T, o Options, grid bool) *Decoder {
+	t.Helper()
+	cfg, err := ReadConfig(microDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hf, err := OpenHF(microDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hf.Close()
+	var src Source = hf
+	if grid {
+		src = gridSource{hf}
+	}
+	d, err := New(cfg, src, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// TestInt8Exact: on the micro fixture rounded to the int8 grid, every
+// logit of the staggered check decode with int8 weights equals, bit for
+// bit, the logit with bf16 weights and fp32 activations, at every ISA this
+// machine runs; the int8 weights take less memory.
+func TestInt8Exact(t *testing.T) {
+	c := readCheck(t, microCheck)
+	for isa := kernels.Portable; isa <= kernels.Detect(); isa++ {
+		t.Run(isa.String(), func(t *testing.T) {
+			i8 := newMicro(t, Options{Kernels: isa.String(), Weights: "int8", Threads: 2}, true)
+			b16 := newMicro(t, Options{Kernels: isa.String(), Activations: "fp32", Threads: 2}, true)
+			if i8.Weights() != WeightsInt8 || b16.Weights() != WeightsBF16 {
+				t.Fatalf("weights %q and %q, want int8 and bf16", i8.Weights(), b16.Weights())
+			}
+			if i8.PackedBytes() >= b16.PackedBytes() {
+				t.Fatalf("int8 weights hold %d bytes, bf16 %d", i8.PackedBytes(), b16.PackedBytes())
+			}
+			got, want := decodeStaggered(t, i8, c), decodeStaggered(t, b16, c)
+			for s := range want {
+				if len(got[s]) != len(want[s]) {
+					t.Fatalf("sequence %d: %d logits with int8, %d with bf16", s, len(got[s]), len(want[s]))
+				}
+				for k := range want[s] {
+					if math.Float32bits(got[s][k]) != math.Float32bits(want[s][k]) {
+						t.Fatalf("sequence %d logit %d: %g with int8 weights, %g with bf16", s, k, got[s][k], want[s][k])
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestInt8Cosine: on the unrounded fixture, int8 weights stay close to
+// bf16 weights (both fp32 activations); the worst row's cosine is logged.
+func TestInt8Cosine(t *testing.T) {
+	c := readCheck(t, microCheck)
+	i8 := newMicro(t, Options{Weights: "int8", Threads: 2}, false)
+	b16 := newMicro(t, Options{Activations: "fp32", Threads: 2}, false)
+	got, want := decodeStaggered(t, i8, c), decodeStaggered(t, b16, c)
+	v := b16.Config().Vocab
+	minCos := 1.0
+	for s := range want {
+		for r := 0; r < len(want[s])/v; r++ {
+			var dot, gg, ww float64
+			for k := r * v; k < (r+1)*v; k++ {
+				a, b := float64(got[s][k]), float64(want[s][k])
+				dot, gg, ww = dot+a*b, gg+a*a, ww+b*b
+			}
+			minCos = math.Min(minCos, dot/math.Sqrt(gg*ww))
+		}
+	}
+	t.Logf("micro fixture, int8 vs bf16 weights (fp32 activations): min logit cosine %.6f; packed %d vs %d bytes", minCos, i8.PackedBytes(), b16.PackedBytes())
+	if minCos < 0.999 {
+		t.Fatalf("int8 vs bf16 weights: min logit cosine %.6f < 0.999", minCos)
+	}
+}
+
+// TestWeightsOption: bad storage names and int8 with bf16 activations are
+// refused with errors naming what is accepted.
+func TestWeightsOption(t *testing.T) {
+	for _, tc := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{Weights: "fp8"}, `weights "fp8", want bf16 or int8`},
+		{Options{Weights: "int8", Activations: "bf16"}, "int8 weights run fp32 activations"},
+	} {
+		_, _, _, err := tc.o.resolve()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one containing %q", tc.o, err, tc.want)
+		}
+	}
+	if _, act, w, err := (Options{Weights: "INT8"}).resolve(); err != nil || act.String() != "fp32" || w != WeightsInt8 {
+		t.Errorf("weights INT8: activations %v, weights %q, error %v; want fp32, int8", act, w, err)
+	}
+}
