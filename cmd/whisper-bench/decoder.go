@@ -19,9 +19,10 @@ import (
 )
 
 type benchDecoderFlags struct {
-	model, kernels, act, batches, ortScript *string
-	threads, past, rounds, beams, steps     *int
-	noORT                                   *bool
+	model, kernels, act, weights, batches *string
+	ortScript                             *string
+	threads, past, rounds, beams, steps   *int
+	noORT                                 *bool
 }
 
 func runBenchDecoder(ctx context.Context, args []string) error {
@@ -30,6 +31,7 @@ func runBenchDecoder(ctx context.Context, args []string) error {
 		model:     fs.String("model", "", "Hugging Face model directory (config.json, model.safetensors; onnx/decoder_with_past_model.onnx for the ORT side)"),
 		kernels:   fs.String("kernels", "auto", "kernel family: auto (the best this CPU runs), avx512bf16, avx512, avx2 or portable (generic); amx is recognised but has no kernels yet"),
 		act:       fs.String("activations", "auto", "GEMM activation precision: auto, bf16, fp32"),
+		weights:   fs.String("weights", "bf16", "storage of the step-time decoder matrices: bf16 or int8 (weight-only, runs fp32 activations)"),
 		batches:   fs.String("batches", "1,8,32", "comma-separated batch sizes (sequences advanced per step)"),
 		ortScript: fs.String("ort-script", "testdata/ort/decoder_bench.js", "the onnxruntime-node side"),
 		threads:   fs.Int("threads", 0, "worker threads for both sides (default GOMAXPROCS)"),
@@ -57,7 +59,7 @@ func runBenchDecoder(ctx context.Context, args []string) error {
 		runtime.GOMAXPROCS(*f.threads)
 	}
 	t0 := time.Now()
-	d, err := decoder.LoadHF(*f.model, decoder.Options{Threads: *f.threads, Kernels: *f.kernels, Activations: *f.act})
+	d, err := decoder.LoadHF(*f.model, decoder.Options{Threads: *f.threads, Kernels: *f.kernels, Activations: *f.act, Weights: *f.weights})
 	if err != nil {
 		return err
 	}
@@ -67,8 +69,8 @@ func runBenchDecoder(ctx context.Context, args []string) error {
 		return usageError{fmt.Errorf("--past %d leaves no room in the text context of %d", *f.past, cfg.MaxTargetPositions)}
 	}
 	fmt.Printf("machine: %s, %d CPUs, load average %s (the A/B alternates rounds)\n", cpuModel(), runtime.NumCPU(), loadAvg())
-	fmt.Printf("decoder: d_model %d, %d layers, %d heads, ffn %d, vocab %d; %s, %d threads, packed %.1f MB, loaded in %.0f ms\n",
-		cfg.DModel, cfg.Layers, cfg.Heads, cfg.FFN, cfg.Vocab, d.Backend(), d.Threads(), float64(d.PackedBytes())/1e6, ms(time.Since(t0)))
+	fmt.Printf("decoder: d_model %d, %d layers, %d heads, ffn %d, vocab %d; %s, %s weights, %d threads, packed %.1f MB, loaded in %.0f ms\n",
+		cfg.DModel, cfg.Layers, cfg.Heads, cfg.FFN, cfg.Vocab, d.Backend(), d.Weights(), d.Threads(), float64(d.PackedBytes())/1e6, ms(time.Since(t0)))
 	fmt.Printf("step: one token per sequence at position %d, cross-attention over %d encoder positions, %d sequence(s) per window; medians of %d rounds × %d consecutive steps a side\n",
 		*f.past, cfg.MaxSourcePositions, *f.beams, *f.rounds, *f.steps)
 	for _, b := range batches {
@@ -172,7 +174,7 @@ func benchDecodeBatch(ctx context.Context, d *decoder.Decoder, b int, f benchDec
 		}
 	}
 	mem := float64(windows*cfg.CrossBytes(cfg.MaxSourcePositions))/float64(b) + float64(seqs[0].Bytes())
-	fmt.Printf("batch %2d: go %7.2f ms/step %8.1f tokens/s", b, median(goT), float64(b)*1000/median(goT))
+	fmt.Printf("batch %2d: go (%s weights) %7.2f ms/step %8.1f tokens/s", b, d.Weights(), median(goT), float64(b)*1000/median(goT))
 	if len(ortT) > 0 {
 		fmt.Printf(" | ort %7.2f ms/step %8.1f tokens/s | go/ort %.2fx", median(ortT), float64(b)*1000/median(ortT), median(ortT)/median(goT))
 	}

@@ -15,6 +15,7 @@ import (
 
 	contract "github.com/xdna-whisper/xdna-whisper/api/report"
 	"github.com/xdna-whisper/xdna-whisper/cmd/internal/encodercli"
+	"github.com/xdna-whisper/xdna-whisper/encoder/decoder"
 	"github.com/xdna-whisper/xdna-whisper/encoder/server"
 	"github.com/xdna-whisper/xdna-whisper/encoder/transcribe"
 )
@@ -58,6 +59,7 @@ func runServe(ctx context.Context, args []string) error {
 		defBeam      = fs.Int("default-beam-size", 1, "beam size when a request sets none (1: greedy)")
 		defWords     = fs.Bool("default-word-timestamps", false, "word timestamps for every transcription")
 		decodeMemory = fs.Int64("decode-memory", transcribe.DefaultDecodeMemory, "bytes of decoder state (each window's cross-attention K/V and self-attention caches) of the transcription windows decoded at once; windows beyond it wait their turn (a window larger than it runs alone). Unset under a memory limit: at most a third of what the packed weights leave of the limit")
+		decWeights   = fs.String("decoder-weights", decoder.WeightsBF16, "storage of the decoder matrices a decode step streams: bf16, or int8 (weight-only, a power-of-two scale per output row, quantised at load; about half the bytes a step reads; runs fp32 activations)")
 		memLimit     = fs.Int64("memory-limit", 0, "bytes the process may hold in all, e.g. the pod's memory limit (0: the container's cgroup limit when one is set): the Go heap's soft limit is what the packed weights leave of it, so garbage is collected before the limit is reached")
 		forceTokens  = fs.Int("bench-force-tokens", 0, "benchmarks only: every transcription window samples exactly this many tokens, greedily without fallback, whatever the request asks (random weights cannot shorten the work); 0: off")
 		logLevel     = fs.String("log-level", "info", "debug (one line per request), info, warn or error")
@@ -103,13 +105,16 @@ func runServe(ctx context.Context, args []string) error {
 	if *decodeMemory < 1 {
 		return usageError{fmt.Errorf("--decode-memory %d: want ≥ 1 byte", *decodeMemory)}
 	}
+	if *decWeights != decoder.WeightsBF16 && *decWeights != decoder.WeightsInt8 {
+		return usageError{fmt.Errorf("--decoder-weights %q: want %s or %s", *decWeights, decoder.WeightsBF16, decoder.WeightsInt8)}
+	}
 	if *memLimit < 0 {
 		return usageError{fmt.Errorf("--memory-limit %d: want ≥ 0 bytes (0: the container's limit)", *memLimit)}
 	}
 	if *forceTokens < 0 {
 		return usageError{fmt.Errorf("--bench-force-tokens %d: want ≥ 0 (0: off)", *forceTokens)}
 	}
-	defs := transcriptionDefaults{Language: *defLanguage, Task: *defTask, BeamSize: *defBeam, WordTimestamps: *defWords, DecodeMemory: *decodeMemory, ForceTokens: *forceTokens, MaxAhead: max(*maxBatch, 1), MemoryLimit: *memLimit}
+	defs := transcriptionDefaults{Language: *defLanguage, Task: *defTask, BeamSize: *defBeam, WordTimestamps: *defWords, DecodeMemory: *decodeMemory, ForceTokens: *forceTokens, MaxAhead: max(*maxBatch, 1), MemoryLimit: *memLimit, DecoderWeights: *decWeights}
 	fs.Visit(func(f *flag.Flag) { defs.DecodeMemorySet = defs.DecodeMemorySet || f.Name == "decode-memory" })
 	err = serve(ctx, log, mf, *backend, *httpAddr, *grpcAddr, opts, *drainTimeout, defs)
 	if err != nil {

@@ -34,6 +34,8 @@ type transcriptionDefaults struct {
 	// MemoryLimit is --memory-limit, or the container's cgroup limit when
 	// that flag is 0 (0: no limit).
 	MemoryLimit int64
+	// DecoderWeights is --decoder-weights, the decoder's Options.Weights.
+	DecoderWeights string
 	// ForceTokens > 0 (--bench-force-tokens, benchmarks only) makes every
 	// window sample exactly that many tokens greedily, without temperature
 	// fallback, whatever the request asks: random weights cannot shorten
@@ -139,7 +141,7 @@ func attachTranscriber(log *slog.Logger, s *server.Server, dir string, nMels int
 			return nil, 0, fmt.Errorf("staged generation_config.json: %w", err)
 		}
 	}
-	dec, err := decoder.LoadStaged(m, decoder.Options{})
+	dec, err := decoder.LoadStaged(m, decoder.Options{Weights: d.DecoderWeights})
 	if err != nil {
 		return nil, 0, fmt.Errorf("staged decoder: %w", err)
 	}
@@ -156,6 +158,6 @@ func attachTranscriber(log *slog.Logger, s *server.Server, dir string, nMels int
 		dec.Close()
 		return nil, 0, err
 	}
-	log.Info("transcription served", "decoder", dec.Backend(), "decode_memory", d.DecodeMemory, "transcribe", caps.Transcribe, "translate", caps.Translate, "languages", len(caps.Languages))
+	log.Info("transcription served", "decoder", dec.Backend(), "decoder_weights", dec.Weights(), "decode_memory", d.DecodeMemory, "transcribe", caps.Transcribe, "translate", caps.Translate, "languages", len(caps.Languages))
 	return func() { tr.Close(); dec.Close() }, int64(dec.PackedBytes()), nil
 }
