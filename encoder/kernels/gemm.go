@@ -19,6 +19,17 @@ type micro struct {
 	kUnit int // k values per panel row: 2 for BF16Pairs, 1 for F32
 	bUnit int // bytes of a panel row (kUnit k values of 32 columns); 0 means 128
 	bCol  int // bytes of one column in a panel row; 0 means 4
+	// rows[r] computes only r < mr rows (nil: pad a partial row tile to mr)
+	rows []tileFn
+}
+
+// forRows is mk for a row tile of r ≤ mr rows: the exact-row kernel when
+// there is one, so that a short tile neither pads A nor stages C.
+func (mk micro) forRows(r int) micro {
+	if r < mk.mr && r < len(mk.rows) && mk.rows[r] != nil {
+		mk.tile, mk.mr = mk.rows[r], r
+	}
+	return mk
 }
 
 // unitBytes is the size of a panel row, colBytes that of a column in it.
@@ -67,14 +78,9 @@ func (i ISA) MatMulBF16(c []float32, ldc int, a []uint16, lda, m int, b *Packed,
 	if b.Format != BF16Pairs {
 		return fmt.Errorf("kernels: MatMulBF16 needs a BF16Pairs B, have format %d", b.Format)
 	}
-	var mk micro
-	switch {
-	case i >= AVX512BF16:
-		mk = micro{tile: bf16AVX512, mr: 14, nr: 32, aSize: 2, kUnit: 2}
-	case i == Portable:
-		mk = micro{tile: bf16Portable, mr: 14, nr: 32, aSize: 2, kUnit: 2}
-	default:
-		return fmt.Errorf("kernels: bf16 activations need %s or %s, not %s", AVX512BF16, Portable, i)
+	mk, err := i.microBF16()
+	if err != nil {
+		return err
 	}
 	if m == 0 || b.N == 0 {
 		return nil
@@ -96,8 +102,6 @@ func (i ISA) MatMulF32(c []float32, ldc int, a []float32, lda, m int, b *Packed,
 	if err := checkGemm(c, ldc, len(a), lda, m, b, bias, kNeed); err != nil {
 		return err
 	}
-	var mk micro
-	var bp unsafe.Pointer
 	if m == 0 || b.N == 0 {
 		return nil
 	}
@@ -105,34 +109,53 @@ func (i ISA) MatMulF32(c []float32, ldc int, a []float32, lda, m int, b *Packed,
 		i.matMulInt8(c, ldc, a, lda, m, b, bias, accum, s)
 		return nil
 	}
+	mk := i.microF32(b.Format)
+	var bp unsafe.Pointer
 	if b.Format == BF16Pairs {
 		bp = unsafe.Pointer(&b.BF16[0])
-		switch {
-		case i >= AVX512:
-			mk = micro{tile: f32bf16AVX512, mr: 14, nr: 32, aSize: 4, kUnit: 2}
-		case i == AVX2:
-			mk = micro{tile: f32bf16AVX2, mr: i.TileRows(), nr: 16, aSize: 4, kUnit: 2}
-		default:
-			mk = micro{tile: f32bf16Portable, mr: 14, nr: 32, aSize: 4, kUnit: 2}
-		}
 	} else {
 		bp = unsafe.Pointer(&b.F32[0])
-		switch {
-		case i >= AVX512:
-			mk = micro{tile: f32f32AVX512, mr: 14, nr: 32, aSize: 4, kUnit: 1}
-		case i == AVX2:
-			mk = micro{tile: f32f32AVX2, mr: i.TileRows(), nr: 16, aSize: 4, kUnit: 1}
-		default:
-			mk = micro{tile: f32f32Portable, mr: 14, nr: 32, aSize: 4, kUnit: 1}
-		}
 	}
 	drive(mk, c, ldc, unsafe.Pointer(&a[0]), lda, m, b, bp, bias, accum, s)
 	return nil
 }
 
+// microBF16 is the micro-kernel of i for bf16 activations.
+func (i ISA) microBF16() (micro, error) {
+	switch {
+	case i >= AVX512BF16:
+		return micro{tile: bf16AVX512, mr: 14, nr: 32, aSize: 2, kUnit: 2, rows: rowsBF16AVX512[:]}, nil
+	case i == Portable:
+		return micro{tile: bf16Portable, mr: 14, nr: 32, aSize: 2, kUnit: 2}, nil
+	}
+	return micro{}, fmt.Errorf("kernels: bf16 activations need %s or %s, not %s", AVX512BF16, Portable, i)
+}
+
+// microF32 is the micro-kernel of i for float32 activations and B in
+// format f (BF16Pairs widened to fp32, or Float32).
+func (i ISA) microF32(f Format) micro {
+	if f == BF16Pairs {
+		switch {
+		case i >= AVX512:
+			return micro{tile: f32bf16AVX512, mr: 14, nr: 32, aSize: 4, kUnit: 2, rows: rowsF32BF16AVX512[:]}
+		case i == AVX2:
+			return micro{tile: f32bf16AVX2, mr: i.TileRows(), nr: 16, aSize: 4, kUnit: 2, rows: rowsF32BF16AVX2[:]}
+		}
+		return micro{tile: f32bf16Portable, mr: 14, nr: 32, aSize: 4, kUnit: 2}
+	}
+	switch {
+	case i >= AVX512:
+		return micro{tile: f32f32AVX512, mr: 14, nr: 32, aSize: 4, kUnit: 1, rows: rowsF32F32AVX512[:]}
+	case i == AVX2:
+		return micro{tile: f32f32AVX2, mr: i.TileRows(), nr: 16, aSize: 4, kUnit: 1, rows: rowsF32F32AVX2[:]}
+	}
+	return micro{tile: f32f32Portable, mr: 14, nr: 32, aSize: 4, kUnit: 1}
+}
+
 // TileRows is the number of A rows the GEMM micro-kernels of i compute per
 // register tile: callers that split rows into blocks keep whole tiles
-// (a partial tile is computed in full on a zero-padded copy).
+// (a partial tile runs an exact-row kernel at the assembly ISAs, and in full
+// on a zero-padded copy at Portable).
 func (i ISA) TileRows() int {
 	if i == AVX2 {
 		return 6
@@ -190,6 +213,7 @@ func drive(mk micro, c []float32, ldc int, a unsafe.Pointer, lda, m int, b *Pack
 			kOff := u0 * mk.kUnit // first k of the block
 			for r0 := 0; r0 < m; r0 += mk.mr {
 				rows := min(mk.mr, m-r0)
+				mk := mk.forRows(rows)
 				ap, ald := unsafe.Add(a, (r0*lda+kOff)*mk.aSize), ldaB
 				if rows < mk.mr {
 					ap, ald = s.padA(mk, ap, ldaB, rows, nu*mk.kUnit)

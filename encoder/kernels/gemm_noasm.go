@@ -7,6 +7,15 @@ package kernels
 
 const haveAsm = false
 
+// The exact-row kernel tables (gemm_rows_amd64.go) are empty: partial row
+// tiles are padded.
+var (
+	rowsBF16AVX512, rowsF32BF16AVX512, rowsF32F32AVX512 [14]tileFn
+	rowsF32BF16AVX2, rowsF32F32AVX2                     [6]tileFn
+	rowsF32I8AVX512                                     [14]int8Kern
+	rowsF32I8AVX2                                       [6]int8Kern
+)
+
 func gemmBF16AVX512(a *uint16, lda uintptr, b *uint16, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
 	panic("kernels: no assembly in this build")
 }

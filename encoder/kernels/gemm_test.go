@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/xdna-whisper/xdna-whisper/encoder/bf16"
 )
@@ -205,5 +206,69 @@ func TestMatMulErrors(t *testing.T) {
 				t.Fatalf("error %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestExactRowKernels: a partial row tile run by its exact-row kernel gives
+// the same C, bit for bit, as the full tile on a zero-padded copy (the
+// kernels share the per-row instruction sequence), for every row count
+// below the tile height and a tile plus each of them.
+func TestExactRowKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const n, k = 70, 131 // a partial panel and an odd K
+	kp := (k + 1) &^ 1
+	wb := make([]uint16, n*k)
+	for i, v := range randSlice(r, n*k, 1) {
+		wb[i] = bf16.FromFloat32FTZ(v)
+	}
+	var pk Packed
+	if err := PackBF16(&pk, wb, n, k, k); err != nil {
+		t.Fatal(err)
+	}
+	bias := randSlice(r, n, 1)
+	type variant struct {
+		name string
+		mk   micro
+		a    unsafe.Pointer
+	}
+	const maxM = 2*maxMR - 1
+	a32 := randSlice(r, maxM*kp, 1)
+	a16 := make([]uint16, len(a32))
+	for i := range a32 {
+		if i%kp >= k {
+			a32[i] = 0
+		}
+		a16[i] = bf16.FromFloat32FTZ(a32[i])
+	}
+	for _, isa := range isas() {
+		var vs []variant
+		if mk, err := isa.microBF16(); err == nil {
+			vs = append(vs, variant{"bf16", mk, unsafe.Pointer(&a16[0])})
+		}
+		vs = append(vs, variant{"f32·bf16", isa.microF32(BF16Pairs), unsafe.Pointer(&a32[0])})
+		for _, v := range vs {
+			if v.mk.rows == nil {
+				continue // Portable pads partial tiles: nothing to compare
+			}
+			exact, padded := v.mk, v.mk
+			padded.rows = nil
+			for m := 1; m <= maxM; m++ {
+				if m%v.mk.mr == 0 {
+					continue
+				}
+				for _, accum := range []bool{false, true} {
+					c0 := randSlice(r, m*n, 1)
+					got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
+					var s Scratch
+					drive(exact, got, n, v.a, kp, m, &pk, unsafe.Pointer(&pk.BF16[0]), bias, accum, &s)
+					drive(padded, want, n, v.a, kp, m, &pk, unsafe.Pointer(&pk.BF16[0]), bias, accum, &s)
+					for i := range got {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%s %s m=%d accum=%v: C[%d][%d] = %g exact-row, %g padded", isa, v.name, m, accum, i/n, i%n, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
 	}
 }

@@ -1,11 +1,15 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // MatVecF32 computes one row c[N] = a·Bᵀ + bias (+ c when accum) for a
 // BF16Pairs B: MatMulF32 with m = 1, without padding the row to the GEMM
 // tile's 6 or 14 rows (the shape of a decode step and of one query's
-// attention). a has B.KP values (the odd-K pad zero); bias is nil or has N
+// attention): AVX-512 runs the one-row kernel of MatMulF32's tile, AVX2 a
+// matrix-vector kernel. a has B.KP values (the odd-K pad zero); bias is nil or has N
 // values. At the assembly ISAs it forms the same products in the same order
 // as MatMulF32's tiles, so the results are equal bit for bit; Portable runs
 // MatMulF32.
@@ -24,12 +28,19 @@ func (i ISA) MatVecF32(c []float32, a []float32, b *Packed, bias []float32, accu
 		acc = 1
 	}
 	pairs, full := b.KP/2, b.N/PanelCols
+	gemv := func(c *float32, b *uint16, panels int, bias *float32) {
+		if i >= AVX512 { // the one-row twin of MatMulF32's AVX-512 tile
+			rowsF32BF16AVX512[1](unsafe.Pointer(&a[0]), 0, unsafe.Pointer(b), c, 0, pairs, bias, uintptr(acc), panels, uintptr(pairs*2*PanelCols*2))
+			return
+		}
+		gemvBF16AVX2(c, &a[0], b, pairs, panels, acc, bias)
+	}
 	if full > 0 {
 		var bp *float32
 		if bias != nil {
 			bp = &bias[0]
 		}
-		gemvBF16AVX2(&c[0], &a[0], &b.BF16[0], pairs, full, acc, bp)
+		gemv(&c[0], &b.BF16[0], full, bp)
 	}
 	if rest := b.N - full*PanelCols; rest > 0 { // the last panel through a 32-column tile
 		t := s.c[:PanelCols]
@@ -41,7 +52,7 @@ func (i ISA) MatVecF32(c []float32, a []float32, b *Packed, bias []float32, accu
 			copy(s.bias[:], bias[full*PanelCols:b.N])
 			bp = &s.bias[0]
 		}
-		gemvBF16AVX2(&t[0], &a[0], &b.BF16[full*pairs*2*PanelCols], pairs, 1, acc, bp)
+		gemv(&t[0], &b.BF16[full*pairs*2*PanelCols], 1, bp)
 		copy(c[full*PanelCols:b.N], t)
 	}
 	return nil

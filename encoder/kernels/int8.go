@@ -204,16 +204,26 @@ func grow[T any](s []T, n int) []T {
 	return s[:n]
 }
 
-// matMulInt8 is MatMulF32 for an Int8Cols B (operands checked).
+// matMulInt8 is MatMulF32 for an Int8Cols B (operands checked). Only the
+// last row tile can be partial (m mod the tile height rows): it gets its
+// exact-row kernel.
 func (i ISA) matMulInt8(c []float32, ldc int, a []float32, lda, m int, b *Packed, bias []float32, accum bool, s *Scratch) {
 	t := int8Tile{kern: int8Portable, base: uintptr(unsafe.Pointer(&b.I8[0])), panelBytes: uintptr(b.KP * PanelCols), scale: b.Scale}
 	mk := micro{mr: 14, nr: 32, aSize: 4, kUnit: 2, bUnit: 2 * PanelCols, bCol: 1}
+	var table []int8Kern
 	switch {
 	case i >= AVX512:
-		t.kern = gemmF32I8AVX512
+		t.kern, table = gemmF32I8AVX512, rowsF32I8AVX512[:]
 	case i == AVX2:
-		t.kern, mk.mr, mk.nr = gemmF32I8AVX2, i.TileRows(), 16
+		t.kern, table, mk.mr, mk.nr = gemmF32I8AVX2, rowsF32I8AVX2[:], i.TileRows(), 16
 	}
 	mk.tile = t.tile
+	var rows [maxMR]tileFn
+	part := t
+	if r := m % mk.mr; r > 0 && r < len(table) && table[r] != nil {
+		part.kern = table[r]
+		rows[r] = part.tile
+		mk.rows = rows[:mk.mr]
+	}
 	drive(mk, c, ldc, unsafe.Pointer(&a[0]), lda, m, b, unsafe.Pointer(&b.I8[0]), bias, accum, s)
 }

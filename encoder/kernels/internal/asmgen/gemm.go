@@ -275,32 +275,45 @@ done:
 	RET`)
 }
 
+// gemmKernel is one micro-kernel of gemm_amd64.s with what its exact-row
+// twins (gemm_rows_amd64.go) need: the Go name of their table and the Go
+// element types of A and B.
+type gemmKernel struct {
+	k           kernel
+	table, a, b string
+}
+
+// gemmKernels lists the micro-kernels, each defined once for both files.
+func gemmKernels() []gemmKernel {
+	sig := "(a, lda, b, c, ldc, n, bias, accum, panels, bstride)"
+	doc := func(name, what string) string { return "// func " + name + sig + "\n// " + what + "\n" }
+	return []gemmKernel{
+		{kernel{name: "gemmBF16AVX512", rows: 14, zmm: true, aBF16: true, bBF16: true, loop: loopBF16,
+			doc: doc("gemmBF16AVX512", "14×32 tile, A bf16 rows, B bf16 k-pair panel, n = k-pairs, VDPBF16PS.")},
+			"rowsBF16AVX512", "uint16", "uint16"},
+		{kernel{name: "gemmF32BF16AVX512", rows: 14, zmm: true, bBF16: true, loop: loopF32BF16AVX512,
+			doc: doc("gemmF32BF16AVX512", "14×32 tile, A float32 rows, B bf16 k-pair panel widened to fp32, n = k-pairs.")},
+			"rowsF32BF16AVX512", "float32", "uint16"},
+		{kernel{name: "gemmF32F32AVX512", rows: 14, zmm: true, loop: loopF32F32AVX512,
+			doc: doc("gemmF32F32AVX512", "14×32 tile, A float32 rows, B float32 panel, n = k.")},
+			"rowsF32F32AVX512", "float32", "float32"},
+		{kernel{name: "gemmF32BF16AVX2", rows: 6, bBF16: true, loop: loopF32BF16AVX2,
+			doc: doc("gemmF32BF16AVX2", "6×16 tile (half a panel), A float32 rows, B bf16 k-pairs widened to fp32, n = k-pairs.")},
+			"rowsF32BF16AVX2", "float32", "uint16"},
+		{kernel{name: "gemmF32F32AVX2", rows: 6, loop: loopF32F32AVX2,
+			doc: doc("gemmF32F32AVX2", "6×16 tile (half a panel), A float32 rows, B float32 panel, n = k.")},
+			"rowsF32F32AVX2", "float32", "float32"},
+	}
+}
+
 // genGEMM returns gemm_amd64.s.
 func genGEMM() []byte {
 	g := &gen{}
 	g.raw(header)
 	g.raw("\nDATA hiMask<>+0(SB)/4, $0xffff0000\nGLOBL hiMask<>(SB), RODATA|NOPTR, $4")
-	sig := "(a, lda, b, c, ldc, n, bias, accum, panels, bstride)"
-	g.kernel(kernel{
-		name: "gemmBF16AVX512", rows: 14, zmm: true, aBF16: true, bBF16: true, loop: loopBF16,
-		doc: "// func gemmBF16AVX512" + sig + "\n// 14×32 tile, A bf16 rows, B bf16 k-pair panel, n = k-pairs, VDPBF16PS.\n",
-	})
-	g.kernel(kernel{
-		name: "gemmF32BF16AVX512", rows: 14, zmm: true, bBF16: true, loop: loopF32BF16AVX512,
-		doc: "// func gemmF32BF16AVX512" + sig + "\n// 14×32 tile, A float32 rows, B bf16 k-pair panel widened to fp32, n = k-pairs.\n",
-	})
-	g.kernel(kernel{
-		name: "gemmF32F32AVX512", rows: 14, zmm: true, loop: loopF32F32AVX512,
-		doc: "// func gemmF32F32AVX512" + sig + "\n// 14×32 tile, A float32 rows, B float32 panel, n = k.\n",
-	})
-	g.kernel(kernel{
-		name: "gemmF32BF16AVX2", rows: 6, bBF16: true, loop: loopF32BF16AVX2,
-		doc: "// func gemmF32BF16AVX2" + sig + "\n// 6×16 tile (half a panel), A float32 rows, B bf16 k-pairs widened to fp32, n = k-pairs.\n",
-	})
-	g.kernel(kernel{
-		name: "gemmF32F32AVX2", rows: 6, loop: loopF32F32AVX2,
-		doc: "// func gemmF32F32AVX2" + sig + "\n// 6×16 tile (half a panel), A float32 rows, B float32 panel, n = k.\n",
-	})
+	for _, gk := range gemmKernels() {
+		g.kernel(gk.k)
+	}
 	int8Kernels(g)
 	g.cvtBF16()
 	return g.b.Bytes()

@@ -1,5 +1,10 @@
 package main
 
+import (
+	"bytes"
+	"fmt"
+)
+
 // The weight-only int8 micro-kernels: fp32 A rows times an Int8Cols B panel
 // (per k, 32 int8 of the panel's columns; per column a power-of-two scale).
 // Each weight is widened to fp32 (VPMOVSXBD, VCVTDQ2PS) and multiplied by
@@ -11,17 +16,54 @@ package main
 
 const int8Args = 88 // the common 80 bytes and the scale pointer
 
+const int8Sig = "(a, lda, b, c, ldc, n, bias, accum, panels, bstride, scale)"
+
+// int8GemmKernels lists the int8 kernels (their exact-row tables are of
+// type int8Kern, not tileFn).
+func int8GemmKernels() []gemmKernel {
+	doc := func(name, what string) string { return "// func " + name + int8Sig + "\n// " + what + "\n" }
+	return []gemmKernel{
+		{kernel{name: "gemmF32I8AVX512", rows: 14, zmm: true, loop: loopF32I8AVX512, args: int8Args,
+			doc: doc("gemmF32I8AVX512", "14×32 tile, A float32 rows, B int8 panel widened to fp32 times the column scales, n = k-pairs.")},
+			"rowsF32I8AVX512", "float32", "int8"},
+		{kernel{name: "gemmF32I8AVX2", rows: 6, loop: loopF32I8AVX2, args: int8Args,
+			doc: doc("gemmF32I8AVX2", "6×16 tile (half a panel), A float32 rows, B int8 widened to fp32 times the column scales, n = k-pairs.")},
+			"rowsF32I8AVX2", "float32", "int8"},
+	}
+}
+
 // int8Kernels adds the int8 kernels to gemm_amd64.s.
 func int8Kernels(g *gen) {
-	sig := "(a, lda, b, c, ldc, n, bias, accum, panels, bstride, scale)"
-	g.kernel(kernel{
-		name: "gemmF32I8AVX512", rows: 14, zmm: true, loop: loopF32I8AVX512, args: int8Args,
-		doc: "// func gemmF32I8AVX512" + sig + "\n// 14×32 tile, A float32 rows, B int8 panel widened to fp32 times the column scales, n = k-pairs.\n",
-	})
-	g.kernel(kernel{
-		name: "gemmF32I8AVX2", rows: 6, loop: loopF32I8AVX2, args: int8Args,
-		doc: "// func gemmF32I8AVX2" + sig + "\n// 6×16 tile (half a panel), A float32 rows, B int8 widened to fp32 times the column scales, n = k-pairs.\n",
-	})
+	for _, gk := range int8GemmKernels() {
+		g.kernel(gk.k)
+	}
+}
+
+// int8RowsAsm adds their exact-row twins to gemm_rows_amd64.s.
+func int8RowsAsm(g *gen) {
+	for _, rk := range int8GemmKernels() {
+		for r := 1; r < rk.k.rows; r++ {
+			k := rk.k
+			k.rows, k.name = r, fmt.Sprintf("%sR%d", rk.k.name, r)
+			k.doc = fmt.Sprintf("// func %s%s\n// %s for %d row(s).\n", k.name, int8Sig, rk.k.name, r)
+			g.kernel(k)
+		}
+	}
+}
+
+// int8RowsGo adds their declarations and tables to gemm_rows_amd64.go.
+func int8RowsGo(b *bytes.Buffer) {
+	for _, rk := range int8GemmKernels() {
+		fmt.Fprintf(b, "\n// %s[r] computes r rows of %s's tile (r = 1 … %d).\nvar %s = [...]int8Kern{\n", rk.table, rk.k.name, rk.k.rows-1, rk.table)
+		w := len(fmt.Sprint(rk.k.rows-1)) + 1 // the keys aligned as gofmt does
+		for r := 1; r < rk.k.rows; r++ {
+			fmt.Fprintf(b, "\t%-*s %sR%d,\n", w, fmt.Sprintf("%d:", r), rk.k.name, r)
+		}
+		b.WriteString("}\n")
+		for r := 1; r < rk.k.rows; r++ {
+			fmt.Fprintf(b, "\n//go:noescape\nfunc %sR%d(a *%s, lda uintptr, b *%s, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)\n", rk.k.name, r, rk.a, rk.b)
+		}
+	}
 }
 
 // loopF32I8AVX512 keeps the panel's 32 scales in Z30 and Z31.

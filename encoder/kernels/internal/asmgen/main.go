@@ -1,6 +1,7 @@
 // Command asmgen writes the Go assembly of package kernels: gemm_amd64.s (the
 // GEMM micro-kernels and the packing conversion), vec_amd64.s (the AVX-512 row
-// and flash-attention operations) and vec_avx2_amd64.s (their AVX2 twins).
+// and flash-attention operations) vec_avx2_amd64.s (their AVX2 twins), and
+// gemm_rows_amd64.s/.go (the GEMM kernels for each smaller row count).
 //
 //	go generate ./encoder/kernels          # rewrite the committed files
 //	go run ./encoder/kernels/internal/asmgen -out DIR   # write them into DIR
@@ -30,7 +31,8 @@ func main() {
 	for _, f := range []struct {
 		name string
 		data []byte
-	}{{"gemm_amd64.s", genGEMM()}, {"vec_amd64.s", genVec()}, {"vec_avx2_amd64.s", genVecAVX2()}} {
+	}{{"gemm_amd64.s", genGEMM()}, {"vec_amd64.s", genVec()}, {"vec_avx2_amd64.s", genVecAVX2()},
+		{"gemm_rows_amd64.s", genRowsAsm()}, {"gemm_rows_amd64.go", genRowsGo()}} {
 		if err := os.WriteFile(filepath.Join(*out, f.name), f.data, 0o644); err != nil {
 			fmt.Fprintf(os.Stderr, "asmgen: %v\n", err)
 			os.Exit(1)
