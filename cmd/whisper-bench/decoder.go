@@ -31,7 +31,7 @@ func runBenchDecoder(ctx context.Context, args []string) error {
 		model:     fs.String("model", "", "Hugging Face model directory (config.json, model.safetensors; onnx/decoder_with_past_model.onnx for the ORT side)"),
 		kernels:   fs.String("kernels", "auto", "kernel family: auto (the best this CPU runs), avx512bf16, avx512, avx2 or portable (generic); amx is recognised but has no kernels yet"),
 		act:       fs.String("activations", "auto", "GEMM activation precision: auto, bf16, fp32"),
-		weights:   fs.String("weights", "bf16", "storage of the step-time decoder matrices: bf16 or int8 (weight-only, runs fp32 activations)"),
+		weights:   fs.String("weights", "bf16", "storage of the step-time decoder matrices: bf16 or int8 (weight-only, a power-of-two scale per output row)"),
 		batches:   fs.String("batches", "1,8,32", "comma-separated batch sizes (sequences advanced per step)"),
 		ortScript: fs.String("ort-script", "testdata/ort/decoder_bench.js", "the onnxruntime-node side"),
 		threads:   fs.Int("threads", 0, "worker threads for both sides (default GOMAXPROCS)"),

@@ -59,7 +59,7 @@ func runServe(ctx context.Context, args []string) error {
 		defBeam      = fs.Int("default-beam-size", 1, "beam size when a request sets none (1: greedy)")
 		defWords     = fs.Bool("default-word-timestamps", false, "word timestamps for every transcription")
 		decodeMemory = fs.Int64("decode-memory", transcribe.DefaultDecodeMemory, "bytes of decoder state (each window's cross-attention K/V and self-attention caches) of the transcription windows decoded at once; windows beyond it wait their turn (a window larger than it runs alone). Unset under a memory limit: at most a third of what the packed weights leave of the limit")
-		decWeights   = fs.String("decoder-weights", decoder.WeightsBF16, "storage of the decoder matrices a decode step streams: bf16, or int8 (weight-only, a power-of-two scale per output row, quantised at load; about half the bytes a step reads; runs fp32 activations)")
+		decWeights   = fs.String("decoder-weights", decoder.WeightsBF16, "storage of the decoder matrices a decode step streams: bf16, or int8 (weight-only, a power-of-two scale per output row, quantised at load; about half the bytes a step reads)")
 		memLimit     = fs.Int64("memory-limit", 0, "bytes the process may hold in all, e.g. the pod's memory limit (0: the container's cgroup limit when one is set): the Go heap's soft limit is what the packed weights leave of it, so garbage is collected before the limit is reached")
 		forceTokens  = fs.Int("bench-force-tokens", 0, "benchmarks only: every transcription window samples exactly this many tokens, greedily without fallback, whatever the request asks (random weights cannot shorten the work); 0: off")
 		logLevel     = fs.String("log-level", "info", "debug (one line per request), info, warn or error")

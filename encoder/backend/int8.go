@@ -11,11 +11,8 @@ import (
 // (kernels.PackInt8) and packed as kernels.Int8Cols, out·in bytes (rounded
 // up to whole panels and an even in) plus 4 bytes a row. Linear, LinearCols,
 // MLP and Rows use it like a bf16 weight holding the dequantised values q·s,
-// and give the same results bit for bit. It needs fp32 activations.
+// and give the same results bit for bit, with either activation precision.
 func (c *CPU) PackInt8(w []uint16, out, in int) (Weight, error) {
-	if c.act != FP32 {
-		return nil, fmt.Errorf("backend: int8 weights need fp32 activations, this backend runs %s", c.act)
-	}
 	if len(w) != out*in || out < 0 || in < 0 {
 		return nil, fmt.Errorf("backend: pack int8 weight [%d %d]: have %d values", out, in, len(w))
 	}

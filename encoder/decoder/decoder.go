@@ -58,8 +58,8 @@ type Options struct {
 	// output projection): "bf16" (default, also "") or "int8", weight-only
 	// int8 with a power-of-two scale per output row (kernels.PackInt8),
 	// quantised at load. The cross-attention k/v projections, run once per
-	// window, stay bf16. int8 weights run fp32 activations: Activations
-	// "auto" then means fp32 and "bf16" is an error.
+	// window, stay bf16. With either activation precision the logits equal
+	// those of bf16 weights holding the dequantised values bit for bit.
 	Weights string
 }
 
@@ -150,21 +150,14 @@ func New(cfg Config, src Source, opts Options) (*Decoder, error) {
 // weight storage.
 func (o Options) resolve() (kernels.ISA, backend.Precision, string, error) {
 	weights := strings.ToLower(o.Weights)
-	act := o.Activations
 	switch weights {
-	case "", WeightsBF16:
+	case "":
 		weights = WeightsBF16
-	case WeightsInt8:
-		switch strings.ToLower(act) {
-		case "", "auto":
-			act = "fp32"
-		case "bf16":
-			return 0, 0, "", fmt.Errorf("decoder options: int8 weights run fp32 activations, activations %q asked for bf16 (use auto or fp32)", o.Activations)
-		}
+	case WeightsBF16, WeightsInt8:
 	default:
 		return 0, 0, "", fmt.Errorf("decoder options: weights %q, want %s or %s", o.Weights, WeightsBF16, WeightsInt8)
 	}
-	isa, prec, err := backend.Choose(o.Kernels, act)
+	isa, prec, err := backend.Choose(o.Kernels, o.Activations)
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("decoder options: %w", err)
 	}

@@ -65,14 +65,19 @@ func newModel(t *testing.T, dir string, o Options, grid bool) *Decoder {
 
 // TestInt8Exact: on the micro fixture rounded to the int8 grid, every
 // logit of the staggered check decode with int8 weights equals, bit for
-// bit, the logit with bf16 weights and fp32 activations, at every ISA this
-// machine runs; the int8 weights take less memory.
+// bit, the logit with bf16 weights, at every ISA and activation precision
+// this machine runs; the int8 weights take less memory.
 func TestInt8Exact(t *testing.T) {
 	c := readCheck(t, microCheck)
-	for isa := kernels.Portable; isa <= kernels.Detect(); isa++ {
-		t.Run(isa.String(), func(t *testing.T) {
-			i8 := newMicro(t, Options{Kernels: isa.String(), Weights: "int8", Threads: 2}, true)
-			b16 := newMicro(t, Options{Kernels: isa.String(), Activations: "fp32", Threads: 2}, true)
+	for _, o := range configs() {
+		t.Run(o.Kernels+"/"+o.Activations, func(t *testing.T) {
+			isa, _ := kernels.ParseISA(o.Kernels)
+			if err := isa.Check(); err != nil {
+				t.Skipf("kernels %s not run on this machine: %v", o.Kernels, err)
+			}
+			b16 := newMicro(t, o, true)
+			o.Weights = "int8"
+			i8 := newMicro(t, o, true)
 			if i8.Weights() != WeightsInt8 || b16.Weights() != WeightsBF16 {
 				t.Fatalf("weights %q and %q, want int8 and bf16", i8.Weights(), b16.Weights())
 			}
@@ -109,27 +114,35 @@ func TestInt8Cosine(t *testing.T) {
 				t.Skipf("no fixture in %s (make hf-fixture-%s)", f.dir, f.name)
 			}
 			c := readCheck(t, f.check)
-			i8 := newModel(t, f.dir, Options{Weights: "int8", Threads: 2}, false)
-			b16 := newModel(t, f.dir, Options{Activations: "fp32", Threads: 2}, false)
-			got, want := decodeStaggered(t, i8, c), decodeStaggered(t, b16, c)
-			v := b16.Config().Vocab
-			minCos, flips, rows := 1.0, 0, 0
-			for s := range want {
-				for r := 0; r < len(want[s])/v; r++ {
-					cos, same := cosine(got[s][r*v:(r+1)*v], want[s][r*v:(r+1)*v])
-					minCos = math.Min(minCos, cos)
-					if !same {
-						flips++
-					}
-					rows++
-				}
-			}
-			t.Logf("%s fixture, int8 vs bf16 weights (fp32 activations, %s): %d logit rows, min cosine %.6f, argmax differs in %d; packed %.1f vs %.1f MB",
-				f.name, i8.Backend(), rows, minCos, flips, float64(i8.PackedBytes())/1e6, float64(b16.PackedBytes())/1e6)
-			if minCos < 0.999 {
-				t.Fatalf("int8 vs bf16 weights: min logit cosine %.6f < 0.999", minCos)
+			for _, act := range []string{"fp32", "auto"} {
+				int8Cosine(t, f.name, f.dir, c, Options{Activations: act, Threads: 2})
 			}
 		})
+	}
+}
+
+// int8Cosine decodes c with int8 and bf16 weights under o and compares.
+func int8Cosine(t *testing.T, name, dir string, c check, o Options) {
+	b16 := newModel(t, dir, o, false)
+	o.Weights = "int8"
+	i8 := newModel(t, dir, o, false)
+	got, want := decodeStaggered(t, i8, c), decodeStaggered(t, b16, c)
+	v := b16.Config().Vocab
+	minCos, flips, rows := 1.0, 0, 0
+	for s := range want {
+		for r := 0; r < len(want[s])/v; r++ {
+			cos, same := cosine(got[s][r*v:(r+1)*v], want[s][r*v:(r+1)*v])
+			minCos = math.Min(minCos, cos)
+			if !same {
+				flips++
+			}
+			rows++
+		}
+	}
+	t.Logf("%s fixture, int8 vs bf16 weights (%s): %d logit rows, min cosine %.6f, argmax differs in %d; packed %.1f vs %.1f MB",
+		name, i8.Backend(), rows, minCos, flips, float64(i8.PackedBytes())/1e6, float64(b16.PackedBytes())/1e6)
+	if minCos < 0.999 {
+		t.Fatalf("%s: int8 vs bf16 weights: min logit cosine %.6f < 0.999", i8.Backend(), minCos)
 	}
 }
 
@@ -150,22 +163,21 @@ func cosine(a, b []float32) (float64, bool) {
 	return dot / math.Sqrt(aa*bb), ia == ib
 }
 
-// TestWeightsOption: bad storage names and int8 with bf16 activations are
-// refused with errors naming what is accepted.
+// TestWeightsOption: a bad storage name is refused with an error naming
+// the accepted ones; names are case-insensitive.
 func TestWeightsOption(t *testing.T) {
 	for _, tc := range []struct {
 		o    Options
 		want string
 	}{
 		{Options{Weights: "fp8"}, `weights "fp8", want bf16 or int8`},
-		{Options{Weights: "int8", Activations: "bf16"}, "int8 weights run fp32 activations"},
 	} {
 		_, _, _, err := tc.o.resolve()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want one containing %q", tc.o, err, tc.want)
 		}
 	}
-	if _, act, w, err := (Options{Weights: "INT8"}).resolve(); err != nil || act.String() != "fp32" || w != WeightsInt8 {
+	if _, act, w, err := (Options{Weights: "INT8", Activations: "fp32"}).resolve(); err != nil || act.String() != "fp32" || w != WeightsInt8 {
 		t.Errorf("weights INT8: activations %v, weights %q, error %v; want fp32, int8", act, w, err)
 	}
 }

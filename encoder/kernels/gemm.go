@@ -69,20 +69,25 @@ func (s *Scratch) aTile(bytes int) []byte {
 
 // MatMulBF16 computes C[m][N] = A·Bᵀ + bias (+ C when accum) with bf16
 // activations: A is [m][KP] bf16 with row stride lda (rows may overlap), and
-// when B.K is odd its column K must be zero. b must be BF16Pairs. bias is nil or has N values.
-// It needs AVX512BF16 or Portable.
+// when B.K is odd its column K must be zero. b must be BF16Pairs or Int8Cols
+// (widened to the bf16 pairs of q·s: equal bit for bit to BF16Pairs holding
+// q·s). bias is nil or has N values. It needs AVX512BF16 or Portable.
 func (i ISA) MatMulBF16(c []float32, ldc int, a []uint16, lda, m int, b *Packed, bias []float32, accum bool, s *Scratch) error {
 	if err := checkGemm(c, ldc, len(a), lda, m, b, bias, b.KP); err != nil {
 		return err
 	}
-	if b.Format != BF16Pairs {
-		return fmt.Errorf("kernels: MatMulBF16 needs a BF16Pairs B, have format %d", b.Format)
+	if b.Format != BF16Pairs && b.Format != Int8Cols {
+		return fmt.Errorf("kernels: MatMulBF16 needs a BF16Pairs or Int8Cols B, have format %d", b.Format)
 	}
 	mk, err := i.microBF16()
 	if err != nil {
 		return err
 	}
 	if m == 0 || b.N == 0 {
+		return nil
+	}
+	if b.Format == Int8Cols {
+		i.matMulInt8(unsafe.Pointer(&a[0]), 2, c, ldc, lda, m, b, bias, accum, s)
 		return nil
 	}
 	drive(mk, c, ldc, unsafe.Pointer(&a[0]), lda, m, b, unsafe.Pointer(&b.BF16[0]), bias, accum, s)
@@ -106,7 +111,7 @@ func (i ISA) MatMulF32(c []float32, ldc int, a []float32, lda, m int, b *Packed,
 		return nil
 	}
 	if b.Format == Int8Cols {
-		i.matMulInt8(c, ldc, a, lda, m, b, bias, accum, s)
+		i.matMulInt8(unsafe.Pointer(&a[0]), 4, c, ldc, lda, m, b, bias, accum, s)
 		return nil
 	}
 	mk := i.microF32(b.Format)

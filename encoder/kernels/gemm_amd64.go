@@ -29,9 +29,3 @@ func gemmF32F32AVX2(a *float32, lda uintptr, b *float32, c *float32, ldc uintptr
 
 //go:noescape
 func cvtBF16AVX512(dst *uint16, src *float32, n int)
-
-//go:noescape
-func gemmF32I8AVX512(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
-
-//go:noescape
-func gemmF32I8AVX2(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)

@@ -1357,6 +1357,259 @@ nobias:
 	VZEROUPPER
 	RET
 
+// func gemmBF16I8AVX512(a, lda, b, c, ldc, n, bias, accum, panels, bstride, scale)
+// 14×32 tile, A bf16 rows, B int8 panel widened to bf16 k-pairs of q·s, n = k-pairs, VDPBF16PS.
+TEXT ·gemmBF16I8AVX512(SB), NOSPLIT, $24-88
+	MOVQ lda+8(FP), R13
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), R12
+	MOVQ bias+48(FP), BX
+	MOVQ panels+64(FP), AX
+	MOVQ AX, left-8(SP)
+panel:
+	MOVQ DI, cpan-16(SP)
+	MOVQ DX, bpan-24(SP)
+	MOVQ a+0(FP), SI
+	MOVQ n+40(FP), CX
+	LEAQ (R13)(R13*2), AX
+	LEAQ (SI)(AX*1), R8
+	LEAQ (R8)(AX*1), R9
+	LEAQ (R9)(AX*1), R10
+	LEAQ (R10)(AX*1), R11
+	MOVQ accum+56(FP), AX
+	TESTQ AX, AX
+	JZ zero
+	MOVQ DI, AX
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	ADDQ R12, AX
+	VMOVUPS (AX), Z2
+	VMOVUPS 64(AX), Z3
+	ADDQ R12, AX
+	VMOVUPS (AX), Z4
+	VMOVUPS 64(AX), Z5
+	ADDQ R12, AX
+	VMOVUPS (AX), Z6
+	VMOVUPS 64(AX), Z7
+	ADDQ R12, AX
+	VMOVUPS (AX), Z8
+	VMOVUPS 64(AX), Z9
+	ADDQ R12, AX
+	VMOVUPS (AX), Z10
+	VMOVUPS 64(AX), Z11
+	ADDQ R12, AX
+	VMOVUPS (AX), Z12
+	VMOVUPS 64(AX), Z13
+	ADDQ R12, AX
+	VMOVUPS (AX), Z14
+	VMOVUPS 64(AX), Z15
+	ADDQ R12, AX
+	VMOVUPS (AX), Z16
+	VMOVUPS 64(AX), Z17
+	ADDQ R12, AX
+	VMOVUPS (AX), Z18
+	VMOVUPS 64(AX), Z19
+	ADDQ R12, AX
+	VMOVUPS (AX), Z20
+	VMOVUPS 64(AX), Z21
+	ADDQ R12, AX
+	VMOVUPS (AX), Z22
+	VMOVUPS 64(AX), Z23
+	ADDQ R12, AX
+	VMOVUPS (AX), Z24
+	VMOVUPS 64(AX), Z25
+	ADDQ R12, AX
+	VMOVUPS (AX), Z26
+	VMOVUPS 64(AX), Z27
+	JMP bias
+zero:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+bias:
+	TESTQ BX, BX
+	JZ start
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS (BX), Z2, Z2
+	VADDPS 64(BX), Z3, Z3
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, Z7
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, Z9
+	VADDPS (BX), Z10, Z10
+	VADDPS 64(BX), Z11, Z11
+	VADDPS (BX), Z12, Z12
+	VADDPS 64(BX), Z13, Z13
+	VADDPS (BX), Z14, Z14
+	VADDPS 64(BX), Z15, Z15
+	VADDPS (BX), Z16, Z16
+	VADDPS 64(BX), Z17, Z17
+	VADDPS (BX), Z18, Z18
+	VADDPS 64(BX), Z19, Z19
+	VADDPS (BX), Z20, Z20
+	VADDPS 64(BX), Z21, Z21
+	VADDPS (BX), Z22, Z22
+	VADDPS 64(BX), Z23, Z23
+	VADDPS (BX), Z24, Z24
+	VADDPS 64(BX), Z25, Z25
+	VADDPS (BX), Z26, Z26
+	VADDPS 64(BX), Z27, Z27
+start:
+	TESTQ CX, CX
+	JZ store
+	MOVQ scale+80(FP), AX
+	ADDQ $128, scale+80(FP)
+loop:
+	VPMOVSXBD 0(DX), Z28
+	VPMOVSXBD 32(DX), Z29
+	VCVTDQ2PS Z28, Z28
+	VCVTDQ2PS Z29, Z29
+	VMULPS 0(AX), Z28, Z28
+	VMULPS 0(AX), Z29, Z29
+	VPSRLD $16, Z28, Z28
+	VPORD Z29, Z28, Z28
+	VPMOVSXBD 16(DX), Z29
+	VPMOVSXBD 48(DX), Z30
+	VCVTDQ2PS Z29, Z29
+	VCVTDQ2PS Z30, Z30
+	VMULPS 64(AX), Z29, Z29
+	VMULPS 64(AX), Z30, Z30
+	VPSRLD $16, Z29, Z29
+	VPORD Z30, Z29, Z29
+	VPBROADCASTD 0(SI), Z30
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm0
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm1
+	VPBROADCASTD 0(SI)(R13*1), Z31
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm2
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm3
+	VPBROADCASTD 0(SI)(R13*2), Z30
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm4
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // objdump: vdpbf16ps %zmm30,%zmm29,%zmm5
+	VPBROADCASTD 0(R8), Z31
+	BYTE $0x62; BYTE $0x92; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm6
+	BYTE $0x62; BYTE $0x92; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // objdump: vdpbf16ps %zmm31,%zmm29,%zmm7
+	VPBROADCASTD 0(R8)(R13*1), Z30
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm8
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm9
+	VPBROADCASTD 0(R8)(R13*2), Z31
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm10
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm11
+	VPBROADCASTD 0(R9), Z30
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm12
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // objdump: vdpbf16ps %zmm30,%zmm29,%zmm13
+	VPBROADCASTD 0(R9)(R13*1), Z31
+	BYTE $0x62; BYTE $0x12; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm14
+	BYTE $0x62; BYTE $0x12; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // objdump: vdpbf16ps %zmm31,%zmm29,%zmm15
+	VPBROADCASTD 0(R9)(R13*2), Z30
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm16
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm17
+	VPBROADCASTD 0(R10), Z31
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm18
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm19
+	VPBROADCASTD 0(R10)(R13*1), Z30
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xe6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm20
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xee // objdump: vdpbf16ps %zmm30,%zmm29,%zmm21
+	VPBROADCASTD 0(R10)(R13*2), Z31
+	BYTE $0x62; BYTE $0x82; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xf7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm22
+	BYTE $0x62; BYTE $0x82; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xff // objdump: vdpbf16ps %zmm31,%zmm29,%zmm23
+	VPBROADCASTD 0(R11), Z30
+	BYTE $0x62; BYTE $0x02; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc6 // objdump: vdpbf16ps %zmm30,%zmm28,%zmm24
+	BYTE $0x62; BYTE $0x02; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xce // objdump: vdpbf16ps %zmm30,%zmm29,%zmm25
+	VPBROADCASTD 0(R11)(R13*1), Z31
+	BYTE $0x62; BYTE $0x02; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xd7 // objdump: vdpbf16ps %zmm31,%zmm28,%zmm26
+	BYTE $0x62; BYTE $0x02; BYTE $0x16; BYTE $0x40; BYTE $0x52; BYTE $0xdf // objdump: vdpbf16ps %zmm31,%zmm29,%zmm27
+	ADDQ $64, DX
+	ADDQ $4, SI
+	ADDQ $4, R8
+	ADDQ $4, R9
+	ADDQ $4, R10
+	ADDQ $4, R11
+	DECQ CX
+	JNZ loop
+store:
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z3, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z4, (DI)
+	VMOVUPS Z5, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z7, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z8, (DI)
+	VMOVUPS Z9, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z10, (DI)
+	VMOVUPS Z11, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z12, (DI)
+	VMOVUPS Z13, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z14, (DI)
+	VMOVUPS Z15, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z16, (DI)
+	VMOVUPS Z17, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z18, (DI)
+	VMOVUPS Z19, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z20, (DI)
+	VMOVUPS Z21, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z22, (DI)
+	VMOVUPS Z23, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z24, (DI)
+	VMOVUPS Z25, 64(DI)
+	ADDQ R12, DI
+	VMOVUPS Z26, (DI)
+	VMOVUPS Z27, 64(DI)
+	MOVQ cpan-16(SP), DI
+	ADDQ $128, DI
+	MOVQ bpan-24(SP), DX
+	ADDQ bstride+72(FP), DX
+	TESTQ BX, BX
+	JZ nobias
+	ADDQ $128, BX
+nobias:
+	DECQ left-8(SP)
+	JNZ panel
+	VZEROUPPER
+	RET
+
 // func gemmF32I8AVX2(a, lda, b, c, ldc, n, bias, accum, panels, bstride, scale)
 // 6×16 tile (half a panel), A float32 rows, B int8 widened to fp32 times the column scales, n = k-pairs.
 TEXT ·gemmF32I8AVX2(SB), NOSPLIT, $24-88

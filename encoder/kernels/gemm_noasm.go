@@ -12,8 +12,6 @@ const haveAsm = false
 var (
 	rowsBF16AVX512, rowsF32BF16AVX512, rowsF32F32AVX512 [14]tileFn
 	rowsF32BF16AVX2, rowsF32F32AVX2                     [6]tileFn
-	rowsF32I8AVX512                                     [14]int8Kern
-	rowsF32I8AVX2                                       [6]int8Kern
 )
 
 func gemmBF16AVX512(a *uint16, lda uintptr, b *uint16, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr) {
@@ -37,11 +35,3 @@ func gemmF32F32AVX2(a *float32, lda uintptr, b *float32, c *float32, ldc uintptr
 }
 
 func cvtBF16AVX512(dst *uint16, src *float32, n int) { panic("kernels: no assembly in this build") }
-
-func gemmF32I8AVX512(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32) {
-	panic("kernels: no assembly in this build")
-}
-
-func gemmF32I8AVX2(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32) {
-	panic("kernels: no assembly in this build")
-}

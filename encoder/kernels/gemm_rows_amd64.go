@@ -338,43 +338,99 @@ var rowsF32I8AVX512 = [...]int8Kern{
 }
 
 //go:noescape
-func gemmF32I8AVX512R1(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R1(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX512R2(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R2(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX512R3(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R3(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX512R4(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R4(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX512R5(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R5(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX512R6(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R6(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX512R7(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R7(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX512R8(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R8(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX512R9(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R9(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX512R10(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R10(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX512R11(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R11(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX512R12(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R12(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX512R13(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX512R13(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+// rowsBF16I8AVX512[r] computes r rows of gemmBF16I8AVX512's tile (r = 1 … 13).
+var rowsBF16I8AVX512 = [...]int8Kern{
+	1:  gemmBF16I8AVX512R1,
+	2:  gemmBF16I8AVX512R2,
+	3:  gemmBF16I8AVX512R3,
+	4:  gemmBF16I8AVX512R4,
+	5:  gemmBF16I8AVX512R5,
+	6:  gemmBF16I8AVX512R6,
+	7:  gemmBF16I8AVX512R7,
+	8:  gemmBF16I8AVX512R8,
+	9:  gemmBF16I8AVX512R9,
+	10: gemmBF16I8AVX512R10,
+	11: gemmBF16I8AVX512R11,
+	12: gemmBF16I8AVX512R12,
+	13: gemmBF16I8AVX512R13,
+}
+
+//go:noescape
+func gemmBF16I8AVX512R1(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+//go:noescape
+func gemmBF16I8AVX512R2(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+//go:noescape
+func gemmBF16I8AVX512R3(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+//go:noescape
+func gemmBF16I8AVX512R4(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+//go:noescape
+func gemmBF16I8AVX512R5(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+//go:noescape
+func gemmBF16I8AVX512R6(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+//go:noescape
+func gemmBF16I8AVX512R7(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+//go:noescape
+func gemmBF16I8AVX512R8(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+//go:noescape
+func gemmBF16I8AVX512R9(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+//go:noescape
+func gemmBF16I8AVX512R10(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+//go:noescape
+func gemmBF16I8AVX512R11(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+//go:noescape
+func gemmBF16I8AVX512R12(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+
+//go:noescape
+func gemmBF16I8AVX512R13(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 // rowsF32I8AVX2[r] computes r rows of gemmF32I8AVX2's tile (r = 1 … 5).
 var rowsF32I8AVX2 = [...]int8Kern{
@@ -386,16 +442,16 @@ var rowsF32I8AVX2 = [...]int8Kern{
 }
 
 //go:noescape
-func gemmF32I8AVX2R1(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX2R1(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX2R2(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX2R2(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX2R3(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX2R3(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX2R4(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX2R4(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 //go:noescape
-func gemmF32I8AVX2R5(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+func gemmF32I8AVX2R5(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)

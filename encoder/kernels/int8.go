@@ -141,7 +141,7 @@ func (p *Packed) RowF32(dst []float32, n int) error {
 // int8Kern is an int8 micro-kernel: the tileFn contract with B an Int8Cols
 // panel position (64 bytes per k-pair, n counts k-pairs) and scale the
 // scales of the tile's first column (advancing 32 a panel).
-type int8Kern func(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
+type int8Kern func(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)
 
 // int8Tile adapts an int8Kern to tileFn for one packed B: it finds the
 // scales of a tile from the tile's B address (panel and column within it).
@@ -157,13 +157,13 @@ func (t *int8Tile) tile(a unsafe.Pointer, lda uintptr, b unsafe.Pointer, c *floa
 	// Within a panel, B moves by whole k-pair rows (64 bytes) and by the
 	// tile's first column.
 	col := off/t.panelBytes*PanelCols + off%t.panelBytes%(2*PanelCols)
-	t.kern((*float32)(a), lda, (*int8)(b), c, ldc, n, bias, accum, panels, bstride, &t.scale[col])
+	t.kern(a, lda, (*int8)(b), c, ldc, n, bias, accum, panels, bstride, &t.scale[col])
 }
 
 // int8Portable is the Go twin of the int8 assembly: 14×32 tiles, each
 // weight widened to q·s, then even k and odd k of each pair as
 // f32bf16Portable.
-func int8Portable(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32) {
+func int8Portable(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32) {
 	for p := range panels {
 		var bp *float32
 		if bias != nil {
@@ -171,7 +171,7 @@ func int8Portable(a *float32, lda uintptr, b *int8, c *float32, ldc uintptr, n i
 		}
 		sp := (*[goNR]float32)(unsafe.Add(unsafe.Pointer(scale), p*goNR*4))
 		cp := (*float32)(unsafe.Add(unsafe.Pointer(c), p*goNR*4))
-		int8PortableTile(unsafe.Pointer(a), lda, unsafe.Add(unsafe.Pointer(b), uintptr(p)*bstride), cp, ldc, n, bp, accum, sp)
+		int8PortableTile(a, lda, unsafe.Add(unsafe.Pointer(b), uintptr(p)*bstride), cp, ldc, n, bp, accum, sp)
 	}
 }
 
@@ -204,14 +204,18 @@ func grow[T any](s []T, n int) []T {
 	return s[:n]
 }
 
-// matMulInt8 is MatMulF32 for an Int8Cols B (operands checked). Only the
-// last row tile can be partial (m mod the tile height rows): it gets its
-// exact-row kernel.
-func (i ISA) matMulInt8(c []float32, ldc int, a []float32, lda, m int, b *Packed, bias []float32, accum bool, s *Scratch) {
+// matMulInt8 is MatMulF32 (aSize 4: float32 A) or MatMulBF16 (aSize 2:
+// bf16 A) for an Int8Cols B, operands checked. Only the last row tile can
+// be partial (m mod the tile height rows): it gets its exact-row kernel.
+func (i ISA) matMulInt8(a unsafe.Pointer, aSize int, c []float32, ldc, lda, m int, b *Packed, bias []float32, accum bool, s *Scratch) {
 	t := int8Tile{kern: int8Portable, base: uintptr(unsafe.Pointer(&b.I8[0])), panelBytes: uintptr(b.KP * PanelCols), scale: b.Scale}
-	mk := micro{mr: 14, nr: 32, aSize: 4, kUnit: 2, bUnit: 2 * PanelCols, bCol: 1}
+	mk := micro{mr: 14, nr: 32, aSize: aSize, kUnit: 2, bUnit: 2 * PanelCols, bCol: 1}
 	var table []int8Kern
 	switch {
+	case aSize == 2 && i >= AVX512BF16:
+		t.kern, table = gemmBF16I8AVX512, rowsBF16I8AVX512[:]
+	case aSize == 2:
+		t.kern = int8PortableBF16
 	case i >= AVX512:
 		t.kern, table = gemmF32I8AVX512, rowsF32I8AVX512[:]
 	case i == AVX2:
@@ -225,5 +229,27 @@ func (i ISA) matMulInt8(c []float32, ldc int, a []float32, lda, m int, b *Packed
 		rows[r] = part.tile
 		mk.rows = rows[:mk.mr]
 	}
-	drive(mk, c, ldc, unsafe.Pointer(&a[0]), lda, m, b, unsafe.Pointer(&b.I8[0]), bias, accum, s)
+	drive(mk, c, ldc, a, lda, m, b, unsafe.Pointer(&b.I8[0]), bias, accum, s)
+}
+
+// int8PortableBF16 is the Go twin of gemmBF16I8AVX512: each k-pair of the
+// panel becomes the bf16 pair words of q·s, then bf16PortableTile's order.
+func int8PortableBF16(a unsafe.Pointer, lda uintptr, b *int8, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32) {
+	for p := range panels {
+		var bp *float32
+		if bias != nil {
+			bp = (*float32)(unsafe.Add(unsafe.Pointer(bias), p*goNR*4))
+		}
+		sp := (*[goNR]float32)(unsafe.Add(unsafe.Pointer(scale), p*goNR*4))
+		bs := unsafe.Slice((*int8)(unsafe.Add(unsafe.Pointer(b), uintptr(p)*bstride)), n*2*goNR)
+		words := make([]uint16, n*2*goNR) // the BF16Pairs panel rows of q·s
+		for q := range n {
+			for j := range goNR {
+				words[q*2*goNR+2*j] = bf16.FromFloat32FTZ(float32(bs[2*q*goNR+j]) * sp[j])
+				words[q*2*goNR+2*j+1] = bf16.FromFloat32FTZ(float32(bs[(2*q+1)*goNR+j]) * sp[j])
+			}
+		}
+		cp := (*float32)(unsafe.Add(unsafe.Pointer(c), p*goNR*4))
+		bf16PortableTile(a, lda, unsafe.Pointer(&words[0]), cp, ldc, n, bp, accum)
+	}
 }

@@ -139,10 +139,11 @@ func int8Pair(t *testing.T, r *rand.Rand, n, k int) (i8, b16 Packed) {
 	return i8, b16
 }
 
-// TestMatMulInt8: the int8 GEMM equals MatMulF32 on the BF16Pairs packing
-// of the dequantised weights bit for bit, at every ISA this machine runs,
-// for every row count 1..33, odd K, partial panels, bias and accumulation,
-// and leaves the C columns past N alone.
+// TestMatMulInt8: the int8 GEMMs equal MatMulF32 (and MatMulBF16, at the
+// ISAs with bf16 activations) on the BF16Pairs packing of the dequantised
+// weights bit for bit, at every ISA this machine runs, for every row count
+// 1..33, odd K, partial panels, bias and accumulation, and leave the C
+// columns past N alone.
 func TestMatMulInt8(t *testing.T) {
 	r := rand.New(rand.NewPCG(43, 44))
 	for _, sh := range []struct{ n, k int }{{32, 64}, {33, 7}, {70, 65}, {100, 1030}, {5, 1}, {64, 2}} {
@@ -166,21 +167,34 @@ func testMatMulInt8(t *testing.T, r *rand.Rand, isa ISA, m int, i8, b16 *Packed)
 			a[i*lda+l] = 0
 		}
 	}
+	a16 := make([]uint16, len(a))
+	Portable.ToBF16(a16, a)
 	bias := randSlice(r, n, 1)
 	var s Scratch
-	for _, bb := range [][]float32{nil, bias} {
-		for _, acc := range []bool{false, true} {
-			want, got := randSlice(r, m*ldc, 1), make([]float32, m*ldc)
-			copy(got, want)
-			if err := isa.MatMulF32(want, ldc, a, lda, m, b16, bb, acc, &s); err != nil {
-				t.Fatal(err)
-			}
-			if err := isa.MatMulF32(got, ldc, a, lda, m, i8, bb, acc, &s); err != nil {
-				t.Fatal(err)
-			}
-			for i := range want {
-				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-					t.Fatalf("bias %v accumulate %v: C[%d][%d] = %g, bf16 weights give %g", bb != nil, acc, i/ldc, i%ldc, got[i], want[i])
+	type gemm func(c []float32, b *Packed, bias []float32, acc bool) error
+	acts := map[string]gemm{"fp32": func(c []float32, b *Packed, bias []float32, acc bool) error {
+		return isa.MatMulF32(c, ldc, a, lda, m, b, bias, acc, &s)
+	}}
+	if isa == Portable || isa >= AVX512BF16 {
+		acts["bf16"] = func(c []float32, b *Packed, bias []float32, acc bool) error {
+			return isa.MatMulBF16(c, ldc, a16, lda, m, b, bias, acc, &s)
+		}
+	}
+	for act, mul := range acts {
+		for _, bb := range [][]float32{nil, bias} {
+			for _, acc := range []bool{false, true} {
+				want, got := randSlice(r, m*ldc, 1), make([]float32, m*ldc)
+				copy(got, want)
+				if err := mul(want, b16, bb, acc); err != nil {
+					t.Fatal(err)
+				}
+				if err := mul(got, i8, bb, acc); err != nil {
+					t.Fatal(err)
+				}
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s activations, bias %v accumulate %v: C[%d][%d] = %g, bf16 weights give %g", act, bb != nil, acc, i/ldc, i%ldc, got[i], want[i])
+					}
 				}
 			}
 		}

@@ -19,13 +19,16 @@ const int8Args = 88 // the common 80 bytes and the scale pointer
 const int8Sig = "(a, lda, b, c, ldc, n, bias, accum, panels, bstride, scale)"
 
 // int8GemmKernels lists the int8 kernels (their exact-row tables are of
-// type int8Kern, not tileFn).
+// type int8Kern, not tileFn, and take A as an unsafe.Pointer).
 func int8GemmKernels() []gemmKernel {
 	doc := func(name, what string) string { return "// func " + name + int8Sig + "\n// " + what + "\n" }
 	return []gemmKernel{
 		{kernel{name: "gemmF32I8AVX512", rows: 14, zmm: true, loop: loopF32I8AVX512, args: int8Args,
 			doc: doc("gemmF32I8AVX512", "14×32 tile, A float32 rows, B int8 panel widened to fp32 times the column scales, n = k-pairs.")},
 			"rowsF32I8AVX512", "float32", "int8"},
+		{kernel{name: "gemmBF16I8AVX512", rows: 14, zmm: true, aBF16: true, loop: loopBF16I8AVX512, args: int8Args,
+			doc: doc("gemmBF16I8AVX512", "14×32 tile, A bf16 rows, B int8 panel widened to bf16 k-pairs of q·s, n = k-pairs, VDPBF16PS.")},
+			"rowsBF16I8AVX512", "uint16", "int8"},
 		{kernel{name: "gemmF32I8AVX2", rows: 6, loop: loopF32I8AVX2, args: int8Args,
 			doc: doc("gemmF32I8AVX2", "6×16 tile (half a panel), A float32 rows, B int8 widened to fp32 times the column scales, n = k-pairs.")},
 			"rowsF32I8AVX2", "float32", "int8"},
@@ -61,7 +64,7 @@ func int8RowsGo(b *bytes.Buffer) {
 		}
 		b.WriteString("}\n")
 		for r := 1; r < rk.k.rows; r++ {
-			fmt.Fprintf(b, "\n//go:noescape\nfunc %sR%d(a *%s, lda uintptr, b *%s, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)\n", rk.k.name, r, rk.a, rk.b)
+			fmt.Fprintf(b, "\n//go:noescape\nfunc %sR%d(a unsafe.Pointer, lda uintptr, b *%s, c *float32, ldc uintptr, n int, bias *float32, accum uintptr, panels int, bstride uintptr, scale *float32)\n", rk.k.name, r, rk.b)
 		}
 	}
 }
@@ -111,6 +114,39 @@ func loopF32I8AVX2(g *gen, k kernel) {
 	}
 	g.f("ADDQ $64, DX")
 	g.advance(k, 8)
+	g.f("DECQ CX")
+	g.f("JNZ loop")
+}
+
+// loopBF16I8AVX512 builds each k-pair's bf16 pair words from the int8
+// panel: q·s is exactly a bf16, so its float32 bits shifted down 16 (even k)
+// or'ed with the odd k's float32 bits (low half zero) are the BF16Pairs
+// words of the dequantised weights, and VDPBF16PS then runs as in
+// loopBF16. The scales are read from memory (AX): the registers hold 28
+// accumulators, the two pair vectors and two broadcasts.
+func loopBF16I8AVX512(g *gen, k kernel) {
+	g.f("MOVQ scale+80(FP), AX")
+	g.f("ADDQ $128, scale+80(FP)")
+	g.label("loop")
+	for h := 0; h < 2; h++ { // columns 0-15 into Z28, 16-31 into Z29
+		dst, odd := 28+h, 29+h
+		g.f("VPMOVSXBD %d(DX), Z%d", 16*h, dst)
+		g.f("VPMOVSXBD %d(DX), Z%d", 32+16*h, odd)
+		g.f("VCVTDQ2PS Z%d, Z%d", dst, dst)
+		g.f("VCVTDQ2PS Z%d, Z%d", odd, odd)
+		g.f("VMULPS %d(AX), Z%d, Z%d", 64*h, dst, dst)
+		g.f("VMULPS %d(AX), Z%d, Z%d", 64*h, odd, odd)
+		g.f("VPSRLD $16, Z%d, Z%d", dst, dst)
+		g.f("VPORD Z%d, Z%d, Z%d", odd, dst, dst)
+	}
+	for r := 0; r < k.rows; r++ {
+		bc := 30 + r%2
+		g.f("VPBROADCASTD %s, Z%d", rowAddr(r, 0), bc)
+		g.raw("\t" + vdpbf16ps(2*r, 28, bc))
+		g.raw("\t" + vdpbf16ps(2*r+1, 29, bc))
+	}
+	g.f("ADDQ $64, DX")
+	g.advance(k, 4)
 	g.f("DECQ CX")
 	g.f("JNZ loop")
 }
