@@ -25,13 +25,14 @@ func processCPU() time.Duration {
 // BenchmarkStep times a decode step of b sequences at position 64, each
 // over its own random window, on the committed fixture, or on the model
 // directory $XDNA_BENCH_DECODER (e.g. make hf-fixture-base's), with the
-// weights $XDNA_BENCH_WEIGHTS (Options.Weights: bf16, the default, or int8).
+// weights $XDNA_BENCH_WEIGHTS (Options.Weights: bf16, the default, or int8)
+// and activations $XDNA_BENCH_ACTIVATIONS (Options.Activations, default auto).
 func BenchmarkStep(b *testing.B) {
 	dir := microDir
 	if d := os.Getenv("XDNA_BENCH_DECODER"); d != "" {
 		dir = d
 	}
-	d := load(b, dir, Options{Weights: os.Getenv("XDNA_BENCH_WEIGHTS")})
+	d := load(b, dir, Options{Weights: os.Getenv("XDNA_BENCH_WEIGHTS"), Activations: os.Getenv("XDNA_BENCH_ACTIVATIONS")})
 	cfg := d.Config()
 	for _, n := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("%s/batch%d", filepath.Base(dir), n), func(b *testing.B) {

@@ -1,5 +1,7 @@
 // Package kernels holds the numeric hot loops of the Whisper encoder: GEMM
-// micro-kernels over BF16 weights, and the vectorised row operations around
+// micro-kernels over BF16 weights (or weight-only int8 ones, Int8Cols, equal
+// bit for bit to BF16 weights holding their values), and the vectorised row
+// operations around
 // them (LayerNorm, exact-erf GELU, the online-softmax step of a flash
 // attention, float32→bf16 conversion).
 //
