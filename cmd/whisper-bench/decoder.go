@@ -47,6 +47,9 @@ func runBenchDecoder(ctx context.Context, args []string) error {
 	if *f.model == "" || fs.NArg() > 0 || *f.rounds < 1 || *f.steps < 1 || *f.past < 0 || *f.beams < 1 {
 		return usageError{errors.New("want --model, no arguments, --rounds ≥ 1, --steps ≥ 1, --beams ≥ 1 and --past ≥ 0 (see -h)")}
 	}
+	if *f.weights != decoder.WeightsBF16 && *f.weights != decoder.WeightsInt8 {
+		return usageError{fmt.Errorf("--weights %q: want %s or %s", *f.weights, decoder.WeightsBF16, decoder.WeightsInt8)}
+	}
 	var batches []int
 	for _, s := range strings.Split(*f.batches, ",") {
 		b, err := strconv.Atoi(strings.TrimSpace(s))
