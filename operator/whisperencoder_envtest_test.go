@@ -221,7 +221,7 @@ func TestWholeModel(t *testing.T) {
 	var d appsv1.Deployment
 	eventually(t, 20*time.Second, "deployment", func() error { return k8s.Get(ctx, client.ObjectKeyFromObject(we), &d) })
 	args := d.Spec.Template.Spec.Containers[0].Args
-	want := []string{"--default-language", "de", "--default-task", "transcribe", "--default-beam-size", "5", "--default-word-timestamps=false"}
+	want := []string{"--default-language", "de", "--default-task", "transcribe", "--default-beam-size", "5", "--default-word-timestamps=false", "--decoder-weights", "bf16"}
 	if i := slices.Index(args, "--default-language"); i < 0 || !slices.Equal(args[i:], want) {
 		t.Errorf("encoder args %q, want them to end with %q", args, want)
 	}

@@ -169,7 +169,7 @@ func encoderDeployment(we *whisperv1.WhisperEncoder, weights report.StageResult,
 }
 
 // transcriptionArgs are the serve flags of spec.transcription (spec defaulted): the defaults of
-// the transcription API, where a request leaves them unset. Weights that cannot transcribe get
+// the transcription API, where a request leaves them unset, and the decoder's weight precision. Weights that cannot transcribe get
 // none (an encoder-only server has no transcription API to configure).
 func transcriptionArgs(spec whisperv1.WhisperEncoderSpec, caps report.Capabilities) []string {
 	if !caps.Transcribe {
@@ -184,6 +184,7 @@ func transcriptionArgs(spec whisperv1.WhisperEncoderSpec, caps report.Capabiliti
 		"--default-task", string(t.Task),
 		"--default-beam-size", strconv.Itoa(int(t.BeamSize)),
 		"--default-word-timestamps="+strconv.FormatBool(t.WordTimestamps),
+		"--decoder-weights", string(t.DecoderWeights),
 	)
 }
 

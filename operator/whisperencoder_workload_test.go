@@ -213,10 +213,10 @@ func TestEncoderTranscriptionArgs(t *testing.T) {
 	}{
 		{"encoder-only weights", func(we *whisperv1.WhisperEncoder) { we.Spec.Transcription.Language = "de" }, report.StageResult{Key: "k"}, nil},
 		{"defaults", func(we *whisperv1.WhisperEncoder) { we.Spec.Transcription = whisperv1.TranscriptionSpec{} }, whole,
-			[]string{"--default-task", "transcribe", "--default-beam-size", "1", "--default-word-timestamps=false"}},
+			[]string{"--default-task", "transcribe", "--default-beam-size", "1", "--default-word-timestamps=false", "--decoder-weights", "bf16"}},
 		{"set", func(we *whisperv1.WhisperEncoder) {
-			we.Spec.Transcription = whisperv1.TranscriptionSpec{Language: "de", Task: whisperv1.TaskTranslate, BeamSize: 5, WordTimestamps: true}
-		}, whole, []string{"--default-language", "de", "--default-task", "translate", "--default-beam-size", "5", "--default-word-timestamps=true"}},
+			we.Spec.Transcription = whisperv1.TranscriptionSpec{Language: "de", Task: whisperv1.TaskTranslate, BeamSize: 5, WordTimestamps: true, DecoderWeights: whisperv1.DecoderWeightsInt8}
+		}, whole, []string{"--default-language", "de", "--default-task", "translate", "--default-beam-size", "5", "--default-word-timestamps=true", "--decoder-weights", "int8"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,6 +38,8 @@ const (
 	DefaultTask = TaskTranscribe
 	// DefaultBeamSize of the transcription API: greedy decoding.
 	DefaultBeamSize int32 = 1
+	// DefaultDecoderWeights keeps the decoder's staged BF16 weights.
+	DefaultDecoderWeights = DecoderWeightsBF16
 )
 
 // Defaulted returns a copy of s with every unset field that has an API default set to it, as the
@@ -61,6 +63,7 @@ func (s *WhisperEncoderSpec) Defaulted() WhisperEncoderSpec {
 	setDefault(&d.Serving.GRPCPort, DefaultGRPCPort)
 	setDefault(&d.Transcription.Task, DefaultTask)
 	setDefault(&d.Transcription.BeamSize, DefaultBeamSize)
+	setDefault(&d.Transcription.DecoderWeights, DefaultDecoderWeights)
 	if c := d.Model.CredentialsSecret; c != nil {
 		setDefault(&c.Key, DefaultCredentialsKey)
 	}

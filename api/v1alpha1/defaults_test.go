@@ -146,7 +146,7 @@ func TestDefaultedKeepsSetFields(t *testing.T) {
 	s := WhisperEncoderSpec{
 		Precision: PrecisionBF16, Backend: BackendCPU, Replicas: &replicas,
 		NPU:           NPUSpec{ResourceName: "xdna.io/npu", Count: 2, Allocation: NPUAllocationDRA, Contexts: 3, Selector: "true"},
-		Transcription: TranscriptionSpec{Language: "de", Task: TaskTranslate, BeamSize: 5, WordTimestamps: true},
+		Transcription: TranscriptionSpec{Language: "de", Task: TaskTranslate, BeamSize: 5, WordTimestamps: true, DecoderWeights: DecoderWeightsInt8},
 		Serving:       ServingSpec{MaxBatch: 2, MaxQueue: 5, HTTPPort: 8000, GRPCPort: 50051},
 		Model:         ModelSpec{CredentialsSecret: &SecretKeyReference{Name: "s", Key: "TOKEN"}},
 		Autoscaling:   &AutoscalingSpec{MinReplicas: 2, MaxReplicas: 4, TargetQueueDepth: 9, ScaleDownStabilizationSeconds: &window},
