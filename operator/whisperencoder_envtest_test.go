@@ -526,7 +526,7 @@ func TestValidation(t *testing.T) {
 		Model: whisperv1.ModelSpec{Source: whisperv1.ModelSource{URL: testURL}}, Precision: "bf16", Backend: "auto",
 		Replicas:      ptr.To(int32(1)),
 		NPU:           whisperv1.NPUSpec{ResourceName: "amd.com/npu", Count: 1, Allocation: whisperv1.NPUAllocationDevicePlugin, Contexts: 1},
-		Transcription: whisperv1.TranscriptionSpec{Task: "transcribe", BeamSize: 1},
+		Transcription: whisperv1.TranscriptionSpec{Task: "transcribe", BeamSize: 1, DecoderWeights: "bf16"},
 		Serving:       whisperv1.ServingSpec{MaxBatch: 8, MaxQueue: 64, HTTPPort: 8080, GRPCPort: 9090},
 	}
 	if diff := cmp.Diff(wantSpec, we.Spec); diff != "" {
