@@ -376,10 +376,12 @@ test-decoder:
 	$(GO) test -race -count=1 -run 'Concurrent|BatchingIsExact/avx2' ./encoder/decoder/...
 ## bench-decoder: decode steps of the whisper-base-shaped fixture (real vocabulary, random BF16-rounded
 ## weights) at batch 1, 8 and 32: the Go decoder and onnxruntime-node's decoder_with_past on the same
-## weights, same threads (BENCH_THREADS, default 2), alternating A/B in one run
+## weights, same threads (BENCH_THREADS, default 2), alternating A/B in one run; BENCH_WEIGHTS=int8 runs
+## the Go decoder on int8 weights (quantised at load; ORT keeps the fixture's fp32)
 BENCH_THREADS ?= 2
+BENCH_WEIGHTS ?= bf16
 bench-decoder: bench-tool hf-fixture-base
-	bin/whisper-bench decoder --model $(XDNA_CACHE)/fixtures/hf-base --threads $(BENCH_THREADS) --batches 1,8,32
+	bin/whisper-bench decoder --model $(XDNA_CACHE)/fixtures/hf-base --threads $(BENCH_THREADS) --batches 1,8,32 --weights $(BENCH_WEIGHTS)
 # keyed on tokenizer.json: a cache from before the generator wrote it (and onnx/encoder_model.onnx) is remade
 .PRECIOUS: $(XDNA_CACHE)/fixtures/hf-%/tokenizer.json
 hf-fixture-%: $(XDNA_CACHE)/fixtures/hf-%/tokenizer.json ;
