@@ -11,12 +11,17 @@ import (
 // and a loop's caller for its helpers' completion, before parking on a
 // channel. A decode step is ~61 short loops with a few microseconds of
 // serial work between them; a parked helper costs a futex wake-up and a
-// trip through the scheduler (tens of microseconds on a busy machine) per
-// loop. Measured on the whisper-base-shaped decoder (BenchmarkStep, AMD
-// EPYC Zen 4, 2 cores, GOMAXPROCS=2, load 2-3, median of 3 alternating
-// runs): a batch-1 step took 17.1 / 14.2 / 8.0 / 8.4 ms at a window of
-// 0 / 10 / 50 / 200 µs (12.2 ms with the channel hand-off before it), at
-// 13-15 CPU-ms each. After the window an idle pool burns no CPU.
+// trip through the scheduler per loop. Measured with BenchmarkStep on the
+// whisper-base-shaped decoder, batch 1, GOMAXPROCS=2, AMD EPYC Zen 4 (2
+// cores), alternating runs in one session:
+//   - nearly quiet (load ≈ 2, ours): 9.2 ms/step with the channel hand-off
+//     before this pool, 6.8 ms with it at 50 µs (medians of 6);
+//   - shared (load 2.3-3.1), window 0 / 10 / 50 / 200 / 1000 µs: fastest
+//     runs 8.4 / 7.0 / 6.9 / 7.0 / 6.4 ms, medians 12.3 / 13.7 / 14.4 /
+//     15.0 / 17.7 ms (of 8): past 50 µs spinning gains nothing on a quiet
+//     machine and costs more on a busy one, where shorter windows win.
+//
+// After the window an idle pool burns no CPU.
 const spinWindow = 50 * time.Microsecond
 
 // Pool runs parallel loops on a fixed number of workers. Each worker number
