@@ -23,6 +23,7 @@ type benchDecoderFlags struct {
 	ortScript                             *string
 	threads, past, rounds, beams, steps   *int
 	noORT                                 *bool
+	settle                                *time.Duration
 }
 
 func runBenchDecoder(ctx context.Context, args []string) error {
@@ -37,9 +38,10 @@ func runBenchDecoder(ctx context.Context, args []string) error {
 		threads:   fs.Int("threads", 0, "worker threads for both sides (default GOMAXPROCS)"),
 		past:      fs.Int("past", 64, "tokens already in every sequence's cache (the step is at position past)"),
 		rounds:    fs.Int("rounds", 9, "alternating Go/ORT rounds per batch size"),
-		steps:     fs.Int("steps", 5, "consecutive steps per side and round (a server steps back to back)"),
+		steps:     fs.Int("steps", 20, "consecutive steps per side and round (a server steps back to back: the median is a step in that steady state)"),
 		beams:     fs.Int("beams", 1, "sequences per window (beams of a beam search share one window's cross-attention keys/values)"),
 		noORT:     fs.Bool("no-ort", false, "measure the Go decoder only"),
+		settle:    fs.Duration("settle", 50*time.Millisecond, "pause before each side's steps, so the other side's idle threads (ORT's spin before they block, our helpers' spin window) are asleep and neither side's steps share the cores with them"),
 	}
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -152,6 +154,7 @@ func benchDecodeBatch(ctx context.Context, d *decoder.Decoder, b int, f benchDec
 	// other (which side goes first alternates); every step is one sample.
 	var goT, ortT []float64
 	runs := func(run func() (float64, error), into *[]float64) error {
+		time.Sleep(*f.settle)
 		for range *f.steps {
 			v, err := run()
 			if err != nil {
