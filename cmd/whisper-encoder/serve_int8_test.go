@@ -6,11 +6,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/xdna-whisper/xdna-whisper/encoder/convert/converttest"
 )
 
 // TestServeDecoderWeights: serve refuses an unknown --decoder-weights with
@@ -20,15 +17,7 @@ func TestServeDecoderWeights(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, `--decoder-weights "fp8": want bf16 or int8`) {
 		t.Fatalf("--decoder-weights fp8: exit %d, stderr %q; want 2 naming bf16 and int8", code, stderr)
 	}
-	dir := t.TempDir()
-	weights, err := converttest.Micro(stageModels+"hf-micro", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, out := runQuiet(t, "stage", "--source", filepath.Join(dir, "src"), "--cache", filepath.Join(dir, "cache")); code != 0 || strings.TrimSpace(out) != weights {
-		t.Fatalf("stage: exit %d, %q", code, out)
-	}
-	p := startServe(t, weights, "--decoder-weights", "int8", "--default-language", "en")
+	p := startServe(t, stageMicroModel(t), "--decoder-weights", "int8", "--default-language", "en")
 	wav, err := os.ReadFile("../../testdata/mel/jfk_16k.wav")
 	if err != nil {
 		t.Fatal(err)

@@ -21,14 +21,7 @@ import (
 // exports the decode queue depth under the operator's metric name, and a
 // beam size over the decoder batch is a 400 about beam_size, not a 500.
 func TestServeTranscribeLimits(t *testing.T) {
-	dir := t.TempDir()
-	weights, err := converttest.Micro(stageModels+"hf-micro", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, out := runQuiet(t, "stage", "--source", filepath.Join(dir, "src"), "--cache", filepath.Join(dir, "cache")); code != 0 || strings.TrimSpace(out) != weights {
-		t.Fatalf("stage: exit %d, %q", code, out)
-	}
+	weights := stageMicroModel(t)
 	p := startServe(t, weights, "--decode-memory", "50000000", "--default-language", "en")
 	wav, err := os.ReadFile("../../testdata/mel/jfk_16k.wav")
 	if err != nil {
@@ -106,4 +99,19 @@ func TestDecodeMemoryWithin(t *testing.T) {
 	if got := room(300e6) / 3; got >= 2*29_500_000 || got < 29_500_000 {
 		t.Errorf("300 MB pod: %d bytes of decode memory, want room for exactly one whisper-base greedy window (~29.5 MB)", got)
 	}
+}
+
+// stageMicroModel stages the whole hf-micro model with the stage command
+// and returns the staged directory.
+func stageMicroModel(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	weights, err := converttest.Micro(stageModels+"hf-micro", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runQuiet(t, "stage", "--source", filepath.Join(dir, "src"), "--cache", filepath.Join(dir, "cache")); code != 0 || strings.TrimSpace(out) != weights {
+		t.Fatalf("stage: exit %d, %q", code, out)
+	}
+	return weights
 }

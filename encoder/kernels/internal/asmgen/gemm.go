@@ -215,22 +215,25 @@ func loopF32BF16AVX2(g *gen, k kernel) {
 	g.f("VPSLLD $16, Y12, Y12")
 	g.f("VMOVDQU 32(DX), Y13")
 	g.f("VPSLLD $16, Y13, Y13")
-	for r := 0; r < k.rows; r++ {
-		g.f("VBROADCASTSS %s, Y14", rowAddr(r, 0))
-		g.f("VFMADD231PS Y12, Y14, Y%d", 2*r)
-		g.f("VFMADD231PS Y13, Y14, Y%d", 2*r+1)
-	}
+	fmaRowsAVX2(g, k, 0)
 	g.f("VPAND (DX), Y15, Y12")
 	g.f("VPAND 32(DX), Y15, Y13")
-	for r := 0; r < k.rows; r++ {
-		g.f("VBROADCASTSS %s, Y14", rowAddr(r, 4))
-		g.f("VFMADD231PS Y12, Y14, Y%d", 2*r)
-		g.f("VFMADD231PS Y13, Y14, Y%d", 2*r+1)
-	}
+	fmaRowsAVX2(g, k, 4)
 	g.f("ADDQ $128, DX")
 	g.advance(k, 8)
 	g.f("DECQ CX")
 	g.f("JNZ loop")
+}
+
+// fmaRowsAVX2 adds, for every row r of the tile, A[r] at byte offset off
+// (broadcast) times the half panel's two B vectors Y12, Y13 into the row's
+// accumulators.
+func fmaRowsAVX2(g *gen, k kernel, off int) {
+	for r := 0; r < k.rows; r++ {
+		g.f("VBROADCASTSS %s, Y14", rowAddr(r, off))
+		g.f("VFMADD231PS Y12, Y14, Y%d", 2*r)
+		g.f("VFMADD231PS Y13, Y14, Y%d", 2*r+1)
+	}
 }
 
 // loopF32F32AVX2: plain fp32 half panels.
@@ -238,11 +241,7 @@ func loopF32F32AVX2(g *gen, k kernel) {
 	g.label("loop")
 	g.f("VMOVUPS (DX), Y12")
 	g.f("VMOVUPS 32(DX), Y13")
-	for r := 0; r < k.rows; r++ {
-		g.f("VBROADCASTSS %s, Y14", rowAddr(r, 0))
-		g.f("VFMADD231PS Y12, Y14, Y%d", 2*r)
-		g.f("VFMADD231PS Y13, Y14, Y%d", 2*r+1)
-	}
+	fmaRowsAVX2(g, k, 0)
 	g.f("ADDQ $128, DX")
 	g.advance(k, 4)
 	g.f("DECQ CX")

@@ -106,11 +106,7 @@ func loopF32I8AVX2(g *gen, k kernel) {
 		g.f("VCVTDQ2PS Y13, Y13")
 		g.f("VMULPS (AX), Y12, Y12")
 		g.f("VMULPS 32(AX), Y13, Y13")
-		for r := 0; r < k.rows; r++ {
-			g.f("VBROADCASTSS %s, Y14", rowAddr(r, 4*j))
-			g.f("VFMADD231PS Y12, Y14, Y%d", 2*r)
-			g.f("VFMADD231PS Y13, Y14, Y%d", 2*r+1)
-		}
+		fmaRowsAVX2(g, k, 4*j)
 	}
 	g.f("ADDQ $64, DX")
 	g.advance(k, 8)
