@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -172,8 +173,12 @@ func (d *daemon) publish(npus []discovery.NPU) {
 
 // writeCDI writes resource r's CDI spec if it changed. Call with d.mu held.
 func (d *daemon) writeCDI(r nfd.Resource, npus []discovery.NPU) {
-	spec := cdi.Build(r.Name, d.cfg.HostDevRoot, discovery.OfFamily(npus, r.Family))
-	key := fmt.Sprint(spec)
+	spec, err := cdi.Build(r.Name, d.cfg.DevRoot, d.cfg.HostDevRoot, discovery.OfFamily(npus, r.Family))
+	if err != nil {
+		d.log.Error("CDI spec not written: the previous one stays", "err", err)
+		return
+	}
+	key := specKey(spec)
 	if d.cdiSpecs[r.Name] == key {
 		return
 	}
@@ -184,6 +189,16 @@ func (d *daemon) writeCDI(r nfd.Resource, npus []discovery.NPU) {
 	}
 	d.cdiSpecs[r.Name] = key
 	d.log.Info("CDI spec written", "path", path, "devices", len(spec.Devices))
+}
+
+// specKey is the spec's content, to compare with the last one written (its
+// nodes hold pointers: fmt would print their addresses).
+func specKey(s cdi.Spec) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Sprintf("unencodable spec: %v", err)
+	}
+	return string(b)
 }
 
 // writeNFD writes the NFD feature file if its labels changed. Call with d.mu held.
