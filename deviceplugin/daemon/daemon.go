@@ -101,6 +101,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 		Log:      log,
 	}
 	goRun("discovery", func(ctx context.Context) error { return mon.Run(ctx, d.publish) })
+	if cfg.CDI.Enabled {
+		goRun("cdi", func(ctx context.Context) error { d.refreshCDI(ctx, cfg.HealthInterval.Duration); return nil })
+	}
 	for _, p := range d.plugins {
 		goRun(p.ResourceName(), p.Run)
 	}
@@ -168,6 +171,28 @@ func (d *daemon) publish(npus []discovery.NPU) {
 	}
 	if d.cfg.NFD.Enabled {
 		d.writeNFD(npus, details)
+	}
+}
+
+// refreshCDI rewrites the CDI specs every interval, until ctx is done, should
+// a host node's mode, owner or group have changed (a chmod changes no NPU, so
+// discovery publishes nothing): the spec mirrors the node as it is now.
+func (d *daemon) refreshCDI(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		if d.scanned {
+			for _, r := range d.resources {
+				d.writeCDI(r, d.npus)
+			}
+		}
+		d.mu.Unlock()
 	}
 }
 

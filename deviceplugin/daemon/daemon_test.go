@@ -217,7 +217,8 @@ func TestRunFansOut(t *testing.T) {
 	t.Cleanup(srv.Stop)
 
 	cfg := parse(t, "--enable-xdna2", "--sysfs-root", h.Sys, "--dev-root", h.Dev, "--plugin-dir", plugins,
-		"--nfd=false", "--cdi", "--cdi-dir", filepath.Join(dirs, "cdi"), "--metrics-address", "127.0.0.1:0")
+		"--nfd=false", "--cdi", "--cdi-dir", filepath.Join(dirs, "cdi"), "--metrics-address", "127.0.0.1:0",
+		"--health-interval", "100ms")
 	var logs bytes.Buffer
 	addr, stop := start(t, cfg, &logs)
 	eventually(t, "ready /readyz", func() bool { c, _ := get(t, addr, "/readyz"); return c == 200 })
@@ -234,6 +235,13 @@ func TestRunFansOut(t *testing.T) {
 			t.Errorf("CDI spec %s: want only %s, mode 0600 (384) as on the host; got %s (%v)", spec, pci, b, err)
 		}
 	}
+	// A mode the host node gets later (a udev rule, say) reaches the spec by
+	// the periodic rescan (chmod sends no event the monitor watches).
+	h.Chmod(0, 0o660)
+	eventually(t, "CDI spec amd.com-npu.json with mode 0660 (432)", func() bool {
+		b, err := os.ReadFile(filepath.Join(dirs, "cdi", "amd.com-npu.json"))
+		return err == nil && strings.Contains(string(b), `"fileMode": 432`)
+	})
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v; log:\n%s", err, logs.String())
 	}
