@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,6 +101,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- 
 		Log:      log,
 	}
 	goRun("discovery", func(ctx context.Context) error { return mon.Run(ctx, d.publish) })
+	if cfg.CDI.Enabled {
+		goRun("cdi", func(ctx context.Context) error { d.refreshCDI(ctx, cfg.HealthInterval.Duration); return nil })
+	}
 	for _, p := range d.plugins {
 		goRun(p.ResourceName(), p.Run)
 	}
@@ -170,10 +174,36 @@ func (d *daemon) publish(npus []discovery.NPU) {
 	}
 }
 
+// refreshCDI rewrites the CDI specs every interval, until ctx is done, should
+// a host node's mode, owner or group have changed (a chmod changes no NPU, so
+// discovery publishes nothing): the spec mirrors the node as it is now.
+func (d *daemon) refreshCDI(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		if d.scanned {
+			for _, r := range d.resources {
+				d.writeCDI(r, d.npus)
+			}
+		}
+		d.mu.Unlock()
+	}
+}
+
 // writeCDI writes resource r's CDI spec if it changed. Call with d.mu held.
 func (d *daemon) writeCDI(r nfd.Resource, npus []discovery.NPU) {
-	spec := cdi.Build(r.Name, d.cfg.HostDevRoot, discovery.OfFamily(npus, r.Family))
-	key := fmt.Sprint(spec)
+	spec, err := cdi.Build(r.Name, d.cfg.DevRoot, d.cfg.HostDevRoot, discovery.OfFamily(npus, r.Family))
+	if err != nil {
+		d.log.Error("CDI spec not written: the previous one stays", "err", err)
+		return
+	}
+	key := specKey(spec)
 	if d.cdiSpecs[r.Name] == key {
 		return
 	}
@@ -184,6 +214,16 @@ func (d *daemon) writeCDI(r nfd.Resource, npus []discovery.NPU) {
 	}
 	d.cdiSpecs[r.Name] = key
 	d.log.Info("CDI spec written", "path", path, "devices", len(spec.Devices))
+}
+
+// specKey is the spec's content, to compare with the last one written (its
+// nodes hold pointers: fmt would print their addresses).
+func specKey(s cdi.Spec) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Sprintf("unencodable spec: %v", err)
+	}
+	return string(b)
 }
 
 // writeNFD writes the NFD feature file if its labels changed. Call with d.mu held.

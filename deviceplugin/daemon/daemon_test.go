@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	"github.com/xdna-whisper/xdna-whisper/deviceplugin/cdi"
 	"github.com/xdna-whisper/xdna-whisper/deviceplugin/config"
 	"github.com/xdna-whisper/xdna-whisper/deviceplugin/discovery"
 	"github.com/xdna-whisper/xdna-whisper/deviceplugin/fakehost"
@@ -216,7 +217,8 @@ func TestRunFansOut(t *testing.T) {
 	t.Cleanup(srv.Stop)
 
 	cfg := parse(t, "--enable-xdna2", "--sysfs-root", h.Sys, "--dev-root", h.Dev, "--plugin-dir", plugins,
-		"--nfd=false", "--cdi", "--cdi-dir", filepath.Join(dirs, "cdi"), "--metrics-address", "127.0.0.1:0")
+		"--nfd=false", "--cdi", "--cdi-dir", filepath.Join(dirs, "cdi"), "--metrics-address", "127.0.0.1:0",
+		"--health-interval", "100ms")
 	var logs bytes.Buffer
 	addr, stop := start(t, cfg, &logs)
 	eventually(t, "ready /readyz", func() bool { c, _ := get(t, addr, "/readyz"); return c == 200 })
@@ -228,11 +230,44 @@ func TestRunFansOut(t *testing.T) {
 		path := filepath.Join(dirs, "cdi", spec)
 		eventually(t, "CDI spec "+spec, func() bool { _, err := os.Stat(path); return err == nil })
 		b, err := os.ReadFile(path)
-		if err != nil || strings.Count(string(b), `"name":`) != 1 || !strings.Contains(string(b), `"name": "`+pci+`"`) {
-			t.Errorf("CDI spec %s: want only %s; got %s (%v)", spec, pci, b, err)
+		if err != nil || strings.Count(string(b), `"name":`) != 1 || !strings.Contains(string(b), `"name": "`+pci+`"`) ||
+			!strings.Contains(string(b), `"fileMode": 384`) {
+			t.Errorf("CDI spec %s: want only %s, mode 0600 (384) as on the host; got %s (%v)", spec, pci, b, err)
 		}
 	}
+	// A mode the host node gets later (a udev rule, say) reaches the spec by
+	// the periodic rescan (chmod sends no event the monitor watches).
+	h.Chmod(0, 0o660)
+	eventually(t, "CDI spec amd.com-npu.json with mode 0660 (432)", func() bool {
+		b, err := os.ReadFile(filepath.Join(dirs, "cdi", "amd.com-npu.json"))
+		return err == nil && strings.Contains(string(b), `"fileMode": 432`)
+	})
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v; log:\n%s", err, logs.String())
+	}
+}
+
+// TestSpecKey: two specs of the same host compare equal (their nodes' pointers
+// differ), and a change of the host node's mode makes them differ, so the
+// daemon rewrites the spec exactly when its content changes.
+func TestSpecKey(t *testing.T) {
+	h := fakehost.New(t)
+	h.Add(fakehost.NPU{PCI: "0000:c4:00.1", Accel: 0})
+	npus := []discovery.NPU{{PCIAddress: "0000:c4:00.1", DevicePath: "/dev/accel/accel0", Healthy: true}}
+	build := func() string {
+		t.Helper()
+		s, err := cdi.Build("amd.com/npu", h.Dev, "", npus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return specKey(s)
+	}
+	first := build()
+	if again := build(); again != first {
+		t.Errorf("same host, keys differ:\n%s\n%s", first, again)
+	}
+	h.Chmod(0, 0o660)
+	if changed := build(); changed == first {
+		t.Errorf("mode changed to 0660, key unchanged: %s", changed)
 	}
 }

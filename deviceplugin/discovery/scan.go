@@ -186,7 +186,7 @@ func CheckNode(path, wantDev string) error {
 		return fmt.Errorf("device node %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFCHR {
-		return fmt.Errorf("device node %s: is a %s, want a character device", path, fileKind(st.Mode))
+		return fmt.Errorf("device node %s: is a %s, want a character device", path, FileKind(st.Mode))
 	}
 	if got := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)); wantDev != "" && got != wantDev {
 		return fmt.Errorf("device node %s: device number %s, want %s (from sysfs)", path, got, wantDev)
@@ -198,8 +198,9 @@ func CheckNode(path, wantDev string) error {
 	return nil
 }
 
-// fileKind names the type bits of a stat mode for error messages.
-func fileKind(mode uint32) string {
+// FileKind names the type bits of a stat mode ("regular file", "directory", ...)
+// for error messages.
+func FileKind(mode uint32) string {
 	switch mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		return "regular file"

@@ -160,8 +160,10 @@ func (d *Driver) contextsInUse() map[string]int64 {
 	return out
 }
 
-// writeSpec writes the claim's CDI spec: each device adds its NPU's node and
-// the claim's XDNA_* environment.
+// writeSpec writes the claim's CDI spec: each device adds its NPU's node, a
+// mirror of the host's (mode, owner, group: cdi.HostNode), and the claim's
+// XDNA_* environment. A node that is missing or not a character device fails
+// it before anything is written.
 func (d *Driver) writeSpec(uid types.UID, pc PreparedClaim) error {
 	var paths, addrs []string
 	var contexts int64
@@ -179,12 +181,13 @@ func (d *Driver) writeSpec(uid types.UID, pc PreparedClaim) error {
 	spec := cdi.Spec{Version: cdi.Version, Kind: d.cdiKind(), Devices: []cdi.Device{}}
 	for _, pd := range pc.Devices {
 		name := pd.CDIDevice[strings.IndexByte(pd.CDIDevice, '=')+1:]
-		host := pd.DevicePath
-		if d.opts.HostDevRoot != "" {
-			host = filepath.Join(d.opts.HostDevRoot, strings.TrimPrefix(pd.DevicePath, "/dev/"))
+		node, err := cdi.HostNode(pd.DevicePath, cdi.UnderRoot(d.opts.HostDevRoot, pd.DevicePath),
+			cdi.UnderRoot(d.opts.Scanner.DevRoot, pd.DevicePath))
+		if err != nil {
+			return fmt.Errorf("CDI spec of claim %s/%s, NPU %s: %w", pc.Namespace, pc.Name, pd.Device, err)
 		}
 		spec.Devices = append(spec.Devices, cdi.Device{Name: name, ContainerEdits: cdi.Edits{
-			DeviceNodes: []cdi.DeviceNode{{Path: pd.DevicePath, HostPath: host, Permissions: "rw"}},
+			DeviceNodes: []cdi.DeviceNode{node},
 			Env:         env,
 		}})
 	}

@@ -129,7 +129,9 @@ func TestPrepareUnprepareSurvivesRestart(t *testing.T) {
 	wantSpec := cdi.Spec{Version: cdi.Version, Kind: "npu.amd.com/npu", Devices: []cdi.Device{{
 		Name: "uid-enc-0-npu-0000-c4-00-1",
 		ContainerEdits: cdi.Edits{
-			DeviceNodes: []cdi.DeviceNode{{Path: "/dev/accel/accel3", HostPath: "/host/dev/accel/accel3", Permissions: "rw"}},
+			DeviceNodes: []cdi.DeviceNode{{Path: "/dev/accel/accel3", HostPath: "/host/dev/accel/accel3", Permissions: "rw",
+				Type: "c", Major: ptr.To[int64](fakehost.AccelMajor), Minor: ptr.To[int64](3),
+				FileMode: ptr.To[os.FileMode](0o600), UID: ptr.To[uint32](0), GID: ptr.To[uint32](0)}},
 			Env: []string{"XDNA_DEVICES=/dev/accel/accel3", "XDNA_PCI_ADDRESSES=0000:c4:00.1",
 				"XDNA_CONTEXTS=2", "XDNA_MEMLOCK_BYTES=67108864"},
 		},
@@ -185,6 +187,41 @@ func TestPrepareUnprepareSurvivesRestart(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(cdiDir); len(entries) != 0 {
 		t.Errorf("CDI dir not empty: %v", entries)
+	}
+}
+
+// TestPrepareMirrorsHostNode: the claim's node gets the host node's mode and
+// group as they are when the claim is prepared; a regular file in place of the
+// node refuses the claim, writing neither spec nor checkpoint entry.
+func TestPrepareMirrorsHostNode(t *testing.T) {
+	h := fakehost.New(t)
+	h.Add(fakehost.NPU{PCI: "0000:c4:00.1", Accel: 0, Firmware: "1.5.2.380"})
+	state, cdiDir := t.TempDir(), t.TempDir()
+	d := newDriver(t, h, Options{StateDir: state, CDIDir: cdiDir})
+	scanOnce(t, d, &capture{})
+	h.Chmod(0, 0o660)
+	if err := os.Chown(h.NodePath(0), 0, 44); err != nil {
+		t.Fatal(err)
+	}
+	if r := prepareOne(t, d, allocated("a", "npu-0000-c4-00-1", 1)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	n := readSpec(t, filepath.Join(cdiDir, "npu.amd.com-claim-uid-a.json")).Devices[0].ContainerEdits.DeviceNodes[0]
+	if n.FileMode == nil || *n.FileMode != 0o660 || n.UID == nil || *n.UID != 0 || n.GID == nil || *n.GID != 44 || n.HostPath != "/dev/accel/accel0" {
+		t.Errorf("node %+v, want mode 0660 uid 0 gid 44 of %s, host path /dev/accel/accel0", n, h.NodePath(0))
+	}
+
+	h.ReplaceNodeWithFile(0)
+	r := prepareOne(t, d, allocated("b", "npu-0000-c4-00-1", 1))
+	if r.Err == nil || !strings.Contains(r.Err.Error(), h.NodePath(0)) ||
+		!strings.Contains(r.Err.Error(), "is a regular file, want a character device") {
+		t.Fatalf("prepare with a regular file for the node: %v, want an error naming %s and what it is", r.Err, h.NodePath(0))
+	}
+	if _, err := os.Stat(filepath.Join(cdiDir, "npu.amd.com-claim-uid-b.json")); !os.IsNotExist(err) {
+		t.Errorf("refused claim's spec: %v, want none", err)
+	}
+	if _, ok := newDriver(t, h, Options{StateDir: state, CDIDir: cdiDir}).Prepared()["uid-b"]; ok {
+		t.Error("refused claim is in the checkpoint")
 	}
 }
 

@@ -31,13 +31,15 @@ type inspection struct {
 	CapIPCLock bool `json:"capIPCLock"`
 }
 
-// pathInfo describes one path: its file type, permission bits and, for a
-// device node, its major and minor numbers (0 otherwise); Error when it cannot
-// be stat'ed.
+// pathInfo describes one path: its file type, permission bits, owner and
+// group and, for a device node, its major and minor numbers (0 otherwise);
+// Error when it cannot be stat'ed.
 type pathInfo struct {
 	Path  string `json:"path"`
 	Type  string `json:"type,omitempty"`
 	Mode  string `json:"mode,omitempty"`
+	UID   uint32 `json:"uid"`
+	GID   uint32 `json:"gid"`
 	Major uint32 `json:"major"`
 	Minor uint32 `json:"minor"`
 	Error string `json:"error,omitempty"`
@@ -102,6 +104,7 @@ func statPath(path string) pathInfo {
 		return pi
 	}
 	pi.Mode = fmt.Sprintf("%04o", st.Mode&07777)
+	pi.UID, pi.GID = st.Uid, st.Gid
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFCHR:
 		pi.Type = "char"

@@ -26,6 +26,14 @@ func TestInspect(t *testing.T) {
 	if err := errors.Join(os.Chmod(file, 0o640), os.Chmod(dir, 0o750)); err != nil {
 		t.Fatal(err)
 	}
+	// The file's owner and group: distinct IDs when root may chown, else ours.
+	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
+	if uid == 0 {
+		uid, gid = 1234, 5678
+		if err := os.Chown(file, int(uid), int(gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	missing := filepath.Join(dir, "missing")
 	var out bytes.Buffer
 	if err := inspect(&out, []string{"/dev/null", file, dir, missing}); err != nil {
@@ -44,8 +52,8 @@ func TestInspect(t *testing.T) {
 	// /dev/null is c 1:3 on every Linux.
 	want := []pathInfo{
 		{Path: "/dev/null", Type: "char", Mode: "0666", Major: 1, Minor: 3},
-		{Path: file, Type: "file", Mode: "0640"},
-		{Path: dir, Type: "dir", Mode: "0750"},
+		{Path: file, Type: "file", Mode: "0640", UID: uid, GID: gid},
+		{Path: dir, Type: "dir", Mode: "0750", UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())},
 	}
 	if len(got.Paths) != 4 {
 		t.Fatalf("paths %+v, want 4", got.Paths)

@@ -197,16 +197,29 @@ cdi_spec() {
 cdi_specs() { find "$D_CDI" -maxdepth 1 -name "$D_DRIVER-claim-*.json" | wc -l; }
 cdi_specs_are() { [ "$(cdi_specs)" = "$1" ]; }
 
+# host_node prints the fake device node's mode, owner and group as JSON, e.g.
+# {"mode":"0600","uid":0,"gid":0}: what the container's node must mirror.
+host_node() {
+  local m u g
+  read -r m u g < <(stat -c '%a %u %g' "$FAKE_NPU_ROOT/dev/accel/accel0") || return 1
+  jq -cn --arg m "$(printf '%04d' "$m")" --argjson u "$u" --argjson g "$g" '{mode: $m, uid: $u, gid: $g}'
+}
+
 # dra_check_prepared POD: the driver prepared POD's claim — its CDI spec names the fake
-# device node and the XDNA_* environment — and containerd applied that spec: the OCI
-# spec it ran for POD's container has the device node (c 261:0), a device cgroup rule
-# allowing it, and every variable of the spec.
+# device node, mirrors its mode, owner and group (host_node), and sets the XDNA_*
+# environment — and containerd applied that spec: the OCI spec it ran for POD's
+# container has the device node (c 261:0) with that mode, owner and group, a device
+# cgroup rule allowing it, and every variable of the spec.
 dra_check_prepared() {
-  local spec
+  local spec host
   spec=$(cdi_spec "$1") || die "no CDI spec in $D_CDI for $1's claim $(pod_claim "$1") (have: $(ls "$D_CDI"))"
-  jq -e --arg host "$FAKE_NPU_ROOT/dev/accel/accel0" --arg pci "$FAKE_NPU_PCI" '
+  host=$(host_node) || die "cannot stat the fake device node"
+  jq -e --arg host "$FAKE_NPU_ROOT/dev/accel/accel0" --arg pci "$FAKE_NPU_PCI" --argjson n "$host" --argjson major "$ACCEL_MAJOR" '
     .kind == "npu.amd.com/npu" and (.devices | length) == 1
-    and (.devices[0].containerEdits.deviceNodes[0] | .path == "/dev/accel/accel0" and .hostPath == $host)
+    and (.devices[0].containerEdits.deviceNodes[0] | .path == "/dev/accel/accel0" and .hostPath == $host
+         and .type == "c" and .major == $major and .minor == 0
+         and .fileMode == ($n.mode | explode | map(. - 48) | reduce .[] as $d (0; . * 8 + $d))
+         and .uid == $n.uid and .gid == $n.gid)
     and (.devices[0].containerEdits.env | index("XDNA_DEVICES=/dev/accel/accel0") and index("XDNA_PCI_ADDRESSES=" + $pci)
          and index("XDNA_CONTEXTS=2") and index("XDNA_MEMLOCK_BYTES=67108864"))' <<<"$spec" >/dev/null ||
     die "$1's CDI spec: $spec"
@@ -214,7 +227,8 @@ dra_check_prepared() {
   oci=$(container_spec "$1") || die "no container of $1 in containerd (status: $(djp "pod/$1" '{.status.containerStatuses}'))"
   jq -e --argjson cdi "$spec" --argjson major "$ACCEL_MAJOR" '
     . as $oci | $cdi.devices[0].containerEdits as $e
-    | all($e.deviceNodes[]; .path as $p | any($oci.linux.devices[]?; .path == $p and .type == "c" and .major == $major and .minor == 0))
+    | all($e.deviceNodes[]; . as $n | any($oci.linux.devices[]?; .path == $n.path and .type == "c" and .major == $major and .minor == 0
+        and .fileMode == $n.fileMode and .uid == $n.uid and .gid == $n.gid))
     and any(.linux.resources.devices[]?; .allow and .type == "c" and .major == $major and .minor == 0 and (.access | contains("rw")))
     and all($e.env[]; . as $v | any($oci.process.env[]; . == $v))' <<<"$oci" >/dev/null ||
     die "containerd did not apply $1's CDI spec $(jq -c .devices[0].containerEdits <<<"$spec"): it ran $(jq -c '{devices: .linux.devices, rules: .linux.resources.devices, env: .process.env}' <<<"$oci")"
@@ -228,20 +242,22 @@ container_spec() {
 }
 
 # dra_check_inside POD: inside POD's container (e2e-agent inspect, through kubectl exec)
-# /dev/accel/accel0 is the NPU's character device and the XDNA_* environment is exactly
+# /dev/accel/accel0 is the NPU's character device with the host node's mode, owner and
+# group (host_node: not runc's default 0666) and the XDNA_* environment is exactly
 # the claim's CDI spec's, XDNA_MEMLOCK_BYTES included. CDI cannot raise RLIMIT_MEMLOCK:
 # the limit and CAP_IPC_LOCK are logged (XRT needs one of them; these test pods do not).
 dra_check_inside() {
-  local spec seen
+  local spec seen host
   spec=$(cdi_spec "$1") || die "no CDI spec in $D_CDI for $1's claim"
+  host=$(host_node) || die "cannot stat the fake device node"
   seen=$(dkc exec "$1" -c agent -- /usr/local/bin/e2e-agent inspect /dev/accel/accel0) ||
     die "e2e-agent inspect in $1 failed: $seen"
-  jq -e --argjson cdi "$spec" --argjson major "$ACCEL_MAJOR" '
+  jq -e --argjson cdi "$spec" --argjson major "$ACCEL_MAJOR" --argjson n "$host" '
     ($cdi.devices[0].containerEdits.env | map(capture("^(?<key>[^=]*)=(?<value>.*)$")) | from_entries) as $want
     | .env == $want and .env.XDNA_MEMLOCK_BYTES == "67108864"
-    and .paths == [{path: "/dev/accel/accel0", type: "char", mode: .paths[0].mode, major: $major, minor: 0}]' <<<"$seen" >/dev/null ||
-    die "$1's container does not see what its CDI spec $(jq -c .devices[0].containerEdits <<<"$spec") promises: $(jq -c . <<<"$seen")"
-  log "$1 sees: $(jq -c '{dev: (.paths[0] | "\(.type) \(.major):\(.minor) \(.mode)"), env, memlockSoft, capIPCLock}' <<<"$seen")"
+    and .paths == [{path: "/dev/accel/accel0", type: "char", mode: $n.mode, uid: $n.uid, gid: $n.gid, major: $major, minor: 0}]' <<<"$seen" >/dev/null ||
+    die "$1's container does not see what its CDI spec $(jq -c .devices[0].containerEdits <<<"$spec") promises (host node $host): $(jq -c . <<<"$seen")"
+  log "$1 sees: $(jq -c '{dev: (.paths[0] | "\(.type) \(.major):\(.minor) \(.mode) \(.uid):\(.gid)"), env, memlockSoft, capIPCLock}' <<<"$seen")"
 }
 
 # pod_unschedulable_for_claims POD: the scheduler left POD Pending because its claim
@@ -371,6 +387,8 @@ $(dra_containers)"
 
 # dra_device_removed: the device node goes (driver unload) → the NPU stays in the slice
 # tainted NoSchedule and new claims wait; it comes back → the taint goes, claims run.
+# It comes back 0660 root:44, as a udev rule for a "render" group would make it: the
+# claim prepared then mirrors that, not the 0600 root:root of before.
 dra_device_removed() {
   local tainted='.name == "'$D_DEVICE'" and [.taints[]? | {key, effect}] == [{"key": "'$D_DRIVER'/unhealthy", "effect": "NoSchedule"}]'
   timer_start "device node removed -> NPU tainted in the slice"
@@ -391,7 +409,10 @@ dra_device_removed() {
   wait_for "ctx-4 Pending on the tainted NPU" "$E2E_TIMEOUT" pod_unschedulable_for_claims ctx-4 ||
     { dkc describe pod ctx-4 >&2; die "a claim was allocated on the unhealthy NPU"; }
   timer_start "device node restored -> taint gone"
-  fake_npu_node_add
+  # Made under another name and renamed: the driver never sees it 0600.
+  mknod -m 0660 "$FAKE_NPU_ROOT/dev/accel/.accel0" c "$ACCEL_MAJOR" 0 && chown 0:44 "$FAKE_NPU_ROOT/dev/accel/.accel0" &&
+    mv "$FAKE_NPU_ROOT/dev/accel/.accel0" "$FAKE_NPU_ROOT/dev/accel/accel0" || die "cannot restore the device node"
+  [ "$(host_node)" = '{"mode":"0660","uid":0,"gid":44}' ] || die "restored device node: $(host_node)"
   wait_for "$D_DEVICE healthy again" "$E2E_TIMEOUT" dra_device_is "$D_HEALTHY" ||
     die "the slice still taints the NPU after its device node came back: $(dra_device)"
   timer_stop "device node restored -> taint gone"
