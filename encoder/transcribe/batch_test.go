@@ -10,32 +10,50 @@ import (
 )
 
 // gateEncoder holds the first n window encodes until all n have arrived,
-// so that n requests start decoding at once.
+// and their results until all n are computed, so that n requests' windows
+// reach the decoder at once (however long each encode takes) and start
+// decoding together.
 type gateEncoder struct {
-	inner   WindowEncoder
-	mu      sync.Mutex
-	waiting int
-	n       int
-	open    chan struct{}
+	inner         WindowEncoder
+	mu            sync.Mutex
+	waiting, done int
+	n             int
+	open, ready   chan struct{}
 }
 
 func newGate(inner WindowEncoder, n int) *gateEncoder {
-	return &gateEncoder{inner: inner, n: n, open: make(chan struct{})}
+	return &gateEncoder{inner: inner, n: n, open: make(chan struct{}), ready: make(chan struct{})}
 }
 
 func (g *gateEncoder) EncodeWindow(ctx context.Context, logMel []float32) ([]float32, int, error) {
+	if err := g.barrier(ctx, &g.waiting, g.open); err != nil {
+		return nil, 0, err
+	}
+	out, frames, err := g.inner.EncodeWindow(ctx, logMel)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := g.barrier(ctx, &g.done, g.ready); err != nil {
+		return nil, 0, err
+	}
+	return out, frames, nil
+}
+
+// barrier counts one call in *count and waits until n calls have come (then
+// ch is closed) or ctx ends; calls after the first n pass at once.
+func (g *gateEncoder) barrier(ctx context.Context, count *int, ch chan struct{}) error {
 	g.mu.Lock()
-	g.waiting++
-	if g.waiting == g.n {
-		close(g.open)
+	*count++
+	if *count == g.n {
+		close(ch)
 	}
 	g.mu.Unlock()
 	select {
-	case <-g.open:
+	case <-ch:
+		return nil
 	case <-ctx.Done():
-		return nil, 0, ctx.Err()
+		return ctx.Err()
 	}
-	return g.inner.EncodeWindow(ctx, logMel)
 }
 
 func gatedMicro(t *testing.T, n, maxBatch int) *Transcriber {
