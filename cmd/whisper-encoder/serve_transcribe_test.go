@@ -23,27 +23,7 @@ import (
 func TestServeTranscribeLimits(t *testing.T) {
 	weights := stageMicroModel(t)
 	p := startServe(t, weights, "--decode-memory", "50000000", "--default-language", "en")
-	wav, err := os.ReadFile("../../testdata/mel/jfk_16k.wav")
-	if err != nil {
-		t.Fatal(err)
-	}
-	post := func(fields ...string) (int, []byte) {
-		var b bytes.Buffer
-		mw := multipart.NewWriter(&b)
-		for i := 0; i < len(fields); i += 2 {
-			mw.WriteField(fields[i], fields[i+1])
-		}
-		fw, _ := mw.CreateFormFile("file", "jfk.wav")
-		fw.Write(wav)
-		mw.Close()
-		resp, err := http.Post(p.httpURL+"/v1/audio/transcriptions", mw.FormDataContentType(), &b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, body
-	}
+	post := func(fields ...string) (int, []byte) { return postJFK(t, p.httpURL, fields...) }
 	if code, body := post("model", "whisper-1", "response_format", "text"); code != http.StatusOK || len(bytes.TrimSpace(body)) == 0 {
 		t.Fatalf("transcription: %d %q", code, body)
 	}
@@ -114,4 +94,30 @@ func stageMicroModel(t *testing.T) string {
 		t.Fatalf("stage: exit %d, %q", code, out)
 	}
 	return weights
+}
+
+// postJFK posts jfk_16k.wav to url's /v1/audio/transcriptions as a
+// multipart form with the given field name/value pairs and returns the
+// status code and body.
+func postJFK(t *testing.T, url string, fields ...string) (int, []byte) {
+	t.Helper()
+	wav, err := os.ReadFile("../../testdata/mel/jfk_16k.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	for i := 0; i < len(fields); i += 2 {
+		mw.WriteField(fields[i], fields[i+1])
+	}
+	fw, _ := mw.CreateFormFile("file", "jfk.wav")
+	fw.Write(wav)
+	mw.Close()
+	resp, err := http.Post(url+"/v1/audio/transcriptions", mw.FormDataContentType(), &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
 }

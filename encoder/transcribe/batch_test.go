@@ -102,8 +102,11 @@ func TestBatchedEqualsAlone(t *testing.T) {
 	got := make([]Result, len(reqs))
 	errs := make([]error, len(reqs))
 	var wg sync.WaitGroup
+	// The gate waits for all requests: a deadline turns a stuck gate into a failure.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	for i, r := range reqs {
-		wg.Go(func() { got[i], errs[i] = tr.Transcribe(context.Background(), r.pcm, r.o, nil) })
+		wg.Go(func() { got[i], errs[i] = tr.Transcribe(ctx, r.pcm, r.o, nil) })
 	}
 	wg.Wait()
 	for i := range reqs {
